@@ -1,0 +1,32 @@
+# Set-up and entry points. Everything a fresh machine needs is installed by these targets.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# torch first, so the project's `torch>=2.2` is already satisfied and no CUDA build is pulled.
+# Elsewhere, e.g. TORCH_SPEC="torch --index-url https://download.pytorch.org/whl/cpu".
+TORCH_SPEC ?= torch==2.13.0
+CONFIG ?= configs/default.toml
+
+.PHONY: setup main test lint bench clean
+
+$(BIN)/medseq: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH_SPEC)
+	$(BIN)/pip install --quiet -e ".[test]"
+	@touch $@
+
+setup: $(BIN)/medseq
+
+main: setup  ## train the default model on set A, evaluate on set B, print the metrics table
+	$(BIN)/medseq train $(CONFIG)
+
+test: setup  ## the whole test suite, including the real-data integration tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+bench: setup
+	$(BIN)/python benchmarks/bench_read_physionet2012.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

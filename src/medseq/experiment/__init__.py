@@ -1,0 +1,14 @@
+"""Experiments: one config in, a bundle and a metrics table out."""
+
+from medseq.experiment.config import ExperimentConfig, load_config, parse_config
+from medseq.experiment.runner import ExperimentResult, evaluate_bundle, predict_file, run_experiment
+
+__all__ = [
+    "ExperimentConfig",
+    "ExperimentResult",
+    "evaluate_bundle",
+    "load_config",
+    "parse_config",
+    "predict_file",
+    "run_experiment",
+]

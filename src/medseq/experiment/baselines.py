@@ -1,0 +1,65 @@
+"""Non-neural baselines on per-variable summary statistics (scikit-learn).
+
+A recurrent model is only worth shipping if it beats these, so they run through the same
+split, threshold selection and bootstrap as the neural models.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from medseq.experiment.config import ExperimentConfig
+from medseq.experiment.data import Fold, LabelledSet
+from medseq.features.summary import summary_features
+
+
+def _estimator(kind: str, task_type: str, params: dict) -> Pipeline:
+    if kind == "hist_gradient_boosting":
+        cls = (
+            HistGradientBoostingClassifier
+            if task_type == "binary"
+            else HistGradientBoostingRegressor
+        )
+        return make_pipeline(cls(random_state=0, **params))
+    linear = (
+        LogisticRegression(max_iter=2000, **params) if task_type == "binary" else Ridge(**params)
+    )
+    return make_pipeline(
+        SimpleImputer(strategy="median", add_indicator=True), StandardScaler(), linear
+    )
+
+
+def _summaries(split: LabelledSet) -> np.ndarray:
+    matrix, _ = summary_features(split.data.events, split.data.static, split.subject_ids)
+    return matrix
+
+
+def fit_baseline(
+    config: ExperimentConfig, folds: list[Fold], test: LabelledSet
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Fit one estimator per fold on train summaries.
+
+    Returns the validation labels, the (out-of-fold) validation predictions and the test
+    predictions averaged over folds, exactly as the neural ensembles are scored.
+    """
+    if config.baseline is None:
+        raise ValueError(f"{config.name}: fit_baseline needs a [baseline] section")
+    test_x = _summaries(test)
+    val_y, val_pred, test_pred = [], [], []
+    for fold in folds:
+        model = _estimator(config.baseline.kind, config.task_type, dict(config.baseline.params))
+        model.fit(_summaries(fold.train), fold.train.y)
+        predict = (
+            (lambda x, m=model: m.predict_proba(x)[:, 1])
+            if config.task_type == "binary"
+            else model.predict
+        )
+        val_y.append(fold.val.y)
+        val_pred.append(predict(_summaries(fold.val)))
+        test_pred.append(predict(test_x))
+    return np.concatenate(val_y), np.concatenate(val_pred), np.mean(test_pred, axis=0)

@@ -1,0 +1,158 @@
+"""Experiment configuration: one TOML file describes one published number.
+
+The file has a few small sections, each handed to the stage that owns it::
+
+    name = "gru"
+    seeds = [0, 1, 2, 3, 4]          # one model per seed; the bundle averages them
+
+    [data]                           # ExperimentData below
+    [features]                       # keyword arguments of ICUFeaturizer
+    [model]                          # medseq.models.ModelConfig (sizes inferred from data)
+    [train]                          # medseq.training.TrainConfig
+    [baseline]                       # instead of [model]/[train]: a scikit-learn baseline
+    [evaluate]                       # ExperimentEvaluate below
+
+Unknown keys are errors, so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+TASKS = {"mortality": "binary", "length_of_stay": "regression"}
+BASELINES = ("logistic_regression", "hist_gradient_boosting")
+
+
+def _check_keys(section: str, given: dict[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(given) - allowed)
+    if unknown:
+        raise ValueError(f"[{section}]: unknown keys {unknown}; allowed: {sorted(allowed)}")
+
+
+@dataclass(frozen=True)
+class ExperimentData:
+    """Which files to train, validate and test on.
+
+    Paths are absolute or relative to the data root (``$MEDSEQ_DATA`` or
+    ``../shared/data``). Validation is a stratified, subject-disjoint split of ``train``
+    (``val_fraction``), or with ``cv_folds >= 2`` each of k stratified folds in turn, one
+    ensemble member per fold, so every training subject is used for fitting and every one
+    gets an out-of-fold prediction for threshold selection. ``test`` is touched once, after
+    model selection.
+    """
+
+    dataset: str = "physionet2012"
+    train: str = "physionet2012/set-a.tar.gz"
+    test: str = "physionet2012/set-b.tar.gz"
+    task: str = "mortality"
+    val_fraction: float = 0.2
+    cv_folds: int = 0
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"[data] task must be one of {sorted(TASKS)}, got {self.task!r}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ValueError(f"[data] val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if self.cv_folds == 1 or self.cv_folds < 0:
+            raise ValueError(
+                f"[data] cv_folds must be 0 (single split) or >= 2, got {self.cv_folds}"
+            )
+
+
+@dataclass(frozen=True)
+class ExperimentEvaluate:
+    """How test metrics are reported."""
+
+    n_boot: int = 1000
+    threshold: str = "youden"
+    ci_alpha: float = 0.05
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """A non-neural baseline on per-variable summary statistics."""
+
+    kind: str = "hist_gradient_boosting"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in BASELINES:
+            raise ValueError(f"[baseline] kind must be one of {BASELINES}, got {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A parsed experiment file. ``model``/``train`` are raw dicts validated by their stage."""
+
+    name: str
+    data: ExperimentData = field(default_factory=ExperimentData)
+    features: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] | None = None
+    train: dict[str, Any] = field(default_factory=dict)
+    baseline: BaselineConfig | None = None
+    evaluate: ExperimentEvaluate = field(default_factory=ExperimentEvaluate)
+    seeds: tuple[int, ...] = (0,)
+    output_dir: str = ""
+
+    @property
+    def task_type(self) -> str:
+        return TASKS[self.data.task]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _section(cls: type, name: str, raw: dict[str, Any]) -> Any:
+    _check_keys(name, raw, {f.name for f in fields(cls)})
+    return cls(**raw)
+
+
+def parse_config(raw: dict[str, Any], default_name: str = "experiment") -> ExperimentConfig:
+    """Build an :class:`ExperimentConfig` from a TOML-shaped dict, rejecting unknown keys."""
+    allowed = {f.name for f in fields(ExperimentConfig)}
+    _check_keys("top level", raw, allowed)
+    if raw.get("model") is not None and raw.get("baseline") is not None:
+        raise ValueError("a config has either [model] or [baseline], not both")
+    if raw.get("model") is None and raw.get("baseline") is None:
+        raise ValueError("a config needs a [model] or a [baseline] section")
+    seeds = tuple(int(s) for s in raw.get("seeds", (0,)))
+    if not seeds:
+        raise ValueError("seeds must list at least one seed")
+    name = str(raw.get("name", default_name))
+    return ExperimentConfig(
+        name=name,
+        data=_section(ExperimentData, "data", raw.get("data", {})),
+        features=dict(raw.get("features", {})),
+        model=dict(raw["model"]) if raw.get("model") is not None else None,
+        train=dict(raw.get("train", {})),
+        baseline=_section(BaselineConfig, "baseline", raw["baseline"])
+        if raw.get("baseline")
+        else None,
+        evaluate=_section(ExperimentEvaluate, "evaluate", raw.get("evaluate", {})),
+        seeds=seeds,
+        output_dir=str(raw.get("output_dir", f"runs/{name}")),
+    )
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read an experiment TOML file; errors name the file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: invalid TOML ({err})") from None
+    try:
+        return parse_config(raw, default_name=path.stem)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from None

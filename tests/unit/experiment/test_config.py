@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+
+from medseq.experiment.config import load_config, parse_config
+
+CONFIGS = sorted(Path(__file__).resolve().parents[3].joinpath("configs").glob("*.toml"))
+
+
+def test_minimal_model_config_gets_defaults():
+    cfg = parse_config({"name": "x", "model": {"cell": "gru"}})
+    assert cfg.data.task == "mortality"
+    assert cfg.task_type == "binary"
+    assert cfg.seeds == (0,)
+    assert cfg.output_dir == "runs/x"
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"model": {}, "modle": {}}, r"top level: unknown keys \['modle'\]"),
+        ({"model": {}, "data": {"tsak": "mortality"}}, r"\[data\]: unknown keys \['tsak'\]"),
+        ({"model": {}, "data": {"task": "sepsis"}}, r"task must be one of"),
+        (
+            {"model": {}, "data": {"val_fraction": 1.5}},
+            r"val_fraction must be in \(0, 1\), got 1.5",
+        ),
+        ({"model": {}, "baseline": {"kind": "hist_gradient_boosting"}}, "not both"),
+        ({"name": "x"}, r"needs a \[model\] or a \[baseline\]"),
+        ({"baseline": {"kind": "svm"}}, r"kind must be one of"),
+        ({"model": {}, "seeds": []}, "at least one seed"),
+    ],
+)
+def test_bad_configs_name_the_problem(raw, message):
+    with pytest.raises(ValueError, match=message):
+        parse_config(raw)
+
+
+def test_load_config_names_the_file(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(ValueError, match="bad.toml: invalid TOML"):
+        load_config(bad)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_config(tmp_path / "missing.toml")
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+def test_shipped_configs_parse_and_validate(path):
+    from medseq.models import ModelConfig
+    from medseq.training import TrainConfig
+
+    cfg = load_config(path)
+    if cfg.model is not None:
+        ModelConfig.from_dict({**cfg.model, "input_size": 3, "static_size": 2, "n_outputs": 1})
+        TrainConfig.from_dict({**cfg.train, "task": "binary"})
