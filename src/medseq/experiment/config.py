@@ -46,7 +46,8 @@ class ExperimentData:
     (``val_fraction``), or with ``cv_folds >= 2`` each of k stratified folds in turn, one
     ensemble member per fold, so every training subject is used for fitting and every one
     gets an out-of-fold prediction for threshold selection. ``test`` is touched once, after
-    model selection.
+    model selection. ``max_subjects`` keeps only the first n labelled subjects (by id) of
+    each set, for smoke tests and quick trials; published numbers never set it.
     """
 
     dataset: str = "physionet2012"
@@ -56,12 +57,15 @@ class ExperimentData:
     val_fraction: float = 0.2
     cv_folds: int = 0
     split_seed: int = 0
+    max_subjects: int | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"[data] task must be one of {sorted(TASKS)}, got {self.task!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"[data] val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if self.max_subjects is not None and self.max_subjects < 20:
+            raise ValueError(f"[data] max_subjects must be >= 20, got {self.max_subjects}")
         if self.cv_folds == 1 or self.cv_folds < 0:
             raise ValueError(
                 f"[data] cv_folds must be 0 (single split) or >= 2, got {self.cv_folds}"
@@ -70,10 +74,16 @@ class ExperimentData:
 
 @dataclass(frozen=True)
 class ExperimentEvaluate:
-    """How test metrics are reported."""
+    """How test metrics are reported.
+
+    ``threshold`` is the rule that picks the decision threshold on validation predictions
+    (``youden``, ``f1``, or ``sensitivity``/``specificity`` with ``threshold_target``, e.g.
+    0.8 for "at least 80 % sensitivity").
+    """
 
     n_boot: int = 1000
     threshold: str = "youden"
+    threshold_target: float | None = None
     ci_alpha: float = 0.05
 
 

@@ -37,11 +37,14 @@ def _model_config(config: ExperimentConfig, featurizer: ICUFeaturizer) -> ModelC
     return ModelConfig.from_dict({**(config.model or {}), **inferred})
 
 
-def _train_config(config: ExperimentConfig, seed: int, checkpoint_dir: Path) -> TrainConfig:
+def _train_config(
+    config: ExperimentConfig, seed: int, checkpoint_dir: Path, progress: bool
+) -> TrainConfig:
     task = "binary" if config.task_type == "binary" else "regression"
     raw: dict[str, Any] = {"task": task, **config.train}
     raw["seed"] = seed
     raw["checkpoint_dir"] = str(checkpoint_dir)
+    raw.setdefault("progress", progress)
     return TrainConfig.from_dict(raw)
 
 
@@ -91,6 +94,7 @@ def train_bundle(
                 _subset(train_arrays, rows["train"]),
                 _subset(train_arrays, rows["val"]),
                 resume=resume,
+                progress=progress,
             )
             fold_members.append(model)
             fits.append({"member": tag, "best_epoch": fit.best_epoch, "best_score": fit.best_score})
@@ -104,10 +108,10 @@ def train_bundle(
     return bundle, np.concatenate(val_y), np.concatenate(val_pred), test_pred
 
 
-def _fit_member(config, model_config, seed, checkpoint_dir, train, val, *, resume):
+def _fit_member(config, model_config, seed, checkpoint_dir, train, val, *, resume, progress):
     torch.manual_seed(seed)
     model = build_model(model_config)
-    trainer = Trainer(_train_config(config, seed, checkpoint_dir))
+    trainer = Trainer(_train_config(config, seed, checkpoint_dir, progress))
     fit = trainer.fit(model, train, val, resume=resume)
     logger.info("%s: best epoch %s, best %s", checkpoint_dir.name, fit.best_epoch, fit.best_score)
     return model, fit

@@ -63,8 +63,12 @@ def _load_splits(config: ExperimentConfig) -> tuple[list[Fold], LabelledSet]:
     test_data = read_set(spec.dataset, spec.test)
     logger.info("train data: %s", train_data.report.summary())
     logger.info("test data: %s", test_data.report.summary())
-    folds = make_folds(spec, train_data, labels_for(spec.task, train_data))
+    train_labels = labels_for(spec.task, train_data)
     test_labels = labels_for(spec.task, test_data)
+    if spec.max_subjects is not None:
+        train_labels = train_labels.sort_index().iloc[: spec.max_subjects]
+        test_labels = test_labels.sort_index().iloc[: spec.max_subjects]
+    folds = make_folds(spec, train_data, train_labels)
     return folds, LabelledSet.select(test_data, test_labels, test_labels.index.to_numpy())
 
 
@@ -148,7 +152,9 @@ def _score(config, val_y, val_pred, test, test_pred):
 
     ev = config.evaluate
     if config.task_type == "binary":
-        threshold = float(select_threshold(val_y, val_pred, method=ev.threshold))
+        threshold = float(
+            select_threshold(val_y, val_pred, method=ev.threshold, target=ev.threshold_target)
+        )
         val_metrics = binary_metrics(val_y, val_pred, threshold=threshold)
     else:
         threshold = None
