@@ -40,6 +40,7 @@ from medseq.features.discretizer import (
 )
 from medseq.features.normalizer import Normalizer, NotFittedError, check_quantiles, check_state
 from medseq.features.static import StaticEncoder
+from medseq.features.summary import GRID_STATISTICS, grid_summary
 from medseq.schema import ReadReport
 from medseq.sources.physionet2012 import DESCRIPTORS
 
@@ -90,6 +91,12 @@ class ICUFeaturizer:
         δ in hours (GRU-D's definition, what ``models.GRUD`` expects and what its decay
         initialisation is sized for), divided by ``n_steps * step_hours`` (in [0, 1], for
         plain RNNs fed δ as an input), or ``log1p(hours)``.
+    static_summary : bool, default=False
+        Append per-variable statistics of the window's observations (mean, min, max,
+        last, log count; :func:`~medseq.features.summary.grid_summary`) to ``static``.
+        This "summary fusion" gives the model the same view a gradient-boosted tree on
+        summaries has, beside the recurrent read of the trajectory; on PhysioNet 2012 it
+        raised validation AUROC of a GRU from 0.856 to 0.869 (see README).
 
     Attributes
     ----------
@@ -130,6 +137,7 @@ class ICUFeaturizer:
         log_variables: str | Sequence[str] | None = None,
         aggregate: str = "last",
         delta_scale: str = "hours",
+        static_summary: bool = False,
     ) -> None:
         self.step_hours = step_hours
         self.n_steps = n_steps
@@ -141,6 +149,7 @@ class ICUFeaturizer:
         self.log_variables = log_variables
         self.aggregate = aggregate
         self.delta_scale = delta_scale
+        self.static_summary = static_summary
 
     def _params(self) -> dict[str, Any]:
         """Constructor arguments in plain JSON types."""
@@ -158,6 +167,7 @@ class ICUFeaturizer:
             "log_variables": logs,
             "aggregate": self.aggregate,
             "delta_scale": self.delta_scale,
+            "static_summary": bool(self.static_summary),
         }
 
     def _check_params(self) -> None:
@@ -213,7 +223,10 @@ class ICUFeaturizer:
     @property
     def static_names_(self) -> list[str]:
         self._check_fitted()
-        return list(self.static_encoder_.names_)
+        names = list(self.static_encoder_.names_)
+        if self.static_summary:
+            names += [f"{v}_{s}" for v in self.normalizer_.names_ for s in GRID_STATISTICS]
+        return names
 
     @property
     def n_features(self) -> int:
@@ -255,6 +268,8 @@ class ICUFeaturizer:
         values = self._impute(z, grid.mask, grid.last)
         pad = padding_mask(grid.lengths, self.discretizer_.n_steps)
         values = np.where(pad, 0.0, values)
+        if self.static_summary:
+            static_array = np.concatenate([static_array, grid_summary(z, grid.mask)], axis=1)
         self.last_transform_report_ = grid.report
         logger.info("ICUFeaturizer transform: %s", grid.report.summary())
         return {

@@ -123,3 +123,36 @@ def _static_columns(rows: np.ndarray, columns: list[str]) -> tuple[np.ndarray, l
     if not parts:
         return np.empty((len(rows), 0)), names
     return np.hstack(parts), names
+
+
+GRID_STATISTICS: tuple[str, ...] = ("mean", "min", "max", "last", "log_count")
+
+
+def grid_summary(z: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Per-variable statistics of the normalised observations on a grid, shape (N, 5 F).
+
+    This is the "summary fusion" input of the neural models: mean, min, max and last
+    observed value (in normalised units, 0 when never observed) and ``log1p`` of the count
+    of observed bins, variable-major (``GRID_STATISTICS`` for each variable). Computed from
+    the same normalised grid the recurrent branch reads, so it adds no second pipeline and
+    can be kept up to date incrementally by a streaming engine.
+
+    Parameters
+    ----------
+    z : ndarray of shape (N, T, F)
+        Normalised values, any value where ``mask`` is 0.
+    mask : ndarray of shape (N, T, F)
+        1 where observed.
+    """
+    observed = mask > 0
+    count = observed.sum(axis=1)  # (N, F)
+    seen = count > 0
+    safe = np.where(observed, z, 0.0)
+    mean = np.where(seen, safe.sum(axis=1) / np.maximum(count, 1), 0.0)
+    low = np.where(seen, np.where(observed, z, np.inf).min(axis=1), 0.0)
+    high = np.where(seen, np.where(observed, z, -np.inf).max(axis=1), 0.0)
+    t_last = z.shape[1] - 1 - np.argmax(observed[:, ::-1, :], axis=1)  # (N, F)
+    last = np.take_along_axis(safe, t_last[:, None, :], axis=1)[:, 0, :]
+    last = np.where(seen, last, 0.0)
+    stats = np.stack([mean, low, high, last, np.log1p(count)], axis=2)  # (N, F, 5)
+    return stats.reshape(len(z), -1).astype(np.float32)
