@@ -81,7 +81,12 @@ def train(
         cfg = replace(cfg, output_dir=str(output_dir))
     result = run_experiment(cfg, resume=resume)
     threshold = "" if result.threshold is None else f", threshold {result.threshold:.3f}"
-    _print_metrics(f"{result.name}: test metrics, 95% bootstrap CI{threshold}", result.test_metrics)
+    if result.test_metrics:
+        title = f"{result.name}: test metrics, 95% bootstrap CI{threshold}"
+        _print_metrics(title, result.test_metrics)
+    else:
+        typer.echo(f"\n{result.name}: validation (out-of-fold) metrics{threshold}")
+        typer.echo("\n".join(f"{k}: {v:.4f}" for k, v in result.val_metrics.items()))
     typer.echo(f"\nbundle: {result.bundle_dir or '(baseline, none saved)'}")
     typer.echo(f"results: {Path(cfg.output_dir) / 'results.json'} ({result.seconds:.0f} s)")
 

@@ -40,8 +40,8 @@ def _summaries(split: LabelledSet) -> np.ndarray:
 
 
 def fit_baseline(
-    config: ExperimentConfig, folds: list[Fold], test: LabelledSet
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    config: ExperimentConfig, folds: list[Fold], test: LabelledSet | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Fit one estimator per fold on train summaries.
 
     Returns the validation labels, the (out-of-fold) validation predictions and the test
@@ -49,7 +49,7 @@ def fit_baseline(
     """
     if config.baseline is None:
         raise ValueError(f"{config.name}: fit_baseline needs a [baseline] section")
-    test_x = _summaries(test)
+    test_x = None if test is None else _summaries(test)
     val_y, val_pred, test_pred = [], [], []
     for fold in folds:
         model = _estimator(config.baseline.kind, config.task_type, dict(config.baseline.params))
@@ -61,5 +61,7 @@ def fit_baseline(
         )
         val_y.append(fold.val.y)
         val_pred.append(predict(_summaries(fold.val)))
-        test_pred.append(predict(test_x))
-    return np.concatenate(val_y), np.concatenate(val_pred), np.mean(test_pred, axis=0)
+        if test_x is not None:
+            test_pred.append(predict(test_x))
+    test_mean = np.mean(test_pred, axis=0) if test_pred else None
+    return np.concatenate(val_y), np.concatenate(val_pred), test_mean

@@ -46,7 +46,9 @@ class ExperimentData:
     (``val_fraction``), or with ``cv_folds >= 2`` each of k stratified folds in turn, one
     ensemble member per fold, so every training subject is used for fitting and every one
     gets an out-of-fold prediction for threshold selection. ``test`` is touched once, after
-    model selection. ``max_subjects`` keeps only the first n labelled subjects (by id) of
+    model selection; ``test = ""`` makes a selection run that reports validation metrics
+    only, so hyperparameters can be compared without looking at the test set.
+    ``max_subjects`` keeps only the first n labelled subjects (by id) of
     each set, for smoke tests and quick trials; published numbers never set it.
     """
 

@@ -55,16 +55,16 @@ def _subset(arrays: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.nda
 def train_bundle(
     config: ExperimentConfig,
     folds: list[Fold],
-    test: LabelledSet,
+    test: LabelledSet | None,
     out_dir: Path,
     *,
     resume: bool = False,
     progress: bool = True,
-) -> tuple[Bundle, np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[Bundle, np.ndarray, np.ndarray, np.ndarray | None]:
     """Fit the featurizer on the training subjects, one model per fold and seed.
 
     Returns the bundle, the validation labels and (out-of-fold) predictions, and the test
-    predictions of the whole ensemble.
+    predictions of the whole ensemble (None without a test set).
     """
     everyone = LabelledSet(
         data=folds[0].train.data,
@@ -104,7 +104,7 @@ def train_bundle(
         members += fold_members
     bundle = _bundle(config, model_config, featurizer, members)
     bundle.train_config = {**config.train, "seeds": list(config.seeds), "fits": fits}
-    test_pred = bundle.predict_arrays(featurise(featurizer, test))
+    test_pred = None if test is None else bundle.predict_arrays(featurise(featurizer, test))
     return bundle, np.concatenate(val_y), np.concatenate(val_pred), test_pred
 
 

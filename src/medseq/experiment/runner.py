@@ -57,23 +57,33 @@ class ExperimentResult:
         }
 
 
-def _load_splits(config: ExperimentConfig) -> tuple[list[Fold], LabelledSet]:
+def _read_labelled(config: ExperimentConfig, path: str) -> tuple[Any, pd.Series]:
     spec = config.data
-    train_data = read_set(spec.dataset, spec.train)
-    test_data = read_set(spec.dataset, spec.test)
-    logger.info("train data: %s", train_data.report.summary())
-    logger.info("test data: %s", test_data.report.summary())
-    train_labels = labels_for(spec.task, train_data)
-    test_labels = labels_for(spec.task, test_data)
+    data = read_set(spec.dataset, path)
+    logger.info("%s: %s", path, data.report.summary())
+    labels = labels_for(spec.task, data)
     if spec.max_subjects is not None:
-        train_labels = train_labels.sort_index().iloc[: spec.max_subjects]
-        test_labels = test_labels.sort_index().iloc[: spec.max_subjects]
-    folds = make_folds(spec, train_data, train_labels)
+        labels = labels.sort_index().iloc[: spec.max_subjects]
+    return data, labels
+
+
+def _load_splits(config: ExperimentConfig) -> tuple[list[Fold], LabelledSet | None]:
+    folds = make_folds(config.data, *_read_labelled(config, config.data.train))
+    if not config.data.test:
+        logger.info("no test set configured: a selection run, validation metrics only")
+        return folds, None
+    test_data, test_labels = _read_labelled(config, config.data.test)
     return folds, LabelledSet.select(test_data, test_labels, test_labels.index.to_numpy())
 
 
-def _provenance(config: ExperimentConfig, folds: list[Fold], test: LabelledSet) -> dict[str, Any]:
-    paths = {"train": config.data.train, "test": config.data.test}
+def _provenance(
+    config: ExperimentConfig, folds: list[Fold], test: LabelledSet | None
+) -> dict[str, Any]:
+    paths = (
+        {"train": config.data.train, "test": config.data.test}
+        if test
+        else {"train": config.data.train}
+    )
     return {
         "dataset": config.data.dataset,
         "task": config.data.task,
@@ -84,7 +94,7 @@ def _provenance(config: ExperimentConfig, folds: list[Fold], test: LabelledSet) 
         "n_subjects": {
             "train": len(folds[0].train.subject_ids),
             "val": len(folds[0].val.subject_ids),
-            "test": len(test.subject_ids),
+            "test": len(test.subject_ids) if test else 0,
         },
         "split": {
             "val_fraction": config.data.val_fraction,
@@ -131,9 +141,11 @@ def run_experiment(
         extra={"config": config.to_dict()},
     )
     (out_dir / "results.json").write_text(json.dumps(result.to_dict(), indent=2))
-    pd.DataFrame({"subject_id": test.subject_ids, "y_true": test.y, "y_pred": test_pred}).to_csv(
-        out_dir / "test_predictions.csv", index=False
-    )
+    if test is not None:
+        frame = pd.DataFrame(
+            {"subject_id": test.subject_ids, "y_true": test.y, "y_pred": test_pred}
+        )
+        frame.to_csv(out_dir / "test_predictions.csv", index=False)
     return result
 
 
@@ -159,6 +171,8 @@ def _score(config, val_y, val_pred, test, test_pred):
     else:
         threshold = None
         val_metrics = regression_metrics(val_y, val_pred)
+    if test is None:
+        return threshold, {k: float(v) for k, v in val_metrics.items()}, {}
     test_metrics = metrics_with_ci(
         test.y,
         test_pred,
