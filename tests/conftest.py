@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import pytest
 import torch
 
 torch.set_num_threads(1)
+
+# A small but real model: trained on 1000 stays of set A, tested on 1000 of set B.
+SMALL_RUN = {
+    "name": "small",
+    "seeds": [0],
+    "data": {"max_subjects": 1000, "val_fraction": 0.25},
+    "features": {"static_summary": True, "delta_scale": "horizon"},
+    "model": {"cell": "gru", "hidden_size": 16, "pooling": "mean", "input_delta": True},
+    "train": {"epochs": 6, "lr": 3e-3, "monitor": "auroc", "progress": False},
+    "evaluate": {"n_boot": 50},
+}
 
 
 @pytest.fixture(scope="session")
@@ -13,3 +27,24 @@ def physionet2012_dir():
     from medseq.paths import dataset_dir
 
     return dataset_dir("physionet2012")
+
+
+def _train_small(out: Path, model: dict) -> Path:
+    from medseq.experiment import parse_config, run_experiment
+
+    raw = {**SMALL_RUN, "model": model}
+    config = replace(parse_config(raw), output_dir=str(out))
+    return Path(run_experiment(config, progress=False).bundle_dir)
+
+
+@pytest.fixture(scope="session")
+def trained_gru_bundle(tmp_path_factory) -> Path:
+    """Directory of a bundle holding a GRU (mean pooling, summary fusion) trained on real data."""
+    return _train_small(tmp_path_factory.mktemp("gru_bundle"), SMALL_RUN["model"])
+
+
+@pytest.fixture(scope="session")
+def trained_grud_bundle(tmp_path_factory) -> Path:
+    """Directory of a bundle holding a GRU-D trained on real data."""
+    model = {"kind": "grud", "hidden_size": 16, "pooling": "last"}
+    return _train_small(tmp_path_factory.mktemp("grud_bundle"), model)
