@@ -39,11 +39,12 @@ def _parse_value(text: str):
 
 
 def _apply(raw: dict, override: str) -> None:
-    key, _, value = override.partition("=")
-    section, _, field = key.partition(".")
-    if not field:
-        raise SystemExit(f"override {override!r} must look like section.key=value")
-    raw.setdefault(section, {})[field] = _parse_value(value)
+    key, sep, value = override.partition("=")
+    if not sep:
+        raise SystemExit(f"override {override!r} must look like [section.]key=value")
+    section, _, field = key.rpartition(".")
+    target = raw.setdefault(section, {}) if section else raw
+    target[field] = _parse_value(value)
 
 
 def main() -> None:

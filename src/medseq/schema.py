@@ -93,7 +93,7 @@ def validate_events(events: pd.DataFrame, where: str = "events") -> pd.DataFrame
         {
             "subject_id": subject,
             "time": time,
-            "code": out["code"].astype("string").to_numpy(),
+            "code": out["code"].astype("str").reset_index(drop=True),
             "value": value,
         }
     )

@@ -105,3 +105,20 @@ def test_length_of_stay_labels_exclude_missing():
     days = labels_for("length_of_stay", data)
     assert days.notna().all() and (days > 0).all()
     assert len(days) + days.attrs["excluded"].get("missing_length_of_stay", 0) == 4000
+
+
+def test_resume_of_a_finished_run_reproduces_its_metrics(smoke_run):
+    config, result = smoke_run
+    again = run_experiment(config, resume=True, progress=False)
+    assert again.test_metrics["auroc"] == result.test_metrics["auroc"]
+    assert again.threshold == result.threshold
+
+
+def test_selection_run_without_test_set(tmp_path):
+    raw = {**SMOKE, "data": {**SMOKE["data"], "test": ""}, "seeds": [0]}
+    config = replace(parse_config(raw), output_dir=str(tmp_path))
+    result = run_experiment(config, progress=False)
+    assert result.test_metrics == {}
+    assert 0.0 <= result.val_metrics["auroc"] <= 1.0
+    assert load_bundle(result.bundle_dir).provenance["n_subjects"]["test"] == 0
+    assert not (tmp_path / "test_predictions.csv").exists()
