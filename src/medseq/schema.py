@@ -97,3 +97,20 @@ def validate_events(events: pd.DataFrame, where: str = "events") -> pd.DataFrame
             "value": value,
         }
     )
+
+
+def check_known_keys(where: str, given: dict, allowed: set[str] | list[str]) -> None:
+    """Reject keys a config section does not define, so a typo never falls back to a default.
+
+    Raises
+    ------
+    TypeError
+        If ``given`` is not a dict.
+    ValueError
+        Naming the unknown keys and listing the allowed ones.
+    """
+    if not isinstance(given, dict):
+        raise TypeError(f"{where}: expected a dict, got {type(given).__name__}")
+    unknown = sorted(set(given) - set(allowed))
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {unknown}; allowed: {sorted(allowed)}")

@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from medseq.schema import check_known_keys
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on Python 3.10 only
@@ -29,12 +31,6 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 TASKS = {"mortality": "binary", "length_of_stay": "regression"}
 BASELINES = ("logistic_regression", "hist_gradient_boosting")
-
-
-def _check_keys(section: str, given: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(given) - allowed)
-    if unknown:
-        raise ValueError(f"[{section}]: unknown keys {unknown}; allowed: {sorted(allowed)}")
 
 
 @dataclass(frozen=True)
@@ -124,14 +120,14 @@ class ExperimentConfig:
 
 
 def _section(cls: type, name: str, raw: dict[str, Any]) -> Any:
-    _check_keys(name, raw, {f.name for f in fields(cls)})
+    check_known_keys(f"[{name}]", raw, {f.name for f in fields(cls)})
     return cls(**raw)
 
 
 def parse_config(raw: dict[str, Any], default_name: str = "experiment") -> ExperimentConfig:
     """Build an :class:`ExperimentConfig` from a TOML-shaped dict, rejecting unknown keys."""
     allowed = {f.name for f in fields(ExperimentConfig)}
-    _check_keys("top level", raw, allowed)
+    check_known_keys("top level", raw, allowed)
     if raw.get("model") is not None and raw.get("baseline") is not None:
         raise ValueError("a config has either [model] or [baseline], not both")
     if raw.get("model") is None and raw.get("baseline") is None:

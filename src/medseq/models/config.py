@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from medseq.schema import check_known_keys
+
 KINDS: tuple[str, ...] = ("rnn_classifier", "grud")
 CELLS: tuple[str, ...] = ("rnn", "lstm", "gru")
 POOLINGS: tuple[str, ...] = ("last", "mean", "attention")
@@ -122,12 +124,7 @@ class ModelConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Build from :meth:`to_dict` output; unknown keys raise ``ValueError`` naming them."""
-        if not isinstance(data, dict):
-            raise TypeError(f"ModelConfig.from_dict expects a dict, got {type(data).__name__}")
-        known = [f.name for f in fields(cls)]
-        unknown = sorted(set(data) - set(known))
-        if unknown:
-            raise ValueError(f"ModelConfig: unknown keys {unknown}; known keys are {known}")
+        check_known_keys("ModelConfig", data, {f.name for f in fields(cls)})
         if "input_size" not in data:
             raise ValueError("ModelConfig: missing required key 'input_size'")
         return cls(**data)

@@ -11,6 +11,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from medseq.schema import check_known_keys
+
 TASKS = ("binary", "multilabel", "multiclass", "regression")
 OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULERS = ("none", "cosine", "step", "plateau")
@@ -172,12 +174,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> TrainConfig:
         """Build from a dict (e.g. a TOML ``[train]`` section); unknown keys are errors."""
-        if not isinstance(raw, dict):
-            raise TypeError(f"TrainConfig.from_dict expects a dict, got {type(raw).__name__}")
-        allowed = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown keys {unknown}; allowed: {sorted(allowed)}")
+        check_known_keys("TrainConfig", raw, {f.name for f in fields(cls)})
         return cls(**raw)
 
     def to_json(self) -> str:

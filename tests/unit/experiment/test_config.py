@@ -53,4 +53,4 @@ def test_shipped_configs_parse_and_validate(path):
     cfg = load_config(path)
     if cfg.model is not None:
         ModelConfig.from_dict({**cfg.model, "input_size": 3, "static_size": 2, "n_outputs": 1})
-        TrainConfig.from_dict({**cfg.train, "task": "binary"})
+        TrainConfig.from_dict({"task": "binary", **cfg.train})
