@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from medseq.models.config import ModelConfig
 from medseq.models.grud_recurrence import grud_recurrence
-from medseq.models.head import OutputHead, check_inputs
+from medseq.models.head import OutputHead, check_inputs, check_model_config
 from medseq.models.init import init_recurrent_
 from medseq.models.pooling import Pooling, valid_steps
 
@@ -70,13 +70,7 @@ class GRUD(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        if not isinstance(config, ModelConfig):
-            raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
-        if config.kind != "grud":
-            raise ValueError(
-                f"GRUD needs config.kind='grud', got {config.kind!r}; "
-                "use medseq.models.build_model(config)"
-            )
+        check_model_config(config, "grud", "GRUD")
         self.config = config
         n_features, hidden = config.input_size, config.hidden_size
         gate_input = config.recurrent_input_size

@@ -8,6 +8,19 @@ from torch import Tensor, nn
 from medseq.models.pooling import valid_steps
 
 
+def check_model_config(config: object, kind: str, owner: str) -> None:
+    """A model is built from a ``ModelConfig`` of its own kind; say which call builds it."""
+    from medseq.models.config import ModelConfig
+
+    if not isinstance(config, ModelConfig):
+        raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
+    if config.kind != kind:
+        raise ValueError(
+            f"{owner} needs config.kind={kind!r}, got {config.kind!r}; "
+            "use medseq.models.build_model(config)"
+        )
+
+
 def _is_exporting() -> bool:
     return (
         torch.jit.is_tracing()

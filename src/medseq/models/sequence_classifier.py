@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from medseq.models.config import ModelConfig
-from medseq.models.head import OutputHead, check_inputs, zero_padding
+from medseq.models.head import OutputHead, check_inputs, check_model_config, zero_padding
 from medseq.models.init import init_recurrent_
 from medseq.models.pooling import Pooling, valid_steps
 
@@ -128,13 +128,7 @@ class SequenceClassifier(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        if not isinstance(config, ModelConfig):
-            raise TypeError(f"config must be a ModelConfig, got {type(config).__name__}")
-        if config.kind != "rnn_classifier":
-            raise ValueError(
-                f"SequenceClassifier needs config.kind='rnn_classifier', got {config.kind!r}; "
-                "use medseq.models.build_model(config)"
-            )
+        check_model_config(config, "rnn_classifier", "SequenceClassifier")
         self.config = config
         self.encoder = RecurrentEncoder(
             config.cell,
