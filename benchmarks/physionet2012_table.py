@@ -30,6 +30,10 @@ ROWS = [
     ("grud", "GRU-D (Che et al. 2018)"),
     ("gru_fusion", "GRU + summary fusion (default model)"),
 ]
+REGRESSION_ROWS = [
+    ("hgb_los", "Gradient-boosted trees on summaries"),
+    ("gru_los", "GRU + summary fusion, MSE loss"),
+]
 
 
 def _run(name: str) -> dict:
@@ -64,13 +68,31 @@ def _table(results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
+def _regression_table(results: dict[str, dict]) -> str:
+    lines = [
+        "| model | test MSE (days², 95% CI) | test MAE (days, 95% CI) | test R² | val MAE (OOF) "
+        "| command |",
+        "|---|---|---|---:|---:|---|",
+    ]
+    for name, label in REGRESSION_ROWS:
+        if name in results:
+            r = results[name]
+            test = r["test_metrics"]
+            lines.append(
+                f"| {label} | {_cell(test, 'mse')} | {_cell(test, 'mae')} "
+                f"| {test['r2'][0]:.3f} | {r['val_metrics']['mae']:.2f} "
+                f"| `medseq train configs/{name}.toml` |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rerun", action="store_true", help="run every config again")
     parser.add_argument("--only", nargs="*", help="config names to run (default: all rows)")
     args = parser.parse_args()
     results = {}
-    for name, _ in ROWS:
+    for name, _ in ROWS + REGRESSION_ROWS:
         path = ROOT / "runs" / name / "results.json"
         wanted = args.only is None or name in args.only
         if wanted and (args.rerun or not path.exists()):
@@ -97,7 +119,12 @@ def main() -> None:
         f"Python {platform.python_version()}.\n\n"
     )
     target = ROOT / "benchmarks" / "results" / "physionet2012.md"
-    target.write_text(header + _table(results) + "\n")
+    regression = (
+        "\n\n## Length of stay (regression, days)\n\nSame protocol; stays whose length of "
+        "stay is missing are excluded (counted by the task). MSE loss, early stopping on "
+        "validation MAE.\n\n" + _regression_table(results)
+    )
+    target.write_text(header + _table(results) + regression + "\n")
     print(target.read_text())
 
 
