@@ -78,7 +78,9 @@ def test_cli_evaluate_and_predict(smoke_run, tmp_path):
     _, result = smoke_run
     runner = CliRunner()
     data = "physionet2012/set-b.tar.gz"
-    evaluated = runner.invoke(app, ["evaluate", result.bundle_dir, "--data", data, "--n-boot", "20"])
+    evaluated = runner.invoke(
+        app, ["evaluate", result.bundle_dir, "--data", data, "--n-boot", "20"]
+    )
     assert evaluated.exit_code == 0, evaluated.output
     assert "| auroc |" in evaluated.output
     out = tmp_path / "pred.csv"

@@ -39,7 +39,7 @@ def test_bad_configs_name_the_problem(raw, message):
 def test_load_config_names_the_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("name = \n")
-    with pytest.raises(ValueError, match="bad.toml: invalid TOML"):
+    with pytest.raises(ValueError, match=r"bad\.toml: invalid TOML"):
         load_config(bad)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_config(tmp_path / "missing.toml")
