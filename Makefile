@@ -22,6 +22,7 @@ main: setup  ## train the default model on set A, evaluate on set B, print the m
 	$(BIN)/medseq train $(CONFIG)
 
 test: setup  ## the whole test suite, including the real-data integration tests
+	bash scripts/install_chromium.sh  # Debian's chromium, for the report's screenshot test
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 

@@ -177,7 +177,7 @@ def run_load(port, plan, cursors, n_threads, max_requests, max_seconds, stop=Non
                     status, data, seconds = client.call(
                         "POST", f"/v1/patients/{pid}/observations", json.dumps(body).encode()
                     )
-                except OSError:
+                except (OSError, http.client.HTTPException):
                     with lock:
                         stats["errors"] += 1
                     return

@@ -4,12 +4,15 @@ Layout::
 
     BUNDLE/
       weights.safetensors   one tensor set per ensemble member, keys "m{i}.{param}"
-      medseq.json           model config, featurizer state, threshold, metrics, provenance
+      medseq.json           model config, featurizer state, threshold, metrics, provenance,
+                            calibration parameters, model card (JSON)
+      MODEL_CARD.md         the model card as markdown (only when the bundle has one)
 
 Nothing is pickled. ``medseq.json`` carries ``content_sha256``, a hash over the weight
 bytes and the canonical JSON of everything else, so a bundle edited after saving (a
 swapped weight file, a hand-changed threshold) is refused at load time instead of
-silently giving different predictions.
+silently giving different predictions. ``MODEL_CARD.md`` is covered through its sha256,
+stored in ``medseq.json`` (``model_card_sha256``) and checked at load.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from medseq.models import ModelConfig, build_model
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.safetensors"
 MANIFEST_FILE = "medseq.json"
+MODEL_CARD_FILE = "MODEL_CARD.md"
 TASKS = ("binary", "regression")
 
 
@@ -46,6 +50,12 @@ class Bundle:
 
     Predictions average the members' probabilities (binary) or outputs (regression), so a
     seed ensemble and a single model are served by the same code.
+
+    ``calibration`` holds the JSON parameters of
+    :func:`medseq.evaluation.calibration.fit_calibration`, fitted on validation
+    predictions; they are applied only when asked (``calibrated=True``), so raw risks and
+    the metrics computed from them never change silently. ``model_card`` is the JSON model
+    card and ``model_card_markdown`` its rendering (see :mod:`medseq.report.model_card`).
     """
 
     model_config: ModelConfig
@@ -56,6 +66,9 @@ class Bundle:
     metrics: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
     train_config: dict[str, Any] = field(default_factory=dict)
+    calibration: dict[str, Any] | None = None
+    model_card: dict[str, Any] | None = None
+    model_card_markdown: str | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -64,8 +77,16 @@ class Bundle:
             raise ValueError("a bundle needs at least one model member")
 
     @torch.no_grad()
-    def predict_arrays(self, features: dict[str, np.ndarray], batch_size: int = 512) -> np.ndarray:
-        """Average member predictions on already-featurised arrays, shape (N,) or (N, K)."""
+    def predict_arrays(
+        self, features: dict[str, np.ndarray], batch_size: int = 512, *, calibrated: bool = False
+    ) -> np.ndarray:
+        """Average member predictions on already-featurised arrays, shape (N,) or (N, K).
+
+        ``calibrated=True`` maps binary risks through the stored calibration; it raises
+        when the bundle has none (fit one with ``fit_calibration`` on validation data).
+        """
+        if calibrated:
+            return self.calibrate(self.predict_arrays(features, batch_size))
         n = len(features["lengths"])
         keys = [k for k in ("values", "mask", "delta", "lengths", "static") if k in features]
         outputs = []
@@ -80,10 +101,24 @@ class Bundle:
         mean = np.mean(outputs, axis=0)
         return mean[:, 0] if mean.ndim == 2 and mean.shape[1] == 1 else mean
 
-    def predict(self, events, static, subject_ids) -> np.ndarray:
+    def predict(self, events, static, subject_ids, *, calibrated: bool = False) -> np.ndarray:
         """Featurise raw event and static tables with the bundled pipeline, then predict."""
         features = self.featurizer.transform(events, static, subject_ids)
-        return self.predict_arrays(features)
+        return self.predict_arrays(features, calibrated=calibrated)
+
+    def calibrate(self, y_prob: np.ndarray | float) -> np.ndarray:
+        """Raw risks (or a raw threshold) mapped through the stored calibration."""
+        if self.task != "binary":
+            raise ValueError(f"calibration applies to binary bundles, this one is {self.task!r}")
+        if self.calibration is None:
+            raise ValueError(
+                "this bundle stores no calibration: fit one on validation predictions with "
+                "medseq.evaluation.fit_calibration and set bundle.calibration, or run "
+                "`medseq report --validation PATH`"
+            )
+        from medseq.evaluation.calibration import apply_calibration
+
+        return apply_calibration(y_prob, self.calibration)
 
 
 def _canonical(obj: Any) -> bytes:
@@ -116,9 +151,18 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
         "metrics": bundle.metrics,
         "provenance": bundle.provenance,
         "train_config": bundle.train_config,
+        "calibration": bundle.calibration,
+        "model_card": bundle.model_card,
     }
+    card = bundle.model_card_markdown
+    if card is not None:
+        manifest["model_card_sha256"] = hashlib.sha256(card.encode()).hexdigest()
     manifest["content_sha256"] = _content_hash(weights, manifest)
     _atomic_write(path / WEIGHTS_FILE, weights)
+    if card is not None:
+        _atomic_write(path / MODEL_CARD_FILE, card.encode())
+    elif (path / MODEL_CARD_FILE).exists():
+        (path / MODEL_CARD_FILE).unlink()  # a stale card would describe another model
     _atomic_write(path / MANIFEST_FILE, json.dumps(manifest, indent=2, sort_keys=True).encode())
     return path
 
@@ -149,7 +193,24 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
             f"{path}: content hash mismatch: the weights or medseq.json were modified after "
             "saving; refusing to load"
         )
-    return _bundle_from(manifest, load_safetensors_bytes(weights))
+    card = _read_model_card(path, manifest)
+    bundle = _bundle_from(manifest, load_safetensors_bytes(weights))
+    bundle.model_card_markdown = card
+    return bundle
+
+
+def _read_model_card(path: Path, manifest: dict[str, Any]) -> str | None:
+    """The markdown model card, checked against the sha256 the hashed manifest holds."""
+    expected = manifest.get("model_card_sha256")
+    if expected is None:
+        return None
+    card_path = path / MODEL_CARD_FILE
+    if not card_path.is_file():
+        raise BundleError(f"{path}: {MODEL_CARD_FILE} is listed in medseq.json but missing")
+    data = card_path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != expected:
+        raise BundleError(f"{card_path}: modified after saving (sha256 mismatch); refusing")
+    return data.decode()
 
 
 def _bundle_from(manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Bundle:
@@ -171,6 +232,8 @@ def _bundle_from(manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> 
         metrics=manifest["metrics"],
         provenance=manifest["provenance"],
         train_config=manifest.get("train_config", {}),
+        calibration=manifest.get("calibration"),
+        model_card=manifest.get("model_card"),
     )
 
 

@@ -112,13 +112,137 @@ def predict(
     output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write.")] = Path(
         "predictions.csv"
     ),
+    runtime: Annotated[
+        str, typer.Option(help="torch, or onnx (ONNX Runtime, no torch; `medseq export` first).")
+    ] = "torch",
 ) -> None:
     """Write one prediction per subject to a CSV file."""
-    from medseq.experiment import predict_file
+    if runtime not in ("torch", "onnx"):
+        raise ValueError(f"--runtime must be 'torch' or 'onnx', got {runtime!r}")
+    if runtime == "onnx":
+        from medseq.serving.onnx import predict_file_onnx as predict_file
+    else:
+        from medseq.experiment import predict_file
 
     frame = predict_file(bundle, data)
     frame.to_csv(output, index=False)
     typer.echo(f"wrote {len(frame)} predictions to {output}")
+
+
+@app.command()
+@_friendly_errors
+def export(
+    bundle: Annotated[Path, typer.Argument(help="A bundle directory saved by `medseq train`.")],
+    fmt: Annotated[str, typer.Option("--format", help="Export format: onnx.")] = "onnx",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Default: BUNDLE/model.onnx.")
+    ] = None,
+) -> None:
+    """Export a bundle's models (all members, averaged) to ONNX."""
+    if fmt != "onnx":
+        raise ValueError(f"--format must be 'onnx', got {fmt!r}")
+    from medseq.serving.onnx import export_onnx
+
+    typer.echo(f"wrote {export_onnx(bundle, output)}")
+
+
+@app.command()
+@_friendly_errors
+def serve(
+    bundle: Annotated[Path, typer.Argument(help="A bundle directory saved by `medseq train`.")],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    state_db: Annotated[
+        str, typer.Option("--state-db", help="SQLite file of streaming states.")
+    ] = "medseq-state.sqlite",
+    token_file: Annotated[
+        Path | None,
+        typer.Option(help="File of bearer tokens, one a line (also $MEDSEQ_SERVE_TOKENS)."),
+    ] = None,
+    synchronous: Annotated[
+        str, typer.Option(help="SQLite synchronous: NORMAL (process crash) or FULL (power loss).")
+    ] = "NORMAL",
+    alert_threshold: Annotated[
+        float | None, typer.Option(help="Alert on at this risk (default: bundle threshold).")
+    ] = None,
+    alert_hysteresis: Annotated[
+        float, typer.Option(help="Alert off only below threshold minus this.")
+    ] = 0.02,
+    max_body_bytes: Annotated[int, typer.Option(help="Larger requests get 413.")] = 8 << 20,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve a bundle over REST: batch, FHIR and streaming prediction."""
+    from medseq.serving.server import serve as run_server
+    from medseq.serving.settings import ServeSettings, read_tokens
+
+    _setup_logging(verbose)
+    settings = ServeSettings(
+        tokens=read_tokens(token_file),
+        state_db=state_db,
+        synchronous=synchronous,
+        max_body_bytes=max_body_bytes,
+        alert_threshold=alert_threshold,
+        alert_hysteresis=alert_hysteresis,
+    )
+    typer.echo(f"medseq serve: http://{host}:{port} (state: {state_db})")
+    run_server(bundle, settings, host, port)
+
+
+@app.command()
+@_friendly_errors
+def report(
+    bundle: Annotated[Path, typer.Argument(help="A bundle directory saved by `medseq train`.")],
+    data: Annotated[Path, typer.Option("--data", help="The labelled internal test set.")],
+    external: Annotated[
+        Path | None, typer.Option(help="A labelled set from another site or period.")
+    ] = None,
+    validation: Annotated[
+        Path | None,
+        typer.Option(help="Labelled data to fit a calibration when the bundle has none."),
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="HTML file to write.")] = Path(
+        "report.html"
+    ),
+    n_boot: Annotated[int, typer.Option(help="Bootstrap resamples for the CIs.")] = 1000,
+    max_subjects: Annotated[
+        int | None, typer.Option(help="First N subjects of each set only (quick looks).")
+    ] = None,
+    update_bundle: Annotated[
+        bool, typer.Option(help="Store the model card and calibration in the bundle.")
+    ] = True,
+) -> None:
+    """Self-contained HTML report: metrics, calibration, subgroups, drift, explanations."""
+    from medseq.report import ReportConfig, build_report
+
+    config = ReportConfig(n_boot=n_boot, max_subjects=max_subjects, update_bundle=update_bundle)
+    result = build_report(
+        bundle, data, external=external, validation=validation, output=output, config=config
+    )
+    for note in result.notes:
+        typer.echo(f"note: {note}")
+    folder = next(iter(result.figure_paths.values())).parent
+    typer.echo(f"wrote {result.html_path} and {len(result.figure_paths)} figures in {folder}")
+    if update_bundle:
+        typer.echo(f"model card stored in {bundle}")
+
+
+@app.command()
+@_friendly_errors
+def explain(
+    bundle: Annotated[Path, typer.Argument(help="A bundle directory saved by `medseq train`.")],
+    data: Annotated[Path, typer.Option("--data", help="The set holding the subject.")],
+    subject: Annotated[int, typer.Option("--subject", help="The subject_id to explain.")],
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Default: explain-<ID>/.")
+    ] = None,
+    n_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 64,
+) -> None:
+    """Why the model gave this risk: attributions per variable and hour, attention, figures."""
+    from medseq.explain import explain_subject
+
+    result, written = explain_subject(bundle, data, subject, output_dir=output_dir, n_steps=n_steps)
+    typer.echo(result.summary())
+    typer.echo("wrote " + ", ".join(str(p) for p in written))
 
 
 if __name__ == "__main__":  # pragma: no cover

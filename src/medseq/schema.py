@@ -114,3 +114,113 @@ def check_known_keys(where: str, given: dict, allowed: set[str] | list[str]) -> 
     unknown = sorted(set(given) - set(allowed))
     if unknown:
         raise ValueError(f"{where}: unknown keys {unknown}; allowed: {sorted(allowed)}")
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One multichannel waveform recording, validated on construction.
+
+    Signals are the waveform counterpart of Events (ECG, EEG): a dense array sampled at a
+    fixed rate, plus optional point annotations such as reference beat labels placed at
+    the R peak (MIT-BIH ``atr`` files).
+
+    Parameters
+    ----------
+    record_id : str
+        Name of the recording (e.g. ``"A00001"``, ``"100"``); used in error messages.
+    samples : ndarray of shape (n_samples, n_channels)
+        Physical values, converted to float32.
+    fs_hz : float
+        Sampling frequency in hertz, > 0.
+    channel_names : tuple of str
+        One name per channel (e.g. ``("MLII", "V1")``).
+    units : tuple of str
+        One physical unit per channel (e.g. ``("mV", "mV")``).
+    annotation_samples : ndarray of shape (n_annotations,), optional
+        Sample index of each annotation, int64, non-decreasing, in ``[0, n_samples)``.
+    annotation_symbols : tuple of str, optional
+        One symbol per annotation (WFDB annotation codes such as ``"N"``, ``"V"``, ``"+"``).
+
+    Raises
+    ------
+    DataError
+        Naming the record and the field at fault.
+    """
+
+    record_id: str
+    samples: np.ndarray
+    fs_hz: float
+    channel_names: tuple[str, ...]
+    units: tuple[str, ...]
+    annotation_samples: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    annotation_symbols: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        where = f"signal {self.record_id!r}"
+        samples = np.asarray(self.samples)
+        if samples.ndim != 2 or samples.shape[0] == 0 or samples.shape[1] == 0:
+            raise DataError(
+                f"{where}: samples must be a non-empty (n_samples, n_channels) array, "
+                f"got shape {samples.shape}"
+            )
+        if not np.issubdtype(samples.dtype, np.number):
+            raise DataError(f"{where}: samples must be numeric, got dtype {samples.dtype}")
+        samples = samples.astype(np.float32, copy=False)
+        if not np.isfinite(samples).all():
+            row = int(np.flatnonzero(~np.isfinite(samples).all(axis=1))[0])
+            raise DataError(f"{where}: samples has NaN or inf (first at sample {row})")
+        fs_hz = float(self.fs_hz)
+        if not np.isfinite(fs_hz) or fs_hz <= 0:
+            raise DataError(f"{where}: fs_hz must be a finite number > 0, got {self.fs_hz!r}")
+        n_channels = samples.shape[1]
+        for name in ("channel_names", "units"):
+            value = tuple(getattr(self, name))
+            if len(value) != n_channels:
+                raise DataError(
+                    f"{where}: {name} must have one entry per channel ({n_channels}), "
+                    f"got {len(value)}: {value!r}"
+                )
+            object.__setattr__(self, name, value)
+        object.__setattr__(self, "samples", samples)
+        object.__setattr__(self, "fs_hz", fs_hz)
+        self._check_annotations(where)
+
+    def _check_annotations(self, where: str) -> None:
+        positions = np.asarray(self.annotation_samples)
+        symbols = tuple(str(s) for s in self.annotation_symbols)
+        if positions.ndim != 1 or len(positions) != len(symbols):
+            raise DataError(
+                f"{where}: annotation_samples {positions.shape} and annotation_symbols "
+                f"({len(symbols)}) must be 1-D and of equal length"
+            )
+        if len(positions) and not np.issubdtype(positions.dtype, np.integer):
+            raise DataError(f"{where}: annotation_samples must be integers, got {positions.dtype}")
+        positions = positions.astype(np.int64, copy=False)
+        if len(positions):
+            bad = (positions < 0) | (positions >= self.n_samples)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"{where}: annotation {i} at sample {positions[i]} is outside "
+                    f"[0, {self.n_samples})"
+                )
+            if (np.diff(positions) < 0).any():
+                i = int(np.flatnonzero(np.diff(positions) < 0)[0]) + 1
+                raise DataError(f"{where}: annotation {i} is out of order (sample {positions[i]})")
+        object.__setattr__(self, "annotation_samples", positions)
+        object.__setattr__(self, "annotation_symbols", symbols)
+
+    @property
+    def n_samples(self) -> int:
+        """Number of samples per channel."""
+        return int(self.samples.shape[0])
+
+    @property
+    def n_channels(self) -> int:
+        """Number of channels."""
+        return int(self.samples.shape[1])
+
+    @property
+    def duration_s(self) -> float:
+        """Length of the recording in seconds."""
+        return self.n_samples / self.fs_hz

@@ -44,6 +44,7 @@ def test_run_writes_bundle_results_and_predictions(smoke_run):
     assert len(bundle.members) == 2  # one per seed
     assert bundle.provenance["n_subjects"] == {"train": 225, "val": 75, "test": 300}
     assert len(bundle.provenance["files"]["train"]["sha256"]) == 64
+    assert bundle.calibration["fitted_on"] == "out-of-fold validation predictions"
 
 
 def test_bundle_reproduces_the_test_predictions_exactly(smoke_run):

@@ -129,6 +129,11 @@ def run_experiment(
 
         bundle.threshold = threshold
         bundle.metrics = {"validation": val_metrics, "test": _listed(test_metrics)}
+        if config.task_type == "binary":
+            from medseq.evaluation import fit_calibration
+
+            fitted = fit_calibration(val_y, val_pred)
+            bundle.calibration = fitted | {"fitted_on": "out-of-fold validation predictions"}
         save_bundle(bundle, bundle_dir)
     result = ExperimentResult(
         name=config.name,

@@ -1,0 +1,110 @@
+"""A labelled set scored by a bundle: what every section of the report is computed from."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class EvaluatedSet:
+    """One labelled set, featurised and scored once by the bundle.
+
+    Attributes
+    ----------
+    name : str
+        How the report names it ("internal test", "external", "validation").
+    path : str
+        Where it was read from ("" when built in memory).
+    data : object
+        The read set (``events``, ``static``, ``outcomes``, ``report``).
+    subject_ids : ndarray of shape (N,)
+    y : ndarray of shape (N,)
+        Labels (0/1 for binary tasks).
+    features : dict of ndarray
+        The bundle featurizer's output for ``subject_ids``.
+    risk : ndarray of shape (N,)
+        Raw (uncalibrated) predictions of the bundle.
+    sha256 : str or None
+        Hash of the source file, to detect a set that was also used for training.
+    """
+
+    name: str
+    path: str
+    data: Any
+    subject_ids: np.ndarray
+    y: np.ndarray
+    features: dict[str, np.ndarray]
+    risk: np.ndarray
+    sha256: str | None = None
+
+    @property
+    def static(self) -> pd.DataFrame:
+        """Raw descriptors of the set's subjects, in ``subject_ids`` order."""
+        return self.data.static.loc[self.subject_ids]
+
+    @property
+    def prevalence(self) -> float:
+        return float(np.mean(self.y))
+
+
+def score_set(
+    bundle,
+    data: Any,
+    labels: pd.Series,
+    *,
+    name: str,
+    path: str = "",
+    sha256: str | None = None,
+) -> EvaluatedSet:
+    """Featurise the labelled subjects of ``data`` with the bundle and predict them."""
+    ids = labels.index.to_numpy(dtype=np.int64)
+    features = bundle.featurizer.transform(data.events, data.static, ids)
+    return EvaluatedSet(
+        name=name,
+        path=path,
+        data=data,
+        subject_ids=ids,
+        y=labels.to_numpy(dtype=np.float64),
+        features=features,
+        risk=np.asarray(bundle.predict_arrays(features), dtype=np.float64),
+        sha256=sha256,
+    )
+
+
+def load_set(
+    bundle, path: str | os.PathLike, *, name: str, max_subjects: int | None = None
+) -> EvaluatedSet:
+    """Read ``path`` with the reader and labels of the bundle's dataset and task, then score.
+
+    ``max_subjects`` keeps the first subjects by id (as ``data.max_subjects`` does in an
+    experiment), for quick looks; reports meant to be read use every subject.
+    """
+    from medseq.experiment.data import file_sha256, labels_for, read_set, resolve_data_path
+
+    prov = bundle.provenance
+    resolved = resolve_data_path(path)
+    data = read_set(prov.get("dataset", "physionet2012"), resolved)
+    labels = labels_for(prov.get("task", "mortality"), data).sort_index()
+    if max_subjects is not None:
+        labels = labels.iloc[:max_subjects]
+    return score_set(
+        bundle, data, labels, name=name, path=str(path), sha256=file_sha256(Path(resolved))
+    )
+
+
+def training_overlap(bundle, evaluated: EvaluatedSet) -> str | None:
+    """A warning when ``evaluated`` comes from the file the bundle was trained on."""
+    files = bundle.provenance.get("files", {})
+    train = files.get("train", {})
+    if evaluated.sha256 and evaluated.sha256 == train.get("sha256"):
+        return (
+            f"{evaluated.name} set {evaluated.path} is the file the model was trained and "
+            "selected on: its metrics are optimistic and not a validation"
+        )
+    return None

@@ -1,0 +1,76 @@
+"""Render the report context into one self-contained HTML page (jinja2).
+
+Figures are embedded as base64 PNG ``data:`` URIs and the style sheet is inline, so the
+file opens offline, can be mailed or archived as is, and loads nothing from anywhere
+(no script, no font, no network). Every number shown is also written in a ``data-*``
+attribute with full precision, so tests (and anyone auditing) can compare the page with
+the bundle without parsing formatted text.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from importlib import resources
+from typing import Any
+
+from medseq import __version__
+
+METRIC_LABELS = {
+    "auroc": "AUROC",
+    "auprc": "AUPRC (average precision)",
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "precision": "precision (PPV)",
+    "recall": "sensitivity (recall)",
+    "specificity": "specificity",
+    "f1": "F1",
+    "brier": "Brier score",
+    "ece": "expected calibration error",
+}
+FIGURE_CAPTIONS = {
+    "roc_pr": "ROC and precision-recall curves",
+    "calibration": "Reliability diagram with 95 % Wilson intervals per bin",
+    "confusion": "Confusion matrix at the bundle's decision threshold",
+    "decision_curve": "Decision curve: net benefit across risk thresholds",
+    "subgroups": "AUROC by subgroup with 95 % CIs",
+    "missingness": "Share of stays with no observation of each variable",
+    "importance": "Global variable importance (integrated gradients)",
+    "example_integrated_gradients": "Example stay: integrated gradients per variable and hour",
+    "example_occlusion": "Example stay: occlusion per variable and 6-hour block",
+    "example_attention": "Example stay: attention weights over time",
+}
+
+
+def fmt(value: Any, digits: int = 3) -> str:
+    """A number as shown in the page: fixed digits, an en dash for missing values."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else ""
+    if isinstance(value, int):
+        return str(value)
+    return f"{float(value):.{digits}f}"
+
+
+def figure_uri(png: bytes) -> str:
+    """PNG bytes as a ``data:`` URI for an ``<img src>``."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def render_html(context: dict[str, Any], figures: dict[str, bytes]) -> str:
+    """The report page; ``figures`` maps a figure name to PNG bytes."""
+    import jinja2
+
+    source = resources.files("medseq.report").joinpath("templates/report.html.j2").read_text()
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env.filters["fmt"] = fmt
+    env.globals.update(
+        figure_uri=figure_uri,
+        figures=figures,
+        captions=FIGURE_CAPTIONS,
+        metric_labels=METRIC_LABELS,
+        medseq_version=__version__,
+        repr_float=lambda v: repr(float(v)),
+    )
+    return env.from_string(source).render(**context)

@@ -1,0 +1,204 @@
+"""The model card: what the model is for, what it was trained on, how well and for whom.
+
+Mitchell et al. (2019), "Model cards for model reporting", FAT*. The card is built from
+numbers the report has just computed (never typed by hand), kept as JSON inside the
+bundle's ``medseq.json`` (covered by its content hash) and rendered as ``MODEL_CARD.md``
+beside it, so the description travels with the weights it describes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from medseq import __version__
+
+CARD_SCHEMA = "medseq.model_card/1"
+RANKING_METRICS = ("auroc", "auprc")  # subgroup flags spelled out among the limitations
+INTENDED_USE = {
+    "mortality": {
+        "task": "in-hospital mortality risk of an adult ICU stay from its first 48 hours",
+        "primary_use": (
+            "decision support and research: flag stays at high risk for review by the care "
+            "team, and compare risk-adjusted outcomes between units"
+        ),
+        "users": "ICU clinicians, quality teams and researchers",
+        "out_of_scope": [
+            "automated decisions about treatment limitation or triage without clinician review",
+            "children, or patients outside ICUs",
+            "predictions before enough hours of data have been charted (risks from very short "
+            "windows were not validated)",
+        ],
+    },
+    "length_of_stay": {
+        "task": "length of stay (days) of an adult ICU stay from its first 48 hours",
+        "primary_use": "bed and staffing planning; research",
+        "users": "ICU managers and researchers",
+        "out_of_scope": ["decisions about an individual patient's discharge"],
+    },
+}
+DATASET_NOTES = {
+    "physionet2012": (
+        "PhysioNet/CinC Challenge 2012: adult stays in coronary care, cardiac surgery "
+        "recovery, medical and surgical ICUs of one US hospital database; 37 time series "
+        "and 5 descriptors over the first 48 h. Set C (the official external set) is not "
+        "available to this project, so no truly external site was tested."
+    ),
+}
+
+
+def _model_details(bundle, bundle_sha256: str | None) -> dict[str, Any]:
+    config = bundle.model_config.to_dict()
+    keep = ("kind", "cell", "hidden_size", "num_layers", "bidirectional", "pooling")
+    return {
+        **{k: config[k] for k in keep if k in config},
+        "n_members": len(bundle.members),
+        "inputs": {
+            "time_series": bundle.featurizer.feature_names_,
+            "n_static": bundle.featurizer.n_static,
+            "window_hours": bundle.featurizer.n_steps * bundle.featurizer.step_hours,
+        },
+        "threshold": bundle.threshold,
+        "medseq_version": __version__,
+        "bundle_sha256": bundle_sha256,
+    }
+
+
+def _subgroup_records(table: pd.DataFrame | None) -> list[dict[str, Any]]:
+    if table is None or table.empty:
+        return []
+    rows = table[table["metric"].isin(["auroc", "brier"]) | (table["metric"] == "")]
+    out = []
+    for row in rows.to_dict(orient="records"):
+        out.append({k: (None if pd.isna(v) else v) for k, v in row.items() if k != "note"})
+    return out
+
+
+def _limitations(
+    bundle, sets: dict[str, Any], subgroups: pd.DataFrame | None, notes: list[str]
+) -> list[str]:
+    dataset = bundle.provenance.get("dataset", "")
+    out = [DATASET_NOTES.get(dataset, "Trained and tested on a single data source.")]
+    n_train = bundle.provenance.get("n_subjects", {}).get("train")
+    if n_train:
+        out.append(f"Trained on {n_train} stays; rare presentations are poorly represented.")
+    if subgroups is not None and not subgroups.empty:
+        flagged = subgroups[subgroups["flag"].astype(bool)]
+        ranking = flagged[flagged["metric"].isin(RANKING_METRICS)]
+        for row in ranking.itertuples():
+            out.append(
+                f"{row.attribute} {row.group}: {row.metric} {row.value:.3f} differs from the "
+                f"rest ({row.rest:.3f}) beyond its 95 % CI."
+            )
+        if len(flagged) > len(ranking):
+            out.append(
+                f"{len(flagged) - len(ranking)} further subgroup differences in Brier score or "
+                "thresholded metrics (they also move with a group's prevalence and risk mix); "
+                "see the subgroup table."
+            )
+    if bundle.calibration is None:
+        out.append("No calibration fitted: risks are the network's raw outputs.")
+    return out + list(notes)
+
+
+def build_model_card(
+    bundle,
+    *,
+    sets: dict[str, dict[str, Any]],
+    subgroups: pd.DataFrame | None = None,
+    explanations: dict[str, Any] | None = None,
+    notes: list[str] | None = None,
+    bundle_sha256: str | None = None,
+) -> dict[str, Any]:
+    """Assemble the card as JSON-able data.
+
+    Parameters
+    ----------
+    bundle : medseq.bundle.Bundle
+    sets : dict
+        Set role ("internal", "external") -> ``{"name", "path", "sha256", "n",
+        "n_positive", "metrics": {metric: [point, lo, hi]}, "calibration": {...}}``.
+    subgroups : DataFrame, optional
+        :func:`~medseq.report.subgroups.subgroup_table` of the internal set.
+    explanations : dict, optional
+        Top variables and the faithfulness check.
+    notes : list of str, optional
+        Further limitations (data quality flags, calibration drift, overlap warnings).
+    bundle_sha256 : str, optional
+        The bundle's content hash before the card was added.
+    """
+    task = bundle.provenance.get("task", "mortality")
+    return {
+        "schema": CARD_SCHEMA,
+        "model_details": _model_details(bundle, bundle_sha256),
+        "intended_use": INTENDED_USE.get(task, {"task": task}),
+        "training_data": bundle.provenance,
+        "evaluation": sets,
+        "calibration": bundle.calibration,
+        "subgroups": _subgroup_records(subgroups),
+        "explanations": explanations or {},
+        "limitations": _limitations(bundle, sets, subgroups, notes or []),
+        "ethical_considerations": [
+            "Risk scores can encode differences in care between groups present in the "
+            "training data; read the subgroup table before use in a population.",
+            "A high risk is a prompt for clinical review, not a prognosis to act on alone.",
+        ],
+    }
+
+
+def _metrics_table(metrics: dict[str, list[float]]) -> list[str]:
+    lines = ["| metric | value | 95 % CI |", "|---|---:|---|"]
+    for name, (point, lo, hi) in metrics.items():
+        lines.append(f"| {name} | {point:.3f} | {lo:.3f} – {hi:.3f} |")
+    return lines
+
+
+def _subgroups_md(records: list[dict[str, Any]]) -> list[str]:
+    lines = ["| attribute | group | n | metric | value | 95 % CI | rest | flag |"]
+    lines.append("|---|---|---:|---|---:|---|---:|---|")
+    for r in records:
+        if r.get("value") is None:
+            lines.append(f"| {r['attribute']} | {r['group']} | {r['n']} | | | | | |")
+            continue
+        flag = "**differs**" if r["flag"] else ""
+        lines.append(
+            f"| {r['attribute']} | {r['group']} | {r['n']} | {r['metric']} | {r['value']:.3f} "
+            f"| {r['lo']:.3f} – {r['hi']:.3f} | {r['rest']:.3f} | {flag} |"
+        )
+    return lines
+
+
+def render_markdown(card: dict[str, Any]) -> str:
+    """The card as markdown (``MODEL_CARD.md``)."""
+    d, use = card["model_details"], card["intended_use"]
+    lines = [f"# Model card: {use.get('task', 'medseq model')}", ""]
+    lines += ["## Model details", ""]
+    lines += [f"- {k}: {v}" for k, v in d.items() if k != "inputs"]
+    lines += [
+        f"- inputs: {len(d['inputs']['time_series'])} time series over "
+        f"{d['inputs']['window_hours']:g} h, {d['inputs']['n_static']} static features",
+        "",
+    ]
+    lines += ["## Intended use", ""]
+    lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in use.items() if k != "out_of_scope"]
+    lines += [f"- out of scope: {x}" for x in use.get("out_of_scope", [])] + [""]
+    prov = card["training_data"]
+    lines += ["## Training data", "", f"- dataset: {prov.get('dataset')}, task: {prov.get('task')}"]
+    for role, f in prov.get("files", {}).items():
+        lines.append(f"- {role}: `{f['path']}` (sha256 `{f['sha256'][:16]}…`)")
+    lines += [f"- subjects: {prov.get('n_subjects')}", ""]
+    for role, s in card["evaluation"].items():
+        lines += [f"## Evaluation: {s['name']} ({role})", ""]
+        lines += [f"`{s['path']}`: {s['n']} stays, {s['n_positive']} with the outcome.", ""]
+        lines += [*_metrics_table(s["metrics"]), ""]
+    if card["calibration"]:
+        c = card["calibration"]
+        lines += ["## Calibration", "", f"- method: {c['method']} (fitted on validation data)"]
+        lines += [f"- {k}: {v:.4g}" for k, v in c.items() if isinstance(v, float)] + [""]
+    if card["subgroups"]:
+        lines += ["## Subgroups (internal set)", "", *_subgroups_md(card["subgroups"]), ""]
+    lines += ["## Known limitations", ""] + [f"- {x}" for x in card["limitations"]] + [""]
+    lines += ["## Ethical considerations", ""]
+    lines += [f"- {x}" for x in card["ethical_considerations"]] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""Map clinical codes and units to model variables: LOINC + UCUM for PhysioNet 2012.
+
+The table ships with the package (``loinc_physionet2012.json``; its ``about`` field says
+where the codes come from). An observation is accepted when its code names a variable
+(a LOINC code of the table, or the variable's own name in the local code system
+``urn:medseq:physionet2012``) and its unit is the variable's unit or one the table can
+convert (``value * scale + offset``, e.g. ``[degF]`` to ``Cel``). Everything else is
+reported back with a reason (``unknown_code``, ``unit_mismatch``, ``missing_unit``,
+``implausible_value``), never dropped silently. Values outside the physiologic limits
+the PhysioNet reader applies (:data:`medseq.sources.physionet2012.VALID_RANGES`) are
+refused in the same way, so that a mislabelled unit (a temperature of 98.6 "Cel") does
+not reach the model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from medseq.sources.physionet2012 import VALID_RANGES
+
+logger = logging.getLogger(__name__)
+
+LOINC_SYSTEM = "http://loinc.org"
+UCUM_SYSTEM = "http://unitsofmeasure.org"
+TABLE_FILE = "loinc_physionet2012.json"
+#: Unit spellings seen in the wild -> UCUM code.
+UNIT_ALIASES: dict[str, str] = {
+    "mmHg": "mm[Hg]", "mm Hg": "mm[Hg]", "bpm": "/min", "beats/min": "/min",
+    "breaths/min": "/min", "degC": "Cel", "°C": "Cel", "C": "Cel", "degF": "[degF]",
+    "°F": "[degF]", "F": "[degF]", "ml": "mL", "lb": "[lb_av]", "lbs": "[lb_av]",
+    "in": "[in_i]", "mEq/L": "meq/L", "IU/L": "[IU]/L", "K/uL": "10*3/uL",
+    "10^3/uL": "10*3/uL", "10^9/L": "10*9/L", "years": "a", "yr": "a", "score": "{score}",
+}  # fmt: skip
+#: Units where a value without a unit is unambiguous.
+DIMENSIONLESS = frozenset({"1", "{score}", "[pH]"})
+_INTEGER = frozenset({"GCS", "MechVent", "Gender", "ICUType"})
+
+
+@dataclass(frozen=True)
+class Mapped:
+    """An observation mapped to a model variable, its value in the variable's unit."""
+
+    variable: str
+    value: float
+    static: bool
+
+
+class CodeTable:
+    """Code and unit lookup; see the module doc.
+
+    Parameters
+    ----------
+    table : dict
+        The parsed JSON table (``variables`` and ``static`` blocks, ``local_system``).
+    """
+
+    def __init__(self, table: dict[str, Any]) -> None:
+        self.local_system: str = table["local_system"]
+        self.entries: dict[str, dict[str, Any]] = {}
+        self.by_loinc: dict[str, str] = {}
+        self.static_names: set[str] = set(table["static"])
+        for block in ("variables", "static"):
+            for name, entry in table[block].items():
+                self.entries[name] = entry
+                for code in entry["loinc"]:
+                    if code in self.by_loinc:
+                        raise ValueError(f"{TABLE_FILE}: LOINC {code} maps to two variables")
+                    self.by_loinc[code] = name
+
+    @classmethod
+    def load(cls) -> CodeTable:
+        """The table shipped with medseq."""
+        text = resources.files("medseq.serving").joinpath(TABLE_FILE).read_text()
+        return cls(json.loads(text))
+
+    def variable_of(self, system: str | None, code: str) -> str | None:
+        """The variable a code names, or None.
+
+        ``system=None`` (the event-table form) accepts a variable name or a LOINC code.
+        """
+        if system in (None, LOINC_SYSTEM) and code in self.by_loinc:
+            return self.by_loinc[code]
+        if system in (None, self.local_system) and code in self.entries:
+            return code
+        return None
+
+    def map(
+        self, system: str | None, code: str, value: float, unit: str | None, *,
+        unit_required: bool = False,
+    ) -> Mapped | str:  # fmt: skip
+        """A :class:`Mapped` observation, or the reason it cannot be used."""
+        name = self.variable_of(system, code)
+        if name is None:
+            return "unknown_code"
+        entry = self.entries[name]
+        target = entry["unit"]
+        if unit is None or unit == "":
+            if unit_required and target not in DIMENSIONLESS:
+                return f"missing_unit (expected {target})"
+            scale, offset = 1.0, 0.0
+        else:
+            unit = UNIT_ALIASES.get(unit, unit)
+            if unit == target:
+                scale, offset = 1.0, 0.0
+            elif unit in entry["convert"]:
+                scale, offset = entry["convert"][unit]
+            else:
+                return f"unit_mismatch (got {unit}, expected {target})"
+        converted = float(value) * scale + offset
+        if not _plausible(name, converted):
+            return "implausible_value"
+        return Mapped(name, converted, name in self.static_names)
+
+    def describe(self) -> dict[str, dict[str, Any]]:
+        """Variable -> LOINC codes and unit, for the model card."""
+        return {k: {"loinc": v["loinc"], "unit": v["unit"]} for k, v in self.entries.items()}
+
+
+def _plausible(name: str, value: float) -> bool:
+    if not math.isfinite(value):
+        return False
+    low, high = VALID_RANGES.get(name, (-math.inf, math.inf))
+    if not low <= value <= high:
+        return False
+    return name not in _INTEGER or value == round(value)

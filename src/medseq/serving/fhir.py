@@ -1,0 +1,219 @@
+"""HL7 FHIR R4 ``Bundle`` of ``Observation`` resources -> patient histories.
+
+Parsing and validation use ``fhir.resources`` (its ``R4B`` models: ``fhir.resources`` 7+
+ships R5 by default and R4B, not R4; Observation, Patient, Encounter and Bundle are
+normative since R4 and unchanged in R4B, so an R4 Bundle validates as is). A Bundle that
+is not valid FHIR is a 422 whose ``loc`` is the path in the Bundle
+(``body.entry.3.resource.valueQuantity.value``).
+
+What is read
+    ``Observation``: ``subject`` (``Patient/<id>``), ``effectiveDateTime`` (or
+    ``effectivePeriod.start``; a full date-time with a time zone), ``code.coding`` (LOINC
+    or the local system ``urn:medseq:physionet2012``), ``valueQuantity`` (UCUM ``code``,
+    else ``unit``), ``valueInteger`` or ``valueBoolean``, and ``component`` (e.g. the
+    systolic and diastolic parts of a blood-pressure panel). Only the statuses
+    ``final``, ``amended``, ``corrected`` and ``preliminary`` are used; others are
+    reported (``status:<status>``).
+    ``Patient``: ``gender`` (male 1, female 0) and ``birthDate`` (Age in whole years at
+    admission). ``Encounter``: ``period.start`` is the admission time.
+
+Admission time (hour 0 of the model's window)
+    The patient's ``Encounter.period.start`` when the Bundle has one, else (streaming) the
+    admission time stored with the patient, else the earliest observation time of the
+    patient in the Bundle. As in the PhysioNet files, the first body weight at hour 0 is
+    the admission-weight descriptor; every other one is a time-varying ``Weight``.
+
+Refused with 422: invalid FHIR, an Observation without subject (batch) or with another
+subject than the URL's (streaming), without an effective time, with a date but no time,
+or later than ``now + max_future``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from medseq.serving.codes import UCUM_SYSTEM, CodeTable, Mapped
+from medseq.serving.engine import Observation
+from medseq.serving.inputs import History, InputError
+
+ACCEPTED_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
+GENDER = {"male": 1.0, "female": 0.0}
+
+
+def is_fhir_bundle(obj: Any) -> bool:
+    return isinstance(obj, dict) and obj.get("resourceType") == "Bundle"
+
+
+@dataclass
+class _Obs:
+    index: int
+    subject: str | None
+    when: datetime
+    resource: Any
+
+
+def _bundle_model(obj: dict[str, Any]) -> Any:
+    import pydantic
+    from fhir.resources.R4B.bundle import Bundle
+
+    try:
+        return Bundle.model_validate(obj)
+    except pydantic.ValidationError as err:
+        raise InputError.from_validation(err) from None
+    except (TypeError, ValueError) as err:  # fhir_core raises these for some shapes
+        raise InputError.at(("body",), f"invalid FHIR Bundle: {type(err).__name__}") from None
+
+
+def _subject(resource: Any, index: int, key: str = "subject") -> str | None:
+    ref = getattr(resource, key, None)
+    text = getattr(ref, "reference", None) if ref is not None else None
+    if not text:
+        return None
+    if not text.startswith("Patient/") or len(text) == len("Patient/"):
+        raise InputError.at(
+            ("body", "entry", index, "resource", key, "reference"),
+            "must be a relative reference Patient/<id>",
+        )
+    return text[len("Patient/") :]
+
+
+def _effective(resource: Any, index: int, now: datetime, max_future: timedelta) -> datetime:
+    loc = ("body", "entry", index, "resource", "effectiveDateTime")
+    when = resource.effectiveDateTime
+    if when is None and resource.effectivePeriod is not None:
+        when = resource.effectivePeriod.start
+    if when is None:
+        raise InputError.at(loc, "an Observation needs effectiveDateTime (or effectivePeriod)")
+    if not isinstance(when, datetime) or when.tzinfo is None:
+        raise InputError.at(loc, "needs a date, a time and a time zone, not only a date")
+    if when > now + max_future:
+        raise InputError.at(loc, f"is in the future (beyond now + {max_future})", "far_future")
+    return when
+
+
+def _collect(bundle: Any, now: datetime, max_future: timedelta) -> tuple[list[_Obs], dict, dict]:
+    observations: list[_Obs] = []
+    patients: dict[str, Any] = {}
+    admissions: dict[str, datetime] = {}
+    for i, entry in enumerate(bundle.entry or []):
+        res = entry.resource
+        kind = type(res).__name__ if res is not None else None
+        if kind == "Observation":
+            when = _effective(res, i, now, max_future)
+            observations.append(_Obs(i, _subject(res, i), when, res))
+        elif kind == "Patient" and res.id:
+            patients[res.id] = res
+        elif kind == "Encounter" and res.period is not None and res.period.start is not None:
+            subject = _subject(res, i)
+            if subject is not None and isinstance(res.period.start, datetime):
+                admissions[subject] = res.period.start
+    return observations, patients, admissions
+
+
+def _values(res: Any) -> list[tuple[Any, Any, str | None]]:
+    """(codeable concept, value, unit) of the resource and of each component."""
+    items = [(res.code, res)] + [(c.code, c) for c in (res.component or [])]
+    out = []
+    for code, holder in items:
+        q = getattr(holder, "valueQuantity", None)
+        if q is not None and q.value is not None:
+            unit = q.code if (q.code and (q.system in (None, UCUM_SYSTEM))) else q.unit
+            out.append((code, float(q.value), unit))
+        elif getattr(holder, "valueInteger", None) is not None:
+            out.append((code, float(holder.valueInteger), None))
+        elif getattr(holder, "valueBoolean", None) is not None:
+            out.append((code, float(holder.valueBoolean), None))
+        elif holder is not res:
+            out.append((code, None, None))
+    return out
+
+
+def _map_one(table: CodeTable, concept: Any, value: float | None, unit: str | None):
+    codings = list(getattr(concept, "coding", None) or [])
+    label = next((c.code for c in codings if c.code), getattr(concept, "text", None) or "?")
+    for coding in codings:
+        if coding.code and table.variable_of(coding.system, coding.code) is not None:
+            if value is None:
+                return coding.code, "no_value"
+            return coding.code, table.map(
+                coding.system, coding.code, value, unit, unit_required=True
+            )
+    return label, "unknown_code"
+
+
+def _add(history: History, obs: _Obs, admission: datetime, table: CodeTable) -> None:
+    hours = (obs.when - admission).total_seconds() / 3600.0
+    status = str(obs.resource.status)
+    values = _values(obs.resource)
+    if not values:
+        values = [(obs.resource.code, None, None)]
+    for concept, value, unit in values:
+        label, mapped = _map_one(table, concept, value, unit)
+        if status not in ACCEPTED_STATUS:
+            mapped = f"status:{status}"
+        if not isinstance(mapped, Mapped):
+            history.skipped.append({"index": obs.index, "code": label, "reason": mapped})
+        elif mapped.static:
+            history.static.setdefault(mapped.variable, mapped.value)
+        elif mapped.variable == "Weight" and hours == 0 and "Weight" not in history.static:
+            history.static["Weight"] = mapped.value
+        else:
+            history.observations.append(Observation(mapped.variable, hours, mapped.value))
+            history.origins.append(obs.index)
+
+
+def _patient_static(patient: Any, admission: datetime) -> dict[str, float]:
+    static: dict[str, float] = {}
+    if patient is None:
+        return static
+    if patient.gender in GENDER:
+        static["Gender"] = GENDER[patient.gender]
+    born = patient.birthDate
+    if isinstance(born, date):
+        day = admission.date()
+        years = day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+        if 0 <= years <= 130:
+            static["Age"] = float(years)
+    return static
+
+
+def histories_from_bundle(
+    obj: dict[str, Any],
+    table: CodeTable,
+    *,
+    now: datetime,
+    max_future: timedelta,
+    patient_id: str | None = None,
+    admission: datetime | None = None,
+) -> dict[str, History]:
+    """Histories of every patient in a FHIR Bundle, keyed by patient id.
+
+    With ``patient_id`` (streaming), every Observation must be about that patient (or
+    have no subject) and ``admission`` is used when the Bundle has no Encounter.
+    """
+    bundle = _bundle_model(obj)
+    observations, patients, admissions = _collect(bundle, now, max_future)
+    groups: dict[str, list[_Obs]] = {}
+    for obs in observations:
+        subject = obs.subject if obs.subject is not None else patient_id
+        loc = ("body", "entry", obs.index, "resource", "subject")
+        if subject is None:
+            raise InputError.at(loc, "an Observation needs subject Patient/<id>")
+        if patient_id is not None and subject != patient_id:
+            raise InputError.at(loc, "is not the patient of the URL")
+        groups.setdefault(subject, []).append(obs)
+    if patient_id is not None:
+        groups.setdefault(patient_id, [])
+    out = {}
+    for pid, items in groups.items():
+        start = admissions.get(pid) or admission
+        if start is None:
+            start = min((o.when for o in items), default=now)
+        history = History(pid, admission_time=start.isoformat())
+        history.static.update(_patient_static(patients.get(pid), start))
+        for obs in items:
+            _add(history, obs, start, table)
+        out[pid] = history
+    return out

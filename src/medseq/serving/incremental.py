@@ -1,0 +1,290 @@
+"""The bundled ``ICUFeaturizer`` in incremental form, one patient and one bin at a time.
+
+Principle 1 of the design: the streaming engine must give the numbers of
+``Bundle.predict`` over the same history. This module therefore re-states, for a single
+subject and a single bin, exactly what :class:`~medseq.features.ICUFeaturizer` computes
+over a whole grid, from the same fitted state (no second fit, no second set of
+statistics):
+
+* bins: ``floor(time / step_hours + 1e-9)``, the window's right edge in the last bin
+  (:func:`medseq.features.discretizer.bin_of`); events before 0 or after the window are
+  left out and reported.
+* aggregation in a bin: the latest observation (ties by the larger value) or the mean.
+* normalisation: the fitted :class:`~medseq.features.normalizer.Normalizer` arrays.
+* imputation: last normalised observation carried forward (0, the training mean, before
+  the first), or 0 for ``"mean"`` / ``"zero"``.
+* δ: hours since the variable's last observed bin before this one, scaled per
+  ``delta_scale``.
+* summary fusion (``static_summary``): running mean/min/max/last/count of the normalised
+  bin values, so :func:`~medseq.features.summary.grid_summary` needs no history.
+
+The per-patient part lives in :class:`FeatureState`: what was observed in the bins that
+are closed (``last_z``, ``last_bin``, the running statistics) and the raw aggregation of
+the one open bin, which a later observation in the same hour may still change.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from medseq.features import ICUFeaturizer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class FeatureState:
+    """What the featurizer must remember of one patient; every array has shape (F,).
+
+    Attributes
+    ----------
+    open_bin : int
+        The latest bin holding an observation (0 before any); ``lengths = open_bin + 1``.
+    last_z, last_bin : float64, int64
+        Normalised value and bin of each variable's latest observation in a closed bin
+        (``last_bin = -1`` before the first).
+    sum_z, count, min_z, max_z : float64
+        Running statistics of the closed bins' normalised values (summary fusion).
+    cur_time, cur_value : float64
+        ``aggregate="last"``: the open bin's latest observation per variable (NaN: none).
+        ``aggregate="mean"``: ``cur_value`` is the sum and ``cur_time`` the count.
+    static_raw : dict
+        Descriptors as given (``Age``, ``Gender``, ...); missing ones are NaN.
+    cache : dict
+        Values derived from the closed bins (fill, δ of the open bin, closed statistics),
+        recomputed when a bin closes; never persisted.
+    """
+
+    open_bin: int
+    last_z: np.ndarray
+    last_bin: np.ndarray
+    sum_z: np.ndarray
+    count: np.ndarray
+    min_z: np.ndarray
+    max_z: np.ndarray
+    cur_time: np.ndarray
+    cur_value: np.ndarray
+    static_raw: dict[str, float]
+    cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    ARRAYS = ("last_z", "last_bin", "sum_z", "count", "min_z", "max_z", "cur_time", "cur_value")
+
+
+@dataclass(frozen=True)
+class BinFeatures:
+    """The model inputs of one bin, float32 values widened to float64, each (F,)."""
+
+    values: np.ndarray
+    mask: np.ndarray
+    delta: np.ndarray
+    z: np.ndarray  # normalised observation, NaN where unobserved (float64, for summaries)
+
+
+class StreamFeaturizer:
+    """Per-bundle constants and the incremental transform; see the module doc.
+
+    Parameters
+    ----------
+    featurizer : ICUFeaturizer
+        Fitted (the one in the bundle).
+    """
+
+    def __init__(self, featurizer: ICUFeaturizer) -> None:
+        featurizer._check_fitted()
+        params = featurizer._params()
+        self.featurizer = featurizer
+        self.variables: list[str] = featurizer.feature_names_
+        self.index = {name: j for j, name in enumerate(self.variables)}
+        self.n_features = len(self.variables)
+        self.step_hours = float(params["step_hours"])
+        self.n_steps = int(params["n_steps"])
+        self.window_hours = self.n_steps * self.step_hours
+        self.aggregate = params["aggregate"]
+        self.impute = params["impute"]
+        self.delta_scale = params["delta_scale"]
+        self.static_summary = bool(params["static_summary"])
+        self.static_columns = list(featurizer.static_encoder_.columns)
+        norm = featurizer.normalizer_
+        self._lower, self._upper = norm.lower_, norm.upper_
+        self._logged = np.flatnonzero(norm.log_)
+        self._mean, self._std = norm.mean_, norm.std_
+        self._clip_sigma = None if norm.clip_sigma is None else float(norm.clip_sigma)
+
+    def new_state(self) -> FeatureState:
+        """A patient with nothing observed yet (one open, empty bin 0)."""
+        f = self.n_features
+        nan = np.full(f, np.nan)
+        return FeatureState(
+            open_bin=0,
+            last_z=np.zeros(f),
+            last_bin=np.full(f, -1, dtype=np.int64),
+            sum_z=np.zeros(f),
+            count=np.zeros(f),
+            min_z=np.full(f, np.inf),
+            max_z=np.full(f, -np.inf),
+            cur_time=nan.copy() if self.aggregate == "last" else np.zeros(f),
+            cur_value=nan.copy() if self.aggregate == "last" else np.zeros(f),
+            static_raw={c: math.nan for c in self.static_columns},
+        )
+
+    def bin_of(self, time_hours: float) -> int:
+        """``floor(time / step + 1e-9)`` capped at the last bin (as the batch discretizer)."""
+        return min(int(np.floor(time_hours / self.step_hours + 1e-9)), self.n_steps - 1)
+
+    def in_window(self, time_hours: float) -> str | None:
+        """None if the batch featurizer would keep an event at this time, else the reason."""
+        if time_hours < 0:
+            return "before_window"
+        if time_hours > self.window_hours:
+            return "after_window"
+        return None
+
+    def add(self, state: FeatureState, j: int, time_hours: float, value: float) -> None:
+        """Fold one observation of variable ``j`` into the open bin's aggregation."""
+        if self.aggregate == "mean":
+            state.cur_value[j] += value
+            state.cur_time[j] += 1.0
+            return
+        t, v = state.cur_time[j], state.cur_value[j]
+        if np.isnan(t) or time_hours > t or (time_hours == t and value > v):
+            state.cur_time[j], state.cur_value[j] = time_hours, value
+
+    def _raw_open_bin(self, state: FeatureState) -> np.ndarray:
+        if self.aggregate == "mean":
+            n = state.cur_time
+            with np.errstate(invalid="ignore", divide="ignore"):
+                return np.where(n > 0, state.cur_value / np.where(n > 0, n, 1.0), np.nan)
+        return state.cur_value
+
+    def normalize(self, raw: np.ndarray) -> np.ndarray:
+        """The fitted Normalizer's transform of one (F,) vector; NaN stays NaN."""
+        out = np.clip(raw, self._lower, self._upper)
+        if self._logged.size:
+            out[self._logged] = np.log1p(out[self._logged])
+        out = (out - self._mean) / self._std
+        if self._clip_sigma is not None:
+            out = np.clip(out, -self._clip_sigma, self._clip_sigma)
+        return out
+
+    def _constants(self, state: FeatureState, t: int) -> dict[str, np.ndarray]:
+        """Fill values, δ of bin ``t`` and closed-bin statistics, cached until a bin closes."""
+        cache = state.cache
+        if cache.get("t") is not None and cache["t"][0] == t:
+            return cache
+        seen = state.last_bin >= 0
+        if self.impute == "forward":
+            fill = np.where(seen, state.last_z, 0.0)
+        else:
+            fill = np.zeros(self.n_features)
+        hours = ((t - np.maximum(state.last_bin, 0)) * self.step_hours).astype(np.float64)
+        count = state.count
+        closed = np.stack(
+            [
+                np.where(seen, state.sum_z / np.maximum(count, 1), 0.0),
+                np.where(seen, state.min_z, 0.0),
+                np.where(seen, state.max_z, 0.0),
+                np.where(seen, state.last_z, 0.0),
+                np.log1p(count),
+            ],
+            axis=1,
+        )
+        cache.clear()
+        cache.update(
+            t=np.array([t]),
+            fill32=fill.astype(np.float32).astype(np.float64),
+            delta=self._scale_delta(hours).astype(np.float32).astype(np.float64),
+            closed=closed,
+        )
+        return cache
+
+    def bin_features(self, state: FeatureState, t: int, z: np.ndarray | None) -> BinFeatures:
+        """Inputs of bin ``t`` given the closed bins in ``state`` and its values ``z``.
+
+        ``z`` is None for a bin without observations (a gap before a later one).
+        """
+        const = self._constants(state, t)
+        if z is None:
+            z = np.full(self.n_features, np.nan)
+        observed = ~np.isnan(z)
+        z32 = z.astype(np.float32).astype(np.float64)
+        return BinFeatures(
+            values=np.where(observed, z32, const["fill32"]),
+            mask=observed.astype(np.float64),
+            delta=const["delta"],
+            z=z,
+        )
+
+    def open_bin_features(self, state: FeatureState) -> BinFeatures:
+        """Inputs of the open bin, from its current aggregation."""
+        return self.bin_features(state, state.open_bin, self.normalize(self._raw_open_bin(state)))
+
+    def _scale_delta(self, hours: np.ndarray) -> np.ndarray:
+        if self.delta_scale == "horizon":
+            return hours / self.window_hours
+        if self.delta_scale == "log1p":
+            return np.log1p(hours)
+        return hours
+
+    def close_bin(self, state: FeatureState, t: int, z: np.ndarray | None) -> None:
+        """Fold bin ``t`` (values ``z``, None: empty) into the closed-bin statistics."""
+        if z is not None:
+            observed = ~np.isnan(z)
+            if observed.any():
+                zz = np.where(observed, z, 0.0)
+                state.last_z = np.where(observed, z, state.last_z)
+                state.last_bin = np.where(observed, t, state.last_bin)
+                state.sum_z = state.sum_z + zz
+                state.count = state.count + observed
+                state.min_z = np.where(observed, np.minimum(state.min_z, zz), state.min_z)
+                state.max_z = np.where(observed, np.maximum(state.max_z, zz), state.max_z)
+        state.cache.clear()
+        if self.aggregate == "last":
+            state.cur_time = np.full(self.n_features, np.nan)
+            state.cur_value = np.full(self.n_features, np.nan)
+        else:
+            state.cur_time = np.zeros(self.n_features)
+            state.cur_value = np.zeros(self.n_features)
+
+    def summary(self, state: FeatureState, z_open: np.ndarray) -> np.ndarray:
+        """:func:`~medseq.features.summary.grid_summary` of closed bins plus the open one.
+
+        Only the variables observed in the open bin differ from the cached closed-bin
+        statistics, so only their rows are recomputed.
+
+        Returns
+        -------
+        ndarray of float32, shape (5 F,), variable-major (mean, min, max, last, log count)
+        """
+        closed = self._constants(state, state.open_bin)["closed"]
+        idx = np.flatnonzero(~np.isnan(z_open))
+        if idx.size == 0:
+            return closed.reshape(-1).astype(np.float32)
+        z = z_open[idx]
+        count = state.count[idx] + 1.0
+        rows = np.stack(
+            [
+                (state.sum_z[idx] + z) / count,
+                np.minimum(state.min_z[idx], z),
+                np.maximum(state.max_z[idx], z),
+                z,
+                np.log1p(count),
+            ],
+            axis=1,
+        )
+        out = closed.copy()
+        out[idx] = rows
+        return out.reshape(-1).astype(np.float32)
+
+    def encode_static(self, static_raw: Mapping[str, float]) -> np.ndarray:
+        """The bundled StaticEncoder applied to one patient's descriptors, shape (S0,)."""
+        row = pd.DataFrame(
+            {c: [float(static_raw.get(c, math.nan))] for c in self.static_columns},
+            index=pd.Index([0], name="subject_id"),
+        )
+        return self.featurizer.static_encoder_.transform(row, np.array([0], dtype=np.int64))[0]

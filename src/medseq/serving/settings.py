@@ -1,0 +1,78 @@
+"""Settings of ``medseq serve``: a frozen dataclass, tokens from a file or the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+TOKENS_ENV = "MEDSEQ_SERVE_TOKENS"
+MIN_TOKEN_LENGTH = 16
+
+
+def read_tokens(token_file: str | Path | None = None) -> tuple[str, ...]:
+    """Bearer tokens: one per line of ``token_file``, plus ``$MEDSEQ_SERVE_TOKENS`` (comma list).
+
+    Raises
+    ------
+    ValueError
+        If no token is configured, or one is shorter than 16 characters (a placeholder
+        such as ``changeme`` must not protect patient data).
+    """
+    tokens: list[str] = []
+    if token_file is not None:
+        lines = Path(token_file).read_text().splitlines()
+        tokens += [t.strip() for t in lines if t.strip() and not t.startswith("#")]
+    tokens += [t.strip() for t in os.environ.get(TOKENS_ENV, "").split(",") if t.strip()]
+    if not tokens:
+        raise ValueError(
+            f"no API token configured: set {TOKENS_ENV}=<token>[,<token>...] or pass "
+            "--token-file; every request except /healthz needs 'Authorization: Bearer <token>'"
+        )
+    short = [i for i, t in enumerate(tokens) if len(t) < MIN_TOKEN_LENGTH]
+    if short:
+        raise ValueError(
+            f"API tokens must have at least {MIN_TOKEN_LENGTH} characters; token(s) number "
+            f"{[i + 1 for i in short]} are shorter (generate one with "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+    return tuple(tokens)
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Everything the service needs besides the bundle.
+
+    Parameters
+    ----------
+    tokens : tuple of str
+        Accepted bearer tokens (:func:`read_tokens`).
+    state_db : str, default=":memory:"
+        SQLite file of the streaming states; ``":memory:"`` keeps nothing across restarts.
+    synchronous : {"NORMAL", "FULL"}, default="NORMAL"
+        SQLite durability (see :mod:`medseq.serving.store`).
+    max_body_bytes : int, default=8 MiB
+        Larger requests are answered 413 before they are read.
+    alert_threshold : float or None, default=None
+        Risk at which a patient's alert turns on; None: the bundle's decision threshold.
+    alert_hysteresis : float, default=0.02
+        The alert turns off only below ``alert_threshold - alert_hysteresis``.
+    max_future_minutes : float, default=5.0
+        FHIR times later than now plus this clock skew are refused (422).
+    """
+
+    tokens: tuple[str, ...] = field(repr=False)
+    state_db: str = ":memory:"
+    synchronous: str = "NORMAL"
+    max_body_bytes: int = 8 * 1024 * 1024
+    alert_threshold: float | None = None
+    alert_hysteresis: float = 0.02
+    max_future_minutes: float = 5.0
+
+    def __post_init__(self) -> None:
+        if not self.tokens:
+            raise ValueError("ServeSettings.tokens must hold at least one token")
+        if self.max_body_bytes < 1024:
+            raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
+        if self.max_future_minutes < 0:
+            raise ValueError(f"max_future_minutes must be >= 0, got {self.max_future_minutes}")
