@@ -29,6 +29,22 @@ def physionet2012_dir():
     return dataset_dir("physionet2012")
 
 
+@pytest.fixture(scope="session")
+def set_a(physionet2012_dir):
+    """PhysioNet 2012 set A as read by medseq (shared: tests must not modify it)."""
+    from medseq.sources import physionet2012
+
+    return physionet2012.read(physionet2012_dir / "set-a.tar.gz")
+
+
+@pytest.fixture(scope="session")
+def set_b(physionet2012_dir):
+    """PhysioNet 2012 set B as read by medseq (shared: tests must not modify it)."""
+    from medseq.sources import physionet2012
+
+    return physionet2012.read(physionet2012_dir / "set-b.tar.gz")
+
+
 def _train_small(out: Path, model: dict) -> Path:
     from medseq.experiment import parse_config, run_experiment
 

@@ -11,13 +11,7 @@ from typer.testing import CliRunner
 
 from medseq.bundle import load_bundle, save_bundle
 from medseq.cli import app
-from medseq.experiment.data import read_set
 from medseq.explain import deletion_check, global_importance, integrated_gradients
-
-
-@pytest.fixture(scope="module")
-def set_b(physionet2012_dir):
-    return read_set("physionet2012", physionet2012_dir / "set-b.tar.gz")
 
 
 def _features(bundle, data, n: int, offset: int = 0):

@@ -24,16 +24,6 @@ LEFT_OUT = (
 
 
 @pytest.fixture(scope="module")
-def set_a(physionet2012_dir):
-    return physionet2012.read(physionet2012_dir / "set-a.tar.gz")
-
-
-@pytest.fixture(scope="module")
-def set_b(physionet2012_dir):
-    return physionet2012.read(physionet2012_dir / "set-b.tar.gz")
-
-
-@pytest.fixture(scope="module")
 def fitted(set_a):
     train = np.sort(set_a.static.index.to_numpy())[::2]  # every other subject of set A
     featurizer = ICUFeaturizer(variables=physionet2012.VARIABLES)

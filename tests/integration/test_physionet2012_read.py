@@ -6,7 +6,6 @@ import tarfile
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from medseq.sources import physionet2012
 from medseq.sources._download import sha256_file
@@ -23,16 +22,6 @@ ROW_DROPS = (
     "duplicate_time_merged",
     "duplicate_descriptor",
 )
-
-
-@pytest.fixture(scope="module")
-def set_a(physionet2012_dir):
-    return physionet2012.read(physionet2012_dir / "set-a.tar.gz")
-
-
-@pytest.fixture(scope="module")
-def set_b(physionet2012_dir):
-    return physionet2012.read(physionet2012_dir / "set-b.tar.gz")
 
 
 def data_rows(archive) -> int:
