@@ -116,7 +116,7 @@ def check_known_keys(where: str, given: dict, allowed: set[str] | list[str]) -> 
         raise ValueError(f"{where}: unknown keys {unknown}; allowed: {sorted(allowed)}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Signal:
     """One multichannel waveform recording, validated on construction.
 
@@ -145,6 +145,11 @@ class Signal:
     ------
     DataError
         Naming the record and the field at fault.
+
+    Notes
+    -----
+    Equality is identity (``eq=False``): comparing two recordings sample by sample is an
+    explicit ``np.array_equal``, never an accidental ``==``.
     """
 
     record_id: str

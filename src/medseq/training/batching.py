@@ -88,7 +88,8 @@ def _check_inputs(arrays: dict[str, np.ndarray], where: str) -> None:
 def _check_labels(y: np.ndarray, task: str, where: str) -> None:
     if task in ("binary", "regression", "multiclass") and y.ndim == 2 and y.shape[1] == 1:
         return _check_labels(y[:, 0], task, where)
-    expected_ndim = {"binary": (1,), "multiclass": (1,), "multilabel": (2,), "regression": (1, 2)}
+    # multiclass (N, T): one class per step of a sequence-labelling model, NaN where none.
+    expected_ndim = {"binary": (1,), "multiclass": (1, 2), "multilabel": (2,), "regression": (1, 2)}
     if y.ndim not in expected_ndim[task]:
         raise ValueError(
             f"{where}['y'] for task={task!r} must have ndim in {expected_ndim[task]}, "

@@ -113,12 +113,13 @@ class TrainConfig:
     progress : bool, default=True
         Show a tqdm bar; it is hidden anyway when stderr is not a terminal.
 
-    Notes
-    -----
-    Backpropagation runs through the whole (padded) sequence. Truncated BPTT needs a model
-    that can carry its hidden state from one chunk of time steps to the next; the model
-    contract (``forward(values, mask, delta, lengths, static=None) -> logits``) has no such
-    state, so there is no ``tbptt_steps`` field yet rather than one that does nothing.
+    tbptt_steps : int or None, default=None
+        Truncated BPTT (``medseq.training.tbptt``): the recurrence still runs over the whole
+        sequence with its state carried from chunk to chunk, but the gradient flows back
+        through ``tbptt_steps`` recurrent steps only: the last ones for a recording label,
+        each chunk's own for per-step labels (multiclass ``y`` of shape (N, T'), NaN where
+        none). Needs a unidirectional model that carries state across chunks (``ConvRNN``)
+        and unpadded batches. ``None`` backpropagates through the whole (padded) sequence.
     """
 
     task: str = "binary"
@@ -150,6 +151,7 @@ class TrainConfig:
     device: str = "auto"
     num_threads: int | None = None
     progress: bool = True
+    tbptt_steps: int | None = None
 
     def __post_init__(self) -> None:
         _check_choices(self)
@@ -266,6 +268,8 @@ def _check_optional(cfg: TrainConfig) -> None:
         _as_int(cfg, "patience", 1)
     if cfg.num_threads is not None:
         _as_int(cfg, "num_threads", 1)
+    if cfg.tbptt_steps is not None:
+        _as_int(cfg, "tbptt_steps", 1)
     if cfg.checkpoint_dir is not None and not isinstance(cfg.checkpoint_dir, str):
         _fail("checkpoint_dir", "a str path or None", cfg.checkpoint_dir)
     if isinstance(cfg.pos_weight, str):

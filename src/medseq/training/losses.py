@@ -110,13 +110,20 @@ class MaskedMSELoss(nn.Module):
 
 
 class MaskedCrossEntropyLoss(nn.Module):
-    """Multiclass cross-entropy; ``y`` holds class indices as floats, NaN where unknown."""
+    """Multiclass cross-entropy; ``y`` holds class indices as floats, NaN where unknown.
+
+    Logits ``(B, K)`` with ``y`` ``(B,)``, or per-step logits ``(B, T, K)`` with ``y``
+    ``(B, T)`` (sequence labelling; NaN marks unlabelled steps and padding).
+    """
 
     def __init__(self, weight: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("weight", weight)
 
     def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        if logits.ndim == 3 and y.ndim == 2 and logits.shape[:2] == y.shape:
+            # Sequence labelling: one label per step (B, T), logits (B, T, K).
+            logits, y = logits.reshape(-1, logits.shape[2]), y.reshape(-1)
         logits = align(logits, y, multiclass=True)
         observed = ~torch.isnan(y)
         target = torch.where(observed, y, torch.full_like(y, -100.0)).long()

@@ -53,6 +53,7 @@ from medseq.training.optim import (
 )
 from medseq.training.regularization import regularization_penalty
 from medseq.training.result import FitResult
+from medseq.training.tbptt import check_tbptt_model, tbptt_backward
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +81,11 @@ class _Run:
 class Trainer:
     """Fit and apply sequence models; hyperparameters come from a :class:`TrainConfig`.
 
-    Backpropagation runs through the full padded sequence (see ``TrainConfig`` Notes on
-    truncated BPTT). Each epoch: shuffle, train with the configured loss, penalties,
-    clipping and optimizer, score the validation set, keep the best weights, step the
-    schedule, write the checkpoint; stop after ``patience`` epochs without improvement.
+    Backpropagation runs through the full padded sequence, or through ``tbptt_steps``
+    recurrent steps with the state carried across chunks (truncated BPTT,
+    :mod:`medseq.training.tbptt`). Each epoch: shuffle, train with the configured loss,
+    penalties, clipping and optimizer, score the validation set, keep the best weights, step
+    the schedule, write the checkpoint; stop after ``patience`` epochs without improvement.
 
     Examples
     --------
@@ -172,6 +174,10 @@ class Trainer:
         train_t = to_tensors(train, names, task=cfg.task, where="train")
         val_t = to_tensors(val, names, task=cfg.task, where="val")
         check_monitorable(cfg.task, cfg.monitor, val_t["y"].numpy())
+        if cfg.tbptt_steps is not None:
+            if ckpt.unwrap_model(model) is not model:
+                raise ValueError("tbptt_steps does not support wrapped (DDP/compiled) models yet")
+            check_tbptt_model(model)
         model.to(device)
         optimizer = build_optimizer(cfg, model)
         return _Run(
@@ -295,18 +301,29 @@ class Trainer:
     def _train_step(self, run: _Run, batch: dict[str, torch.Tensor], index: int) -> float:
         cfg = self.config
         run.optimizer.zero_grad(set_to_none=True)
-        output = run.model(**{k: batch[k] for k in run.inputs})
-        loss = run.loss_fn(output, batch["y"])
+        penalty = regularization_penalty(ckpt.unwrap_model(run.model), cfg.l1, cfg.l2)
+        if cfg.tbptt_steps is None:
+            output = run.model(**{k: batch[k] for k in run.inputs})
+            loss = run.loss_fn(output, batch["y"])
+            self._check_finite(loss, run, index)
+            (loss if penalty is None else loss + penalty).backward()
+        else:
+            values, lengths, y = batch["values"], batch["lengths"], batch["y"]
+            loss = tbptt_backward(run.model, values, lengths, y, run.loss_fn, cfg.tbptt_steps)
+            self._check_finite(loss, run, index)
+            if penalty is not None:
+                penalty.backward()
+        clip_gradients(run.model, cfg)
+        run.optimizer.step()
+        return float(loss.item())
+
+    @staticmethod
+    def _check_finite(loss: torch.Tensor, run: _Run, index: int) -> None:
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"epoch {run.epoch + 1}, batch {index + 1}: training loss is {loss.item()}; "
                 "lower lr, set clip_grad_norm, or check the inputs for extreme values"
             )
-        penalty = regularization_penalty(ckpt.unwrap_model(run.model), cfg.l1, cfg.l2)
-        (loss if penalty is None else loss + penalty).backward()
-        clip_gradients(run.model, cfg)
-        run.optimizer.step()
-        return float(loss.item())
 
     def _evaluate(self, run: _Run) -> tuple[float, dict[str, float]]:
         output = forward_batches(run.model, run.val, run.inputs, self.config.batch_size)
