@@ -25,3 +25,32 @@ def test_cli_import_does_not_load_torch():
 def test_models_do_not_import_training_or_features():
     loaded = _loaded_after("import medseq.models")
     assert not {"medseq.training", "medseq.features", "medseq.sources"} & loaded
+
+
+def test_serving_needs_no_training_dependency():
+    loaded = _loaded_after(
+        "import medseq.serving.api, medseq.serving.service, medseq.serving.engine, medseq.bundle"
+    )
+    assert not {"sklearn", "scipy", "wfdb", "matplotlib", "captum"} & loaded
+    assert "medseq.training" not in loaded
+
+
+def test_core_dependencies_leave_training_to_extras():
+    from pathlib import Path
+
+    from medseq.experiment.config import tomllib  # tomli on Python 3.10
+
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())["project"]
+    core = " ".join(project["dependencies"])
+    for heavy in ("scikit-learn", "scipy", "wfdb", "matplotlib", "captum", "fastapi"):
+        assert heavy not in core, f"{heavy} belongs in an extra, not the core install"
+    serve = " ".join(project["optional-dependencies"]["serve"])
+    assert "scikit-learn" not in serve and "medseq[train]" not in serve
+
+
+def test_a_missing_extra_is_named():
+    from medseq.cli import missing_extra_message
+
+    err = ModuleNotFoundError("No module named 'sklearn'", name="sklearn")
+    message = missing_extra_message(err)
+    assert "pip install 'medseq[train]'" in message
