@@ -45,10 +45,10 @@ def set_b(physionet2012_dir):
     return physionet2012.read(physionet2012_dir / "set-b.tar.gz")
 
 
-def _train_small(out: Path, model: dict) -> Path:
+def _train_small(out: Path, model: dict, overrides: dict | None = None) -> Path:
     from medseq.experiment import parse_config, run_experiment
 
-    raw = {**SMALL_RUN, "model": model}
+    raw = {**SMALL_RUN, "model": model, **(overrides or {})}
     config = replace(parse_config(raw), output_dir=str(out))
     return Path(run_experiment(config, progress=False).bundle_dir)
 
@@ -64,3 +64,16 @@ def trained_grud_bundle(tmp_path_factory) -> Path:
     """Directory of a bundle holding a GRU-D trained on real data."""
     model = {"kind": "grud", "hidden_size": 16, "pooling": "last"}
     return _train_small(tmp_path_factory.mktemp("grud_bundle"), model)
+
+
+# The same small run on the regression task: hospital length of stay (days), MAE-selected.
+SMALL_LOS = {
+    "data": {**SMALL_RUN["data"], "task": "length_of_stay"},
+    "train": {**SMALL_RUN["train"], "task": "regression", "monitor": "mae", "epochs": 4},
+}
+
+
+@pytest.fixture(scope="session")
+def trained_los_bundle(tmp_path_factory) -> Path:
+    """Directory of a regression bundle (length of stay, days) trained on real data."""
+    return _train_small(tmp_path_factory.mktemp("los_bundle"), SMALL_RUN["model"], SMALL_LOS)

@@ -67,8 +67,10 @@ def _friendly_errors(command: F) -> F:
 
 
 def _setup_logging(verbose: bool) -> None:
+    from medseq.experiment.runner import is_rank_zero  # torchrun ranks > 0 log warnings only
+
     logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
+        level=logging.INFO if verbose and is_rank_zero() else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
@@ -103,12 +105,15 @@ def train(
     from dataclasses import replace
 
     from medseq.experiment import load_config, run_experiment
+    from medseq.experiment.runner import is_rank_zero
 
     _setup_logging(verbose)
     cfg = load_config(config)
     if output_dir is not None:
         cfg = replace(cfg, output_dir=str(output_dir))
     result = run_experiment(cfg, resume=resume)
+    if not is_rank_zero():  # under torchrun, rank 0 alone prints
+        return
     threshold = "" if result.threshold is None else f", threshold {result.threshold:.3f}"
     if result.test_metrics:
         title = f"{result.name}: test metrics, 95% bootstrap CI{threshold}"

@@ -14,7 +14,7 @@ from medseq.experiment.config import ExperimentConfig
 from medseq.experiment.data import Fold, LabelledSet
 from medseq.features import ICUFeaturizer
 from medseq.models import ModelConfig, build_model
-from medseq.training import TrainConfig, Trainer
+from medseq.training import TrainConfig, Trainer, distributed
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,14 @@ def train_bundle(
     """Fit the featurizer on the training subjects, one model per fold and seed.
 
     Returns the bundle, the validation labels and (out-of-fold) predictions, and the test
-    predictions of the whole ensemble (None without a test set).
+    predictions of the whole ensemble (None without a test set). Under ``torchrun`` one
+    process group serves every fit (:func:`medseq.training.distributed.session`).
     """
+    with distributed.session(str(config.train.get("device", "auto"))):
+        return _train_bundle(config, folds, test, out_dir, resume=resume, progress=progress)
+
+
+def _train_bundle(config, folds, test, out_dir, *, resume, progress):
     everyone = LabelledSet(
         data=folds[0].train.data,
         subject_ids=np.concatenate([folds[0].train.subject_ids, folds[0].val.subject_ids]),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -107,7 +108,12 @@ def _provenance(
 def run_experiment(
     config: ExperimentConfig, *, resume: bool = False, progress: bool = True
 ) -> ExperimentResult:
-    """Train and evaluate the experiment ``config``; save the bundle and ``results.json``."""
+    """Train and evaluate the experiment ``config``; save the bundle and ``results.json``.
+
+    Under ``torchrun`` every rank reads the data and trains its share of each batch (DDP,
+    :mod:`medseq.training.distributed`); the models, predictions and metrics are the same on
+    every rank, and only rank 0 writes the bundle, ``results.json`` and the predictions.
+    """
     start = time.perf_counter()
     out_dir = Path(config.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -134,7 +140,8 @@ def run_experiment(
 
             fitted = fit_calibration(val_y, val_pred)
             bundle.calibration = fitted | {"fitted_on": "out-of-fold validation predictions"}
-        save_bundle(bundle, bundle_dir)
+        if is_rank_zero():
+            save_bundle(bundle, bundle_dir)
     result = ExperimentResult(
         name=config.name,
         task=config.task_type,
@@ -145,6 +152,8 @@ def run_experiment(
         seconds=time.perf_counter() - start,
         extra={"config": config.to_dict()},
     )
+    if not is_rank_zero():
+        return result
     (out_dir / "results.json").write_text(json.dumps(result.to_dict(), indent=2))
     if test is not None:
         frame = pd.DataFrame(
@@ -152,6 +161,14 @@ def run_experiment(
         )
         frame.to_csv(out_dir / "test_predictions.csv", index=False)
     return result
+
+
+def is_rank_zero() -> bool:
+    """True unless this is a ``torchrun`` process of rank > 0, the ones that write nothing.
+
+    Reads ``RANK`` without importing torch, which baseline experiments never need.
+    """
+    return os.environ.get("RANK", "0") == "0"
 
 
 def _listed(metrics: dict[str, tuple[float, float, float]]) -> dict[str, list[float]]:

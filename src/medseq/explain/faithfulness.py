@@ -21,7 +21,10 @@ from medseq.explain.attribution import Attribution, BundleOutput, _inputs, _tens
 
 @dataclass(frozen=True)
 class DeletionResult:
-    """Output changes (absolute, on the logit scale) after deleting ``k`` cells per stay.
+    """Output changes (absolute) after deleting ``k`` cells per stay.
+
+    On the explained scale: the logit for binary bundles, the predicted value itself
+    (e.g. days) for regression bundles.
 
     Attributes
     ----------

@@ -28,6 +28,7 @@ def attribution_heatmap(
     mask: np.ndarray | None = None,
     top_n: int = 15,
     title: str = "Integrated gradients",
+    label: str = ATTRIBUTION_LABEL,
 ) -> bytes:
     """Heatmap of one stay's attributions, variables × hours, most important on top.
 
@@ -72,7 +73,7 @@ def attribution_heatmap(
     hidden = a.shape[1] - len(order)
     suffix = f" (top {len(order)} of {a.shape[1]} variables)" if hidden else ""
     ax.set_title(title + suffix, loc="left")
-    fig.colorbar(image, ax=ax, label=ATTRIBUTION_LABEL, fraction=0.04, pad=0.02)
+    fig.colorbar(image, ax=ax, label=label, fraction=0.04, pad=0.02)
     return figure_png(fig)
 
 

@@ -20,6 +20,10 @@ from medseq.explain.attention import attention_weights, has_attention
 from medseq.explain.attribution import Attribution, integrated_gradients
 from medseq.explain.occlusion import occlusion
 
+# What integrated gradients explain, by bundle task: the logit for risks (logits add up,
+# probabilities saturate), the output itself for regression.
+EXPLAINED_OUTPUT = {"binary": "logit of the risk", "regression": "predicted value"}
+
 
 @dataclass
 class SubjectExplanation:
@@ -35,6 +39,7 @@ class SubjectExplanation:
     mask: np.ndarray
     top_variables: pd.DataFrame
     figures: dict[str, bytes] = field(default_factory=dict)
+    explained_output: str = "logit of the risk"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (no arrays besides the attention weights)."""
@@ -45,7 +50,7 @@ class SubjectExplanation:
             "calibrated_risk": self.calibrated_risk,
             "threshold": self.threshold,
             "decision": None if self.threshold is None else bool(self.risk >= self.threshold),
-            "explained_output": "logit of the risk",
+            "explained_output": self.explained_output,
             "output": float(ig.output[0]),
             "baseline_output": float(ig.baseline_output[0]),
             "ig_n_steps": int(ig.extra.get("n_steps", 0)),
@@ -140,6 +145,7 @@ def explain_stay(
         attention=att,
         mask=features["mask"][0],
         top_variables=_top_variables(ig, raw, top_n),
+        explained_output=EXPLAINED_OUTPUT.get(bundle.task, "logit of the risk"),
     )
     expl.figures = _figures(expl, length, step, reference_attention)
     return expl
@@ -149,11 +155,16 @@ def _figures(
     expl: SubjectExplanation, length: int, step: float, reference: np.ndarray | None
 ) -> dict[str, bytes]:
     """Heatmaps of the attributions and the attention plot of one explained stay."""
-    from medseq.explain.figures import attention_plot, attribution_heatmap
+    from medseq.explain.figures import ATTRIBUTION_LABEL, attention_plot, attribution_heatmap
 
+    is_risk = expl.explained_output == EXPLAINED_OUTPUT["binary"]
     common = {"length": length, "step_hours": step, "mask": expl.mask}
+    common["label"] = (
+        ATTRIBUTION_LABEL if is_risk else f"contribution to the {expl.explained_output}"
+    )
     sid, ig, occ = expl.subject_id, expl.integrated_gradients, expl.occlusion
-    title = f"Subject {sid}: integrated gradients (risk {expl.risk:.2f})"
+    what = "risk" if is_risk else "prediction"
+    title = f"Subject {sid}: integrated gradients ({what} {expl.risk:.2f})"
     figures = {
         "integrated_gradients": attribution_heatmap(
             ig.values[0], ig.feature_names, title=title, **common

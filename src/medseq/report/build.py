@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from medseq.report import insight, sections
+from medseq.report import insight, regression, sections
 from medseq.report.datasets import EvaluatedSet, load_set, training_overlap
 from medseq.report.html import render_html
 from medseq.report.model_card import build_model_card, render_markdown
@@ -90,6 +90,8 @@ def _calibrate(
     """Fit a calibration on ``validation`` when the bundle has none; notes for the reader."""
     from medseq.evaluation.calibration import fit_calibration
 
+    if bundle.task == "regression":
+        return _regression_calibration_note(validation)
     if bundle.calibration is not None:
         if validation is not None:
             return ["The bundle's stored calibration was used; --validation was ignored."]
@@ -104,6 +106,13 @@ def _calibrate(
     bundle.calibration = params | {"fitted_on": str(validation), "fitted_by": "medseq report"}
     overlap = training_overlap(bundle, val)
     return [f"Calibration fitted on {validation}." + (f" Caution: {overlap}." if overlap else "")]
+
+
+def _regression_calibration_note(validation: str | os.PathLike | None) -> list[str]:
+    """A regression bundle has no risk to recalibrate: say why ``validation`` is unused."""
+    if validation is None:
+        return []
+    return ["--validation was ignored: a regression bundle has no calibration map to fit."]
 
 
 def _check_distinct(data: str | os.PathLike, validation: str | os.PathLike | None) -> None:
@@ -122,9 +131,11 @@ def _check_distinct(data: str | os.PathLike, validation: str | os.PathLike | Non
 def _load_sets(
     bundle, data: str | os.PathLike, external: str | os.PathLike | None, config: ReportConfig
 ) -> tuple[dict[str, EvaluatedSet], list[str]]:
-    if bundle.task != "binary":
-        raise ValueError(f"medseq report covers binary tasks; this bundle is {bundle.task!r}")
-    if bundle.threshold is None:
+    if bundle.task not in ("binary", "regression"):
+        raise ValueError(
+            f"medseq report covers binary and regression tasks; this bundle is {bundle.task!r}"
+        )
+    if bundle.task == "binary" and bundle.threshold is None:
         raise ValueError("the bundle has no decision threshold; retrain it with `medseq train`")
     limit = config.max_subjects
     sets = {"internal": load_set(bundle, data, name="internal test", max_subjects=limit)}
@@ -208,7 +219,8 @@ def build_report(
     html_path.parent.mkdir(parents=True, exist_ok=True)
     context |= {"bundle": bundle, "bundle_dir": str(bundle_dir), "card": card, "notes": notes}
     context |= {"calibration": bundle.calibration, "config": config}
-    html_path.write_text(render_html(context, figs), encoding="utf-8")
+    template = "report.html.j2" if bundle.task == "binary" else "report_regression.html.j2"
+    html_path.write_text(render_html(context, figs, template=template), encoding="utf-8")
     paths = _write_figures(figs, html_path)
     return Report(html_path, paths, card, context["sets"], context["subgroups"], notes)
 
@@ -219,15 +231,18 @@ def _compute(
     """Every section's numbers and figures; appends data-quality and drift notes."""
     summaries, figs = _evaluate(bundle, sets, config)
     drift = summaries.pop("drift", None)
-    table, sub_figs = insight.subgroup_section(
+    section = insight if bundle.task == "binary" else regression
+    table, sub_figs = section.subgroup_section(
         bundle, sets["internal"], n_boot=config.n_boot, random_state=config.random_state
     )
     quality, static_quality, quality_figs = insight.quality_section(bundle, sets)
     if len(sets) > 1:
         flagged = quality.index[quality["flag"].astype(bool)]
         notes += [f"Missingness of {v} differs by 10+ points between the sets." for v in flagged]
-    if drift is not None:
+    if drift is not None and bundle.task == "binary":
         notes += sections.drift_notes(drift)
+    elif drift is not None:
+        notes += regression.drift_notes(drift, regression.unit_for(_task(bundle)))
     explanations, explain_figs = insight.explanation_section(
         bundle,
         sets["internal"],
@@ -243,13 +258,34 @@ def _compute(
         "quality": quality,
         "static_quality": static_quality,
         "explanations": explanations,
+        "unit": regression.unit_for(_task(bundle)),
     }
     return context, figs | sub_figs | quality_figs | explain_figs
+
+
+def _task(bundle) -> str:
+    return bundle.provenance.get("task", "")
+
+
+def _evaluate_regression(
+    bundle, sets: dict[str, EvaluatedSet], config: ReportConfig
+) -> tuple[dict[str, Any], dict[str, bytes]]:
+    """Regression metrics of each set, their drift, and the regression figures."""
+    summaries: dict[str, Any] = {
+        role: regression.set_metrics(ev, n_boot=config.n_boot, random_state=config.random_state)
+        for role, ev in sets.items()
+    }
+    if "external" in summaries:
+        summaries["drift"] = regression.drift(summaries["internal"], summaries["external"])
+    unit = regression.unit_for(_task(bundle))
+    return summaries, regression.performance_figures(sets, config.n_bins, unit)
 
 
 def _evaluate(
     bundle, sets: dict[str, EvaluatedSet], config: ReportConfig
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
+    if bundle.task == "regression":
+        return _evaluate_regression(bundle, sets, config)
     summaries: dict[str, Any] = {
         role: sections.set_metrics(
             bundle,

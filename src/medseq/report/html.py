@@ -27,6 +27,10 @@ METRIC_LABELS = {
     "f1": "F1",
     "brier": "Brier score",
     "ece": "expected calibration error",
+    "mse": "mean squared error (MSE)",
+    "rmse": "root mean squared error (RMSE)",
+    "mae": "mean absolute error (MAE)",
+    "r2": "R² (explained variance)",
 }
 FIGURE_CAPTIONS = {
     "roc_pr": "ROC and precision-recall curves",
@@ -39,6 +43,9 @@ FIGURE_CAPTIONS = {
     "example_integrated_gradients": "Example stay: integrated gradients per variable and hour",
     "example_occlusion": "Example stay: occlusion per variable and 6-hour block",
     "example_attention": "Example stay: attention weights over time",
+    "predicted_observed": "Observed against predicted value, with the identity line",
+    "residuals": "Distribution of residuals (observed - predicted)",
+    "calibration_large": "Mean observed vs mean predicted per decile of prediction (95 % CIs)",
 }
 
 
@@ -58,11 +65,18 @@ def figure_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def render_html(context: dict[str, Any], figures: dict[str, bytes]) -> str:
-    """The report page; ``figures`` maps a figure name to PNG bytes."""
+def render_html(
+    context: dict[str, Any], figures: dict[str, bytes], *, template: str = "report.html.j2"
+) -> str:
+    """The report page; ``figures`` maps a figure name to PNG bytes.
+
+    ``template`` picks the page layout: ``report.html.j2`` for binary bundles (risks,
+    thresholds, calibration maps) and ``report_regression.html.j2`` for regression ones,
+    whose sections have no threshold or calibration map to show.
+    """
     import jinja2
 
-    source = resources.files("medseq.report").joinpath("templates/report.html.j2").read_text()
+    source = resources.files("medseq.report").joinpath(f"templates/{template}").read_text()
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters["fmt"] = fmt
     env.globals.update(

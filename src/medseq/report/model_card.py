@@ -15,7 +15,13 @@ import pandas as pd
 from medseq import __version__
 
 CARD_SCHEMA = "medseq.model_card/1"
-RANKING_METRICS = ("auroc", "auprc")  # subgroup flags spelled out among the limitations
+RANKING_METRICS = ("auroc", "auprc", "mae", "r2")  # subgroup flags spelled out in limitations
+CARD_SUBGROUP_METRICS = ("auroc", "brier", "mae", "r2")
+REGRESSION_NOTE = (
+    "Regression model: it predicts a value, not a risk, so it has no decision threshold "
+    "and no calibration map; calibration in the large (mean observed vs mean predicted "
+    "per decile of prediction) is shown in the report instead."
+)
 INTENDED_USE = {
     "mortality": {
         "task": "in-hospital mortality risk of an adult ICU stay from its first 48 hours",
@@ -68,7 +74,7 @@ def _model_details(bundle, bundle_sha256: str | None) -> dict[str, Any]:
 def _subgroup_records(table: pd.DataFrame | None) -> list[dict[str, Any]]:
     if table is None or table.empty:
         return []
-    rows = table[table["metric"].isin(["auroc", "brier"]) | (table["metric"] == "")]
+    rows = table[table["metric"].isin(CARD_SUBGROUP_METRICS) | (table["metric"] == "")]
     out = []
     for row in rows.to_dict(orient="records"):
         out.append({k: (None if pd.isna(v) else v) for k, v in row.items() if k != "note"})
@@ -97,7 +103,9 @@ def _limitations(
                 "thresholded metrics (they also move with a group's prevalence and risk mix); "
                 "see the subgroup table."
             )
-    if bundle.calibration is None:
+    if bundle.task == "regression":
+        out.append(REGRESSION_NOTE)
+    elif bundle.calibration is None:
         out.append("No calibration fitted: risks are the network's raw outputs.")
     return out + list(notes)
 
@@ -169,6 +177,14 @@ def _subgroups_md(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _outcome_md(summary: dict[str, Any]) -> str:
+    """How many stays had the outcome (binary), or the mean target (regression)."""
+    if "n_positive" in summary:
+        return f"{summary['n_positive']} with the outcome"
+    observed, predicted = summary["mean_observed"], summary["mean_predicted"]
+    return f"mean observed {observed:.3f}, mean predicted {predicted:.3f}"
+
+
 def render_markdown(card: dict[str, Any]) -> str:
     """The card as markdown (``MODEL_CARD.md``)."""
     d, use = card["model_details"], card["intended_use"]
@@ -190,7 +206,7 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines += [f"- subjects: {prov.get('n_subjects')}", ""]
     for role, s in card["evaluation"].items():
         lines += [f"## Evaluation: {s['name']} ({role})", ""]
-        lines += [f"`{s['path']}`: {s['n']} stays, {s['n_positive']} with the outcome.", ""]
+        lines += [f"`{s['path']}`: {s['n']} stays, {_outcome_md(s)}.", ""]
         lines += [*_metrics_table(s["metrics"]), ""]
     if card["calibration"]:
         c = card["calibration"]

@@ -9,7 +9,8 @@ the RNG states, and a resume restores them, so an interrupted and resumed run gi
 same weights and metrics as an uninterrupted one. On CPU with a fixed ``num_threads`` the
 kernels used by recurrent models are deterministic; on CUDA, bit-identical runs also need
 ``torch.use_deterministic_algorithms(True)`` and ``CUBLAS_WORKSPACE_CONFIG=:4096:8``, which
-are process-wide switches left to the caller.
+are process-wide switches left to the caller. Under ``torchrun`` the same ``fit`` trains with
+DDP and gives the numbers of one process (:mod:`medseq.training.distributed`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from medseq.training import checkpoint as ckpt
+from medseq.training import distributed
 from medseq.training.batching import (
     forward_batches,
     iter_batches,
@@ -44,7 +46,6 @@ from medseq.training.monitor import (
     validation_scores,
 )
 from medseq.training.optim import (
-    Scheduler,
     build_optimizer,
     build_scheduler,
     clip_gradients,
@@ -53,29 +54,10 @@ from medseq.training.optim import (
 )
 from medseq.training.regularization import regularization_penalty
 from medseq.training.result import FitResult
+from medseq.training.run_state import RunState
 from medseq.training.tbptt import check_tbptt_model, tbptt_backward
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class _Run:
-    """Everything one fit works on, and its progress (what a checkpoint saves)."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    scheduler: Scheduler | None
-    loss_fn: nn.Module
-    train: dict[str, torch.Tensor]
-    val: dict[str, torch.Tensor]
-    inputs: tuple[str, ...]
-    device: torch.device
-    epoch: int = 0
-    best_score: float | None = None
-    best_epoch: int | None = None
-    best_model: dict[str, torch.Tensor] | None = None
-    history: list[dict[str, float]] = field(default_factory=list)
-    stopped_early: bool = False
 
 
 class Trainer:
@@ -164,24 +146,30 @@ class Trainer:
 
     # ---------------------------------------------------------------- set-up
 
-    def _prepare(self, model: nn.Module, train: dict, val: dict) -> _Run:
+    def _prepare(self, model: nn.Module, train: dict, val: dict) -> RunState:
         cfg = self.config
         if cfg.num_threads is not None:
             torch.set_num_threads(cfg.num_threads)
         ckpt.seed_everything(cfg.seed)
-        device = resolve_device(cfg.device)
+        dist_ctx = distributed.current()
+        if dist_ctx is None:
+            device = resolve_device(cfg.device)
+        else:
+            device = distributed.device_for(cfg.device, dist_ctx)
         names = model_input_names(model, train)
         train_t = to_tensors(train, names, task=cfg.task, where="train")
         val_t = to_tensors(val, names, task=cfg.task, where="val")
         check_monitorable(cfg.task, cfg.monitor, val_t["y"].numpy())
         if cfg.tbptt_steps is not None:
-            if ckpt.unwrap_model(model) is not model:
+            if ckpt.unwrap_model(model) is not model or dist_ctx is not None:
                 raise ValueError("tbptt_steps does not support wrapped (DDP/compiled) models yet")
             check_tbptt_model(model)
         model.to(device)
         optimizer = build_optimizer(cfg, model)
-        return _Run(
-            model=model,
+        if dist_ctx is not None:
+            distributed.init(device)
+        return RunState(
+            model=model if dist_ctx is None else distributed.wrap(model, device),
             optimizer=optimizer,
             scheduler=build_scheduler(cfg, optimizer),
             loss_fn=build_loss(cfg, train_t["y"].numpy()).to(device),
@@ -189,9 +177,11 @@ class Trainer:
             val=val_t,
             inputs=names,
             device=device,
+            module=model,
+            dist=dist_ctx,
         )
 
-    def _resume(self, run: _Run) -> None:
+    def _resume(self, run: RunState) -> None:
         if self._checkpoint_dir is None:
             raise ValueError("fit(resume=True) needs TrainConfig.checkpoint_dir")
         path = self._checkpoint_dir / ckpt.LAST_FILE
@@ -205,17 +195,10 @@ class Trainer:
                 f"{path} was written with a different TrainConfig ({changed}); resume with "
                 "the same config, or start over with resume=False"
             )
-        ckpt.unwrap_model(run.model).load_state_dict(state.model)
-        run.optimizer.load_state_dict(state.optimizer)
-        if run.scheduler is not None:
-            run.scheduler.load_state_dict(state.scheduler)
-        run.epoch, run.history = state.epoch, list(state.history)
-        run.best_score, run.best_epoch = state.best_score, state.best_epoch
-        run.best_model, run.stopped_early = state.best_model, state.stopped_early
-        ckpt.restore_rng_state(state.rng)
+        run.restore(state)
         logger.info("resumed from %s after epoch %d of %d", path, run.epoch, self.config.epochs)
 
-    def _log_start(self, run: _Run) -> None:
+    def _log_start(self, run: RunState) -> None:
         n_params = sum(p.numel() for p in run.model.parameters() if p.requires_grad)
         logger.info("Trainer.fit hyperparameters: %s", self.config.to_json())
         logger.info(
@@ -233,9 +216,9 @@ class Trainer:
     # ---------------------------------------------------------------- the loop
 
     def _show_progress(self) -> bool:
-        return self.config.progress and sys.stderr.isatty()
+        return self.config.progress and sys.stderr.isatty() and distributed.is_main_process()
 
-    def _loop(self, run: _Run) -> None:
+    def _loop(self, run: RunState) -> None:
         cfg = self.config
         bar = tqdm(
             total=cfg.epochs,
@@ -260,7 +243,7 @@ class Trainer:
                 scores = ", ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch")
                 logger.info("epoch %d/%d: %s", run.epoch, cfg.epochs, scores)
 
-    def _run_epoch(self, run: _Run) -> dict[str, float]:
+    def _run_epoch(self, run: RunState) -> dict[str, float]:
         start = time.perf_counter()
         lr = current_lr(run.optimizer)
         train_loss = self._train_epoch(run)
@@ -274,11 +257,13 @@ class Trainer:
             "seconds": time.perf_counter() - start,
         }
 
-    def _train_epoch(self, run: _Run) -> float:
+    def _train_epoch(self, run: RunState) -> float:
         cfg = self.config
         run.model.train()
         generator = torch.Generator().manual_seed(cfg.seed + run.epoch)
         n_batches = math.ceil(n_samples(run.train) / cfg.batch_size)
+        if run.dist is not None:
+            distributed.reseed(cfg.seed, run.epoch, run.dist.rank)
         total, count = 0.0, 0
         bar = tqdm(
             total=n_batches,
@@ -289,16 +274,31 @@ class Trainer:
             dynamic_ncols=True,
         )
         with bar:
-            batches = iter_batches(run.train, cfg.batch_size, run.device, generator)
-            for i, batch in enumerate(batches):
-                loss = self._train_step(run, batch, i)
-                size = batch["y"].shape[0]
-                total, count = total + loss * size, count + size
+            for i, (batch, share, size) in enumerate(self._batches(run, generator)):
+                loss = self._train_step(run, batch, i, share)
+                total, count = total + loss * share * size, count + share * size
                 bar.update(1)
-                bar.set_postfix(loss=total / count)
+                bar.set_postfix(loss=total / max(count, 1e-12))
+        if run.dist is not None:
+            total, count = distributed.all_reduce_sum([total, count], run.device)
         return total / count
 
-    def _train_step(self, run: _Run, batch: dict[str, torch.Tensor], index: int) -> float:
+    def _batches(
+        self, run: RunState, generator: torch.Generator
+    ) -> Iterator[tuple[dict[str, torch.Tensor], float, int]]:
+        """(batch, share of the global batch's loss, global batch size) per step."""
+        size = self.config.batch_size
+        if run.dist is not None:
+            yield from distributed.shard_batches(
+                run.train, size, run.device, generator, run.dist, run.loss_fn
+            )
+            return
+        for batch in iter_batches(run.train, size, run.device, generator):
+            yield batch, 1.0, batch["y"].shape[0]
+
+    def _train_step(
+        self, run: RunState, batch: dict[str, torch.Tensor], index: int, share: float = 1.0
+    ) -> float:
         cfg = self.config
         run.optimizer.zero_grad(set_to_none=True)
         penalty = regularization_penalty(ckpt.unwrap_model(run.model), cfg.l1, cfg.l2)
@@ -306,7 +306,8 @@ class Trainer:
             output = run.model(**{k: batch[k] for k in run.inputs})
             loss = run.loss_fn(output, batch["y"])
             self._check_finite(loss, run, index)
-            (loss if penalty is None else loss + penalty).backward()
+            scaled = loss if run.dist is None else loss * (share * run.dist.world_size)
+            (scaled if penalty is None else scaled + penalty).backward()
         else:
             values, lengths, y = batch["values"], batch["lengths"], batch["y"]
             loss = tbptt_backward(run.model, values, lengths, y, run.loss_fn, cfg.tbptt_steps)
@@ -318,15 +319,15 @@ class Trainer:
         return float(loss.item())
 
     @staticmethod
-    def _check_finite(loss: torch.Tensor, run: _Run, index: int) -> None:
+    def _check_finite(loss: torch.Tensor, run: RunState, index: int) -> None:
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"epoch {run.epoch + 1}, batch {index + 1}: training loss is {loss.item()}; "
                 "lower lr, set clip_grad_norm, or check the inputs for extreme values"
             )
 
-    def _evaluate(self, run: _Run) -> tuple[float, dict[str, float]]:
-        output = forward_batches(run.model, run.val, run.inputs, self.config.batch_size)
+    def _evaluate(self, run: RunState) -> tuple[float, dict[str, float]]:
+        output = forward_batches(run.module, run.val, run.inputs, self.config.batch_size)
         y = run.val["y"]
         with torch.no_grad():
             loss = float(run.loss_fn(output.to(run.device), y.to(run.device)).item())
@@ -335,41 +336,29 @@ class Trainer:
             pred = pred[:, 0]
         return loss, validation_scores(self.config.task, y.numpy(), pred.numpy())
 
-    def _update_best(self, run: _Run, record: dict[str, float]) -> None:
+    def _update_best(self, run: RunState, record: dict[str, float]) -> None:
         cfg = self.config
         score = record[self._monitor_key]
         if not is_improvement(score, run.best_score, cfg.monitor_mode, cfg.min_delta):
             return
         run.best_score, run.best_epoch = float(score), int(record["epoch"])
         run.best_model = ckpt.model_state(run.model)
-        if self._checkpoint_dir is not None:
+        if self._checkpoint_dir is not None and run.writes_files:
             ckpt.save_weights(self._checkpoint_dir / ckpt.BEST_FILE, run.best_model)
 
-    def _patience_exhausted(self, run: _Run) -> bool:
+    def _patience_exhausted(self, run: RunState) -> bool:
         patience = self.config.patience
         if patience is None or run.epoch >= self.config.epochs:
             return False
         return run.epoch - (run.best_epoch or 0) >= patience
 
-    def _save(self, run: _Run) -> None:
-        if self._checkpoint_dir is None:
+    def _save(self, run: RunState) -> None:
+        if self._checkpoint_dir is None or not run.writes_files:
             return
-        state = ckpt.Checkpoint(
-            model=ckpt.model_state(run.model),
-            optimizer=run.optimizer.state_dict(),
-            scheduler=None if run.scheduler is None else run.scheduler.state_dict(),
-            epoch=run.epoch,
-            best_score=run.best_score,
-            best_epoch=run.best_epoch,
-            best_model=run.best_model,
-            history=list(run.history),
-            config_json=self.config.to_json(),
-            rng=ckpt.capture_rng_state(),
-            stopped_early=run.stopped_early,
-        )
+        state = run.to_checkpoint(self.config.to_json())
         ckpt.save_checkpoint(self._checkpoint_dir / ckpt.LAST_FILE, state)
 
-    def _finish(self, run: _Run) -> FitResult:
+    def _finish(self, run: RunState) -> FitResult:
         if run.best_model is not None:
             ckpt.unwrap_model(run.model).load_state_dict(run.best_model)
             logger.info(
