@@ -18,7 +18,7 @@ import pandas as pd
 from medseq.evaluation import metrics_with_ci
 from medseq.report import figures, regression_figures
 from medseq.report.datasets import EvaluatedSet
-from medseq.report.subgroups import _compare, _group_order, subgroups_for
+from medseq.report.subgroups import _compare, iter_subgroups, subgroups_for
 
 REGRESSION_SUBGROUP_METRICS: tuple[str, ...] = ("mae", "r2")
 TASK_UNITS = {"length_of_stay": "days"}
@@ -120,15 +120,9 @@ def subgroup_table(
     p = np.asarray(y_pred, dtype=np.float64)
     settings = {"n_boot": n_boot, "random_state": random_state, "stratified": False}
     rows = []
-    for attribute, series in groups.items():
-        labels = np.asarray(series, dtype=object)
-        if len(labels) != len(y):
-            raise ValueError(
-                f"subgroup {attribute!r} has {len(labels)} labels for {len(y)} samples"
-            )
-        for group in _group_order(series, labels):
-            base = {"attribute": attribute, "group": group}
-            rows += _group_rows(y, p, labels == group, base, metrics, settings, min_size)
+    for attribute, group, inside in iter_subgroups(groups, len(y)):
+        base = {"attribute": attribute, "group": group}
+        rows += _group_rows(y, p, inside, base, metrics, settings, min_size)
     columns = ["attribute", "group", "n", "metric", "value", "lo", "hi", "rest"]
     columns += ["diff_lo", "diff_hi", "flag", "note"]
     return pd.DataFrame(rows).reindex(columns=columns)

@@ -115,6 +115,22 @@ def _group_order(series: pd.Series, labels: np.ndarray) -> list:
     return sorted(present, key=str)
 
 
+def iter_subgroups(groups: Mapping[str, pd.Series], n_samples: int):
+    """Yield ``(attribute, group, inside)`` for every group present, ``inside`` a bool mask.
+
+    One walk over the subgroup definitions for every task's table, so binary and regression
+    reports order, check and select groups the same way.
+    """
+    for attribute, series in groups.items():
+        labels = np.asarray(series, dtype=object)
+        if len(labels) != n_samples:
+            raise ValueError(
+                f"subgroup {attribute!r} has {len(labels)} labels for {n_samples} samples"
+            )
+        for group in _group_order(series, labels):
+            yield attribute, group, labels == group
+
+
 def subgroup_table(
     y_true: object,
     y_prob: object,
@@ -153,20 +169,13 @@ def subgroup_table(
     p = np.asarray(y_prob, dtype=np.float64)
     settings = {"n_boot": n_boot, "random_state": random_state, "threshold": threshold}
     rows = []
-    for attribute, series in groups.items():
-        labels = np.asarray(series, dtype=object)
-        if len(labels) != len(y):
-            raise ValueError(
-                f"subgroup {attribute!r} has {len(labels)} labels for {len(y)} samples"
-            )
-        for group in _group_order(series, labels):
-            inside = labels == group
-            base = {"attribute": attribute, "group": group, "n": int(inside.sum())}
-            base["n_positive"] = int(y[inside].sum())
-            if inside.sum() < min_size or inside.all():
-                rows.append(base | {"metric": "", "flag": False, "note": "too small to estimate"})
-                continue
-            rows += [base | r for r in _rows_for_group(y, p, inside, metrics, settings)]
+    for attribute, group, inside in iter_subgroups(groups, len(y)):
+        base = {"attribute": attribute, "group": group, "n": int(inside.sum())}
+        base["n_positive"] = int(y[inside].sum())
+        if inside.sum() < min_size or inside.all():
+            rows.append(base | {"metric": "", "flag": False, "note": "too small to estimate"})
+            continue
+        rows += [base | r for r in _rows_for_group(y, p, inside, metrics, settings)]
     columns = ["attribute", "group", "n", "n_positive", "metric", "value", "lo", "hi", "rest"]
     columns += ["diff_lo", "diff_hi", "flag", "note"]
     return pd.DataFrame(rows).reindex(columns=columns)
