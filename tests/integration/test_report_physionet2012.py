@@ -94,7 +94,8 @@ class _Cells(html.parser.HTMLParser):
             self._open["text"] += data
 
 
-def _parse(report) -> _Cells:
+def parse_report_cells(report) -> _Cells:
+    """Metric cells and images of a built report (shared with the regression test)."""
     parser = _Cells()
     parser.feed(report.html_path.read_text(encoding="utf-8"))
     return parser
@@ -102,7 +103,9 @@ def _parse(report) -> _Cells:
 
 def test_numbers_in_the_page_are_the_bundles(report, attention_bundle, physionet2012_dir):
     card = load_bundle(attention_bundle).model_card
-    cells = [c for c in _parse(report).cells if c["data-set"] in ("internal", "external")]
+    cells = [
+        c for c in parse_report_cells(report).cells if c["data-set"] in ("internal", "external")
+    ]
     assert len(cells) == 2 * 10
     for cell in cells:
         stored = card["evaluation"][cell["data-set"]]["metrics"][cell["data-metric"]]
@@ -123,7 +126,7 @@ def test_numbers_in_the_page_are_the_bundles(report, attention_bundle, physionet
 def test_report_is_self_contained_with_every_figure(report):
     text = report.html_path.read_text(encoding="utf-8")
     assert "<script" not in text and "http://" not in text and "https://" not in text
-    images = _parse(report).images
+    images = parse_report_cells(report).images
     assert {img["data-figure"] for img in images} == FIGURES
     assert all(img["src"].startswith("data:image/png;base64,") for img in images)
     assert set(report.figure_paths) == FIGURES
@@ -182,7 +185,7 @@ def test_chromium_check_catches_a_broken_page(tmp_path):
 
 
 def test_subgroup_cells_hold_their_own_ci(report):
-    cells = [c for c in _parse(report).cells if c["data-set"].startswith("subgroup:")]
+    cells = [c for c in parse_report_cells(report).cells if c["data-set"].startswith("subgroup:")]
     table = report.subgroups.dropna(subset=["value"])
     assert len(cells) == len(table)
     for cell, row in zip(cells, table.itertuples(), strict=True):

@@ -8,10 +8,8 @@ maps do not apply.
 
 from __future__ import annotations
 
-import html.parser
-
 import pytest
-from test_report_physionet2012 import render_in_chromium
+from test_report_physionet2012 import parse_report_cells, render_in_chromium
 
 from medseq.bundle import load_bundle
 from medseq.evaluation import metrics_with_ci
@@ -46,31 +44,9 @@ def los_report(trained_los_bundle, physionet2012_dir, tmp_path_factory):
     )
 
 
-class _Cells(html.parser.HTMLParser):
-    """Metric cells (``data-metric``) with their attributes and displayed text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cells: list[dict] = []
-        self._open: dict | None = None
-
-    def handle_starttag(self, tag, attrs):
-        attrs = dict(attrs)
-        if tag == "td" and "data-metric" in attrs:
-            self._open = attrs | {"text": ""}
-        if tag == "span" and self._open is not None:
-            self.cells.append(self._open)
-            self._open = None
-
-    def handle_data(self, data):
-        if self._open is not None:
-            self._open["text"] += data
-
-
 def test_page_numbers_are_metrics_with_ci_recomputed(los_report, trained_los_bundle, set_b):
-    parser = _Cells()
-    parser.feed(los_report.html_path.read_text(encoding="utf-8"))
-    cells = [c for c in parser.cells if c["data-set"] == "internal"]
+    parsed = parse_report_cells(los_report).cells
+    cells = [c for c in parsed if c["data-set"] == "internal"]
     assert {c["data-metric"] for c in cells} == {"mse", "rmse", "mae", "r2"}
     bundle = load_bundle(trained_los_bundle)
     labels = labels_for("length_of_stay", set_b).sort_index().iloc[:N_SUBJECTS]
@@ -82,7 +58,7 @@ def test_page_numbers_are_metrics_with_ci_recomputed(los_report, trained_los_bun
         triple = [float(cell[k]) for k in ("data-point", "data-lo", "data-hi")]
         assert triple == pytest.approx(list(expected[cell["data-metric"]]), rel=1e-9)
         assert cell["text"].strip() == fmt(triple[0])
-    external = [c for c in parser.cells if c["data-set"] == "external"]
+    external = [c for c in parsed if c["data-set"] == "external"]
     assert len(external) == 4
 
 
