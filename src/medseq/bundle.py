@@ -18,6 +18,7 @@ stored in ``medseq.json`` (``model_card_sha256``) and checked at load.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from dataclasses import dataclass, field
@@ -30,14 +31,14 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 
 from medseq import __version__
-from medseq.features import ICUFeaturizer
-from medseq.models import ModelConfig, build_model
+from medseq.features.registry import featurizer_from_state_dict
+from medseq.models import build_model, model_config_from_dict
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "weights.safetensors"
 MANIFEST_FILE = "medseq.json"
 MODEL_CARD_FILE = "MODEL_CARD.md"
-TASKS = ("binary", "regression")
+TASKS = ("binary", "multiclass", "multilabel", "regression")
 
 
 class BundleError(ValueError):
@@ -48,8 +49,12 @@ class BundleError(ValueError):
 class Bundle:
     """A fitted feature pipeline and an ensemble of fitted models that share one config.
 
-    Predictions average the members' probabilities (binary) or outputs (regression), so a
-    seed ensemble and a single model are served by the same code.
+    Predictions average the members' probabilities (sigmoid for binary and multilabel,
+    softmax for multiclass) or outputs (regression), so a seed ensemble and a single model
+    are served by the same code. ``featurizer`` is any registered featurizer
+    (:mod:`medseq.features.registry`) and ``model_config`` any registered model config
+    (:mod:`medseq.models.registry`); ``class_names`` names the classes or label columns of
+    a multiclass or multilabel bundle.
 
     ``calibration`` holds the JSON parameters of
     :func:`medseq.evaluation.calibration.fit_calibration`, fitted on validation
@@ -58,8 +63,8 @@ class Bundle:
     card and ``model_card_markdown`` its rendering (see :mod:`medseq.report.model_card`).
     """
 
-    model_config: ModelConfig
-    featurizer: ICUFeaturizer
+    model_config: Any
+    featurizer: Any
     members: list[torch.nn.Module]
     task: str = "binary"
     threshold: float | None = None
@@ -69,6 +74,7 @@ class Bundle:
     calibration: dict[str, Any] | None = None
     model_card: dict[str, Any] | None = None
     model_card_markdown: str | None = None
+    class_names: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -80,23 +86,22 @@ class Bundle:
     def predict_arrays(
         self, features: dict[str, np.ndarray], batch_size: int = 512, *, calibrated: bool = False
     ) -> np.ndarray:
-        """Average member predictions on already-featurised arrays, shape (N,) or (N, K).
+        """Average member predictions on already-featurised arrays: (N,), (N, K) or (N, T', K).
 
         ``calibrated=True`` maps binary risks through the stored calibration; it raises
         when the bundle has none (fit one with ``fit_calibration`` on validation data).
         """
         if calibrated:
             return self.calibrate(self.predict_arrays(features, batch_size))
-        n = len(features["lengths"])
-        keys = [k for k in ("values", "mask", "delta", "lengths", "static") if k in features]
+        names = _input_names(self.members[0], features)
+        n = len(features[names[0]])
         outputs = []
         for member in self.members:
             member.eval()
             chunks = []
             for start in range(0, n, batch_size):
-                batch = {k: torch.as_tensor(features[k][start : start + batch_size]) for k in keys}
-                logits = member(**batch)
-                chunks.append(torch.sigmoid(logits) if self.task == "binary" else logits)
+                batch = {k: _as_tensor(features[k][start : start + batch_size]) for k in names}
+                chunks.append(_probabilities(member(**batch), self.task))
             outputs.append(torch.cat(chunks).numpy())
         mean = np.mean(outputs, axis=0)
         return mean[:, 0] if mean.ndim == 2 and mean.shape[1] == 1 else mean
@@ -119,6 +124,31 @@ class Bundle:
         from medseq.evaluation.calibration import apply_calibration
 
         return apply_calibration(y_prob, self.calibration)
+
+
+def _input_names(member: torch.nn.Module, features: dict[str, Any]) -> list[str]:
+    """The arrays present in ``features`` that the member's ``forward`` names."""
+    params = inspect.signature(member.forward).parameters
+    names = [k for k in params if features.get(k) is not None]
+    if not names:
+        raise ValueError(
+            f"{type(member).__name__}.forward takes {list(params)}; the features hold "
+            f"{sorted(features)}"
+        )
+    return names
+
+
+def _as_tensor(array: Any) -> torch.Tensor:
+    tensor = torch.as_tensor(np.ascontiguousarray(array))
+    return tensor.long() if not tensor.is_floating_point() else tensor.float()
+
+
+def _probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
+    if task in ("binary", "multilabel"):
+        return torch.sigmoid(logits)
+    if task == "multiclass":
+        return torch.softmax(logits, dim=-1)
+    return logits
 
 
 def _canonical(obj: Any) -> bytes:
@@ -154,6 +184,8 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
         "calibration": bundle.calibration,
         "model_card": bundle.model_card,
     }
+    if bundle.class_names is not None:
+        manifest["class_names"] = list(bundle.class_names)
     card = bundle.model_card_markdown
     if card is not None:
         manifest["model_card_sha256"] = hashlib.sha256(card.encode()).hexdigest()
@@ -214,7 +246,7 @@ def _read_model_card(path: Path, manifest: dict[str, Any]) -> str | None:
 
 
 def _bundle_from(manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> Bundle:
-    config = ModelConfig.from_dict(manifest["model_config"])
+    config = model_config_from_dict(manifest["model_config"])
     members = []
     for i in range(int(manifest["n_members"])):
         prefix = f"m{i}."
@@ -225,7 +257,7 @@ def _bundle_from(manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> 
         members.append(member)
     return Bundle(
         model_config=config,
-        featurizer=ICUFeaturizer.from_state_dict(manifest["featurizer"]),
+        featurizer=featurizer_from_state_dict(manifest["featurizer"]),
         members=members,
         task=manifest["task"],
         threshold=manifest["threshold"],
@@ -234,6 +266,7 @@ def _bundle_from(manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> 
         train_config=manifest.get("train_config", {}),
         calibration=manifest.get("calibration"),
         model_card=manifest.get("model_card"),
+        class_names=manifest.get("class_names"),
     )
 
 

@@ -121,6 +121,17 @@ def train(
     else:
         typer.echo(f"\n{result.name}: validation (out-of-fold) metrics{threshold}")
         typer.echo("\n".join(f"{k}: {v:.4f}" for k, v in result.val_metrics.items()))
+    matrix = result.extra.get("test_confusion") or result.extra.get("val_confusion")
+    if matrix is not None:
+        names = result.extra["class_names"]
+        which = "test" if "test_confusion" in result.extra else "validation"
+        typer.echo(f"\nconfusion matrix ({which}; rows true, columns predicted): {names}")
+        typer.echo(
+            "\n".join(
+                f"{name:>6} " + " ".join(f"{v:7d}" for v in row)
+                for name, row in zip(names, matrix, strict=True)
+            )
+        )
     typer.echo(f"\nbundle: {result.bundle_dir or '(baseline, none saved)'}")
     typer.echo(f"results: {Path(cfg.output_dir) / 'results.json'} ({result.seconds:.0f} s)")
 

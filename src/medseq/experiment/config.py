@@ -6,8 +6,10 @@ The file has a few small sections, each handed to the stage that owns it::
     seeds = [0, 1, 2, 3, 4]          # one model per seed; the bundle averages them
 
     [data]                           # ExperimentData below
-    [features]                       # keyword arguments of ICUFeaturizer
-    [model]                          # medseq.models.ModelConfig (sizes inferred from data)
+    [features]                       # the dataset's featurizer options (ICUFeaturizer's
+                                     # keyword arguments for ICU data)
+    [model]                          # a model config of medseq.models.registry, picked by
+                                     # its ``kind`` (sizes inferred from data)
     [train]                          # medseq.training.TrainConfig
     [baseline]                       # instead of [model]/[train]: a scikit-learn baseline
     [evaluate]                       # ExperimentEvaluate below
@@ -29,7 +31,6 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
-TASKS = {"mortality": "binary", "length_of_stay": "regression"}
 BASELINES = ("logistic_regression", "hist_gradient_boosting")
 
 
@@ -44,22 +45,43 @@ class ExperimentData:
     gets an out-of-fold prediction for threshold selection. ``test`` is touched once, after
     model selection; ``test = ""`` makes a selection run that reports validation metrics
     only, so hyperparameters can be compared without looking at the test set.
+    ``protocol`` names a split protocol of the dataset (e.g. ``"official"``,
+    ``"scaffold"``, ``"de_chazal"``) that takes validation and test from the one ``train``
+    path; ``test`` must then be empty. ``dataset`` and ``task`` are checked against the
+    dataset registry (:mod:`medseq.experiment.datasets`).
     ``max_subjects`` keeps only the first n labelled subjects (by id) of
     each set, for smoke tests and quick trials; published numbers never set it.
     """
 
     dataset: str = "physionet2012"
     train: str = "physionet2012/set-a.tar.gz"
-    test: str = "physionet2012/set-b.tar.gz"
+    test: str | None = None  # None: set B for physionet2012 without a protocol, else none
     task: str = "mortality"
     val_fraction: float = 0.2
     cv_folds: int = 0
     split_seed: int = 0
     max_subjects: int | None = None
+    protocol: str = ""
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"[data] task must be one of {sorted(TASKS)}, got {self.task!r}")
+        from medseq.experiment.datasets import get_dataset
+
+        spec = get_dataset(self.dataset)
+        if self.test is None:
+            default = self.dataset == "physionet2012" and not self.protocol
+            object.__setattr__(self, "test", "physionet2012/set-b.tar.gz" if default else "")
+        if self.task not in spec.tasks:
+            raise ValueError(
+                f"[data] task must be one of {sorted(spec.tasks)} for dataset "
+                f"{self.dataset!r}, got {self.task!r}"
+            )
+        if self.protocol:
+            spec.protocol(self.protocol)
+            if self.test:
+                raise ValueError(
+                    f"[data] protocol {self.protocol!r} takes the test set from `train`; "
+                    f'set test = "" (got test = {self.test!r})'
+                )
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"[data] val_fraction must be in (0, 1), got {self.val_fraction!r}")
         if self.max_subjects is not None and self.max_subjects < 20:
@@ -113,7 +135,10 @@ class ExperimentConfig:
 
     @property
     def task_type(self) -> str:
-        return TASKS[self.data.task]
+        """binary, multiclass, multilabel or regression, as the dataset defines the task."""
+        from medseq.experiment.datasets import get_dataset
+
+        return get_dataset(self.data.dataset).task_type(self.data.task)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

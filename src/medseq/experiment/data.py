@@ -1,19 +1,17 @@
-"""Resolve dataset paths and turn a read set into labelled, featurised arrays."""
+"""Resolve dataset paths, read them through the dataset registry, label and split them."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from medseq.experiment.datasets import DatasetSpec, SplitIds, get_dataset
 from medseq.paths import data_root
-from medseq.sources import physionet2012
-from medseq.tasks.physionet2012 import length_of_stay_labels, mortality_labels
-
-LABELLERS = {"mortality": mortality_labels, "length_of_stay": length_of_stay_labels}
 
 
 def resolve_data_path(path: str | Path) -> Path:
@@ -27,18 +25,16 @@ def resolve_data_path(path: str | Path) -> Path:
     return candidate
 
 
-def read_set(dataset: str, path: str | Path) -> physionet2012.PhysioNet2012Set:
+def read_set(dataset: str, path: str | Path) -> Any:
     """Read one dataset split with the reader registered for ``dataset``."""
-    if dataset != "physionet2012":
-        raise ValueError(f"unknown dataset {dataset!r}; supported: ['physionet2012']")
-    return physionet2012.read(resolve_data_path(path))
+    return get_dataset(dataset).read(resolve_data_path(path))
 
 
-def labels_for(task: str, data: physionet2012.PhysioNet2012Set) -> pd.Series:
-    """Labels of ``task`` indexed by subject_id (subjects without a label are excluded)."""
-    if task not in LABELLERS:
-        raise ValueError(f"unknown task {task!r}; supported: {sorted(LABELLERS)}")
-    return LABELLERS[task](data)
+def labels_for(task: str, data: Any, dataset: str = "physionet2012") -> pd.Series | pd.DataFrame:
+    """Labels of ``task`` indexed by subject id (subjects without a label are excluded)."""
+    spec = get_dataset(dataset)
+    spec.task_type(task)
+    return spec.labels(task, data)
 
 
 def file_sha256(path: Path) -> str:
@@ -54,14 +50,18 @@ def file_sha256(path: Path) -> str:
 
 @dataclass
 class LabelledSet:
-    """One split: the read data, the ordered subject ids and their labels."""
+    """One split: the read data, the ordered subject ids and their labels.
 
-    data: physionet2012.PhysioNet2012Set
+    ``y`` is (N,) for binary, multiclass and regression tasks and (N, K) for multilabel
+    ones (NaN where a label is missing).
+    """
+
+    data: Any
     subject_ids: np.ndarray
     y: np.ndarray
 
     @classmethod
-    def select(cls, data, labels: pd.Series, ids) -> LabelledSet:
+    def select(cls, data, labels: pd.Series | pd.DataFrame, ids) -> LabelledSet:
         ids = np.asarray(ids, dtype=np.int64)
         return cls(data=data, subject_ids=ids, y=labels.loc[ids].to_numpy(dtype=np.float32))
 
@@ -74,18 +74,44 @@ class Fold:
     val: LabelledSet
 
 
-def make_folds(spec, data, labels: pd.Series) -> list[Fold]:
+def stratification_target(labels: pd.Series | pd.DataFrame) -> np.ndarray:
+    """What folds are stratified on: the label itself, or nothing for multi-column labels."""
+    if isinstance(labels, pd.DataFrame):
+        return np.zeros(len(labels), dtype=np.int64)
+    return labels.to_numpy()
+
+
+def default_split_ids(spec, labels: pd.Series | pd.DataFrame) -> SplitIds:
     """The single stratified split, or ``spec.cv_folds`` stratified folds, of ``labels``."""
     from medseq.tasks.splits import stratified_kfold, stratified_split
 
-    ids, y = labels.index.to_numpy(), labels.to_numpy()
+    ids, y = labels.index.to_numpy(), stratification_target(labels)
     if spec.cv_folds >= 2:
         pairs = stratified_kfold(ids, y, n_splits=spec.cv_folds, random_state=spec.split_seed)
     else:
         pairs = [
             stratified_split(ids, y, val_fraction=spec.val_fraction, random_state=spec.split_seed)
         ]
+    return SplitIds(folds=list(pairs))
+
+
+def make_folds(spec, data, labels: pd.Series | pd.DataFrame) -> list[Fold]:
+    """The single stratified split, or ``spec.cv_folds`` stratified folds, of ``labels``."""
+    return folds_from_ids(data, labels, default_split_ids(spec, labels))
+
+
+def folds_from_ids(data, labels: pd.Series | pd.DataFrame, split: SplitIds) -> list[Fold]:
+    """Labelled folds of ``data`` from the ids of a split."""
     return [
         Fold(LabelledSet.select(data, labels, tr), LabelledSet.select(data, labels, va))
-        for tr, va in pairs
+        for tr, va in split.folds
     ]
+
+
+def read_labelled(spec: DatasetSpec, config, path: str | Path) -> tuple[Any, Any]:
+    """Read ``path`` and label it for the experiment's task (``max_subjects`` applied)."""
+    data = spec.read(resolve_data_path(path))
+    labels = spec.labels(config.data.task, data)
+    if config.data.max_subjects is not None:
+        labels = labels.sort_index().iloc[: config.data.max_subjects]
+    return data, labels

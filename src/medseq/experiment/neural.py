@@ -1,4 +1,8 @@
-"""Train a seed ensemble of recurrent models on featurised splits and wrap it in a Bundle."""
+"""Train a seed ensemble of models on featurised splits and wrap it in a Bundle.
+
+The dataset spec (:mod:`medseq.experiment.datasets`) supplies the featurizer and the sizes
+of the model config, so this loop serves every modality.
+"""
 
 from __future__ import annotations
 
@@ -12,36 +16,42 @@ import torch
 from medseq.bundle import Bundle
 from medseq.experiment.config import ExperimentConfig
 from medseq.experiment.data import Fold, LabelledSet
-from medseq.features import ICUFeaturizer
-from medseq.models import ModelConfig, build_model
+from medseq.experiment.datasets import DatasetSpec, get_dataset
+from medseq.models import build_model, model_config_from_dict
 from medseq.training import TrainConfig, Trainer, distributed
 
 logger = logging.getLogger(__name__)
 
 
-def featurise(featurizer: ICUFeaturizer, split: LabelledSet) -> dict[str, np.ndarray]:
-    arrays = featurizer.transform(split.data.events, split.data.static, split.subject_ids)
+def featurise(spec: DatasetSpec, featurizer: Any, split: LabelledSet) -> dict[str, np.ndarray]:
+    """The model inputs of ``split`` plus its labels as ``y``."""
+    arrays = dict(spec.transform(featurizer, split.data, split.subject_ids))
     arrays["y"] = split.y.astype(np.float32)
     return arrays
 
 
-def _model_config(config: ExperimentConfig, featurizer: ICUFeaturizer) -> ModelConfig:
-    inferred = {
-        "input_size": featurizer.n_features,
-        "static_size": featurizer.n_static,
-        "n_outputs": 1,
-    }
-    clash = sorted(set(inferred) & set(config.model or {}))
+def n_outputs(task_type: str, y: np.ndarray, class_names: list[str] | None) -> int:
+    """Logits the model needs: one, one per class, or one per label column."""
+    if task_type == "multilabel":
+        return int(y.shape[1])
+    if task_type == "multiclass":
+        if class_names:
+            return len(class_names)
+        return int(np.nanmax(y)) + 1
+    return 1
+
+
+def _model_config(config: ExperimentConfig, sizes: dict[str, Any]) -> Any:
+    clash = sorted(set(sizes) & set(config.model or {}))
     if clash:
         raise ValueError(f"[model]: {clash} are inferred from the data; remove them")
-    return ModelConfig.from_dict({**(config.model or {}), **inferred})
+    return model_config_from_dict({**(config.model or {}), **sizes})
 
 
 def _train_config(
     config: ExperimentConfig, seed: int, checkpoint_dir: Path, progress: bool
 ) -> TrainConfig:
-    task = "binary" if config.task_type == "binary" else "regression"
-    raw: dict[str, Any] = {"task": task, **config.train}
+    raw: dict[str, Any] = {"task": config.task_type, **config.train}
     raw["seed"] = seed
     raw["checkpoint_dir"] = str(checkpoint_dir)
     raw.setdefault("progress", progress)
@@ -72,17 +82,23 @@ def train_bundle(
 
 
 def _train_bundle(config, folds, test, out_dir, *, resume, progress):
+    spec = get_dataset(config.data.dataset)
     everyone = LabelledSet(
         data=folds[0].train.data,
         subject_ids=np.concatenate([folds[0].train.subject_ids, folds[0].val.subject_ids]),
         y=np.concatenate([folds[0].train.y, folds[0].val.y]),
     )
     fit_ids = np.unique(np.concatenate([f.train.subject_ids for f in folds]))
-    featurizer = ICUFeaturizer(**config.features)
-    featurizer.fit(everyone.data.events, everyone.data.static, fit_ids)
-    train_arrays = featurise(featurizer, everyone)
+    featurizer = spec.fit_featurizer(dict(config.features), everyone.data, fit_ids)
+    train_arrays = featurise(spec, featurizer, everyone)
+    class_names = (
+        list(spec.class_names(config.data.task, everyone.data)) if spec.class_names else None
+    )
+    sizes = dict(spec.model_sizes(featurizer))
+    sizes["n_outputs"] = n_outputs(config.task_type, everyone.y, class_names)
+    model_config = _model_config(config, sizes)
+    augment = spec.augment(dict(config.features)) if spec.augment is not None else None
     row_of = {int(s): i for i, s in enumerate(everyone.subject_ids)}
-    model_config = _model_config(config, featurizer)
     members, fits, val_y, val_pred = [], [], [], []
     for k, fold in enumerate(folds):
         rows = {
@@ -101,32 +117,51 @@ def _train_bundle(config, folds, test, out_dir, *, resume, progress):
                 _subset(train_arrays, rows["val"]),
                 resume=resume,
                 progress=progress,
+                augment=augment,
             )
             fold_members.append(model)
             fits.append({"member": tag, "best_epoch": fit.best_epoch, "best_score": fit.best_score})
-        fold_bundle = _bundle(config, model_config, featurizer, fold_members)
+        fold_bundle = _bundle(config, model_config, featurizer, fold_members, class_names)
         val_y.append(fold.val.y)
         val_pred.append(fold_bundle.predict_arrays(_subset(train_arrays, rows["val"])))
         members += fold_members
-    bundle = _bundle(config, model_config, featurizer, members)
+    bundle = _bundle(config, model_config, featurizer, members, class_names)
     bundle.train_config = {**config.train, "seeds": list(config.seeds), "fits": fits}
-    test_pred = None if test is None else bundle.predict_arrays(featurise(featurizer, test))
-    return bundle, np.concatenate(val_y), np.concatenate(val_pred), test_pred
+    test_pred = None if test is None else bundle.predict_arrays(featurise(spec, featurizer, test))
+    return bundle, _stack(val_y), _stack(val_pred), test_pred
 
 
-def _fit_member(config, model_config, seed, checkpoint_dir, train, val, *, resume, progress):
+def _stack(parts: list[np.ndarray]) -> np.ndarray:
+    """Concatenate per-fold arrays; per-step outputs of different lengths are NaN-padded."""
+    if parts[0].ndim >= 2 and len({p.shape[1] for p in parts}) > 1:
+        steps = max(p.shape[1] for p in parts)
+        parts = [
+            np.pad(
+                p.astype(np.float32),
+                [(0, 0), (0, steps - p.shape[1])] + [(0, 0)] * (p.ndim - 2),
+                constant_values=np.nan,
+            )
+            for p in parts
+        ]
+    return np.concatenate(parts)
+
+
+def _fit_member(
+    config, model_config, seed, checkpoint_dir, train, val, *, resume, progress, augment=None
+):
     torch.manual_seed(seed)
     model = build_model(model_config)
     trainer = Trainer(_train_config(config, seed, checkpoint_dir, progress))
-    fit = trainer.fit(model, train, val, resume=resume)
+    fit = trainer.fit(model, train, val, resume=resume, augment=augment)
     logger.info("%s: best epoch %s, best %s", checkpoint_dir.name, fit.best_epoch, fit.best_score)
     return model, fit
 
 
-def _bundle(config, model_config, featurizer, members) -> Bundle:
+def _bundle(config, model_config, featurizer, members, class_names=None) -> Bundle:
     return Bundle(
         model_config=model_config,
         featurizer=featurizer,
         members=members,
-        task="binary" if config.task_type == "binary" else "regression",
+        task=config.task_type,
+        class_names=class_names,
     )

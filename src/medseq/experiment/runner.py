@@ -22,12 +22,13 @@ from medseq.experiment.config import ExperimentConfig
 from medseq.experiment.data import (
     Fold,
     LabelledSet,
+    default_split_ids,
     file_sha256,
-    labels_for,
-    make_folds,
-    read_set,
+    folds_from_ids,
+    read_labelled,
     resolve_data_path,
 )
+from medseq.experiment.datasets import DatasetSpec, get_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -58,22 +59,27 @@ class ExperimentResult:
         }
 
 
-def _read_labelled(config: ExperimentConfig, path: str) -> tuple[Any, pd.Series]:
-    spec = config.data
-    data = read_set(spec.dataset, path)
-    logger.info("%s: %s", path, data.report.summary())
-    labels = labels_for(spec.task, data)
-    if spec.max_subjects is not None:
-        labels = labels.sort_index().iloc[: spec.max_subjects]
+def _read_labelled(spec: DatasetSpec, config: ExperimentConfig, path: str):
+    data, labels = read_labelled(spec, config, path)
+    report = getattr(data, "report", None)
+    if report is not None and hasattr(report, "summary"):
+        logger.info("%s: %s", path, report.summary())
     return data, labels
 
 
 def _load_splits(config: ExperimentConfig) -> tuple[list[Fold], LabelledSet | None]:
-    folds = make_folds(config.data, *_read_labelled(config, config.data.train))
+    spec = get_dataset(config.data.dataset)
+    data, labels = _read_labelled(spec, config, config.data.train)
+    if config.data.protocol:
+        split = spec.protocol(config.data.protocol)(config.data, data, labels)
+        folds = folds_from_ids(data, labels, split)
+        test = None if split.test is None else LabelledSet.select(data, labels, split.test)
+        return folds, test
+    folds = folds_from_ids(data, labels, default_split_ids(config.data, labels))
     if not config.data.test:
         logger.info("no test set configured: a selection run, validation metrics only")
         return folds, None
-    test_data, test_labels = _read_labelled(config, config.data.test)
+    test_data, test_labels = _read_labelled(spec, config, config.data.test)
     return folds, LabelledSet.select(test_data, test_labels, test_labels.index.to_numpy())
 
 
@@ -82,7 +88,7 @@ def _provenance(
 ) -> dict[str, Any]:
     paths = (
         {"train": config.data.train, "test": config.data.test}
-        if test
+        if test and config.data.test
         else {"train": config.data.train}
     )
     return {
@@ -98,6 +104,7 @@ def _provenance(
             "test": len(test.subject_ids) if test else 0,
         },
         "split": {
+            "protocol": config.data.protocol,
             "val_fraction": config.data.val_fraction,
             "cv_folds": config.data.cv_folds,
             "split_seed": config.data.split_seed,
@@ -118,6 +125,7 @@ def run_experiment(
     out_dir = Path(config.output_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     folds, test = _load_splits(config)
+    class_names = None
     if config.baseline is not None:
         val_y, val_pred, test_pred = fit_baseline(config, folds, test)
         bundle_dir = None
@@ -129,7 +137,9 @@ def run_experiment(
         )
         bundle.provenance = _provenance(config, folds, test)
         bundle_dir = str(out_dir / "bundle")
-    threshold, val_metrics, test_metrics = _score(config, val_y, val_pred, test, test_pred)
+        class_names = bundle.class_names
+    scored = _score(config, class_names, val_y, val_pred, test, test_pred)
+    threshold, val_metrics, test_metrics = scored.threshold, scored.val, scored.test
     if config.baseline is None:
         from medseq.bundle import save_bundle
 
@@ -150,17 +160,35 @@ def run_experiment(
         threshold=threshold,
         bundle_dir=bundle_dir,
         seconds=time.perf_counter() - start,
-        extra={"config": config.to_dict()},
+        extra={"config": config.to_dict(), **scored.extra},
     )
     if not is_rank_zero():
         return result
     (out_dir / "results.json").write_text(json.dumps(result.to_dict(), indent=2))
     if test is not None:
-        frame = pd.DataFrame(
-            {"subject_id": test.subject_ids, "y_true": test.y, "y_pred": test_pred}
+        _predictions_frame(test.subject_ids, test.y, test_pred, class_names).to_csv(
+            out_dir / "test_predictions.csv", index=False
         )
-        frame.to_csv(out_dir / "test_predictions.csv", index=False)
     return result
+
+
+def _predictions_frame(ids, y, pred, class_names) -> pd.DataFrame:
+    """One row per sample: its label(s) and prediction(s); per-step outputs are omitted."""
+    frame = pd.DataFrame({"subject_id": ids})
+    if y.ndim == 1 and pred.ndim == 1:
+        frame["y_true"], frame["y_pred"] = y, pred
+        return frame
+    if y.ndim == 1 and pred.ndim == 2:  # multiclass: the label and each class probability
+        frame["y_true"] = y
+        names = class_names or [str(k) for k in range(pred.shape[1])]
+        for k, name in enumerate(names):
+            frame[f"p_{name}"] = pred[:, k]
+        return frame
+    if y.ndim == 2 and pred.ndim == 2 and y.shape == pred.shape:  # multilabel
+        names = class_names or [str(k) for k in range(y.shape[1])]
+        for k, name in enumerate(names):
+            frame[f"y_{name}"], frame[f"p_{name}"] = y[:, k], pred[:, k]
+    return frame
 
 
 def is_rank_zero() -> bool:
@@ -175,8 +203,18 @@ def _listed(metrics: dict[str, tuple[float, float, float]]) -> dict[str, list[fl
     return {k: [float(x) for x in v] for k, v in metrics.items()}
 
 
-def _score(config, val_y, val_pred, test, test_pred):
+@dataclass
+class _Scores:
+    threshold: float | None
+    val: dict[str, float]
+    test: dict[str, tuple[float, float, float]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _score(config, class_names, val_y, val_pred, test, test_pred) -> _Scores:
     """Threshold and validation metrics from (out-of-fold) validation predictions; test once."""
+    if config.task_type in ("multiclass", "multilabel"):
+        return _score_multi(config, class_names, val_y, val_pred, test, test_pred)
     from medseq.evaluation import (
         binary_metrics,
         metrics_with_ci,
@@ -193,8 +231,9 @@ def _score(config, val_y, val_pred, test, test_pred):
     else:
         threshold = None
         val_metrics = regression_metrics(val_y, val_pred)
+    val_metrics = {k: float(v) for k, v in val_metrics.items()}
     if test is None:
-        return threshold, {k: float(v) for k, v in val_metrics.items()}, {}
+        return _Scores(threshold, val_metrics, {})
     test_metrics = metrics_with_ci(
         test.y,
         test_pred,
@@ -204,42 +243,97 @@ def _score(config, val_y, val_pred, test, test_pred):
         alpha=ev.ci_alpha,
         random_state=0,
     )
-    return threshold, {k: float(v) for k, v in val_metrics.items()}, test_metrics
+    return _Scores(threshold, val_metrics, test_metrics)
+
+
+def metric_table(spec: DatasetSpec, task: str, task_type: str, class_names: list[str]):
+    """``(y, prob) -> metrics`` of a multiclass/multilabel task, with the dataset's extras."""
+    from medseq.evaluation.multi import multiclass_metrics, multilabel_metrics
+
+    base = multiclass_metrics if task_type == "multiclass" else multilabel_metrics
+
+    def table(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
+        out = base(y, prob, class_names)
+        if spec.metrics is not None:
+            out.update(spec.metrics(task, y, prob))
+        return out
+
+    return table
+
+
+def _score_multi(config, class_names, val_y, val_pred, test, test_pred) -> _Scores:
+    from medseq.evaluation.multi import bootstrap_table, confusion
+
+    spec = get_dataset(config.data.dataset)
+    names = class_names or [str(k) for k in range(val_pred.shape[-1])]
+    table = metric_table(spec, config.data.task, config.task_type, names)
+    val_metrics = {k: float(v) for k, v in table(val_y, val_pred).items()}
+    extra: dict[str, Any] = {"class_names": names}
+    multiclass = config.task_type == "multiclass"
+    if multiclass:
+        extra["val_confusion"] = confusion(val_y, val_pred, len(names)).tolist()
+    if test is None:
+        return _Scores(None, val_metrics, {}, extra)
+    ev = config.evaluate
+    test_metrics = bootstrap_table(
+        table, test.y, test_pred, n_boot=ev.n_boot, alpha=ev.ci_alpha, random_state=0
+    )
+    if multiclass:
+        extra["test_confusion"] = confusion(test.y, test_pred, len(names)).tolist()
+    return _Scores(None, val_metrics, test_metrics, extra)
+
+
+def _bundle_and_set(bundle_dir: str | Path, data_path: str | Path):
+    from medseq.bundle import load_bundle
+
+    bundle = load_bundle(bundle_dir)
+    spec = get_dataset(bundle.provenance.get("dataset", "physionet2012"))
+    return bundle, spec, spec.read(resolve_data_path(data_path))
 
 
 def evaluate_bundle(bundle_dir: str | Path, data_path: str | Path, *, n_boot: int = 1000):
     """Metrics with CIs of a saved bundle on another labelled set, at the bundle's threshold."""
-    from medseq.bundle import load_bundle
     from medseq.evaluation import metrics_with_ci
+    from medseq.evaluation.multi import bootstrap_table
 
-    bundle = load_bundle(bundle_dir)
-    prov = bundle.provenance
-    data = read_set(prov.get("dataset", "physionet2012"), data_path)
-    labels = labels_for(prov.get("task", "mortality"), data)
+    bundle, spec, data = _bundle_and_set(bundle_dir, data_path)
+    task = bundle.provenance.get("task", "mortality")
+    labels = spec.labels(task, data)
     ids = labels.index.to_numpy()
-    pred = bundle.predict(data.events, data.static, ids)
+    pred = bundle.predict_arrays(spec.transform(bundle.featurizer, data, ids))
+    y = labels.to_numpy(dtype=np.float32)
+    if bundle.task in ("multiclass", "multilabel"):
+        names = bundle.class_names or [str(k) for k in range(pred.shape[-1])]
+        table = metric_table(spec, task, bundle.task, names)
+        return bootstrap_table(table, y, pred, n_boot=n_boot, random_state=0)
     return metrics_with_ci(
-        labels.to_numpy(dtype=np.float32),
-        pred,
-        task=bundle.task,
-        threshold=bundle.threshold,
-        n_boot=n_boot,
-        random_state=0,
+        y, pred, task=bundle.task, threshold=bundle.threshold, n_boot=n_boot, random_state=0
     )
 
 
 def predict_file(bundle_dir: str | Path, data_path: str | Path) -> pd.DataFrame:
-    """Predictions of a saved bundle for every subject in ``data_path``."""
-    from medseq.bundle import load_bundle
+    """Predictions of a saved bundle for every subject in ``data_path``.
 
-    bundle = load_bundle(bundle_dir)
-    data = read_set(bundle.provenance.get("dataset", "physionet2012"), data_path)
-    ids = data.static.index.to_numpy()
-    pred = bundle.predict(data.events, data.static, ids)
+    Every subject the reader returns is predicted, labelled or not; datasets whose reader
+    has no subject table are predicted for their labelled subjects.
+    """
+    bundle, spec, data = _bundle_and_set(bundle_dir, data_path)
+    static = getattr(data, "static", None)
+    if static is not None:
+        ids = static.index.to_numpy()
+    else:
+        ids = spec.labels(bundle.provenance.get("task", ""), data).index.to_numpy()
+    pred = bundle.predict_arrays(spec.transform(bundle.featurizer, data, ids))
     frame = pd.DataFrame({"subject_id": ids})
     if bundle.task == "binary":
         frame["risk"] = pred
         frame["decision"] = (pred >= bundle.threshold).astype(int)
-    else:
+    elif bundle.task == "regression":
         frame["prediction"] = pred
+    elif pred.ndim == 2:
+        names = bundle.class_names or [str(k) for k in range(pred.shape[1])]
+        for k, name in enumerate(names):
+            frame[f"p_{name}"] = pred[:, k]
+        if bundle.task == "multiclass":
+            frame["prediction"] = [names[k] for k in pred.argmax(axis=1)]
     return frame

@@ -13,12 +13,12 @@ from medseq.models.config import ModelConfig
 from medseq.models.grud import GRUD
 from medseq.models.init import init_recurrent_
 from medseq.models.pooling import AdditiveAttention, Pooling
-from medseq.models.registry import MODELS, build_model
+from medseq.models.registry import MODEL_KINDS, build_model, model_config_from_dict
 from medseq.models.sequence_classifier import RecurrentEncoder, SequenceClassifier
 
 __all__ = [
     "GRUD",
-    "MODELS",
+    "MODEL_KINDS",
     "AdditiveAttention",
     "GRUCell",
     "LSTMCell",
@@ -30,5 +30,6 @@ __all__ = [
     "build_model",
     "cell_from_fused",
     "init_recurrent_",
+    "model_config_from_dict",
     "run_cell",
 ]

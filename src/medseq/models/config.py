@@ -88,16 +88,16 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         for name, low in _INT_BOUNDS:
-            _check_int(name, getattr(self, name), low)
+            check_int(name, getattr(self, name), low)
         for name, choices in _CHOICES:
-            _check_choice(name, getattr(self, name), choices)
+            check_choice(name, getattr(self, name), choices)
         for name in _BOOLS:
             value = getattr(self, name)
             if not isinstance(value, bool):
                 raise TypeError(
                     f"ModelConfig.{name} must be a bool, got {type(value).__name__} {value!r}"
                 )
-        _check_dropout(self.dropout)
+        check_dropout(self.dropout)
         object.__setattr__(self, "dropout", float(self.dropout))
         if self.kind == "grud":
             self._check_grud()
@@ -130,24 +130,27 @@ class ModelConfig:
         return cls(**data)
 
 
-def _check_int(name: str, value: Any, low: int) -> None:
+def check_int(name: str, value: Any, low: int, owner: str = "ModelConfig") -> None:
+    """An int (not a bool) ``>= low``; shared by every model config's checks."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"ModelConfig.{name} must be an int, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{owner}.{name} must be an int, got {type(value).__name__} {value!r}")
     if value < low:
-        raise ValueError(f"ModelConfig.{name} must be >= {low}, got {value!r}")
+        raise ValueError(f"{owner}.{name} must be >= {low}, got {value!r}")
 
 
-def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+def check_choice(
+    name: str, value: Any, choices: tuple[str, ...], owner: str = "ModelConfig"
+) -> None:
+    """A str among ``choices``."""
     if not isinstance(value, str):
-        raise TypeError(f"ModelConfig.{name} must be a str, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{owner}.{name} must be a str, got {type(value).__name__} {value!r}")
     if value not in choices:
-        raise ValueError(f"ModelConfig.{name} must be one of {choices}, got {value!r}")
+        raise ValueError(f"{owner}.{name} must be one of {choices}, got {value!r}")
 
 
-def _check_dropout(value: Any) -> None:
+def check_dropout(value: Any, owner: str = "ModelConfig", name: str = "dropout") -> None:
+    """A probability in ``[0, 1)``."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"ModelConfig.dropout must be a float, got {type(value).__name__} {value!r}"
-        )
+        raise TypeError(f"{owner}.{name} must be a float, got {type(value).__name__} {value!r}")
     if not 0.0 <= value < 1.0:
-        raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {value!r}")
+        raise ValueError(f"{owner}.{name} must be in [0, 1), got {value!r}")

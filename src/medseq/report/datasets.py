@@ -90,7 +90,9 @@ def load_set(
     prov = bundle.provenance
     resolved = resolve_data_path(path)
     data = read_set(prov.get("dataset", "physionet2012"), resolved)
-    labels = labels_for(prov.get("task", "mortality"), data).sort_index()
+    labels = labels_for(
+        prov.get("task", "mortality"), data, prov.get("dataset", "physionet2012")
+    ).sort_index()
     if max_subjects is not None:
         labels = labels.iloc[:max_subjects]
     return score_set(

@@ -1,9 +1,11 @@
 """Feature dicts in, checked tensors and batches out.
 
-The trainer receives the plain dict made by ``medseq.features`` (``values``, ``mask``,
-``delta``, ``lengths``, ``static`` and, for fitting, ``y``). This module checks it once at
-the boundary, converts it to tensors, and hands the model only the inputs its ``forward``
-accepts, by keyword.
+The trainer receives the plain dict made by a featurizer (``values``, ``mask``, ``delta``,
+``lengths``, ``static`` for ICU grids; ``tokens``, ``visits`` or whatever other arrays a
+modality's model names) and, for fitting, ``y``. This module checks it once at the
+boundary, converts it to tensors, and hands the model only the inputs its ``forward``
+names, by keyword. Integer arrays (token ids, lengths) become int64, everything else
+float32.
 """
 
 from __future__ import annotations
@@ -23,15 +25,17 @@ _SEQUENCE_KEYS = ("values", "mask", "delta")
 
 
 def model_input_names(model: nn.Module, available: Mapping[str, object]) -> tuple[str, ...]:
-    """Inputs to pass to ``model.forward``: the :data:`INPUT_KEYS` its signature names.
+    """Inputs to pass to ``model.forward``: the arrays present that its signature names.
 
-    A forward with ``**kwargs`` receives every input present. A required parameter with no
-    array in ``available`` is an error naming it.
+    A forward with ``**kwargs`` receives every one of the :data:`INPUT_KEYS` present. A
+    required parameter with no array in ``available`` is an error naming it.
     """
     params = inspect.signature(model.forward).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    present = {k for k in INPUT_KEYS if available.get(k) is not None}
-    names = tuple(k for k in INPUT_KEYS if k in present and (takes_any or k in params))
+    present = {k for k, v in available.items() if v is not None and k != "y"}
+    wanted = [k for k in INPUT_KEYS if takes_any or k in params]
+    wanted += [k for k in params if k not in INPUT_KEYS]
+    names = tuple(k for k in wanted if k in present)
     for name, param in params.items():
         required = param.default is inspect.Parameter.empty and param.kind in (
             inspect.Parameter.POSITIONAL_OR_KEYWORD,
@@ -42,7 +46,7 @@ def model_input_names(model: nn.Module, available: Mapping[str, object]) -> tupl
                 f"{type(model).__name__}.forward requires {name!r}, which the data does "
                 f"not provide (it has {sorted(present)}; the trainer passes {INPUT_KEYS})"
             )
-    ignored = sorted(present - set(names))
+    ignored = sorted((present & set(INPUT_KEYS)) - set(names))
     if ignored:
         logger.info("%s.forward does not take %s; not passed", type(model).__name__, ignored)
     return names
@@ -138,7 +142,8 @@ def to_tensors(
         arrays["y"] = y
     out = {}
     for key, array in arrays.items():
-        dtype = torch.int64 if key == "lengths" else torch.float32
+        integer = key != "y" and np.issubdtype(array.dtype, np.integer)
+        dtype = torch.int64 if integer or key == "lengths" else torch.float32
         out[key] = torch.as_tensor(np.ascontiguousarray(array)).to(dtype)
     return out
 

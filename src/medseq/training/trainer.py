@@ -19,7 +19,7 @@ import logging
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,9 @@ from medseq.training.tbptt import check_tbptt_model, tbptt_backward
 
 logger = logging.getLogger(__name__)
 
+#: ``augment(batch, generator) -> batch``: a training-only transform of each batch.
+Augment = Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]]
+
 
 class Trainer:
     """Fit and apply sequence models; hyperparameters come from a :class:`TrainConfig`.
@@ -76,10 +79,19 @@ class Trainer:
     >>> risk = trainer.predict(model, test)  # doctest: +SKIP
     """
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(
+        self,
+        config: TrainConfig,
+        *,
+        extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
+    ) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"Trainer expects a TrainConfig, got {type(config).__name__}")
         self.config = config
+        # ``extra_loss(model)`` is added to every training step's loss, e.g. FedProx's
+        # proximal term in federated rounds (medseq.federated.local).
+        self.extra_loss = extra_loss
+        self._augment: Augment | None = None
 
     @property
     def _monitor_key(self) -> str:
@@ -97,6 +109,7 @@ class Trainer:
         val: dict[str, np.ndarray],
         *,
         resume: bool = False,
+        augment: Augment | None = None,
     ) -> FitResult:
         """Train ``model`` in place and restore its best validation epoch.
 
@@ -111,12 +124,18 @@ class Trainer:
         resume : bool, default=False
             Continue from ``checkpoint_dir/last.pt`` if it exists (its config must match,
             except for ``checkpoint_dir``, ``device``, ``num_threads``, ``progress``).
+        augment : callable, optional
+            ``augment(batch, generator) -> batch``, applied to every training batch (never
+            to validation), e.g. random crops of long recordings. It must draw its
+            randomness from ``generator`` (seeded per epoch), so a resumed run stays equal
+            to an uninterrupted one.
 
         Returns
         -------
         FitResult
         """
         run = self._prepare(model, train, val)
+        self._augment = augment
         if resume:
             self._resume(run)
         elif self._checkpoint_dir is not None and (self._checkpoint_dir / ckpt.LAST_FILE).exists():
@@ -288,12 +307,16 @@ class Trainer:
     ) -> Iterator[tuple[dict[str, torch.Tensor], float, int]]:
         """(batch, share of the global batch's loss, global batch size) per step."""
         size = self.config.batch_size
+        augment = self._augment
         if run.dist is not None:
-            yield from distributed.shard_batches(
+            for batch, share, total in distributed.shard_batches(
                 run.train, size, run.device, generator, run.dist, run.loss_fn
-            )
+            ):
+                yield (batch if augment is None else augment(batch, generator)), share, total
             return
         for batch in iter_batches(run.train, size, run.device, generator):
+            if augment is not None:
+                batch = augment(batch, generator)
             yield batch, 1.0, batch["y"].shape[0]
 
     def _train_step(
@@ -302,6 +325,9 @@ class Trainer:
         cfg = self.config
         run.optimizer.zero_grad(set_to_none=True)
         penalty = regularization_penalty(ckpt.unwrap_model(run.model), cfg.l1, cfg.l2)
+        if self.extra_loss is not None:
+            extra = self.extra_loss(ckpt.unwrap_model(run.model))
+            penalty = extra if penalty is None else penalty + extra
         if cfg.tbptt_steps is None:
             output = run.model(**{k: batch[k] for k in run.inputs})
             loss = run.loss_fn(output, batch["y"])

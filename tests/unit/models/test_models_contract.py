@@ -9,7 +9,9 @@ from hypothesis import strategies as st
 from model_batches import COMBOS, combo_id, make_batch, pad_batch, scramble_padding, tiny_config
 from safetensors.torch import load_file, save_file
 
-from medseq.models import MODELS, build_model
+from medseq._imports import load_object
+from medseq.models import build_model
+from medseq.models.registry import MODEL_KINDS
 
 pytestmark = pytest.mark.parametrize("combo", COMBOS, ids=combo_id)
 
@@ -21,7 +23,7 @@ def _model(combo, seed=0, **overrides):
 
 def test_output_shape_and_type(combo):
     model = _model(combo)
-    assert isinstance(model, MODELS[combo[0]])
+    assert isinstance(model, load_object(MODEL_KINDS[combo[0]][1]))
     logits = model(**make_batch(batch=3))
     assert logits.shape == (3, 2) and logits.dtype == torch.float32
     assert torch.isfinite(logits).all()

@@ -1,0 +1,133 @@
+"""The dataset registry: what ``[data] dataset = "..."`` means to the experiment runner.
+
+Each modality (ICU grids, ECG recordings, visit histories, SMILES strings, image volumes)
+plugs into one runner by describing itself as a :class:`DatasetSpec`: how to read a path,
+which tasks and labels it defines, how to fit and apply its featurizer, which model-config
+sizes the data fixes, and optionally named split protocols, extra metrics and a training
+augmentation. The runner never needs to know which modality it is running.
+
+Specs are listed as import paths and loaded on first use, so reading ICU data never
+imports RDKit or wfdb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medseq._imports import load_object
+
+TASK_TYPES = ("binary", "multiclass", "multilabel", "regression")
+
+#: dataset name -> "module:SPEC"
+DATASETS: dict[str, str] = {
+    "physionet2012": "medseq.experiment.icu_dataset:PHYSIONET2012",
+}
+
+
+@dataclass(frozen=True)
+class SplitIds:
+    """Subject ids of a split protocol: ``(train, val)`` per fold, and the test ids."""
+
+    folds: list[tuple[np.ndarray, np.ndarray]]
+    test: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if not self.folds:
+            raise ValueError("a split protocol must give at least one (train, val) fold")
+        for k, (train, val) in enumerate(self.folds):
+            shared = np.intersect1d(train, val)
+            if shared.size:
+                raise ValueError(f"fold {k}: {shared.size} subjects in both train and val")
+            if self.test is not None:
+                leaked = np.intersect1d(np.union1d(train, val), self.test)
+                if leaked.size:
+                    raise ValueError(
+                        f"fold {k}: {leaked.size} test subjects also in train/val "
+                        f"(e.g. {leaked[:3].tolist()})"
+                    )
+
+
+Labels = pd.Series | pd.DataFrame
+Protocol = Callable[[Any, Any, Labels], SplitIds]
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """How one dataset reaches the runner. See the module docstring.
+
+    Attributes
+    ----------
+    name : str
+        The ``[data] dataset`` value.
+    tasks : mapping of str to str
+        Task name -> one of :data:`TASK_TYPES`.
+    read : callable ``(path) -> data``
+        Reads a resolved path (file or folder) into any object the other hooks understand.
+    labels : callable ``(task, data) -> Series | DataFrame``
+        Labels indexed by int64 subject/sample id: 0/1 (binary), class index (multiclass),
+        a 0/1/NaN frame (multilabel), floats (regression). Unlabelled ids are left out.
+    fit_featurizer : callable ``(features, data, ids) -> featurizer``
+        ``features`` is the ``[features]`` table; fitting sees the training ids only.
+    transform : callable ``(featurizer, data, ids) -> dict of arrays``
+        Model inputs for ``ids``, in order, without ``y``.
+    model_sizes : callable ``(featurizer) -> dict``
+        Model-config fields the data fixes (``input_size``, ``vocab_size``, ...).
+    class_names : callable ``(task, data) -> list of str``, optional
+        Class names (multiclass) or label columns (multilabel).
+    protocols : mapping of str to callable ``(spec, data, labels) -> SplitIds``
+        Named split protocols (``[data] protocol``), each taking folds and test from the
+        one ``[data] train`` path.
+    metrics : callable ``(task, y_true, y_prob) -> dict``, optional
+        Extra metrics of this dataset's task (e.g. the challenge F1), on validation and test.
+    augment : callable ``(features) -> augment or None``, optional
+        Builds the training-batch augmentation from the ``[features]`` table.
+    """
+
+    name: str
+    tasks: Mapping[str, str]
+    read: Callable[[Any], Any]
+    labels: Callable[[str, Any], Labels]
+    fit_featurizer: Callable[[dict[str, Any], Any, np.ndarray], Any]
+    transform: Callable[[Any, Any, np.ndarray], dict[str, np.ndarray]]
+    model_sizes: Callable[[Any], dict[str, Any]]
+    class_names: Callable[[str, Any], list[str]] | None = None
+    protocols: Mapping[str, Protocol] = field(default_factory=dict)
+    metrics: Callable[[str, np.ndarray, np.ndarray], dict[str, float]] | None = None
+    augment: Callable[[dict[str, Any]], Any] | None = None
+
+    def __post_init__(self) -> None:
+        bad = {t: k for t, k in self.tasks.items() if k not in TASK_TYPES}
+        if bad:
+            raise ValueError(f"dataset {self.name!r}: task types must be in {TASK_TYPES}: {bad}")
+
+    def task_type(self, task: str) -> str:
+        """The type of ``task``; an unknown task is an error listing this dataset's tasks."""
+        if task not in self.tasks:
+            raise ValueError(
+                f"dataset {self.name!r} has no task {task!r}; its tasks: {sorted(self.tasks)}"
+            )
+        return self.tasks[task]
+
+    def protocol(self, name: str) -> Protocol:
+        """The split protocol ``name``; unknown names list the dataset's protocols."""
+        if name not in self.protocols:
+            raise ValueError(
+                f"dataset {self.name!r} has no split protocol {name!r}; "
+                f"its protocols: {sorted(self.protocols) or 'none'}"
+            )
+        return self.protocols[name]
+
+
+def get_dataset(name: str) -> DatasetSpec:
+    """The registered :class:`DatasetSpec` called ``name``."""
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; registered datasets: {sorted(DATASETS)}")
+    spec = load_object(DATASETS[name])
+    if not isinstance(spec, DatasetSpec):
+        raise TypeError(f"{DATASETS[name]} is a {type(spec).__name__}, not a DatasetSpec")
+    return spec

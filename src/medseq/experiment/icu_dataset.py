@@ -1,0 +1,55 @@
+"""PhysioNet 2012 ICU stays as a :class:`~medseq.experiment.datasets.DatasetSpec`.
+
+The data object is the reader's :class:`~medseq.sources.physionet2012.PhysioNet2012Set`
+(event table, static descriptors, outcomes); the featurizer is
+:class:`~medseq.features.ICUFeaturizer`, whose ``[features]`` table is its keyword
+arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medseq.experiment.datasets import DatasetSpec
+from medseq.features import ICUFeaturizer
+from medseq.sources import physionet2012
+from medseq.tasks.physionet2012 import length_of_stay_labels, mortality_labels
+
+LABELLERS = {"mortality": mortality_labels, "length_of_stay": length_of_stay_labels}
+
+
+def _read(path: Path) -> physionet2012.PhysioNet2012Set:
+    return physionet2012.read(path)
+
+
+def _labels(task: str, data: physionet2012.PhysioNet2012Set) -> pd.Series:
+    if task not in LABELLERS:
+        raise ValueError(f"unknown task {task!r}; supported: {sorted(LABELLERS)}")
+    return LABELLERS[task](data)
+
+
+def _fit(features: dict[str, Any], data, ids: np.ndarray) -> ICUFeaturizer:
+    return ICUFeaturizer(**features).fit(data.events, data.static, ids)
+
+
+def _transform(featurizer: ICUFeaturizer, data, ids: np.ndarray) -> dict[str, np.ndarray]:
+    return featurizer.transform(data.events, data.static, ids)
+
+
+def _sizes(featurizer: ICUFeaturizer) -> dict[str, int]:
+    return {"input_size": featurizer.n_features, "static_size": featurizer.n_static}
+
+
+PHYSIONET2012 = DatasetSpec(
+    name="physionet2012",
+    tasks={"mortality": "binary", "length_of_stay": "regression"},
+    read=_read,
+    labels=_labels,
+    fit_featurizer=_fit,
+    transform=_transform,
+    model_sizes=_sizes,
+)
