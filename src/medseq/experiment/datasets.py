@@ -84,8 +84,10 @@ class DatasetSpec:
         one ``[data] train`` path.
     metrics : callable ``(task, y_true, y_prob) -> dict``, optional
         Extra metrics of this dataset's task (e.g. the challenge F1), on validation and test.
-    augment : callable ``(features) -> augment or None``, optional
-        Builds the training-batch augmentation from the ``[features]`` table.
+    augment : callable ``(features, featurizer) -> augment or None``, optional
+        Builds the training-batch augmentation from the ``[features]`` table and the
+        featurizer fitted on the training ids (e.g. SMILES enumeration decodes token ids
+        with its vocabulary).
     """
 
     name: str
@@ -98,7 +100,7 @@ class DatasetSpec:
     class_names: Callable[[str, Any], list[str]] | None = None
     protocols: Mapping[str, Protocol] = field(default_factory=dict)
     metrics: Callable[[str, np.ndarray, np.ndarray], dict[str, float]] | None = None
-    augment: Callable[[dict[str, Any]], Any] | None = None
+    augment: Callable[[dict[str, Any], Any], Any] | None = None
 
     def __post_init__(self) -> None:
         bad = {t: k for t, k in self.tasks.items() if k not in TASK_TYPES}
