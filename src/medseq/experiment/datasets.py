@@ -26,6 +26,8 @@ TASK_TYPES = ("binary", "multiclass", "multilabel", "regression")
 #: dataset name -> "module:SPEC"
 DATASETS: dict[str, str] = {
     "physionet2012": "medseq.experiment.icu_dataset:PHYSIONET2012",
+    "tox21": "medseq.experiment.tox21_dataset:TOX21",
+    "adrenalmnist3d": "medseq.experiment.adrenal_dataset:ADRENALMNIST3D",
 }
 
 

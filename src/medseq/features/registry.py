@@ -15,6 +15,8 @@ from medseq._imports import load_object
 #: kind -> "module:Class"
 FEATURIZERS: dict[str, str] = {
     "ICUFeaturizer": "medseq.features.icu:ICUFeaturizer",
+    "smiles": "medseq.features.smiles:SmilesFeaturizer",
+    "volume": "medseq.features.volumes:VolumeFeaturizer",
 }
 
 

@@ -27,6 +27,11 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
         "medseq.models.sequence_classifier:SequenceClassifier",
     ),
     "grud": ("medseq.models.config:ModelConfig", "medseq.models.grud:GRUD"),
+    "smiles_rnn": (
+        "medseq.models.smiles_rnn:SmilesRNNConfig",
+        "medseq.models.smiles_rnn:SmilesRNN",
+    ),
+    "slice_rnn": ("medseq.models.slice_rnn:SliceRNNConfig", "medseq.models.slice_rnn:SliceRNN"),
 }
 
 DEFAULT_KIND = "rnn_classifier"

@@ -1,0 +1,82 @@
+"""AdrenalMNIST3D volumes as a :class:`~medseq.experiment.datasets.DatasetSpec`.
+
+Task ``adrenal``: binary (normal gland vs adrenal mass). Each volume is read as a sequence of
+slices (:class:`~medseq.features.volumes.VolumeFeaturizer`) for
+:class:`~medseq.models.slice_rnn.SliceRNN`. Protocol ``official``: MedMNIST's patient-level
+train/val/test parts, all from the one ``.npz`` (a folder path reads the 28³ file; name the
+``adrenalmnist3d_64.npz`` file for 64³).
+
+``[features]`` keys: ``axis``, ``scale`` (the featurizer's), ``augment`` (bool, default
+false), ``flip_p`` and ``max_shift`` (:class:`~medseq.features.volumes.VolumeFlipShift`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medseq.experiment.datasets import DatasetSpec, SplitIds
+from medseq.features.volumes import VolumeFeaturizer, VolumeFlipShift
+from medseq.schema import check_known_keys
+from medseq.sources import medmnist3d
+
+FEATURIZER_KEYS = ("axis", "scale")
+AUGMENT_KEYS = ("augment", "flip_p", "max_shift")
+
+
+def _read(path: Path) -> medmnist3d.VolumeSet:
+    if Path(path).is_file():
+        return medmnist3d.read(path)
+    return medmnist3d.read(path, name="adrenalmnist3d", size=28)
+
+
+def _labels(task: str, data: medmnist3d.VolumeSet) -> pd.Series:
+    if task != "adrenal":
+        raise ValueError(f"unknown AdrenalMNIST3D task {task!r}; supported: ['adrenal']")
+    if data.labels.max() > 1:
+        raise ValueError(f"{data.path}: labels go up to {data.labels.max()}, not binary")
+    return data.labels
+
+
+def _fit(features: dict[str, Any], data: medmnist3d.VolumeSet, ids: np.ndarray):
+    check_known_keys("[features] (adrenalmnist3d)", features, FEATURIZER_KEYS + AUGMENT_KEYS)
+    options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS}
+    return VolumeFeaturizer(**options).fit(data.images[ids])
+
+
+def _transform(featurizer: VolumeFeaturizer, data: medmnist3d.VolumeSet, ids: np.ndarray):
+    return featurizer.transform(data.images[np.asarray(ids, dtype=np.int64)])
+
+
+def _sizes(featurizer: VolumeFeaturizer) -> dict[str, int]:
+    return {"slice_size": featurizer.slice_size}
+
+
+def _official(spec: Any, data: medmnist3d.VolumeSet, labels: pd.Series) -> SplitIds:
+    keep = labels.index.to_numpy()
+    parts = [np.intersect1d(data.ids(p), keep) for p in medmnist3d.SPLITS]
+    return SplitIds(folds=[(parts[0], parts[1])], test=parts[2])
+
+
+def _augment(features: dict[str, Any], featurizer: VolumeFeaturizer) -> Any:
+    if not features.get("augment", False):
+        return None
+    return VolumeFlipShift(
+        flip_p=float(features.get("flip_p", 0.5)), max_shift=int(features.get("max_shift", 2))
+    )
+
+
+ADRENALMNIST3D = DatasetSpec(
+    name="adrenalmnist3d",
+    tasks={"adrenal": "binary"},
+    read=_read,
+    labels=_labels,
+    fit_featurizer=_fit,
+    transform=_transform,
+    model_sizes=_sizes,
+    protocols={"official": _official},
+    augment=_augment,
+)

@@ -1,0 +1,149 @@
+"""``SmilesRNN``: token embedding + bidirectional GRU/LSTM + attention pooling, multi-task logits.
+
+A SMILES string, tokenized by :mod:`medseq.features.smiles`, is read as a sequence of token
+ids. The model embeds each token, runs a (bidirectional) recurrence within each molecule's
+length (padding never reaches a valid step, see
+:class:`~medseq.models.sequence_classifier.RecurrentEncoder`), pools the steps with additive
+attention and maps the pooled vector to one logit per task (12 for Tox21). Missing labels are
+left out by the trainer's masked loss, so one model learns all tasks from every molecule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from medseq.models.config_checks import check_bool, check_choice, check_dropout, check_int
+from medseq.models.init import init_recurrent_
+from medseq.models.pooling import AdditiveAttention
+from medseq.models.sequence_classifier import RecurrentEncoder
+from medseq.schema import check_known_keys
+
+CELLS = ("gru", "lstm")
+
+
+@dataclass(frozen=True)
+class SmilesRNNConfig:
+    """Hyperparameters of :class:`SmilesRNN`.
+
+    Parameters
+    ----------
+    vocab_size : int
+        Token ids ``0 .. vocab_size - 1`` (id 0 is padding), from the fitted featurizer.
+    kind : "smiles_rnn"
+    n_outputs : int, default=12
+        One logit per task.
+    embedding_size : int, default=64
+    cell : {"gru", "lstm"}, default="gru"
+    hidden_size : int, default=128
+        Per direction.
+    num_layers : int, default=1
+    bidirectional : bool, default=True
+    attention_size : int, default=64
+    dropout : float, default=0.2
+        On the embeddings, between layers and before the output layer.
+    """
+
+    vocab_size: int
+    kind: str = "smiles_rnn"
+    n_outputs: int = 12
+    embedding_size: int = 64
+    cell: str = "gru"
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = True
+    attention_size: int = 64
+    dropout: float = 0.2
+
+    def __post_init__(self) -> None:
+        owner = type(self).__name__
+        check_choice(owner, "kind", self.kind, ("smiles_rnn",))
+        check_int(owner, "vocab_size", self.vocab_size, 3)
+        for name in ("n_outputs", "embedding_size", "hidden_size", "num_layers",
+                     "attention_size"):
+            check_int(owner, name, getattr(self, name), 1)
+        check_choice(owner, "cell", self.cell, CELLS)
+        check_bool(owner, "bidirectional", self.bidirectional)
+        object.__setattr__(self, "dropout", check_dropout(owner, self.dropout))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able dict of every field."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SmilesRNNConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        check_known_keys(cls.__name__, data, {f.name for f in fields(cls)})
+        if "vocab_size" not in data:
+            raise ValueError(f"{cls.__name__}: missing required key 'vocab_size'")
+        return cls(**data)
+
+
+class SmilesRNN(nn.Module):
+    r"""Multi-task classifier over tokenized SMILES.
+
+    .. math::
+        e_t &= \mathrm{dropout}(E[\text{tokens}_t]) \\
+        o_{1..L} &= \mathrm{BiGRU}(e_{1..L}) \\
+        p &= \textstyle\sum_{t<L} \alpha_t o_t \quad \text{(additive attention)} \\
+        \text{logits} &= W\,\mathrm{dropout}(p) + b \in \mathbb{R}^{K}
+
+    Inputs
+    ------
+    tokens : Tensor of shape (B, T), int64, 0 on padding
+    lengths : Tensor of shape (B,), int64, in ``[1, T]``
+    return_attention : bool, default=False
+        Also return the attention weights over tokens ``(B, T')``, ``T' = max(lengths)``.
+
+    Outputs
+    -------
+    logits : Tensor of shape (B, n_outputs)
+    """
+
+    def __init__(self, config: SmilesRNNConfig) -> None:
+        super().__init__()
+        if not isinstance(config, SmilesRNNConfig):
+            raise TypeError(f"SmilesRNN needs a SmilesRNNConfig, got {type(config).__name__}")
+        self.config = config
+        c = config
+        self.embedding = nn.Embedding(c.vocab_size, c.embedding_size, padding_idx=0)
+        self.dropout = nn.Dropout(c.dropout)
+        self.encoder = RecurrentEncoder(
+            c.cell, c.embedding_size, c.hidden_size, c.num_layers, c.bidirectional, c.dropout
+        )
+        self.attention = AdditiveAttention(self.encoder.output_size, c.attention_size)
+        self.out = nn.Linear(self.encoder.output_size, c.n_outputs)
+        init_recurrent_(self)
+
+    def forward(
+        self, tokens: Tensor, lengths: Tensor, return_attention: bool = False
+    ) -> Tensor | tuple[Tensor, Tensor]:
+        if tokens.dim() != 2 or tokens.is_floating_point():
+            raise ValueError(
+                f"SmilesRNN: tokens must be an integer tensor (B, T), got {tokens.dtype} "
+                f"{tuple(tokens.shape)}"
+            )
+        if lengths.shape != tokens.shape[:1]:
+            raise ValueError(
+                f"SmilesRNN: lengths must have shape ({tokens.shape[0]},), "
+                f"got {tuple(lengths.shape)}"
+            )
+        lengths = lengths.long().clamp(1, tokens.shape[1])
+        # Batches come padded to the longest molecule of the whole set: run to this batch's.
+        n_steps = int(lengths.max()) if not torch.jit.is_tracing() else tokens.shape[1]
+        tokens = tokens[:, :n_steps].long()
+        if int(tokens.max()) >= self.config.vocab_size or int(tokens.min()) < 0:
+            raise ValueError(
+                f"SmilesRNN: token ids must be in [0, {self.config.vocab_size}), got "
+                f"[{int(tokens.min())}, {int(tokens.max())}]"
+            )
+        x = self.dropout(self.embedding(tokens))  # (B, T', E)
+        outputs = self.encoder(x, lengths)  # (B, T', D)
+        pooled, weights = self.attention(outputs, lengths)  # (B, D), (B, T')
+        logits = self.out(self.dropout(pooled))  # (B, K)
+        if return_attention:
+            return logits, weights
+        return logits
