@@ -282,10 +282,19 @@ def explain(
     ] = None,
     n_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 64,
 ) -> None:
-    """Why the model gave this risk: attributions per variable and hour, attention, figures."""
-    from medseq.explain import explain_subject
+    """Why the model gave this risk: attributions per variable and hour, attention, figures.
 
-    result, written = explain_subject(bundle, data, subject, output_dir=output_dir, n_steps=n_steps)
+    For a slice-stack bundle (volumes): attention and occlusion per slice of sample SUBJECT.
+    """
+    from medseq.explain import explain_subject
+    from medseq.explain.slices import explain_sample, is_slice_bundle
+
+    if is_slice_bundle(bundle):
+        result, written = explain_sample(bundle, data, subject, output_dir=output_dir)
+    else:
+        result, written = explain_subject(
+            bundle, data, subject, output_dir=output_dir, n_steps=n_steps
+        )
     typer.echo(result.summary())
     typer.echo("wrote " + ", ".join(str(p) for p in written))
 

@@ -44,8 +44,8 @@ def random_split(
     train_f, val_f, _ = _check_fractions(fractions)
     ids = np.asarray(ids, dtype=np.int64)
     order = np.random.default_rng(random_state).permutation(ids)
-    n_train = int(round(train_f * len(ids)))
-    n_val = int(round(val_f * len(ids)))
+    n_train = round(train_f * len(ids))
+    n_val = round(val_f * len(ids))
     parts = order[:n_train], order[n_train : n_train + n_val], order[n_train + n_val :]
     return tuple(np.sort(p) for p in parts)  # type: ignore[return-value]
 
