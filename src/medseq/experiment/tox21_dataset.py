@@ -7,8 +7,10 @@ randomised SMILES of the same molecules (``[features] enumerate = true``). Proto
 80/10/10 from the one file: ``random`` (MoleculeNet's, seeded by ``[data] split_seed``) and
 ``scaffold`` (Bemis–Murcko, largest scaffold groups to train). Needs ``medseq[molecules]``.
 
-``[features]`` keys: ``min_count``, ``max_length`` (the featurizer's), ``enumerate`` (bool,
-default false) and ``enumerate_p`` (share of training rows re-written per batch, default 1).
+``[features]`` keys: ``min_count``, ``max_length``, ``n_enumerations`` (test-time averaging
+over that many randomised SMILES per molecule) and ``seed`` (the featurizer's), ``enumerate``
+(bool, default false: training augmentation) and ``enumerate_p`` (share of training rows
+re-written per batch, default 1).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from medseq.schema import check_known_keys
 from medseq.sources import tox21
 
 AUGMENT_KEYS = ("enumerate", "enumerate_p")
-FEATURIZER_KEYS = ("min_count", "max_length")
+FEATURIZER_KEYS = ("min_count", "max_length", "n_enumerations", "seed")
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,14 @@ class SmilesFeaturizer:
     max_length : int, default=256
         Longer token sequences are cut to this many tokens (counted in ``n_truncated_`` and
         logged), which bounds memory for the few very long salts and mixtures.
+    n_enumerations : int, default=0
+        Test-time averaging over SMILES enumeration: with ``k > 0`` every molecule is given
+        as ``1 + k`` strings, the one passed in and ``k`` randomised SMILES of it (RDKit,
+        seeded by ``seed`` and the string itself, so a molecule always gets the same
+        variants). ``tokens`` is then ``(N, 1 + k, T)`` and :class:`SmilesRNN` averages its
+        logits over the variants.
+    seed : int, default=0
+        Seed of the enumerated variants.
 
     Examples
     --------
@@ -168,11 +176,17 @@ class SmilesFeaturizer:
 
     kind: ClassVar[str] = "smiles"
 
-    def __init__(self, min_count: int = 1, max_length: int = 256) -> None:
-        if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1:
-            raise ValueError(f"max_length must be an int >= 1, got {max_length!r}")
+    def __init__(
+        self, min_count: int = 1, max_length: int = 256, n_enumerations: int = 0, seed: int = 0
+    ) -> None:
+        for name, value, low in (("max_length", max_length, 1), ("n_enumerations",
+                                                                  n_enumerations, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         self.vocabulary = SmilesVocabulary(min_count)
         self.max_length = max_length
+        self.n_enumerations = n_enumerations
+        self.seed = int(seed)
         self.n_truncated_ = 0
 
     @property
@@ -202,15 +216,28 @@ class SmilesFeaturizer:
     def transform(self, smiles: Sequence[str]) -> dict[str, np.ndarray]:
         """``tokens`` int64 (N, T) padded with 0 and ``lengths`` int64 (N,).
 
-        ``T`` is the longest sequence in this call (at most ``max_length``).
+        ``T`` is the longest sequence in this call (at most ``max_length``). With
+        ``n_enumerations = k > 0``: ``tokens`` (N, 1 + k, T), variant 0 the string given,
+        and ``lengths`` (N,) that of variant 0 (each variant's own length is its count of
+        non-padding tokens).
         """
-        return pad_ids(self.encode(smiles))
+        if self.n_enumerations == 0:
+            return pad_ids(self.encode(smiles))
+        from medseq.features.smiles_enumeration import variants
+
+        n_variants = 1 + self.n_enumerations
+        texts = [v for s in smiles for v in variants(s, self.n_enumerations, self.seed)]
+        flat = pad_ids(self.encode(texts))
+        tokens = flat["tokens"].reshape(len(smiles), n_variants, -1)
+        return {"tokens": tokens, "lengths": flat["lengths"][::n_variants].copy()}
 
     def state_dict(self) -> dict[str, Any]:
         """Plain JSON, ``kind`` included."""
         return {
             "kind": self.kind,
             "max_length": self.max_length,
+            "n_enumerations": self.n_enumerations,
+            "seed": self.seed,
             "vocabulary": self.vocabulary.state_dict(),
         }
 
@@ -220,7 +247,12 @@ class SmilesFeaturizer:
         if state.get("kind") != cls.kind:
             raise ValueError(f"not a SMILES featurizer state (kind={state.get('kind')!r})")
         vocab = SmilesVocabulary.from_state_dict(state["vocabulary"])
-        featurizer = cls(vocab.min_count, int(state["max_length"]))
+        featurizer = cls(
+            vocab.min_count,
+            int(state["max_length"]),
+            int(state.get("n_enumerations", 0)),
+            int(state.get("seed", 0)),
+        )
         featurizer.vocabulary = vocab
         return featurizer
 

@@ -10,6 +10,7 @@ RDKit is imported lazily (``pip install "medseq[molecules]"``).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -67,11 +68,25 @@ def random_smiles(smiles: str, n: int, seed: int) -> list[str]:
     return list(_chem().MolToRandomSmilesVect(parse(smiles), int(n), randomSeed=int(seed)))
 
 
+def variants(smiles: str, n: int, seed: int) -> list[str]:
+    """``smiles`` followed by ``n`` randomised SMILES of it, the same for the same string.
+
+    The RDKit seed mixes ``seed`` with a CRC of the string, so a molecule's variants do not
+    depend on where it sits in a batch. A molecule RDKit rejects is repeated as given.
+    """
+    try:
+        extra = random_smiles(smiles, n, (seed + zlib.crc32(smiles.encode())) % (2**31 - 1))
+    except ValueError:
+        extra = [smiles] * n
+    return [smiles, *extra]
+
+
 class SmilesEnumerationAugment:
     """Training-batch augmentation: replace each molecule's tokens by a randomised SMILES.
 
     Callable as ``augment(batch, generator)`` (the :class:`~medseq.training.Trainer` hook):
-    each row of ``batch["tokens"]`` is decoded with the fitted vocabulary, and with
+    each row of ``batch["tokens"]`` (variant 0 of ``(B, V, T)`` test-time variants, which
+    training does not use) is decoded with the fitted vocabulary, and with
     probability ``p`` re-written as a random SMILES of the same molecule (RDKit seed drawn
     from ``generator``, so the run is reproducible), re-tokenized and re-padded. Rows that
     hold ``<unk>`` or were cut at ``max_length`` are left as they are (their string is not
@@ -121,6 +136,8 @@ class SmilesEnumerationAugment:
         self, batch: dict[str, torch.Tensor], generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
         tokens, lengths = batch["tokens"], batch["lengths"]
+        if tokens.dim() == 3:
+            tokens = tokens[:, 0]
         n = tokens.shape[0]
         draw = torch.rand(n, generator=generator) < self.p
         seeds = torch.randint(0, 2**31 - 1, (n,), generator=generator)

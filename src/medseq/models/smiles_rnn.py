@@ -93,8 +93,10 @@ class SmilesRNN(nn.Module):
 
     Inputs
     ------
-    tokens : Tensor of shape (B, T), int64, 0 on padding
-    lengths : Tensor of shape (B,), int64, in ``[1, T]``
+    tokens : Tensor of shape (B, T), int64, 0 on padding; or (B, V, T): V SMILES of each
+        molecule (test-time enumeration), whose logits are averaged
+    lengths : Tensor of shape (B,), int64, in ``[1, T]`` (with (B, V, T) tokens, each
+        variant's length is its count of non-padding tokens and ``lengths`` is unused)
     return_attention : bool, default=False
         Also return the attention weights over tokens ``(B, T')``, ``T' = max(lengths)``.
 
@@ -121,6 +123,11 @@ class SmilesRNN(nn.Module):
     def forward(
         self, tokens: Tensor, lengths: Tensor, return_attention: bool = False
     ) -> Tensor | tuple[Tensor, Tensor]:
+        if tokens.dim() == 3 and not return_attention:
+            batch, n_variants, n_steps = tokens.shape
+            flat = tokens.reshape(batch * n_variants, n_steps)
+            logits = self(flat, (flat != 0).sum(dim=1).clamp_min(1))
+            return logits.reshape(batch, n_variants, -1).mean(dim=1)  # (B, K)
         if tokens.dim() != 2 or tokens.is_floating_point():
             raise ValueError(
                 f"SmilesRNN: tokens must be an integer tensor (B, T), got {tokens.dtype} "

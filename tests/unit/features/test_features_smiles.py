@@ -112,3 +112,26 @@ def test_enumeration_augment_rewrites_rows_reproducibly():
         ids = out["tokens"][row, : out["lengths"][row]].tolist()
         text = "".join(featurizer.vocabulary.decode(ids))
         assert canonical_smiles(text) == canonical_smiles(original)
+
+
+def test_test_time_variants_do_not_depend_on_position_and_model_averages_them():
+    pytest.importorskip("rdkit")
+    from medseq.features.smiles_enumeration import canonical_smiles
+    from medseq.models.smiles_rnn import SmilesRNN, SmilesRNNConfig
+
+    smiles = ["CCOc1ccc2nc(S(N)(=O)=O)sc2c1", "O=CO[AlH3](OC=O)OC=O"]
+    featurizer = SmilesFeaturizer(n_enumerations=3).fit(smiles)
+    out = featurizer.transform(smiles)
+    assert out["tokens"].shape[:2] == (2, 4) and out["lengths"].shape == (2,)
+    texts = ["".join(featurizer.vocabulary.decode(r)) for r in out["tokens"][0]]
+    assert texts[0] == smiles[0] and len(set(texts)) > 1
+    assert {canonical_smiles(t) for t in texts} == {canonical_smiles(smiles[0])}
+    swapped = featurizer.transform(smiles[::-1])["tokens"][1]
+    width = min(swapped.shape[1], out["tokens"].shape[2])
+    np.testing.assert_array_equal(swapped[:, :width], out["tokens"][0][:, :width])
+    torch.manual_seed(0)
+    model = SmilesRNN(SmilesRNNConfig(vocab_size=featurizer.vocab_size, hidden_size=8)).eval()
+    tokens = torch.as_tensor(out["tokens"])
+    averaged = model(tokens=tokens, lengths=torch.as_tensor(out["lengths"]))
+    each = [model(tokens=tokens[:, v], lengths=(tokens[:, v] != 0).sum(1)) for v in range(4)]
+    torch.testing.assert_close(averaged, torch.stack(each).mean(0))
