@@ -17,9 +17,22 @@ import pandas as pd
 from medseq.experiment.datasets import DatasetSpec
 from medseq.features import ICUFeaturizer
 from medseq.sources import physionet2012
-from medseq.tasks.physionet2012 import length_of_stay_labels, mortality_labels
+from medseq.tasks.physionet2012 import (
+    LOS_CLASS_NAMES,
+    OUTCOME_LABELS,
+    length_of_stay_class_labels,
+    length_of_stay_labels,
+    mortality_labels,
+    outcome_labels,
+)
 
-LABELLERS = {"mortality": mortality_labels, "length_of_stay": length_of_stay_labels}
+LABELLERS = {
+    "mortality": mortality_labels,
+    "length_of_stay": length_of_stay_labels,
+    "length_of_stay_class": length_of_stay_class_labels,
+    "outcomes": outcome_labels,
+}
+CLASS_NAMES = {"length_of_stay_class": LOS_CLASS_NAMES, "outcomes": OUTCOME_LABELS}
 
 
 def _read(path: Path) -> physionet2012.PhysioNet2012Set:
@@ -40,16 +53,26 @@ def _transform(featurizer: ICUFeaturizer, data, ids: np.ndarray) -> dict[str, np
     return featurizer.transform(data.events, data.static, ids)
 
 
+def _class_names(task: str, data) -> list[str]:
+    return list(CLASS_NAMES.get(task, ()))
+
+
 def _sizes(featurizer: ICUFeaturizer) -> dict[str, int]:
     return {"input_size": featurizer.n_features, "static_size": featurizer.n_static}
 
 
 PHYSIONET2012 = DatasetSpec(
     name="physionet2012",
-    tasks={"mortality": "binary", "length_of_stay": "regression"},
+    tasks={
+        "mortality": "binary",
+        "length_of_stay": "regression",
+        "length_of_stay_class": "multiclass",
+        "outcomes": "multilabel",
+    },
     read=_read,
     labels=_labels,
     fit_featurizer=_fit,
     transform=_transform,
     model_sizes=_sizes,
+    class_names=_class_names,
 )

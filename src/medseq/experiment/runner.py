@@ -108,6 +108,7 @@ def _provenance(
             "val_fraction": config.data.val_fraction,
             "cv_folds": config.data.cv_folds,
             "split_seed": config.data.split_seed,
+            "max_subjects": config.data.max_subjects,
         },
     }
 
@@ -283,28 +284,28 @@ def _score_multi(config, class_names, val_y, val_pred, test, test_pred) -> _Scor
     return _Scores(None, val_metrics, test_metrics, extra)
 
 
-def _bundle_and_set(bundle_dir: str | Path, data_path: str | Path):
-    from medseq.bundle import load_bundle
-
-    bundle = load_bundle(bundle_dir)
-    spec = get_dataset(bundle.provenance.get("dataset", "physionet2012"))
-    return bundle, spec, spec.read(resolve_data_path(data_path))
-
-
 def evaluate_bundle(bundle_dir: str | Path, data_path: str | Path, *, n_boot: int = 1000):
-    """Metrics with CIs of a saved bundle on another labelled set, at the bundle's threshold."""
+    """Metrics with CIs of a saved bundle on a labelled set, at the bundle's threshold.
+
+    On the bundle's own training file under a split protocol, only the protocol's test
+    part is scored (:mod:`medseq.experiment.evaluation_set`).
+    """
+    from medseq.bundle import load_bundle
     from medseq.evaluation import metrics_with_ci
     from medseq.evaluation.multi import bootstrap_table
+    from medseq.experiment.evaluation_set import evaluation_set
 
-    bundle, spec, data = _bundle_and_set(bundle_dir, data_path)
-    task = bundle.provenance.get("task", "mortality")
-    labels = spec.labels(task, data)
-    ids = labels.index.to_numpy()
-    pred = bundle.predict_arrays(spec.transform(bundle.featurizer, data, ids))
-    y = labels.to_numpy(dtype=np.float32)
+    bundle = load_bundle(bundle_dir)
+    chosen = evaluation_set(bundle, data_path)
+    if chosen.note:
+        logger.warning("%s", chosen.note)
+    ids = chosen.labels.index.to_numpy()
+    pred = bundle.predict_arrays(chosen.spec.transform(bundle.featurizer, chosen.data, ids))
+    y = chosen.labels.to_numpy(dtype=np.float32)
     if bundle.task in ("multiclass", "multilabel"):
         names = bundle.class_names or [str(k) for k in range(pred.shape[-1])]
-        table = metric_table(spec, task, bundle.task, names)
+        task = bundle.provenance.get("task", "")
+        table = metric_table(chosen.spec, task, bundle.task, names)
         return bootstrap_table(table, y, pred, n_boot=n_boot, random_state=0)
     return metrics_with_ci(
         y, pred, task=bundle.task, threshold=bundle.threshold, n_boot=n_boot, random_state=0
@@ -317,9 +318,13 @@ def predict_file(bundle_dir: str | Path, data_path: str | Path) -> pd.DataFrame:
     Every subject the reader returns is predicted, labelled or not; datasets whose reader
     has no subject table are predicted for their labelled subjects.
     """
-    bundle, spec, data = _bundle_and_set(bundle_dir, data_path)
+    from medseq.bundle import load_bundle
+
+    bundle = load_bundle(bundle_dir)
+    spec = get_dataset(bundle.provenance.get("dataset", "physionet2012"))
+    data = spec.read(resolve_data_path(data_path))
     static = getattr(data, "static", None)
-    if static is not None:
+    if isinstance(static, pd.DataFrame):
         ids = static.index.to_numpy()
     else:
         ids = spec.labels(bundle.provenance.get("task", ""), data).index.to_numpy()

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from medseq.report import insight, regression, sections
+from medseq.report import generic, insight, regression, sections
 from medseq.report.datasets import EvaluatedSet, load_set, training_overlap
 from medseq.report.html import render_html
 from medseq.report.model_card import build_model_card, render_markdown
@@ -92,6 +92,10 @@ def _calibrate(
 
     if bundle.task == "regression":
         return _regression_calibration_note(validation)
+    if bundle.task in generic.MULTI_TASKS:
+        if validation is None:
+            return []
+        return [f"--validation was ignored: {bundle.task} probabilities are not recalibrated."]
     if bundle.calibration is not None:
         if validation is not None:
             return ["The bundle's stored calibration was used; --validation was ignored."]
@@ -131,10 +135,8 @@ def _check_distinct(data: str | os.PathLike, validation: str | os.PathLike | Non
 def _load_sets(
     bundle, data: str | os.PathLike, external: str | os.PathLike | None, config: ReportConfig
 ) -> tuple[dict[str, EvaluatedSet], list[str]]:
-    if bundle.task not in ("binary", "regression"):
-        raise ValueError(
-            f"medseq report covers binary and regression tasks; this bundle is {bundle.task!r}"
-        )
+    if bundle.task == "regression" and not generic.is_icu_bundle(bundle):
+        raise ValueError("medseq report covers regression bundles of ICU data only")
     if bundle.task == "binary" and bundle.threshold is None:
         raise ValueError("the bundle has no decision threshold; retrain it with `medseq train`")
     limit = config.max_subjects
@@ -204,6 +206,8 @@ def build_report(
     original_hash = _manifest_hash(bundle_dir / MANIFEST_FILE)
     sets, notes = _load_sets(bundle, data, external, config)
     notes += _calibrate(bundle, validation, sets["internal"], config)
+    if bundle.task in generic.MULTI_TASKS or not generic.is_icu_bundle(bundle):
+        return _build_generic(bundle, bundle_dir, sets, notes, original_hash, output, config)
     context, figs = _compute(bundle, sets, config, notes)
     card = build_model_card(
         bundle,
@@ -223,6 +227,34 @@ def build_report(
     html_path.write_text(render_html(context, figs, template=template), encoding="utf-8")
     paths = _write_figures(figs, html_path)
     return Report(html_path, paths, card, context["sets"], context["subgroups"], notes)
+
+
+def _build_generic(bundle, bundle_dir, sets, notes, original_hash, output, config) -> Report:
+    """The report of a non-ICU or multiclass/multilabel bundle (:mod:`medseq.report.generic`)."""
+    summaries, figs = generic.evaluate_sets(bundle, sets, config)
+    drift = None
+    if "external" in summaries and bundle.task == "binary":
+        drift = sections.drift(summaries["internal"], summaries["external"])
+        notes += sections.drift_notes(drift)
+    card = build_model_card(bundle, sets=summaries, notes=notes, bundle_sha256=original_hash)
+    if config.update_bundle:
+        _save_card(bundle, bundle_dir, card)
+    html_path = Path(output)
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    context = {
+        "sets": summaries,
+        "drift": drift,
+        "bundle": bundle,
+        "bundle_dir": str(bundle_dir),
+        "card": card,
+        "notes": notes,
+        "calibration": bundle.calibration,
+        "config": config,
+    }
+    html = render_html(context, figs, template="report_generic.html.j2")
+    html_path.write_text(html, encoding="utf-8")
+    paths = _write_figures(figs, html_path)
+    return Report(html_path, paths, card, summaries, None, notes)
 
 
 def _compute(

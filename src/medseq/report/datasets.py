@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,14 +23,17 @@ class EvaluatedSet:
     data : object
         The read set (``events``, ``static``, ``outcomes``, ``report``).
     subject_ids : ndarray of shape (N,)
-    y : ndarray of shape (N,)
-        Labels (0/1 for binary tasks).
+    y : ndarray of shape (N,) or (N, K)
+        Labels (0/1 for binary tasks, class indices, or label columns for multilabel).
     features : dict of ndarray
         The bundle featurizer's output for ``subject_ids``.
-    risk : ndarray of shape (N,)
-        Raw (uncalibrated) predictions of the bundle.
+    risk : ndarray of shape (N,) or (N, K)
+        Raw (uncalibrated) predictions of the bundle (class/label probabilities for
+        multiclass/multilabel bundles).
     sha256 : str or None
         Hash of the source file, to detect a set that was also used for training.
+    protocol_note : str or None
+        Set when the file is the training file and only its protocol test part was kept.
     """
 
     name: str
@@ -42,6 +44,7 @@ class EvaluatedSet:
     features: dict[str, np.ndarray]
     risk: np.ndarray
     sha256: str | None = None
+    protocol_note: str | None = None
 
     @property
     def static(self) -> pd.DataFrame:
@@ -56,15 +59,24 @@ class EvaluatedSet:
 def score_set(
     bundle,
     data: Any,
-    labels: pd.Series,
+    labels: pd.Series | pd.DataFrame,
     *,
     name: str,
     path: str = "",
     sha256: str | None = None,
+    spec=None,
 ) -> EvaluatedSet:
-    """Featurise the labelled subjects of ``data`` with the bundle and predict them."""
+    """Featurise the labelled subjects of ``data`` with the bundle and predict them.
+
+    ``spec`` is the bundle's :class:`~medseq.experiment.datasets.DatasetSpec` (looked up
+    from the provenance when omitted); its ``transform`` featurises any modality.
+    """
+    if spec is None:
+        from medseq.experiment.datasets import get_dataset
+
+        spec = get_dataset(bundle.provenance.get("dataset", "physionet2012"))
     ids = labels.index.to_numpy(dtype=np.int64)
-    features = bundle.featurizer.transform(data.events, data.static, ids)
+    features = spec.transform(bundle.featurizer, data, ids)
     return EvaluatedSet(
         name=name,
         path=path,
@@ -83,25 +95,30 @@ def load_set(
     """Read ``path`` with the reader and labels of the bundle's dataset and task, then score.
 
     ``max_subjects`` keeps the first subjects by id (as ``data.max_subjects`` does in an
-    experiment), for quick looks; reports meant to be read use every subject.
+    experiment), for quick looks; reports meant to be read use every subject. On the
+    bundle's own training file under a split protocol only the protocol's test part is
+    kept (:func:`medseq.experiment.evaluation_set.evaluation_set`).
     """
-    from medseq.experiment.data import file_sha256, labels_for, read_set, resolve_data_path
+    from medseq.experiment.evaluation_set import evaluation_set
 
-    prov = bundle.provenance
-    resolved = resolve_data_path(path)
-    data = read_set(prov.get("dataset", "physionet2012"), resolved)
-    labels = labels_for(
-        prov.get("task", "mortality"), data, prov.get("dataset", "physionet2012")
-    ).sort_index()
-    if max_subjects is not None:
-        labels = labels.iloc[:max_subjects]
-    return score_set(
-        bundle, data, labels, name=name, path=str(path), sha256=file_sha256(Path(resolved))
+    chosen = evaluation_set(bundle, path, max_subjects=max_subjects)
+    scored = score_set(
+        bundle,
+        chosen.data,
+        chosen.labels,
+        name=name,
+        path=str(path),
+        sha256=chosen.sha256,
+        spec=chosen.spec,
     )
+    scored.protocol_note = chosen.note
+    return scored
 
 
 def training_overlap(bundle, evaluated: EvaluatedSet) -> str | None:
     """A warning when ``evaluated`` comes from the file the bundle was trained on."""
+    if evaluated.protocol_note:
+        return evaluated.protocol_note
     files = bundle.provenance.get("files", {})
     train = files.get("train", {})
     if evaluated.sha256 and evaluated.sha256 == train.get("sha256"):

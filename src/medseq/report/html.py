@@ -31,6 +31,9 @@ METRIC_LABELS = {
     "rmse": "root mean squared error (RMSE)",
     "mae": "mean absolute error (MAE)",
     "r2": "R² (explained variance)",
+    "macro_f1": "macro F1 (mean over classes)",
+    "mean_auroc": "mean AUROC over labels",
+    "mean_auprc": "mean AUPRC over labels",
 }
 FIGURE_CAPTIONS = {
     "roc_pr": "ROC and precision-recall curves",
@@ -46,6 +49,9 @@ FIGURE_CAPTIONS = {
     "predicted_observed": "Observed against predicted value, with the identity line",
     "residuals": "Distribution of residuals (observed - predicted)",
     "calibration_large": "Mean observed vs mean predicted per decile of prediction (95 % CIs)",
+    "roc_ovr": "ROC curve of each class (one against the rest) or of each label",
+    "confusion_internal": "Confusion matrix of the internal test set (row percentages)",
+    "confusion_external": "Confusion matrix of the external set (row percentages)",
 }
 
 

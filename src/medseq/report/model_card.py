@@ -54,17 +54,33 @@ DATASET_NOTES = {
 }
 
 
+def _inputs(featurizer) -> dict[str, Any]:
+    """What the model reads: the ICU grid's variables and window, or the featurizer kind."""
+    if hasattr(featurizer, "feature_names_") and hasattr(featurizer, "n_steps"):
+        return {
+            "time_series": featurizer.feature_names_,
+            "n_static": featurizer.n_static,
+            "window_hours": featurizer.n_steps * featurizer.step_hours,
+        }
+    return {"featurizer": featurizer.state_dict().get("kind", type(featurizer).__name__)}
+
+
+def _inputs_md(inputs: dict[str, Any]) -> str:
+    if "time_series" in inputs:
+        return (
+            f"- inputs: {len(inputs['time_series'])} time series over "
+            f"{inputs['window_hours']:g} h, {inputs['n_static']} static features"
+        )
+    return f"- inputs: featurised by {inputs['featurizer']}"
+
+
 def _model_details(bundle, bundle_sha256: str | None) -> dict[str, Any]:
     config = bundle.model_config.to_dict()
     keep = ("kind", "cell", "hidden_size", "num_layers", "bidirectional", "pooling")
     return {
         **{k: config[k] for k in keep if k in config},
         "n_members": len(bundle.members),
-        "inputs": {
-            "time_series": bundle.featurizer.feature_names_,
-            "n_static": bundle.featurizer.n_static,
-            "window_hours": bundle.featurizer.n_steps * bundle.featurizer.step_hours,
-        },
+        "inputs": _inputs(bundle.featurizer),
         "threshold": bundle.threshold,
         "medseq_version": __version__,
         "bundle_sha256": bundle_sha256,
@@ -88,7 +104,7 @@ def _limitations(
     out = [DATASET_NOTES.get(dataset, "Trained and tested on a single data source.")]
     n_train = bundle.provenance.get("n_subjects", {}).get("train")
     if n_train:
-        out.append(f"Trained on {n_train} stays; rare presentations are poorly represented.")
+        out.append(f"Trained on {n_train} subjects; rare presentations are poorly represented.")
     if subgroups is not None and not subgroups.empty:
         flagged = subgroups[subgroups["flag"].astype(bool)]
         ranking = flagged[flagged["metric"].isin(RANKING_METRICS)]
@@ -105,6 +121,8 @@ def _limitations(
             )
     if bundle.task == "regression":
         out.append(REGRESSION_NOTE)
+    elif bundle.task in ("multiclass", "multilabel"):
+        out.append("Class probabilities are the network's softmax/sigmoid outputs, uncalibrated.")
     elif bundle.calibration is None:
         out.append("No calibration fitted: risks are the network's raw outputs.")
     return out + list(notes)
@@ -181,6 +199,9 @@ def _outcome_md(summary: dict[str, Any]) -> str:
     """How many stays had the outcome (binary), or the mean target (regression)."""
     if "n_positive" in summary:
         return f"{summary['n_positive']} with the outcome"
+    if "class_counts" in summary:
+        counts = ", ".join(f"{k} {v}" for k, v in summary["class_counts"].items())
+        return f"per class or label: {counts}"
     observed, predicted = summary["mean_observed"], summary["mean_predicted"]
     return f"mean observed {observed:.3f}, mean predicted {predicted:.3f}"
 
@@ -191,11 +212,7 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines = [f"# Model card: {use.get('task', 'medseq model')}", ""]
     lines += ["## Model details", ""]
     lines += [f"- {k}: {v}" for k, v in d.items() if k != "inputs"]
-    lines += [
-        f"- inputs: {len(d['inputs']['time_series'])} time series over "
-        f"{d['inputs']['window_hours']:g} h, {d['inputs']['n_static']} static features",
-        "",
-    ]
+    lines += [_inputs_md(d["inputs"]), ""]
     lines += ["## Intended use", ""]
     lines += [f"- {k.replace('_', ' ')}: {v}" for k, v in use.items() if k != "out_of_scope"]
     lines += [f"- out of scope: {x}" for x in use.get("out_of_scope", [])] + [""]
@@ -206,7 +223,7 @@ def render_markdown(card: dict[str, Any]) -> str:
     lines += [f"- subjects: {prov.get('n_subjects')}", ""]
     for role, s in card["evaluation"].items():
         lines += [f"## Evaluation: {s['name']} ({role})", ""]
-        lines += [f"`{s['path']}`: {s['n']} stays, {_outcome_md(s)}.", ""]
+        lines += [f"`{s['path']}`: {s['n']} samples, {_outcome_md(s)}.", ""]
         lines += [*_metrics_table(s["metrics"]), ""]
     if card["calibration"]:
         c = card["calibration"]

@@ -56,3 +56,49 @@ def length_of_stay_labels(data: PhysioNet2012Set) -> pd.Series:
             len(days),
         )
     return labels
+
+
+#: Upper bounds (days, inclusive) of the length-of-stay classes; the last class is open.
+LOS_CLASS_EDGES = (7.0, 14.0)
+LOS_CLASS_NAMES = ("up_to_7d", "8_to_14d", "over_14d")
+OUTCOME_LABELS = ("in_hospital_death", "death_within_30d", "stay_over_14d")
+
+
+def length_of_stay_class_labels(data: PhysioNet2012Set) -> pd.Series:
+    """Length of stay as classes (≤ 7 days, 8–14 days, > 14 days), the MIMIC-III
+    benchmark's way of asking "how long will this stay last" as a classification.
+
+    Stays with a missing length of stay are excluded, as in :func:`length_of_stay_labels`.
+
+    Returns
+    -------
+    pandas.Series of int64 class indices (see :data:`LOS_CLASS_NAMES`).
+    """
+    days = length_of_stay_labels(data)
+    classes = np.searchsorted(np.asarray(LOS_CLASS_EDGES), days.to_numpy(), side="left")
+    labels = pd.Series(classes.astype(np.int64), index=days.index, name="length_of_stay_class")
+    labels.attrs["excluded"] = dict(days.attrs["excluded"])
+    return labels
+
+
+def outcome_labels(data: PhysioNet2012Set) -> pd.DataFrame:
+    """Three outcomes of each stay as a multilabel target (NaN where one is unknown).
+
+    ``in_hospital_death``; ``death_within_30d``, death within 30 days of ICU admission
+    (the outcomes file's ``Survival``: days to death, missing for patients not known to
+    have died, who count as 0); ``stay_over_14d``, a hospital stay longer than 14 days
+    (NaN where the length of stay is missing).
+    """
+    outcomes = data.outcomes
+    survival = outcomes["survival"].to_numpy(dtype=np.float64)
+    days = outcomes["length_of_stay"].to_numpy(dtype=np.float64)
+    frame = pd.DataFrame(
+        {
+            "in_hospital_death": outcomes["in_hospital_death"].to_numpy(dtype=np.float64),
+            "death_within_30d": np.where(np.isnan(survival), 0.0, survival <= 30).astype(float),
+            "stay_over_14d": np.where(np.isnan(days), np.nan, days > 14).astype(float),
+        },
+        index=outcomes.index,
+    )
+    frame.attrs["excluded"] = {}
+    return frame

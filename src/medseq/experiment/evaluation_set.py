@@ -1,0 +1,89 @@
+"""The labelled samples a saved bundle is evaluated on, from any registered dataset.
+
+A bundle trained under a split protocol (``[data] protocol``: MedMNIST's official split,
+Tox21's random or scaffold split, MIT-BIH's DS1/DS2) took its test set from the training
+file itself. Evaluating it on that file must therefore keep the protocol's test part
+only, or the metrics would mix in the samples it was trained on. The split is recomputed
+from the bundle's provenance (protocol, seed, folds), so ``medseq evaluate``, ``medseq
+report`` and the training run agree on which samples are the test set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medseq.experiment.data import file_sha256, resolve_data_path
+from medseq.experiment.datasets import DatasetSpec, get_dataset
+
+
+@dataclass
+class EvaluationSet:
+    """A read set, the labels to evaluate, and what was done to choose them."""
+
+    spec: DatasetSpec
+    data: Any
+    labels: pd.Series | pd.DataFrame
+    path: str
+    sha256: str
+    protocol_test: bool = False
+    note: str | None = None
+
+
+def _protocol_test_ids(bundle, spec: DatasetSpec, data, labels):
+    from medseq.experiment.config import ExperimentData
+
+    prov = bundle.provenance
+    split = prov.get("split", {})
+    spec_data = ExperimentData(
+        dataset=spec.name,
+        train=prov["files"]["train"]["path"],
+        test="",
+        task=prov.get("task", ""),
+        val_fraction=split.get("val_fraction", 0.2),
+        cv_folds=split.get("cv_folds", 0),
+        split_seed=split.get("split_seed", 0),
+        max_subjects=split.get("max_subjects"),
+        protocol=split["protocol"],
+    )
+    if spec_data.max_subjects is not None:
+        labels = labels.sort_index().iloc[: spec_data.max_subjects]
+    return spec.protocol(spec_data.protocol)(spec_data, data, labels).test
+
+
+def evaluation_set(bundle, path: str | Path, *, max_subjects: int | None = None) -> EvaluationSet:
+    """Read ``path`` with the bundle's dataset and label it with the bundle's task.
+
+    When ``path`` is the file the bundle was trained on under a split protocol, only the
+    protocol's test samples are kept (and ``note`` says so); ``max_subjects`` then keeps
+    the first test samples by id.
+    """
+    prov = bundle.provenance
+    spec = get_dataset(prov.get("dataset", "physionet2012"))
+    resolved = resolve_data_path(path)
+    data = spec.read(resolved)
+    labels = spec.labels(prov.get("task", "mortality"), data)
+    sha = file_sha256(Path(resolved))
+    protocol = prov.get("split", {}).get("protocol", "")
+    trained_on = prov.get("files", {}).get("train", {}).get("sha256")
+    chosen, note = False, None
+    if protocol and sha == trained_on:
+        test_ids = _protocol_test_ids(bundle, spec, data, labels)
+        if test_ids is None:
+            raise ValueError(
+                f"{path} is the bundle's training file and its protocol {protocol!r} sets no "
+                "test part: evaluate on data the model has not seen"
+            )
+        labels = labels.loc[sorted(test_ids)]
+        chosen = True
+        note = (
+            f"{path} is the file the bundle was trained on: only the test part of its "
+            f"{protocol!r} split protocol ({len(labels)} samples) is evaluated"
+        )
+    labels = labels.sort_index()
+    if max_subjects is not None:
+        labels = labels.iloc[:max_subjects]
+    return EvaluationSet(spec, data, labels, str(path), sha, chosen, note)

@@ -1,0 +1,147 @@
+"""Report sections for bundles of every modality: ECG rhythms, visit histories, molecules,
+image volumes, and multiclass or multilabel tasks of any dataset.
+
+The ICU report (:mod:`medseq.report.sections`, :mod:`medseq.report.insight`) adds
+sections that only a time grid of named clinical variables supports: missingness per
+variable, subgroups by age/sex/ICU type and integrated gradients per variable and hour.
+For other data the report keeps what is defined for any model: metrics with bootstrap
+CIs on each set, the curves, the confusion matrix, calibration (binary) and the model
+card; the modality's own explanations come from ``medseq explain``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from medseq.evaluation.multi import bootstrap_table, confusion, flatten_steps
+from medseq.explain.plotting import figure_png, pyplot
+from medseq.report.datasets import EvaluatedSet
+
+MULTI_TASKS = ("multiclass", "multilabel")
+
+
+def is_icu_bundle(bundle) -> bool:
+    """True when the bundle reads the ICU time grid that the full ICU report explains."""
+    featurizer = bundle.featurizer
+    return hasattr(featurizer, "feature_names_") and hasattr(featurizer, "n_steps")
+
+
+def _class_counts(bundle, ev: EvaluatedSet, names: list[str]) -> dict[str, int]:
+    if bundle.task == "multilabel":
+        return {name: int(np.nansum(ev.y[:, k])) for k, name in enumerate(names)}
+    y, _ = flatten_steps(ev.y, ev.risk)
+    return {name: int((y == k).sum()) for k, name in enumerate(names)}
+
+
+def multi_set_metrics(bundle, ev: EvaluatedSet, *, n_boot: int, random_state: int = 0):
+    """The training run's multiclass/multilabel metric table with bootstrap CIs."""
+    from medseq.experiment.datasets import get_dataset
+    from medseq.experiment.runner import metric_table
+
+    spec = get_dataset(bundle.provenance.get("dataset", ""))
+    names = bundle.class_names or [str(k) for k in range(ev.risk.shape[-1])]
+    table = metric_table(spec, bundle.provenance.get("task", ""), bundle.task, names)
+    cis = bootstrap_table(table, ev.y, ev.risk, n_boot=n_boot, random_state=random_state)
+    return {
+        "name": ev.name,
+        "path": ev.path,
+        "sha256": ev.sha256,
+        "n": len(ev.y),
+        "class_counts": _class_counts(bundle, ev, names),
+        "metrics": {k: [float(x) for x in v] for k, v in cis.items()},
+    }
+
+
+def confusion_figure(matrix: np.ndarray, names: list[str], title: str) -> bytes:
+    """Counts and row percentages (sensitivity on the diagonal) of a K-class matrix."""
+    plt = pyplot()
+    share = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    size = 1.2 + 0.9 * len(names)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), count in np.ndenumerate(matrix):
+        colour = "white" if share[i, j] > 0.6 else "black"
+        ax.text(
+            j,
+            i,
+            f"{count}\n{100 * share[i, j]:.0f} %",
+            ha="center",
+            va="center",
+            color=colour,
+            fontsize=8,
+        )
+    ticks = np.arange(len(names))
+    ax.set_xticks(ticks, names)
+    ax.set_yticks(ticks, names)
+    ax.set(xlabel="predicted class (argmax)", ylabel="true class")
+    ax.set_title(title, loc="left")
+    ax.grid(False)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def one_vs_rest_roc_figure(ev: EvaluatedSet, names: list[str]) -> bytes:
+    """ROC curve of each class against the rest (multiclass) or of each label."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 5.0))
+    if ev.y.ndim == 2 and ev.risk.ndim == 2 and ev.y.shape == ev.risk.shape:
+        columns = [(ev.y[:, k], ev.risk[:, k]) for k in range(len(names))]
+    else:
+        y, p = flatten_steps(ev.y, ev.risk)
+        columns = [((y == k).astype(float), p[:, k]) for k in range(len(names))]
+    for k, (name, (truth, score)) in enumerate(zip(names, columns, strict=True)):
+        known = ~np.isnan(truth)
+        truth, score = truth[known], score[known]
+        if not 0 < truth.sum() < len(truth):
+            continue
+        fpr, tpr, _ = roc_curve(truth, score)
+        auc = roc_auc_score(truth, score)
+        ax.plot(fpr, tpr, color=f"C{k % 10}", lw=1.2, label=f"{name} (AUROC {auc:.3f})")
+    ax.plot([0, 1], [0, 1], color="0.5", ls="--", lw=1, label="chance")
+    ax.set(xlabel="1 - specificity (false positive rate)", ylabel="sensitivity (TPR)")
+    ax.set(xlim=(0, 1), ylim=(0, 1.01))
+    ax.set_title(f"One-vs-rest ROC curves, {ev.name}", loc="left")
+    ax.legend(frameon=False, loc="lower right", fontsize=7)
+    fig.tight_layout()
+    return figure_png(fig)
+
+
+def multi_figures(bundle, sets: dict[str, EvaluatedSet]) -> dict[str, bytes]:
+    """Confusion matrices (multiclass) and per-class/label ROC curves of the internal set."""
+    internal = sets["internal"]
+    names = bundle.class_names or [str(k) for k in range(internal.risk.shape[-1])]
+    figs = {"roc_ovr": one_vs_rest_roc_figure(internal, names)}
+    if bundle.task == "multiclass":
+        for role, ev in sets.items():
+            matrix = confusion(ev.y, ev.risk, len(names))
+            figs[f"confusion_{role}"] = confusion_figure(matrix, names, f"Confusion, {ev.name}")
+    return figs
+
+
+def evaluate_sets(bundle, sets: dict[str, EvaluatedSet], config) -> tuple[dict[str, Any], dict]:
+    """Every set's metrics and the figures, for the report of a non-ICU or multi-task bundle."""
+    from medseq.report import sections
+
+    if bundle.task in MULTI_TASKS:
+        summaries = {
+            role: multi_set_metrics(
+                bundle, ev, n_boot=config.n_boot, random_state=config.random_state
+            )
+            for role, ev in sets.items()
+        }
+        return summaries, multi_figures(bundle, sets)
+    summaries = {
+        role: sections.set_metrics(
+            bundle,
+            ev,
+            n_boot=config.n_boot,
+            n_bins=config.n_bins,
+            random_state=config.random_state,
+        )
+        for role, ev in sets.items()
+    }
+    return summaries, sections.performance_figures(bundle, sets, config.n_bins)
