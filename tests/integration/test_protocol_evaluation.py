@@ -1,0 +1,76 @@
+"""A bundle trained under a split protocol is evaluated on that protocol's test part.
+
+AdrenalMNIST3D ships train/val/test in one file. `medseq evaluate` and `medseq report` on
+that file must score the official test volumes only, reproducing the training run's test
+metrics, and say so, instead of mixing in the volumes the model was trained on. A slice
+stack is not an ICU grid, so the report takes the modality-agnostic path.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from medseq.experiment import run_experiment
+from medseq.experiment.config import parse_config
+from medseq.experiment.runner import evaluate_bundle
+
+DATA = "adrenalmnist3d/adrenalmnist3d.npz"
+N_OFFICIAL_TEST = 298
+
+
+@pytest.fixture(scope="module")
+def adrenal_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("adrenal")
+    config = parse_config(
+        {
+            "name": "tiny-adrenal",
+            "data": {
+                "dataset": "adrenalmnist3d",
+                "train": DATA,
+                "test": "",
+                "task": "adrenal",
+                "protocol": "official",
+            },
+            "model": {
+                "kind": "slice_rnn",
+                "channels": [4],
+                "slice_embedding_size": 8,
+                "hidden_size": 4,
+                "attention_size": 4,
+            },
+            "train": {"epochs": 1, "batch_size": 64, "progress": False, "num_threads": 1},
+            "evaluate": {"n_boot": 100},
+            "output_dir": str(out / "run"),
+        }
+    )
+    return run_experiment(config, progress=False)
+
+
+def test_evaluate_on_the_training_file_scores_the_protocol_test_part(adrenal_run, caplog):
+    with caplog.at_level("WARNING"):
+        again = evaluate_bundle(adrenal_run.bundle_dir, DATA, n_boot=100)
+    assert "only the test part of its 'official' split protocol (298 samples)" in caplog.text
+    for name in ("auroc", "accuracy", "brier"):
+        assert again[name][0] == pytest.approx(adrenal_run.test_metrics[name][0], abs=1e-6)
+
+
+def test_report_of_a_slice_stack_bundle_uses_the_generic_sections(adrenal_run, tmp_path):
+    from medseq.report import build_report
+    from medseq.report.build import ReportConfig
+
+    report = build_report(
+        adrenal_run.bundle_dir,
+        DATA,
+        output=tmp_path / "adrenal.html",
+        config=ReportConfig(n_boot=100, update_bundle=False),
+    )
+    html = report.html_path.read_text()
+    assert f"{N_OFFICIAL_TEST} samples" in html
+    assert "test part of its &#39;official&#39; split protocol" in html
+    cell = re.search(r'data-set="internal" data-metric="auroc" data-point="([^"]+)"', html)
+    assert float(cell.group(1)) == pytest.approx(adrenal_run.test_metrics["auroc"][0], abs=1e-6)
+    assert {"roc_pr", "calibration", "confusion", "decision_curve"} <= set(report.figure_paths)
+    inputs = report.model_card["model_details"]["inputs"]
+    assert set(inputs) == {"featurizer"} and "Volume" in inputs["featurizer"]
