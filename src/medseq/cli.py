@@ -285,12 +285,17 @@ def explain(
     """Why the model gave this risk: attributions per variable and hour, attention, figures.
 
     For a slice-stack bundle (volumes): attention and occlusion per slice of sample SUBJECT.
+    For a RETAIN bundle (histories): visit attention and each code's contribution to the logit
+    of sample SUBJECT (a subject_id for mortality).
     """
     from medseq.explain import explain_subject
+    from medseq.explain.retain import explain_history, is_retain_bundle
     from medseq.explain.slices import explain_sample, is_slice_bundle
 
     if is_slice_bundle(bundle):
         result, written = explain_sample(bundle, data, subject, output_dir=output_dir)
+    elif is_retain_bundle(bundle):
+        result, written = explain_history(bundle, data, subject, output_dir=output_dir)
     else:
         result, written = explain_subject(
             bundle, data, subject, output_dir=output_dir, n_steps=n_steps

@@ -28,6 +28,8 @@ DATASETS: dict[str, str] = {
     "physionet2012": "medseq.experiment.icu_dataset:PHYSIONET2012",
     "tox21": "medseq.experiment.tox21_dataset:TOX21",
     "adrenalmnist3d": "medseq.experiment.adrenal_dataset:ADRENALMNIST3D",
+    "mimic3": "medseq.experiment.history_dataset:MIMIC3",
+    "meds": "medseq.experiment.history_dataset:MEDS",
 }
 
 

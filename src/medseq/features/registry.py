@@ -17,6 +17,7 @@ FEATURIZERS: dict[str, str] = {
     "ICUFeaturizer": "medseq.features.icu:ICUFeaturizer",
     "smiles": "medseq.features.smiles:SmilesFeaturizer",
     "volume": "medseq.features.volumes:VolumeFeaturizer",
+    "VisitFeaturizer": "medseq.features.visits:VisitFeaturizer",
 }
 
 

@@ -32,6 +32,8 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
         "medseq.models.smiles_rnn:SmilesRNN",
     ),
     "slice_rnn": ("medseq.models.slice_rnn:SliceRNNConfig", "medseq.models.slice_rnn:SliceRNN"),
+    "doctorai": ("medseq.models.doctorai:DoctorAIConfig", "medseq.models.doctorai:DoctorAI"),
+    "retain": ("medseq.models.retain:RetainConfig", "medseq.models.retain:Retain"),
 }
 
 DEFAULT_KIND = "rnn_classifier"

@@ -1,0 +1,174 @@
+"""Patient histories (MIMIC-III tables or a MEDS folder) as experiment datasets.
+
+``[data] dataset = "mimic3"`` reads a MIMIC-III folder, ``"meds"`` a MEDS folder; both
+give the same :class:`~medseq.sources.history.HistorySet` and the same tasks
+(:mod:`medseq.tasks.histories`):
+
+=====================  ==========  ===========================================================
+task                   type        label
+=====================  ==========  ===========================================================
+next_visit             multilabel  ICD-9 three-digit groups coded at the next visit
+next_visit_chapter     multilabel  ICD-9 chapters coded at the next visit
+mortality              binary      in-hospital death at the last admission, predicted at 24 h
+=====================  ==========  ===========================================================
+
+Samples of ``next_visit`` are (subject, visit) pairs, several per subject, so the test set
+and the folds come from the ``"subject"`` split protocol (``[data] protocol = "subject"``):
+a random :data:`TEST_FRACTION` of subjects (stratified on the label for ``mortality``) is
+held out for the test, and the rest is split by subject into ``val_fraction`` or
+``cv_folds``. The ``[features]`` table holds :class:`~medseq.features.visits.VisitFeaturizer`'s
+keyword arguments (``level``, ``min_count``, ``code_prefixes``, ``max_visits``).
+
+Extra metrics: recall@10/20/30 and the micro-averaged AUROC for the next-visit tasks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medseq.experiment.datasets import DatasetSpec, SplitIds
+from medseq.features.visits import VisitFeaturizer
+from medseq.sources.history import HistorySet
+from medseq.tasks import histories
+
+TEST_FRACTION = 0.2
+TASKS = {"next_visit": "multilabel", "next_visit_chapter": "multilabel", "mortality": "binary"}
+
+
+@dataclass
+class HistoryData:
+    """A read history and the task it was last labelled for (which fixes the samples)."""
+
+    history: HistorySet
+    task: str | None = None
+
+    @property
+    def report(self):
+        """The reader's :class:`~medseq.schema.ReadReport` (logged by the runner)."""
+        return self.history.report
+
+
+def _read_mimic3(path: Path) -> HistoryData:
+    from medseq.sources import mimic3
+
+    return HistoryData(mimic3.read(path))
+
+
+def _read_meds(path: Path) -> HistoryData:
+    from medseq.sources import meds
+
+    return HistoryData(meds.read(path))
+
+
+def _labels(task: str, data: HistoryData) -> pd.Series | pd.DataFrame:
+    labels = histories.labels(data.history, task)
+    data.task = task
+    return labels
+
+
+def _samples(data: HistoryData, task: str, ids: np.ndarray) -> pd.DataFrame:
+    table = histories.samples(data.history, task)
+    ids = np.asarray(ids, dtype=np.int64)
+    unknown = ids[~np.isin(ids, table.index.to_numpy())]
+    if unknown.size:
+        raise ValueError(f"{task}: no sample with id {unknown[:5].tolist()} in this history")
+    return table.loc[ids]
+
+
+def _fit(features: dict[str, Any], data: HistoryData, ids: np.ndarray) -> VisitFeaturizer:
+    if data.task is None:
+        raise ValueError("history data has no task yet: call the spec's labels(task, data) first")
+    if "task" in features:
+        raise ValueError("[features]: 'task' comes from [data] task; remove it")
+    if "code_prefixes" in features:
+        features = {**features, "code_prefixes": tuple(features["code_prefixes"])}
+    featurizer = VisitFeaturizer(data.task, **features)
+    return featurizer.fit(data.history, _samples(data, data.task, ids))
+
+
+def _transform(featurizer: VisitFeaturizer, data: HistoryData, ids: np.ndarray):
+    if data.task is not None and data.task != featurizer.task:
+        raise ValueError(
+            f"the featurizer encodes {featurizer.task!r} samples, the data is labelled for "
+            f"{data.task!r}"
+        )
+    return featurizer.transform(data.history, _samples(data, featurizer.task, ids))
+
+
+def _sizes(featurizer: VisitFeaturizer) -> dict[str, int]:
+    return {"vocab_size": featurizer.n_codes}
+
+
+def _class_names(task: str, data: HistoryData) -> list[str]:
+    if TASKS.get(task) != "multilabel":
+        return []
+    return [str(c) for c in histories.labels(data.history, task).columns]
+
+
+def _subject_split(data_config: Any, data: HistoryData, labels) -> SplitIds:
+    """Test, then validation part(s), drawn by subject so no subject is on two sides."""
+    from medseq.tasks.splits import stratified_kfold, stratified_split
+
+    task = data.task or data_config.task
+    ids = labels.index.to_numpy(dtype=np.int64)
+    subject = histories.subject_of(ids, task)
+    subjects = np.unique(subject)
+    if isinstance(labels, pd.Series):  # one sample per subject: stratify on the label
+        strata = labels.groupby(subject).max().reindex(subjects).to_numpy()
+    else:
+        strata = np.zeros(len(subjects), dtype=np.int64)
+    seed = int(data_config.split_seed)
+    rest, test = stratified_split(subjects, strata, val_fraction=TEST_FRACTION, random_state=seed)
+    keep = np.isin(subjects, rest)
+    if data_config.cv_folds >= 2:
+        pairs = stratified_kfold(
+            subjects[keep], strata[keep], n_splits=data_config.cv_folds, random_state=seed
+        )
+    else:
+        pairs = [
+            stratified_split(
+                subjects[keep],
+                strata[keep],
+                val_fraction=data_config.val_fraction,
+                random_state=seed,
+            )
+        ]
+
+    def samples_of(chosen: np.ndarray) -> np.ndarray:
+        return np.sort(ids[np.isin(subject, chosen)])
+
+    return SplitIds(
+        folds=[(samples_of(tr), samples_of(va)) for tr, va in pairs], test=samples_of(test)
+    )
+
+
+def _metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
+    if TASKS.get(task) != "multilabel":
+        return {}
+    from medseq.evaluation.ranking import ranking_metrics
+
+    return ranking_metrics(y_true, y_prob)
+
+
+def _spec(name: str, read) -> DatasetSpec:
+    return DatasetSpec(
+        name=name,
+        tasks=TASKS,
+        read=read,
+        labels=_labels,
+        fit_featurizer=_fit,
+        transform=_transform,
+        model_sizes=_sizes,
+        class_names=_class_names,
+        protocols={"subject": _subject_split},
+        metrics=_metrics,
+    )
+
+
+MIMIC3 = _spec("mimic3", _read_mimic3)
+MEDS = _spec("meds", _read_meds)
