@@ -35,6 +35,9 @@ EXTRA_OF_MODULE = {
     "fhir": "serve",
     "onnx": "serve",
     "onnxruntime": "serve",
+    "flwr": "federated",
+    "ray": "federated",
+    "opacus": "federated",
 }
 
 
@@ -302,6 +305,77 @@ def explain(
         )
     typer.echo(result.summary())
     typer.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+class _FederateGroup(typer.core.TyperGroup):
+    """``medseq federate CONFIG`` means ``medseq federate simulate CONFIG``."""
+
+    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["simulate", *args]
+        return super().parse_args(ctx, args)
+
+
+federate_app = typer.Typer(
+    cls=_FederateGroup,
+    help="Federated training across sites (Flower): simulate, or run a server and site clients.",
+    no_args_is_help=True,
+)
+app.add_typer(federate_app, name="federate")
+FederateConfig = Annotated[Path, typer.Argument(help="Federated TOML: configs/federated.toml.")]
+Address = Annotated[str, typer.Option(help="Server host:port (loopback for a local try).")]
+
+
+def _print_federated(result) -> None:  # type: ignore[no-untyped-def]
+    from medseq.federated.simulation import summary
+
+    typer.echo(summary(result))
+
+
+@federate_app.command("simulate")
+@_friendly_errors
+def federate_simulate(
+    config: FederateConfig, verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False
+) -> None:
+    """Simulate server and sites on this machine (Flower's simulation engine)."""
+    from medseq.federated import load_federated
+    from medseq.federated.simulation import run_simulation
+
+    _setup_logging(verbose)
+    _print_federated(run_simulation(load_federated(config)))
+
+
+@federate_app.command("server")
+@_friendly_errors
+def federate_server(
+    config: FederateConfig,
+    address: Address = "127.0.0.1:8080",
+    sites: Annotated[int, typer.Option(help="Sites to wait for before the first round.")] = 4,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Serve a federated run to site processes over gRPC; write the results when done."""
+    from medseq.federated import load_federated
+    from medseq.federated.simulation import serve
+
+    _setup_logging(verbose)
+    _print_federated(serve(load_federated(config), address, sites))
+
+
+@federate_app.command("client")
+@_friendly_errors
+def federate_client(
+    config: FederateConfig,
+    site: Annotated[int, typer.Option(help="This process's site, 0-based in partition order.")],
+    address: Address = "127.0.0.1:8080",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run one site: train on its own partition in every round the server starts."""
+    from medseq.federated import load_federated
+    from medseq.federated.simulation import run_client
+
+    _setup_logging(verbose)
+    run_client(load_federated(config), site, address)
+    typer.echo(f"site {site}: the server closed the run")
 
 
 if __name__ == "__main__":  # pragma: no cover

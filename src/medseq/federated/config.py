@@ -1,0 +1,187 @@
+"""The ``[federated]`` section of a TOML file and the whole federated experiment file.
+
+A federated experiment file is an experiment file (``[data]``, ``[features]``, ``[model]``,
+``[train]``) plus ``[federated]``; ``[train]`` is the *local* training of each site in each
+round (``epochs`` is ignored: ``local_epochs`` counts them), ``[federated.privacy]`` turns on
+per-site DP-SGD. Unknown keys raise, naming the section.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from medseq.schema import check_known_keys
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+STRATEGIES = ("fedavg", "fedprox")
+PARTITIONS = ("column", "iid", "dirichlet")
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """Per-site DP-SGD (Opacus): the noise is calibrated so that the whole federated run
+    (``rounds * local_epochs`` epochs of the site's data) spends at most ``target_epsilon``."""
+
+    target_epsilon: float = 8.0
+    target_delta: float | None = None  # default: 1 / (10 * site training subjects)
+    max_grad_norm: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not self.target_epsilon > 0:
+            raise ValueError(
+                f"[federated.privacy] target_epsilon must be > 0, got {self.target_epsilon}"
+            )
+        if self.target_delta is not None and not 0 < self.target_delta < 1:
+            raise ValueError(
+                f"[federated.privacy] target_delta must be in (0, 1), got {self.target_delta}"
+            )
+        if not self.max_grad_norm > 0:
+            raise ValueError(
+                f"[federated.privacy] max_grad_norm must be > 0, got {self.max_grad_norm}"
+            )
+
+
+@dataclass(frozen=True)
+class FederatedConfig:
+    """Sites, strategy and rounds of a federated run.
+
+    Parameters
+    ----------
+    partition : {"column", "iid", "dirichlet"}, default="column"
+        Sites by ``partition_column`` of the static table, random IID shares, or
+        label-skewed Dirichlet shares (``n_sites``, ``dirichlet_alpha``).
+    partition_column : str, default="ICUType"
+    n_sites : int, default=4
+        For ``iid`` and ``dirichlet``.
+    strategy : {"fedavg", "fedprox"}, default="fedavg"
+    proximal_mu : float, default=0.01
+        FedProx's μ: each site's loss gets ``mu / 2 * ||w - w_global||^2``.
+    rounds : int, default=20
+        Training rounds (the featurizer's statistics take 3 more, before them).
+    local_epochs : int, default=1
+    val_fraction : float, default=0.2
+        Each site keeps this stratified share of its subjects for validation.
+    min_fit_clients : int, default=1
+        A round completes with at least this many sites; failures are accepted, so a site
+        that dies mid-round does not stop the run.
+    max_subjects_per_site : int or None, default=None
+        Keep the first N subjects (by id) of each site: quick runs and tests.
+    round_timeout_s : float or None, default=None
+        With real processes: a round stops waiting for a silent site after this long.
+    seed : int, default=0
+    privacy : PrivacyConfig or None, default=None
+    """
+
+    partition: str = "column"
+    partition_column: str = "ICUType"
+    n_sites: int = 4
+    dirichlet_alpha: float = 0.5
+    strategy: str = "fedavg"
+    proximal_mu: float = 0.01
+    rounds: int = 20
+    local_epochs: int = 1
+    val_fraction: float = 0.2
+    min_fit_clients: int = 1
+    max_subjects_per_site: int | None = None
+    round_timeout_s: float | None = None
+    seed: int = 0
+    privacy: PrivacyConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.partition not in PARTITIONS:
+            raise ValueError(
+                f"[federated] partition must be one of {PARTITIONS}, got {self.partition!r}"
+            )
+        if self.strategy not in STRATEGIES:
+            raise ValueError(
+                f"[federated] strategy must be one of {STRATEGIES}, got {self.strategy!r}"
+            )
+        for name in ("rounds", "local_epochs", "min_fit_clients", "n_sites"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"[federated] {name} must be >= 1, got {getattr(self, name)}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"[federated] val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.proximal_mu < 0:
+            raise ValueError(f"[federated] proximal_mu must be >= 0, got {self.proximal_mu}")
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> FederatedConfig:
+        check_known_keys("[federated]", raw, {f.name for f in fields(cls)})
+        raw = dict(raw)
+        privacy = raw.pop("privacy", None)
+        if privacy is not None:
+            check_known_keys(
+                "[federated.privacy]", privacy, {f.name for f in fields(PrivacyConfig)}
+            )
+            privacy = PrivacyConfig(**privacy)
+        return cls(**raw, privacy=privacy)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FederatedExperiment:
+    """A parsed federated experiment file (PhysioNet 2012 in-hospital mortality).
+
+    ``train`` is the set the sites are drawn from; ``test`` (optional) is scored once by the
+    final global model, overall and per site (its subjects partitioned the same way).
+    """
+
+    name: str
+    train: str = "physionet2012/set-a.tar.gz"
+    test: str = ""
+    features: dict[str, Any] = field(default_factory=dict)
+    model: dict[str, Any] = field(default_factory=dict)
+    local_train: dict[str, Any] = field(default_factory=dict)
+    federated: FederatedConfig = field(default_factory=FederatedConfig)
+    output_dir: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_TOP = {"name", "data", "features", "model", "train", "federated", "output_dir"}
+_DATA = {"train", "test", "task"}
+
+
+def parse_federated(raw: dict[str, Any], default_name: str = "federated") -> FederatedExperiment:
+    """Build a :class:`FederatedExperiment` from a TOML-shaped dict; unknown keys raise."""
+    check_known_keys("top level", raw, _TOP)
+    data = dict(raw.get("data", {}))
+    check_known_keys("[data]", data, _DATA)
+    if data.get("task", "mortality") != "mortality":
+        raise ValueError(f"[data] task: federated runs support 'mortality', got {data['task']!r}")
+    name = str(raw.get("name", default_name))
+    return FederatedExperiment(
+        name=name,
+        train=str(data.get("train", "physionet2012/set-a.tar.gz")),
+        test=str(data.get("test", "")),
+        features=dict(raw.get("features", {})),
+        model=dict(raw.get("model", {})),
+        local_train=dict(raw.get("train", {})),
+        federated=FederatedConfig.from_dict(dict(raw.get("federated", {}))),
+        output_dir=str(raw.get("output_dir", f"runs/{name}")),
+    )
+
+
+def load_federated(path: str | Path) -> FederatedExperiment:
+    """Read a federated experiment TOML file; errors name the file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: invalid TOML ({err})") from None
+    try:
+        return parse_federated(raw, default_name=path.stem)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: {err}") from None

@@ -1,0 +1,199 @@
+"""Run a federated experiment: Flower's simulation engine on one machine, or real processes.
+
+:func:`run_simulation` starts Flower's Ray-based simulation engine with one virtual client
+per site (each loads only its own partition), runs the statistics and training rounds, and
+then :func:`finish` scores the selected global model once on the test set, overall and per
+site. :func:`run_client` is one site as its own process, talking gRPC to
+:func:`medseq.federated.server.start_server`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medseq.federated import local
+from medseq.federated.client import make_model, numpy_client
+from medseq.federated.config import FederatedExperiment
+from medseq.federated.server import MedseqStrategy, make_strategy, n_server_rounds
+from medseq.federated.sites import load_site, make_partition, n_sites, read_set, site_labels
+
+logger = logging.getLogger(__name__)
+
+ClientFactory = Callable[[FederatedExperiment, int], Any]
+
+
+@dataclass
+class FederatedResult:
+    """What a run gives: rounds, the selected round and, with a test set, its metrics."""
+
+    name: str
+    strategy: str
+    sites: list[str]
+    best_round: int | None
+    best_val_auroc: float
+    history: list[dict[str, Any]]
+    test_auroc: float | None = None
+    test_site_auroc: dict[str, float] = field(default_factory=dict)
+    epsilon: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _client_fn(experiment: FederatedExperiment, factory: ClientFactory) -> Callable[[Any], Any]:
+    def client_fn(context: Any) -> Any:
+        import torch
+
+        torch.set_num_threads(1)
+        return factory(experiment, int(context.node_config["partition-id"])).to_client()
+
+    return client_fn
+
+
+def run_simulation(
+    experiment: FederatedExperiment,
+    *,
+    client_factory: ClientFactory = numpy_client,
+    parallel_clients: int = 1,
+) -> FederatedResult:
+    """Simulate the run with Flower's engine; ``parallel_clients`` sites train at once.
+
+    ``parallel_clients=1`` keeps the run on one core (each virtual client gets both of Ray's
+    CPUs, so they take turns), which is the polite setting on a shared machine.
+    """
+    from flwr.server import ServerConfig
+    from flwr.simulation import start_simulation
+
+    start = time.perf_counter()
+    count = n_sites(experiment)
+    strategy = make_strategy(experiment, count)
+    cpus = max(1, int(parallel_clients))
+    start_simulation(
+        client_fn=_client_fn(experiment, client_factory),
+        num_clients=count,
+        config=ServerConfig(num_rounds=n_server_rounds(experiment)),
+        strategy=strategy,
+        client_resources={"num_cpus": cpus},
+        ray_init_args={
+            "num_cpus": cpus,
+            "include_dashboard": False,
+            "log_to_driver": False,
+            "ignore_reinit_error": True,
+        },
+    )
+    return finish(experiment, strategy, start)
+
+
+def finish(
+    experiment: FederatedExperiment, strategy: MedseqStrategy, start: float
+) -> FederatedResult:
+    """Score the best-validation global model on the test set once; write results.json."""
+    if strategy.best_parameters is None:
+        raise RuntimeError("no training round was evaluated: every site failed?")
+    featurizer = strategy.featurizer()
+    result = FederatedResult(
+        name=experiment.name,
+        strategy=experiment.federated.strategy,
+        sites=sorted({s for r in strategy.history for s in r.site_auroc}),
+        best_round=strategy.best_round,
+        best_val_auroc=float(strategy.best_val_auroc),
+        history=[asdict(r) for r in strategy.history],
+        epsilon=dict(strategy.history[-1].epsilon) if strategy.history else {},
+    )
+    if experiment.test:
+        model = make_model(experiment, featurizer, seed=experiment.federated.seed)
+        local.set_weights(model, strategy.best_parameters)
+        overall, per_site = test_scores(experiment, featurizer, model)
+        result.test_auroc, result.test_site_auroc = overall, per_site
+    result.seconds = time.perf_counter() - start
+    if experiment.output_dir:
+        out = Path(experiment.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(result.to_dict(), indent=2, default=float))
+        (out / "featurizer.json").write_text(json.dumps(strategy.featurizer_state))
+    return result
+
+
+def test_scores(
+    experiment: FederatedExperiment, featurizer: Any, model: Any
+) -> tuple[float, dict[str, float]]:
+    """Test AUROC overall and per site (test subjects partitioned like the training set)."""
+    data = read_set(experiment.test)
+    labels = site_labels(data)
+    ids = labels.index.to_numpy(dtype=np.int64)
+    arrays = featurizer.transform(data.events, data.static, ids) | {
+        "y": labels.to_numpy(dtype=np.float32)
+    }
+    prob = local.predict(model, arrays, experiment.local_train)
+    return site_aurocs(experiment, data, labels, prob)
+
+
+def site_aurocs(
+    experiment: FederatedExperiment, data: Any, labels: Any, prob: np.ndarray
+) -> tuple[float, dict[str, float]]:
+    """AUROC of ``prob`` (one per subject of ``labels``) overall and within each site."""
+    from sklearn.metrics import roc_auc_score
+
+    y = labels.to_numpy()
+    overall = float(roc_auc_score(y, prob))
+    per_site: dict[str, float] = {}
+    if experiment.federated.partition == "column":
+        whole = replace(experiment.federated, max_subjects_per_site=None)
+        part = make_partition(data.static, labels, whole)
+        position = {sid: k for k, sid in enumerate(labels.index)}
+        for name, site_ids in part.sites.items():
+            rows = np.array([position[s] for s in site_ids])
+            per_site[name] = float(roc_auc_score(y[rows], prob[rows]))
+    return overall, per_site
+
+
+def run_client(experiment: FederatedExperiment, site: int, address: str) -> None:
+    """One site as its own process: connect to the server at ``address`` and serve rounds."""
+    import torch
+    from flwr.compat.client.app import start_client
+
+    torch.set_num_threads(1)
+    load_site(experiment, site)  # a bad --site fails here, before connecting
+    start_client(
+        server_address=address,
+        client=numpy_client(experiment, site).to_client(),
+        insecure=True,
+        max_retries=30,
+        max_wait_time=60.0,
+    )
+
+
+def serve(experiment: FederatedExperiment, address: str, sites: int) -> FederatedResult:
+    """The server of a run with real site processes; scores the test set like a simulation."""
+    from medseq.federated.server import start_server
+
+    start = time.perf_counter()
+    strategy = start_server(experiment, address, sites)
+    return finish(experiment, strategy, start)
+
+
+def summary(result: FederatedResult) -> str:
+    """A few lines for the terminal: rounds, selected round, test AUROC, epsilon."""
+    lines = [f"{result.name}: {result.strategy}, sites {', '.join(result.sites)}"]
+    for r in result.history:
+        lines.append(
+            f"  round {r['round']:3d}: {r['n_results']} sites, {r['n_failures']} failed, "
+            f"validation AUROC {r['val_auroc']:.4f}"
+        )
+    lines.append(f"best round {result.best_round}: validation AUROC {result.best_val_auroc:.4f}")
+    if result.test_auroc is not None:
+        per_site = ", ".join(f"{k} {v:.4f}" for k, v in result.test_site_auroc.items())
+        lines.append(f"test AUROC {result.test_auroc:.4f} ({per_site})")
+    if result.epsilon:
+        lines.append(f"spent epsilon per site: {result.epsilon}")
+    lines.append(f"{result.seconds:.0f} s")
+    return "\n".join(lines)
