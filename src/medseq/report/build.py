@@ -231,10 +231,9 @@ def build_report(
 
 def _build_generic(bundle, bundle_dir, sets, notes, original_hash, output, config) -> Report:
     """The report of a non-ICU or multiclass/multilabel bundle (:mod:`medseq.report.generic`)."""
-    summaries, figs = generic.evaluate_sets(bundle, sets, config)
-    drift = None
-    if "external" in summaries and bundle.task == "binary":
-        drift = sections.drift(summaries["internal"], summaries["external"])
+    summaries, figs = _evaluate(bundle, sets, config)
+    drift = summaries.pop("drift", None) if bundle.task == "binary" else None
+    if drift is not None:
         notes += sections.drift_notes(drift)
     card = build_model_card(bundle, sets=summaries, notes=notes, bundle_sha256=original_hash)
     if config.update_bundle:
@@ -318,19 +317,10 @@ def _evaluate(
 ) -> tuple[dict[str, Any], dict[str, bytes]]:
     if bundle.task == "regression":
         return _evaluate_regression(bundle, sets, config)
-    summaries: dict[str, Any] = {
-        role: sections.set_metrics(
-            bundle,
-            ev,
-            n_boot=config.n_boot,
-            n_bins=config.n_bins,
-            random_state=config.random_state,
-        )
-        for role, ev in sets.items()
-    }
+    summaries, figs = generic.evaluate_sets(bundle, sets, config)
     if "external" in summaries:
         summaries["drift"] = sections.drift(summaries["internal"], summaries["external"])
-    return summaries, sections.performance_figures(bundle, sets, config.n_bins)
+    return summaries, figs
 
 
 def _manifest_hash(path: Path) -> str | None:

@@ -123,7 +123,7 @@ def multi_figures(bundle, sets: dict[str, EvaluatedSet]) -> dict[str, bytes]:
 
 
 def evaluate_sets(bundle, sets: dict[str, EvaluatedSet], config) -> tuple[dict[str, Any], dict]:
-    """Every set's metrics and the figures, for the report of a non-ICU or multi-task bundle."""
+    """Every set's metrics and the performance figures of a binary or multi-task bundle."""
     from medseq.report import sections
 
     if bundle.task in MULTI_TASKS:
