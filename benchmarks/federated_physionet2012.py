@@ -224,7 +224,14 @@ moments, never rows). "Site alone": trained and selected on that site's data onl
 its own featurizer. DP rows: per-site DP-SGD with Opacus (DPGRU), noise calibrated so the
 whole run spends at most the target epsilon (delta = 1 / (10 n_site)); the spent epsilon
 is the largest over sites. DP rows: {dp_rounds} rounds, local batch {dp_batch}, Adam lr
-{dp_lr:g}, clipping norm 1.0, chosen a priori (not tuned: DP-SGD is slow here).
+{dp_lr:g}, clipping norm 1.0: the setting with the best validation AUROC at epsilon 8 in
+[`federated_dp_sweep.md`](federated_dp_sweep.md), used for both epsilons.
+
+The validation column is each row's own selection score (pooled validation stays for
+the centralised row, the site's own for "alone" rows, the subject-weighted mean of the
+sites' AUROCs for federated rows), so it does not compare across rows; set B does. In
+"alone" rows only the site's own ICU-type column is its target; the others show how a
+single hospital's model transfers.
 
 {table}
 

@@ -110,6 +110,11 @@ class FederatedConfig:
             raise ValueError(f"[federated] val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.proximal_mu < 0:
             raise ValueError(f"[federated] proximal_mu must be >= 0, got {self.proximal_mu}")
+        if self.strategy == "fedprox" and self.privacy is not None:
+            raise ValueError(
+                "[federated] strategy 'fedprox' with [federated.privacy] is not supported "
+                "(the DP-SGD loop has no proximal term); use 'fedavg'"
+            )
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> FederatedConfig:
