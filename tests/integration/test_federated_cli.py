@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -43,7 +44,18 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_server_and_two_site_processes_on_loopback(physionet2012_dir, tmp_path):
+def _spawn(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _pump(proc: subprocess.Popen, lines: list[str]) -> threading.Thread:
+    thread = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_server_and_site_processes_on_loopback_survive_a_killed_site(physionet2012_dir, tmp_path):
+    """Three real site processes; site 2 is killed (SIGKILL) as training round 2 starts."""
     config = tmp_path / "fed.toml"
     config.write_text(
         f"""
@@ -61,39 +73,43 @@ lr = 1e-2
 num_threads = 1
 [federated]
 partition = "iid"
-n_sites = 2
-rounds = 2
-max_subjects_per_site = 80
+n_sites = 3
+rounds = 3
+local_epochs = 3
+max_subjects_per_site = 300
 min_fit_clients = 1
 """
     )
     address = f"127.0.0.1:{_free_port()}"
     base = [sys.executable, "-m", "medseq.cli", "federate"]
-    server = subprocess.Popen(
-        [*base, "server", str(config), "--address", address, "--sites", "2"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    server = _spawn([*base, "server", str(config), "--address", address, "--sites", "3"])
+    lines: list[str] = []
+    pump = _pump(server, lines)
     time.sleep(2)
     clients = [
-        subprocess.Popen(
-            [*base, "client", str(config), "--site", str(k), "--address", address],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        for k in (0, 1)
+        _spawn([*base, "client", str(config), "--site", str(k), "--address", address])
+        for k in range(3)
     ]
     try:
-        out, _ = server.communicate(timeout=240)
-        client_out = [c.communicate(timeout=60)[0] for c in clients]
+        deadline = time.monotonic() + 180
+        # server round 5 = training round 2 (rounds 1-3 are the featurizer statistics)
+        while not any("[ROUND 5]" in line for line in lines):
+            assert server.poll() is None and time.monotonic() < deadline, "".join(lines)[-3000:]
+            time.sleep(0.05)
+        time.sleep(0.3)  # the fit instructions are out; the site is training
+        clients[2].kill()
+        server.wait(timeout=240)
+        pump.join(timeout=10)
+        client_out = [c.communicate(timeout=60)[0] for c in clients[:2]]
     finally:
         for proc in (server, *clients):
             if proc.poll() is None:
                 proc.kill()
+    out = "".join(lines)
     assert server.returncode == 0, out[-3000:]
-    assert "round   2: 2 sites, 0 failed" in out, out[-3000:]
+    assert "round   1: 3 sites, 0 failed" in out, out[-3000:]
+    assert "round   2: 2 sites, 1 failed" in out, out[-3000:]  # completed without site 2
+    assert "round   3: 2 sites, 0 failed" in out, out[-3000:]
     assert "best round" in out
-    assert all(c.returncode == 0 for c in clients), client_out[0][-2000:]
+    assert all(c.returncode == 0 for c in clients[:2]), client_out[0][-2000:]
     assert (tmp_path / "run" / "results.json").exists()

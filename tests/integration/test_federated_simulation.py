@@ -72,7 +72,7 @@ def test_simulation_learns_and_survives_a_dead_site(physionet2012_dir, tmp_path)
         initial.append(score(model, val, experiment.local_train)["auroc"])
         n.append(len(val["y"]))
     round0 = float(np.average(initial, weights=n))
-    assert result.best_val_auroc > round0 + 0.03, (round0, result.history)
+    assert result.best_val_auroc > round0 + 0.1, (round0, result.history)
     assert len(get_weights(model)) > 0
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["best_round"] == result.best_round
