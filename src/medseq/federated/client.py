@@ -27,15 +27,14 @@ import numpy as np
 from medseq.features import ICUFeaturizer
 from medseq.federated import local, statistics
 from medseq.federated.config import FederatedExperiment
-from medseq.federated.sites import Site, load_site, state_key
+from medseq.federated.sites import Site, load_site
 
 logger = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=4)
-def _site_arrays(experiment_json: str, index: int, key: str, state_json: str) -> tuple[dict, dict]:
+def _site_arrays(experiment_json: str, index: int, state_json: str) -> tuple[dict, dict]:
     """Featurised train and validation arrays of a site (cached per featurizer state)."""
-    del key  # part of the cache key only
     experiment = _experiment(experiment_json)
     site = load_site(experiment, index)
     featurizer = ICUFeaturizer.from_state_dict(json.loads(state_json))
@@ -98,7 +97,7 @@ class SiteClient:
     def _featurizer_and_arrays(self, config: dict[str, Any]) -> tuple[ICUFeaturizer, dict, dict]:
         state_json = str(config["featurizer"])
         state = json.loads(state_json)
-        train, val = _site_arrays(self._json, self.index, state_key(state), state_json)
+        train, val = _site_arrays(self._json, self.index, state_json)
         return ICUFeaturizer.from_state_dict(state), train, val
 
     def statistics(self, config: dict[str, Any]) -> dict[str, Any]:

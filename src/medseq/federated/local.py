@@ -89,12 +89,11 @@ def train_local(
 
 def score(model: nn.Module, data: dict[str, np.ndarray], train: dict[str, Any]) -> dict[str, float]:
     """Validation/test loss and AUROC of ``model`` on ``data`` (labels in ``data['y']``)."""
-    from sklearn.metrics import roc_auc_score
+    from sklearn.metrics import log_loss, roc_auc_score
 
     prob = predict(model, data, train)
     y = data["y"]
-    eps = 1e-7
-    loss = float(-np.mean(y * np.log(prob + eps) + (1 - y) * np.log(1 - prob + eps)))
+    loss = float(log_loss(y, prob, labels=[0, 1]))
     auroc = float(roc_auc_score(y, prob)) if len(np.unique(y)) == 2 else float("nan")
     return {"loss": loss, "auroc": auroc}
 

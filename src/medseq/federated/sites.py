@@ -8,9 +8,9 @@ process, so a simulated site that is rebuilt every round does not read the set a
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -82,7 +82,7 @@ def _read(path: str) -> Any:
     from medseq.paths import data_root
     from medseq.sources import physionet2012
 
-    full = data_root() / path if not str(path).startswith("/") else path
+    full = Path(path) if Path(path).is_absolute() else data_root() / path
     return physionet2012.read(full)
 
 
@@ -123,8 +123,3 @@ def n_sites(experiment: FederatedExperiment) -> int:
     """How many sites the experiment's partition makes."""
     data = read_set(experiment.train)
     return len(make_partition(data.static, site_labels(data), experiment.federated).sites)
-
-
-def state_key(state: dict[str, Any]) -> str:
-    """A short content hash of a featurizer state (cache key of featurised arrays)."""
-    return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()[:16]
