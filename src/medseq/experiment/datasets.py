@@ -27,6 +27,8 @@ TASK_TYPES = ("binary", "multiclass", "multilabel", "regression")
 DATASETS: dict[str, str] = {
     "physionet2012": "medseq.experiment.icu_dataset:PHYSIONET2012",
     "tox21": "medseq.experiment.tox21_dataset:TOX21",
+    "cinc2017": "medseq.experiment.ecg_datasets.cinc2017:CINC2017",
+    "mitbih": "medseq.experiment.ecg_datasets.mitbih:MITBIH",
     "adrenalmnist3d": "medseq.experiment.adrenal_dataset:ADRENALMNIST3D",
     "mimic3": "medseq.experiment.history_dataset:MIMIC3",
     "meds": "medseq.experiment.history_dataset:MEDS",

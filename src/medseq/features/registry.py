@@ -17,6 +17,8 @@ FEATURIZERS: dict[str, str] = {
     "ICUFeaturizer": "medseq.features.icu:ICUFeaturizer",
     "smiles": "medseq.features.smiles:SmilesFeaturizer",
     "volume": "medseq.features.volumes:VolumeFeaturizer",
+    "signal": "medseq.features.signal_featurizer:SignalFeaturizer",
+    "beats": "medseq.features.beat_featurizer:BeatFeaturizer",
     "VisitFeaturizer": "medseq.features.visits:VisitFeaturizer",
 }
 

@@ -18,26 +18,34 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from torch import Tensor, nn
 
-from medseq.models.pooling import AdditiveAttention, valid_steps
+from medseq.models.config_checks import check_bool, check_choice, check_dropout, check_int
+from medseq.models.pooling import AdditiveAttention, gather_steps, valid_steps
 from medseq.models.sequence_classifier import RecurrentEncoder
 from medseq.schema import check_known_keys
 
 MODES = ("recording", "sequence")
 CELLS = ("lstm", "gru")
+POOLINGS = ("attention", "last")
+KIND = "conv_rnn"
 
 
 @dataclass(frozen=True)
 class SignalModelConfig:
     """Hyperparameters of :class:`ConvRNN` (JSON round-trip with ``to_dict``/``from_dict``).
 
-    ``mode="recording"`` pools the RNN outputs with additive attention into one prediction
-    per recording (CinC 2017 rhythm classes); ``mode="sequence"`` predicts at every RNN step
-    (one step = ``prod(conv_strides)`` input samples, or one beat when the input is a beat
-    feature sequence and ``conv_channels=()``).
+    ``mode="recording"`` pools the RNN outputs into one prediction per input sequence, with
+    additive attention (``pooling="attention"``, CinC 2017 rhythm classes) or by taking the
+    last valid step (``pooling="last"``, a beat read after its preceding beats);
+    ``mode="sequence"`` predicts at every RNN step (one step = ``prod(conv_strides)`` input
+    samples, or one beat when the input is a beat feature sequence and ``conv_channels=()``).
+    ``kind`` names the model in :data:`medseq.models.registry.MODEL_KINDS`. The field checks
+    are the shared ones of :mod:`medseq.models.config_checks`, so a bad TOML value is
+    reported the same way for every model kind.
     """
 
     in_channels: int = 1
     n_outputs: int = 4
+    kind: str = KIND
     conv_channels: tuple[int, ...] = (16, 32, 32)
     conv_strides: tuple[int, ...] = (4, 4, 2)
     kernel_size: int = 9
@@ -47,27 +55,35 @@ class SignalModelConfig:
     bidirectional: bool = False
     dropout: float = 0.0
     mode: str = "recording"
+    pooling: str = "attention"
     attention_size: int = 32
 
     def __post_init__(self) -> None:
+        owner = type(self).__name__
+        check_choice(owner, "kind", self.kind, (KIND,))
+        for name in ("in_channels", "n_outputs", "hidden_size", "num_layers", "kernel_size"):
+            check_int(owner, name, getattr(self, name), 1)
+        check_int(owner, "attention_size", self.attention_size, 1)
         object.__setattr__(self, "conv_channels", tuple(self.conv_channels))
         object.__setattr__(self, "conv_strides", tuple(self.conv_strides))
+        for name in ("conv_channels", "conv_strides"):
+            for value in getattr(self, name):
+                check_int(owner, name, value, 1)
         if len(self.conv_channels) != len(self.conv_strides):
             raise ValueError(
-                f"conv_channels {self.conv_channels} and conv_strides {self.conv_strides} "
-                "must have the same length"
+                f"{owner}: conv_channels {self.conv_channels} and conv_strides "
+                f"{self.conv_strides} must have the same length"
             )
-        if any(s < 1 or s > self.kernel_size for s in self.conv_strides):
-            raise ValueError(f"each conv stride must be in [1, kernel_size={self.kernel_size}]")
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        for name in ("in_channels", "n_outputs", "hidden_size", "num_layers", "kernel_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if any(s > self.kernel_size for s in self.conv_strides):
+            raise ValueError(
+                f"{owner}.conv_strides: each stride must be <= kernel_size={self.kernel_size}, "
+                f"got {self.conv_strides}"
+            )
+        check_choice(owner, "cell", self.cell, CELLS)
+        check_choice(owner, "mode", self.mode, MODES)
+        check_choice(owner, "pooling", self.pooling, POOLINGS)
+        check_bool(owner, "bidirectional", self.bidirectional)
+        object.__setattr__(self, "dropout", check_dropout(owner, self.dropout))
 
     @property
     def total_stride(self) -> int:
@@ -75,12 +91,14 @@ class SignalModelConfig:
         return math.prod(self.conv_strides)
 
     def to_dict(self) -> dict:
+        """Plain JSON: tuples become lists."""
         out = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     @classmethod
     def from_dict(cls, data: dict) -> SignalModelConfig:
-        check_known_keys("SignalModelConfig", data, [f.name for f in fields(cls)])
+        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
+        check_known_keys(cls.__name__, data, [f.name for f in fields(cls)])
         return cls(**data)
 
 
@@ -181,7 +199,10 @@ class ConvRNN(nn.Module):
         outputs = self.encoder(z, steps)  # (B, T', D)
         if self.config.mode == "sequence":
             return self.step_logits(outputs)  # (B, T', K)
-        pooled, _ = self.attention(outputs, steps)  # (B, D)
+        if self.config.pooling == "last":
+            pooled = gather_steps(outputs, steps - 1)  # (B, D)
+        else:
+            pooled, _ = self.attention(outputs, steps)  # (B, D)
         return self.output(self.dropout(pooled))  # (B, K)
 
     def init_state(self) -> dict:
@@ -215,8 +236,13 @@ class ConvRNN(nn.Module):
         The pool is ``(running max score, sum of exp(score - max), weighted sum of outputs)``,
         the online softmax of streaming attention: after every chunk of a record,
         :meth:`pool_logits` equals attention pooling over all steps seen so far, while the
-        memory does not grow with the record length.
+        memory does not grow with the record length. With ``pooling="last"`` the pool is
+        the last step's output, kept in the same three-slot shape.
         """
+        if self.config.pooling == "last":
+            last = outputs[:, -1]
+            ones = last.new_ones(last.shape[0])
+            return ones, ones, last
         scores = self.attention.score(torch.tanh(self.attention.proj(outputs))).squeeze(2)
         chunk_max = scores.max(dim=1).values  # (B,)
         new_max = chunk_max if pool is None else torch.maximum(pool[0], chunk_max)

@@ -32,6 +32,7 @@ MODEL_KINDS: dict[str, tuple[str, str]] = {
         "medseq.models.smiles_rnn:SmilesRNN",
     ),
     "slice_rnn": ("medseq.models.slice_rnn:SliceRNNConfig", "medseq.models.slice_rnn:SliceRNN"),
+    "conv_rnn": ("medseq.models.conv_rnn:SignalModelConfig", "medseq.models.conv_rnn:ConvRNN"),
     "doctorai": ("medseq.models.doctorai:DoctorAIConfig", "medseq.models.doctorai:DoctorAI"),
     "retain": ("medseq.models.retain:RetainConfig", "medseq.models.retain:Retain"),
 }

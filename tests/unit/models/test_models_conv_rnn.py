@@ -79,8 +79,43 @@ def test_config_round_trip_and_validation():
         SignalModelConfig(conv_channels=(4,), conv_strides=(2, 2))
     with pytest.raises(ValueError, match="mode must be"):
         SignalModelConfig(mode="beats")
-    with pytest.raises(ValueError, match="stride must be in"):
+    with pytest.raises(ValueError, match="stride must be <= kernel_size"):
         SignalModelConfig(conv_strides=(4, 4, 20))
+    with pytest.raises(ValueError, match=r"SignalModelConfig.pooling must be one of"):
+        SignalModelConfig(pooling="max")
+    with pytest.raises(TypeError, match=r"SignalModelConfig.hidden_size must be an int"):
+        SignalModelConfig(hidden_size=8.5)
+    with pytest.raises(ValueError, match=r"SignalModelConfig.conv_channels must be >= 1"):
+        SignalModelConfig(conv_channels=(4, 0, 8))
+    with pytest.raises(ValueError, match=r"SignalModelConfig.dropout must be in \[0, 1\)"):
+        SignalModelConfig(dropout=1.0)
+    with pytest.raises(ValueError, match=r"SignalModelConfig.kind must be one of"):
+        SignalModelConfig(kind="grud")
+
+
+def test_registered_as_conv_rnn_kind():
+    from medseq.models import build_model, model_config_from_dict
+
+    raw = {"kind": "conv_rnn", **SMALL, "conv_channels": [4, 8], "conv_strides": [4, 2]}
+    config = model_config_from_dict({**raw, "n_outputs": 3})
+    assert isinstance(config, SignalModelConfig) and config.n_outputs == 3
+    assert isinstance(build_model(config), ConvRNN)
+    assert model_config_from_dict(config.to_dict()) == config
+
+
+def test_last_pooling_reads_the_last_valid_step_also_in_chunks():
+    model = _model(conv_channels=(), conv_strides=(), in_channels=3, pooling="last")
+    x = torch.randn(2, 12, 3)
+    with torch.no_grad():
+        out = model(x, torch.tensor([12, 5]))
+        alone = model(x[1:, :5], torch.tensor([5]))
+        chunked = model.chunked_forward(x[:1], chunk_samples=5)
+    torch.testing.assert_close(out[1:], alone, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out[:1], chunked, atol=1e-6, rtol=1e-5)
+    # Changing a step after the last valid one changes nothing.
+    x[1, 7] += 5.0
+    with torch.no_grad():
+        torch.testing.assert_close(model(x, torch.tensor([12, 5]))[1:], alone, atol=1e-6, rtol=1e-5)
 
 
 def test_beat_sequence_labelling_without_convolutions():

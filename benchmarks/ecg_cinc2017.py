@@ -1,0 +1,199 @@
+"""CinC 2017 rhythm classification: 5-fold stratified CV with per-fold wall time.
+
+Same dataset spec, featurizers, ``ConvRNN`` and ``Trainer`` as ``medseq train
+configs/cinc2017-*.toml``, driven fold by fold so that each fold is timed and scored on its
+own. Inside each fold, 10 % of the training recordings (stratified) are held out for early
+stopping; the fold's test part is predicted once. Hyperparameters are chosen beforehand
+with ``--select`` (fold 0 only, scored on its inner early-stopping part, never on a test
+part). R peaks (XQRS) of every recording are detected once and cached (``--cache``); the
+detection time is reported separately and per fold pro rata.
+
+    nice -n 10 .venv/bin/python benchmarks/ecg_cinc2017.py --variant beats --select
+    nice -n 10 .venv/bin/python benchmarks/ecg_cinc2017.py --variant beats --folds 0 1 2 3 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medseq.evaluation.multi import confusion, multiclass_metrics
+from medseq.experiment.ecg_datasets import cinc2017
+from medseq.features.beat_featurizer import BeatFeaturizer
+from medseq.models import build_model, model_config_from_dict
+from medseq.paths import dataset_dir
+from medseq.tasks.ecg import CINC2017_CLASSES
+from medseq.tasks.splits import stratified_kfold, stratified_split
+from medseq.training import TrainConfig, Trainer
+
+TRAIN = {
+    "task": "multiclass",
+    "epochs": 20,
+    "batch_size": 64,
+    "lr": 2e-3,
+    "clip_grad_norm": 1.0,
+    "patience": 5,
+    "scheduler": "plateau",
+    "lr_plateau_patience": 2,
+    "lr_gamma": 0.3,
+    "num_threads": 1,
+    "progress": False,
+}
+BEAT_MODEL = {
+    "kind": "conv_rnn",
+    "conv_channels": [],
+    "conv_strides": [],
+    "hidden_size": 64,
+    "bidirectional": True,
+    "attention_size": 32,
+    "dropout": 0.2,
+}
+VARIANTS: dict[str, dict] = {
+    # name: features (incl. crop), model, train extras
+    "beats": {"features": {"kind": "beats", "crop_beats": 40}, "model": BEAT_MODEL, "train": {}},
+    "beats_nocrop": {"features": {"kind": "beats"}, "model": BEAT_MODEL, "train": {}},
+    "beats_big": {
+        "features": {"kind": "beats", "crop_beats": 40},
+        "model": {**BEAT_MODEL, "hidden_size": 96, "num_layers": 2},
+        "train": {},
+    },
+    "signal": {
+        "features": {
+            "kind": "signal",
+            "target_fs_hz": 150.0,
+            "max_seconds": 61.0,
+            "crop_seconds": 15.0,
+        },
+        "model": {
+            "kind": "conv_rnn",
+            "conv_channels": [16, 32, 64, 64],
+            "conv_strides": [3, 3, 2, 2],
+            "kernel_size": 9,
+            "hidden_size": 64,
+            "bidirectional": False,
+            "dropout": 0.2,
+        },
+        "train": {"epochs": 25, "patience": 6},
+    },
+}
+
+
+def _beat_cache(data: cinc2017.CincData, featurizer: BeatFeaturizer, path: Path | None) -> float:
+    """Detect (or load) the XQRS R peaks of every recording; return the detection seconds."""
+    if path is not None and path.exists():
+        stored = pickle.loads(path.read_bytes())
+        if set(stored["peaks"]) >= {s.record_id for s in data.signals.values()}:
+            featurizer.detected_peaks.update(stored["peaks"])
+            return float(stored["seconds"])
+    start = time.perf_counter()
+    for signal in data.signals.values():
+        featurizer.peak_positions(signal)
+    seconds = time.perf_counter() - start
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps({"peaks": featurizer.detected_peaks, "seconds": seconds}))
+    return seconds
+
+
+def _arrays(featurizer, data, ids, labels) -> dict[str, np.ndarray]:
+    arrays = cinc2017.transform(featurizer, data, ids)
+    arrays["y"] = labels.loc[ids].to_numpy(np.float32)
+    return arrays
+
+
+def _report(y: np.ndarray, prob: np.ndarray) -> dict:
+    out = multiclass_metrics(y, prob, list(CINC2017_CLASSES))
+    out.update(cinc2017.metrics("rhythm", y, prob))
+    keep = ("challenge_f1", "accuracy", "f1_N", "f1_A", "f1_O", "f1_~")
+    return {k: round(float(out[k]), 4) for k in keep}
+
+
+def run_fold(k, fold, variant, data, labels, template, select: bool, seed: int) -> dict:
+    train_ids, test_ids = fold
+    start, cpu_start = time.perf_counter(), time.process_time()
+    fit_ids, stop_ids = stratified_split(
+        train_ids, labels.loc[train_ids].to_numpy(), val_fraction=0.1, random_state=seed
+    )
+    features = dict(variant["features"])
+    if isinstance(template, BeatFeaturizer):
+        options = {k: v for k, v in features.items() if k in cinc2017.FEATURIZER_KEYS["beats"]}
+        featurizer = BeatFeaturizer(peaks="xqrs", **options)
+        featurizer.detected_peaks = template.detected_peaks
+        featurizer._cache = template._cache  # raw beat features, keyed by record and options
+        featurizer.fit([featurizer.raw_features(data.signals[int(i)])[0] for i in fit_ids])
+    else:
+        featurizer = cinc2017.fit_featurizer(features, data, fit_ids)
+    train = _arrays(featurizer, data, fit_ids, labels)
+    stop = _arrays(featurizer, data, stop_ids, labels)
+    sizes = cinc2017._sizes(featurizer)
+    config = model_config_from_dict({**variant["model"], **sizes, "n_outputs": 4})
+    torch.manual_seed(seed)
+    model = build_model(config)
+    trainer = Trainer(TrainConfig.from_dict({**TRAIN, **variant["train"], "seed": seed}))
+    fit = trainer.fit(model, train, stop, augment=cinc2017._augment(features, featurizer))
+    out = {
+        "fold": k,
+        "best_epoch": fit.best_epoch,
+        "epochs_run": len(fit.history),
+        "epoch_seconds": round(float(np.mean([r["seconds"] for r in fit.history])), 1),
+        "inner_val": _report(stop["y"], trainer.predict(model, stop)),
+    }
+    if not select:
+        test = _arrays(featurizer, data, test_ids, labels)
+        prob = trainer.predict(model, test)
+        out["test"] = _report(test["y"], prob)
+        out["confusion"] = confusion(test["y"], prob, 4).tolist()
+    out["fold_seconds"] = round(time.perf_counter() - start, 1)
+    out["fold_cpu_seconds"] = round(time.process_time() - cpu_start, 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", default="beats", choices=sorted(VARIANTS))
+    parser.add_argument("--folds", type=int, nargs="*", default=[0])
+    parser.add_argument("--select", action="store_true", help="fold 0, inner validation only")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/medseq-ecg-cache/cinc_peaks.pkl"))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=None, help="write the folds as JSON")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    variant = VARIANTS[args.variant]
+    start = time.perf_counter()
+    data = cinc2017.read(dataset_dir("physionet2017"))
+    labels = data.labels
+    print(f"read {len(labels)} recordings in {time.perf_counter() - start:.0f} s", flush=True)
+    template, peak_seconds = None, 0.0
+    if variant["features"]["kind"] == "beats":
+        template = BeatFeaturizer(peaks="xqrs")
+        peak_seconds = _beat_cache(data, template, args.cache)
+        print(f"XQRS + beat features of all recordings: {peak_seconds:.0f} s", flush=True)
+    ids = labels.index.to_numpy()
+    folds = stratified_kfold(ids, labels.to_numpy(), n_splits=5, random_state=0)
+    results = []
+    for k in [0] if args.select else args.folds:
+        out = run_fold(k, folds[k], variant, data, labels, template, args.select, args.seed)
+        out["peak_detection_seconds_pro_rata"] = round(peak_seconds * 0.8, 1)
+        results.append(out)
+        print(json.dumps(out), flush=True)
+    if not args.select and results:
+        f1 = [r["test"]["challenge_f1"] for r in results]
+        summary = {
+            "variant": args.variant,
+            "folds": args.folds,
+            "mean_challenge_f1": round(float(np.mean(f1)), 4),
+            "std": round(float(np.std(f1)), 4),
+        }
+        print(json.dumps(summary), flush=True)
+        if args.out is not None:
+            args.out.write_text(json.dumps({"summary": summary, "folds": results}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""CinC 2017 AF challenge recordings as a :class:`~medseq.experiment.datasets.DatasetSpec`.
+
+Task ``rhythm``: multiclass N / A / O / ~ per recording (:mod:`medseq.tasks.ecg`); the
+challenge F1 (mean F1 of N, A and O) is added to the metric table. The protocol is the
+runner's stratified cross-validation over the recordings present (``[data] cv_folds = 5``);
+there is no public test set here. Subject ids are the record numbers (``A00042`` -> 42).
+
+``[features]`` keys:
+
+- ``kind``: ``"signal"`` (raw waveform, :class:`~medseq.features.signal_featurizer.
+  SignalFeaturizer`, for a ``ConvRNN`` with a convolutional front end) or ``"beats"``
+  (one step per detected beat, :class:`~medseq.features.beat_featurizer.BeatFeaturizer`
+  with XQRS peaks, for a ``ConvRNN`` with ``conv_channels = []``); default ``"signal"``;
+- the chosen featurizer's options;
+- ``crop_seconds`` (signal) or ``crop_beats`` (beats): random-crop length of training
+  batches (:class:`~medseq.experiment.ecg_datasets.augment.RandomCropAugment`); no crop
+  when absent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medseq.experiment.datasets import DatasetSpec
+from medseq.features.beat_featurizer import BeatFeaturizer
+from medseq.features.signal import pad_batch
+from medseq.features.signal_featurizer import SignalFeaturizer
+from medseq.schema import DataError, Signal, check_known_keys
+from medseq.sources import physionet2017
+from medseq.tasks.ecg import CINC2017_CLASSES, challenge_f1, cinc2017_labels
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("signal", "beats")
+AUGMENT_KEYS = {"signal": ("crop_seconds",), "beats": ("crop_beats",)}
+FEATURIZER_KEYS = {
+    "signal": ("target_fs_hz", "low_hz", "high_hz", "filter_order", "normalize", "max_seconds"),
+    "beats": (
+        "low_hz",
+        "high_hz",
+        "before_s",
+        "after_s",
+        "segment_fs_hz",
+        "local_beats",
+        "morphology",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class CincData:
+    """The recordings read, by subject id, and their labels."""
+
+    signals: dict[int, Signal]
+    labels: pd.Series
+    report: Any = None
+
+
+def record_number(record_id: str) -> int:
+    """Subject id of a CinC record name: ``"A00042"`` -> 42."""
+    if len(record_id) < 2 or not record_id[1:].isdigit():
+        raise DataError(f"CinC 2017 record name {record_id!r} is not 'A' followed by digits")
+    return int(record_id[1:])
+
+
+def from_set(data: physionet2017.PhysioNet2017Set) -> CincData:
+    """Index a read :class:`~medseq.sources.physionet2017.PhysioNet2017Set` by record number."""
+    signals = {record_number(s.record_id): s for s in data.signals}
+    labels = cinc2017_labels(data.labels)
+    labels.index = pd.Index([record_number(r) for r in labels.index], name="subject_id")
+    return CincData(signals=signals, labels=labels.astype(np.int64), report=data.report)
+
+
+def read(path: Path, *, max_records: int | None = None) -> CincData:
+    """Read the recordings under ``path`` (folder or ``.tar.xz`` part) with their labels."""
+    return from_set(physionet2017.read(path, max_records=max_records))
+
+
+def _labels(task: str, data: CincData) -> pd.Series:
+    if task != "rhythm":
+        raise ValueError(f"unknown CinC 2017 task {task!r}; supported: ['rhythm']")
+    return data.labels
+
+
+def _kind(features: dict[str, Any]) -> str:
+    kind = features.get("kind", "signal")
+    if kind not in KINDS:
+        raise ValueError(f"[features] kind must be one of {KINDS} for cinc2017, got {kind!r}")
+    check_known_keys(
+        f"[features] (cinc2017, kind={kind!r})",
+        features,
+        ("kind", *FEATURIZER_KEYS[kind], *AUGMENT_KEYS[kind]),
+    )
+    return kind
+
+
+def _signals(data: CincData, ids: np.ndarray) -> list[Signal]:
+    missing = [int(i) for i in ids if int(i) not in data.signals]
+    if missing:
+        raise DataError(f"CinC 2017: no recording for subject ids {missing[:5]}")
+    return [data.signals[int(i)] for i in ids]
+
+
+def fit_featurizer(features: dict[str, Any], data: CincData, ids: np.ndarray) -> Any:
+    """A :class:`SignalFeaturizer` or an XQRS :class:`BeatFeaturizer` fitted on ``ids``."""
+    kind = _kind(features)
+    options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS[kind]}
+    signals = _signals(data, ids)
+    if kind == "signal":
+        return SignalFeaturizer(**options).fit(signals)
+    featurizer = BeatFeaturizer(peaks="xqrs", **options)
+    return featurizer.fit([featurizer.raw_features(s)[0] for s in signals])
+
+
+def beat_sequences(featurizer: BeatFeaturizer, signals: list[Signal]) -> dict[str, np.ndarray]:
+    """Whole-record beat sequences ``(N, max beats, F)`` and their lengths in beats.
+
+    A recording where fewer than three beats were detected (flat or pure-noise traces)
+    gets one all-zero beat (the training mean after z-scoring), so it is still predicted;
+    their number is logged.
+    """
+    matrices, n_empty = [], 0
+    for signal in signals:
+        matrix, _ = featurizer.features(signal)
+        if len(matrix) == 0:
+            n_empty += 1
+            matrix = np.zeros((1, featurizer.n_features), np.float32)
+        matrices.append(matrix)
+    if n_empty:
+        logger.warning("%d recordings without detectable beats get one zero beat", n_empty)
+    values, lengths = pad_batch(matrices)
+    return {"values": values, "lengths": lengths}
+
+
+def transform(featurizer: Any, data: CincData, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """Model inputs ``values``/``lengths`` of ``ids`` (samples or beats per step)."""
+    signals = _signals(data, ids)
+    if isinstance(featurizer, BeatFeaturizer):
+        return beat_sequences(featurizer, signals)
+    return featurizer.transform(signals)
+
+
+def _sizes(featurizer: Any) -> dict[str, int]:
+    if isinstance(featurizer, BeatFeaturizer):
+        return {"in_channels": featurizer.n_features}
+    return {"in_channels": int(featurizer.n_channels)}
+
+
+def _class_names(task: str, data: CincData) -> list[str]:
+    return list(CINC2017_CLASSES)
+
+
+def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
+    """The challenge F1: mean F1 of N, A and O of the argmax predictions."""
+    y = np.asarray(y_true)
+    keep = ~np.isnan(y)
+    return {"challenge_f1": challenge_f1(y[keep].astype(int), np.argmax(y_prob[keep], axis=1))}
+
+
+def _augment(features: dict[str, Any], featurizer: Any) -> Any:
+    from medseq.experiment.ecg_datasets.augment import RandomCropAugment
+
+    if isinstance(featurizer, BeatFeaturizer):
+        beats = features.get("crop_beats")
+        return None if beats is None else RandomCropAugment(int(beats))
+    seconds = features.get("crop_seconds")
+    if seconds is None:
+        return None
+    return RandomCropAugment(round(float(seconds) * featurizer.target_fs_hz))
+
+
+CINC2017 = DatasetSpec(
+    name="cinc2017",
+    tasks={"rhythm": "multiclass"},
+    read=read,
+    labels=_labels,
+    fit_featurizer=fit_featurizer,
+    transform=transform,
+    model_sizes=_sizes,
+    class_names=_class_names,
+    metrics=metrics,
+    augment=_augment,
+)
