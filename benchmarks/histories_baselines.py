@@ -92,10 +92,8 @@ def baseline_predictions(config, data, labels, train_ids, eval_ids) -> dict[str,
     }
 
 
-def baseline_scores(config, part: str = "val") -> dict[str, dict[str, float]]:
-    """Metrics of every baseline on the out-of-fold validation or on the test samples."""
-    from medseq.evaluation.ranking import ranking_metrics
-
+def baseline_outputs(config, part: str = "val") -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Labels and every baseline's scores, out-of-fold on validation or on the test."""
     data, labels, split = split_for(config)
     pairs = [(np.union1d(*split.folds[0]), split.test)] if part == "test" else split.folds
     preds: dict[str, list[np.ndarray]] = {}
@@ -104,12 +102,20 @@ def baseline_scores(config, part: str = "val") -> dict[str, dict[str, float]]:
         ys.append(labels.loc[eval_ids].to_numpy(dtype=np.float64))
         for name, p in baseline_predictions(config, data, labels, train_ids, eval_ids).items():
             preds.setdefault(name, []).append(p)
-    y = np.concatenate(ys)
-    out = {}
-    for name, parts in preds.items():
-        p = np.concatenate(parts)
-        out[name] = ranking_metrics(y, p) if y.ndim == 2 else _binary(y, p)
-    return out
+    return np.concatenate(ys), {name: np.concatenate(p) for name, p in preds.items()}
+
+
+def metric_table(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """recall@k and micro AUROC (next visit), or AUROC and AUPRC (mortality)."""
+    from medseq.evaluation.ranking import ranking_metrics
+
+    return ranking_metrics(y, p) if y.ndim == 2 else _binary(y, p)
+
+
+def baseline_scores(config, part: str = "val") -> dict[str, dict[str, float]]:
+    """Metrics of every baseline on the out-of-fold validation or on the test samples."""
+    y, preds = baseline_outputs(config, part)
+    return {name: metric_table(y, p) for name, p in preds.items()}
 
 
 def _binary(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
