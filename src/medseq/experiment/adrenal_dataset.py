@@ -7,7 +7,8 @@ train/val/test parts, all from the one ``.npz`` (a folder path reads the 28³ fi
 ``adrenalmnist3d_64.npz`` file for 64³).
 
 ``[features]`` keys: ``axis``, ``scale`` (the featurizer's), ``augment`` (bool, default
-false), ``flip_p`` and ``max_shift`` (:class:`~medseq.features.volumes.VolumeFlipShift`).
+false), ``flip_p``, ``max_shift`` and ``permute_p``
+(:class:`~medseq.features.volumes.VolumeFlipShift`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from medseq.schema import check_known_keys
 from medseq.sources import medmnist3d
 
 FEATURIZER_KEYS = ("axis", "scale")
-AUGMENT_KEYS = ("augment", "flip_p", "max_shift")
+AUGMENT_KEYS = ("augment", "flip_p", "max_shift", "permute_p")
 
 
 def _read(path: Path) -> medmnist3d.VolumeSet:
@@ -65,7 +66,9 @@ def _augment(features: dict[str, Any], featurizer: VolumeFeaturizer) -> Any:
     if not features.get("augment", False):
         return None
     return VolumeFlipShift(
-        flip_p=float(features.get("flip_p", 0.5)), max_shift=int(features.get("max_shift", 2))
+        flip_p=float(features.get("flip_p", 0.5)),
+        max_shift=int(features.get("max_shift", 2)),
+        permute_p=float(features.get("permute_p", 0.0)),
     )
 
 

@@ -145,29 +145,29 @@ def explain_volume(
 
 
 def slice_figure(expl: SliceExplanation, volume: np.ndarray, n_shown: int = 6) -> bytes:
-    """Attention and occlusion per slice (bars), above the most attended slices (images)."""
+    """Attention and occlusion per slice (bars), above the most attended non-empty slices."""
     from medseq.explain.plotting import figure_png, pyplot
 
     plt = pyplot()
     depth = len(expl.attention)
-    shown = sorted(expl.top_slices(n_shown))
-    fig = plt.figure(figsize=(9.0, 5.2))
-    grid = fig.add_gridspec(2, len(shown), height_ratios=(1.4, 1.0))
-    ax = fig.add_subplot(grid[0, :])
+    filled = [d for d in np.argsort(-expl.attention, kind="stable") if expl.foreground[d] > 0]
+    shown = sorted(int(d) for d in (filled or list(range(depth)))[:n_shown])
+    fig = plt.figure(figsize=(9.0, 6.4))
+    grid = fig.add_gridspec(3, len(shown), height_ratios=(1.0, 1.0, 1.1))
     steps = np.arange(depth)
-    ax.bar(steps - 0.2, expl.attention, width=0.4, color="#d95f02", label="attention")
-    ax.set_ylabel("attention weight")
-    twin = ax.twinx()
-    twin.bar(steps + 0.2, expl.occlusion, width=0.4, color="#1b9e77", label="occlusion")
-    twin.set_ylabel("logit drop when blanked")
-    ax.set_xlabel("slice")
-    ax.set_title(f"Sample {expl.sample_id}: risk {expl.risk:.2f} - which slices mattered")
-    handles = ax.get_legend_handles_labels()[0] + twin.get_legend_handles_labels()[0]
-    ax.legend(handles, ["attention", "occlusion"], loc="upper right", fontsize=8)
+    top = fig.add_subplot(grid[0, :])
+    top.bar(steps, expl.attention, color="#d95f02")
+    top.set_ylabel("attention")
+    top.set_title(f"Sample {expl.sample_id}: risk {expl.risk:.2f} - which slices mattered")
+    mid = fig.add_subplot(grid[1, :], sharex=top)
+    mid.bar(steps, expl.occlusion, color="#1b9e77")
+    mid.axhline(0.0, color="black", linewidth=0.6)
+    mid.set_ylabel("logit drop\nwhen blanked")
+    mid.set_xlabel("slice")
     for k, d in enumerate(shown):
-        sub = fig.add_subplot(grid[1, k])
+        sub = fig.add_subplot(grid[2, k])
         sub.imshow(volume[d], cmap="gray", vmin=0.0, vmax=max(float(volume.max()), 1e-6))
-        sub.set_title(f"slice {d}\n{expl.attention[d]:.2f}", fontsize=8)
+        sub.set_title(f"slice {d}: {expl.attention[d]:.2f}", fontsize=8)
         sub.axis("off")
     return figure_png(fig)
 

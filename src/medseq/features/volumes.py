@@ -89,17 +89,23 @@ class VolumeFlipShift:
     Each volume is flipped along each of its three axes with probability ``flip_p`` and rolled
     by an integer shift in ``[-max_shift, max_shift]`` voxels along each axis (the MedMNIST
     crops are centred on the gland, and the gland is small, so a roll of a few voxels moves
-    only background across the border). Randomness comes from the trainer's generator.
+    only background across the border). With probability ``permute_p`` the three axes of a
+    cubic volume are also put in a random order (the crops are isotropic, and whether a
+    gland holds a mass does not depend on its orientation). Randomness comes from the
+    trainer's generator.
 
     Parameters
     ----------
     flip_p : float, default=0.5
     max_shift : int, default=2
+    permute_p : float, default=0.0
     """
 
-    def __init__(self, flip_p: float = 0.5, max_shift: int = 2) -> None:
-        if not 0.0 <= float(flip_p) <= 1.0:
-            raise ValueError(f"flip_p must be in [0, 1], got {flip_p!r}")
+    def __init__(self, flip_p: float = 0.5, max_shift: int = 2, permute_p: float = 0.0) -> None:
+        for name, p in (("flip_p", flip_p), ("permute_p", permute_p)):
+            if not 0.0 <= float(p) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {p!r}")
+        self.permute_p = float(permute_p)
         if isinstance(max_shift, bool) or not isinstance(max_shift, int) or max_shift < 0:
             raise ValueError(f"max_shift must be an int >= 0, got {max_shift!r}")
         self.flip_p = float(flip_p)
@@ -112,9 +118,14 @@ class VolumeFlipShift:
         n = x.shape[0]
         flips = torch.rand(n, 3, generator=generator) < self.flip_p
         shifts = torch.randint(-self.max_shift, self.max_shift + 1, (n, 3), generator=generator)
+        permute = torch.rand(n, generator=generator) < self.permute_p
+        orders = torch.stack([torch.randperm(3, generator=generator) for _ in range(n)])
+        cubic = x.shape[1] == x.shape[2] == x.shape[3]
         out = []
         for i in range(n):
             v = x[i]
+            if cubic and permute[i]:
+                v = v.permute(*orders[i].tolist())
             dims = [d for d in range(3) if flips[i, d]]
             if dims:
                 v = torch.flip(v, dims)

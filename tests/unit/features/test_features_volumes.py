@@ -32,3 +32,16 @@ def test_flip_shift_keeps_content_and_is_seeded():
     assert out["slices"].sum() == x.sum()  # rolls and flips only move voxels
     assert not torch.equal(out["slices"], x)
     assert torch.equal(VolumeFlipShift(0.0, 0)(batch, torch.Generator())["slices"], x)
+
+
+def test_axis_permutation_keeps_voxels_and_happens_only_when_asked():
+    x = torch.zeros(6, 5, 5, 5)
+    x[:, 0, 1, 2] = 1.0  # an asymmetric voxel shows which axes were swapped
+    batch = {"slices": x}
+    out = VolumeFlipShift(flip_p=0.0, max_shift=0, permute_p=1.0)(batch, torch.Generator())
+    assert (out["slices"].sum(dim=(1, 2, 3)) == 1).all()
+    positions = {tuple(torch.nonzero(v)[0].tolist()) for v in out["slices"]}
+    assert positions <= {(0, 1, 2), (0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)}
+    assert len(positions) > 1
+    with pytest.raises(ValueError, match="permute_p"):
+        VolumeFlipShift(permute_p=2.0)
