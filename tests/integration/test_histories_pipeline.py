@@ -83,6 +83,17 @@ def test_retain_mortality_run_and_its_explanation(retain_run, tmp_path):
     assert sum(v["alpha"] for v in summary["visits"]) == pytest.approx(1.0, abs=1e-5)
 
 
+def test_retain_bundle_predicts_and_evaluates_through_the_spec(retain_run):
+    from medseq.experiment.runner import evaluate_bundle, predict_file
+
+    bundle = retain_run / "bundle"
+    frame = predict_file(bundle, "mimic3demo")
+    assert len(frame) == 89 and set(frame.columns) == {"subject_id", "risk", "decision"}
+    trained = json.loads((retain_run / "results.json").read_text())["test_metrics"]
+    again = evaluate_bundle(bundle, "mimic3demo", n_boot=20)  # the protocol's test part only
+    assert again["auroc"][0] == pytest.approx(trained["auroc"][0])
+
+
 def test_doctorai_next_visit_from_mimic_and_from_meds_agree(tmp_path):
     model = {"kind": "doctorai", "embedding_size": 8, "hidden_size": 8}
     root = meds.write(mimic3.read(dataset_dir("mimic3demo")), tmp_path / "meds")
