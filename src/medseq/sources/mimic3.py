@@ -22,6 +22,8 @@ that cannot be placed are skipped and counted in ``report.counts``:
 
 ``<table>_unknown_admission``
     a row whose ``hadm_id`` is not in ADMISSIONS.
+``<table>_subject_mismatch``
+    a row whose ``subject_id`` is not the one of its ``hadm_id`` in ADMISSIONS.
 ``<table>_missing_code``
     a diagnosis or procedure without ``icd9_code``; a prescription without drug name or NDC.
 ``prescriptions_missing_startdate``
@@ -229,17 +231,22 @@ def _patient_events(folder: Path, adm: pd.DataFrame, report: ReadReport) -> list
 
 
 def _join_admission(raw: pd.DataFrame, adm: pd.DataFrame, table: str, report: ReadReport):
-    rows = pd.DataFrame({"hadm_id": _ids(raw, "hadm_id")}, index=raw.index)
+    """Rows whose admission is known and belongs to the same subject, with that admission."""
+    hadm = pd.Series(_ids(raw, "hadm_id"), index=raw.index)
+    subject = pd.Series(_ids(raw, "subject_id"), index=raw.index)
     by_hadm = adm.set_index("hadm_id")
-    known = rows["hadm_id"].isin(by_hadm.index).to_numpy()
+    known = hadm.isin(by_hadm.index)
     report.add(f"{table.lower()}_unknown_admission", int((~known).sum()))
-    stays = by_hadm.loc[rows.loc[known, "hadm_id"]].set_index(raw.index[known])
-    return raw.loc[known], stays
+    owner = by_hadm["subject_id"].reindex(hadm).to_numpy()
+    mismatch = known.to_numpy() & (owner != subject.to_numpy())
+    report.add(f"{table.lower()}_subject_mismatch", int(mismatch.sum()))
+    keep = known.to_numpy() & ~mismatch
+    stays = by_hadm.loc[hadm[keep]].set_index(raw.index[keep])
+    return raw.loc[keep], stays
 
 
 def _icd_events(folder, adm, table: str, prefix: str, kind: str, report) -> pd.DataFrame:
     raw = read_table(folder, table)
-    _ids(raw, "subject_id")
     codes = raw["icd9_code"].str.strip().str.upper()
     report.add(f"{table.lower()}_missing_code", int(codes.isna().sum()))
     raw = raw.assign(icd9_code=codes)[codes.notna()]
@@ -260,7 +267,6 @@ def _drug_codes(rows: pd.DataFrame, by: str, report: ReadReport) -> pd.Series:
 
 def _prescription_events(folder, adm, drug_codes: str, report) -> pd.DataFrame:
     raw = read_table(folder, "PRESCRIPTIONS")
-    _ids(raw, "subject_id")
     start = _times(raw, "startdate", required=False)
     report.add("prescriptions_missing_startdate", int(start.isna().sum()))
     raw = raw.assign(startdate=start)[start.notna()]

@@ -112,11 +112,14 @@ def test_rows_that_cannot_be_placed_are_counted(demo_dir, tmp_path):
     dx = pd.read_csv(folder / "DIAGNOSES_ICD.csv", dtype=str)
     dx.loc[dx.index[0], "hadm_id"] = "1"  # no such admission
     dx.loc[dx.index[1], "icd9_code"] = None
+    other = sorted(set(dx["subject_id"]) - {dx["subject_id"].iloc[2]})[0]
+    dx.loc[dx.index[2], "subject_id"] = other  # its hadm_id belongs to someone else
     dx.to_csv(folder / "DIAGNOSES_ICD.csv", index=False)
     data = mimic3.read(folder)
     assert data.report.counts["diagnoses_icd_unknown_admission"] == 1
     assert data.report.counts["diagnoses_icd_missing_code"] == 1
-    assert (data.events["code"].str.startswith("ICD9DX/")).sum() == len(dx) - 2
+    assert data.report.counts["diagnoses_icd_subject_mismatch"] == 1
+    assert (data.events["code"].str.startswith("ICD9DX/")).sum() == len(dx) - 3
 
 
 def test_gzip_is_read_like_plain_csv(demo_dir, tmp_path):
