@@ -61,3 +61,17 @@ def test_slice_rnn_shapes_and_attention_over_slices():
     torch.testing.assert_close(model(slices=slices[:1]), logits[:1])
     with pytest.raises(ValueError, match=r"\(B, D, 28, 28\)"):
         model(slices=torch.rand(3, 10, 14, 14))
+
+
+def test_smiles_rnn_length_buckets_equal_one_padded_pass():
+    from medseq.models import smiles_rnn
+
+    torch.manual_seed(0)
+    model = SmilesRNN(SmilesRNNConfig(vocab_size=30, hidden_size=8, embedding_size=6)).eval()
+    lengths = torch.randint(1, 40, (50,))
+    tokens = torch.randint(1, 30, (50, 40)) * (torch.arange(40) < lengths[:, None])
+    bucketed, w_bucketed = model(tokens=tokens, lengths=lengths, return_attention=True)
+    assert bucketed.shape[0] > smiles_rnn.BUCKET_SIZE
+    whole, w_whole = model._pool(tokens[:, : int(lengths.max())], lengths)
+    torch.testing.assert_close(bucketed, model.out(whole), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(w_bucketed, w_whole, rtol=1e-4, atol=1e-6)
