@@ -26,8 +26,15 @@ test: setup  ## the whole test suite, including the real-data integration tests
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
+# PEERS=1 first installs Keras/TensorFlow CPU and PyPOTS into benchmarks/.peer-venvs/ (never
+# into $(VENV)); without them the training comparison runs medseq alone. Results: benchmarks/results/
 bench: setup
-	$(BIN)/python benchmarks/bench_read_physionet2012.py
+	$(BIN)/python benchmarks/bench_read_physionet2012.py --tensors
+	@if [ "$(PEERS)" = "1" ]; then bash benchmarks/peers/setup.sh; fi
+	$(BIN)/python benchmarks/bench_training.py --rounds 3
+	$(BIN)/python benchmarks/bench_physical_limit.py
+	$(BIN)/python benchmarks/bench_inference.py
+	$(BIN)/python benchmarks/bench_scaling.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -96,6 +96,7 @@ def medseq_worker(args: argparse.Namespace) -> None:
                 "lib": "medseq", "model": cell, "hidden": hidden, "threads": args.threads,
                 "steps": timed["steps"], "median_step_s": timed["median_step_s"],
                 "samples_per_s": args.batch / timed["median_step_s"],
+                "cpu_per_wall": timed["cpu_per_wall"],
             }), flush=True)  # fmt: skip
 
 
@@ -146,13 +147,19 @@ def collect(args: argparse.Namespace) -> list[dict]:
 def summarise(runs: list[dict]) -> dict[tuple, dict]:
     """(lib, model, hidden, threads) -> median samples/s over rounds and the spread."""
     groups: dict[tuple, list[float]] = {}
+    cpu: dict[tuple, list[float]] = {}
     for row in runs:
         key = (row["lib"], row["model"], row["hidden"], row["threads"])
         groups.setdefault(key, []).append(row["samples_per_s"])
+        if "cpu_per_wall" in row:
+            cpu.setdefault(key, []).append(row["cpu_per_wall"])
     return {
-        key: {"median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v)}
+        key: {
+            "median": statistics.median(v), "min": min(v), "max": max(v), "n": len(v),
+            "cpu": statistics.median(cpu[key]) if key in cpu else float("nan"),
+        }
         for key, v in groups.items()
-    }
+    }  # fmt: skip
 
 
 def report(runs: list[dict], args: argparse.Namespace, wall: float, command: str) -> str:
@@ -172,10 +179,13 @@ def report(runs: list[dict], args: argparse.Namespace, wall: float, command: str
         "of steps after 3 warm-up steps and keeps the median step. Figures: median over rounds "
         "(min–max in brackets), samples/s. **This machine's 2 cores are shared with other "
         "agents' jobs**: absolute figures move by tens of per cent between runs; the ratios "
-        "(same rounds, interleaved) are the result.",
+        "(same rounds, interleaved) are the result. The last column is the process's CPU "
+        "seconds per wall second over the timed steps: above the thread count means helper "
+        "threads, below it means other jobs held the cores (or the library waited on its own "
+        "threads); the last column divides each throughput by it (samples per CPU second).",
         "",
-        "| threads | model | hidden | medseq samples/s | peer | peer samples/s | medseq / peer | target |",
-        "| ---: | --- | ---: | ---: | --- | ---: | ---: | --- |",
+        "| threads | model | hidden | medseq samples/s | peer | peer samples/s | medseq / peer | target | CPU s per wall s, medseq / peer | medseq / peer per CPU second |",
+        "| ---: | --- | ---: | ---: | --- | ---: | ---: | --- | --- | ---: |",
     ]
     verdicts = []
     for t in threads:
@@ -197,11 +207,11 @@ def report(runs: list[dict], args: argparse.Namespace, wall: float, command: str
                 lines.append(
                     f"| {t} | {ours} | {h} | {a['median']:.0f} ({a['min']:.0f}–{a['max']:.0f}) "
                     f"| {peer} {theirs} | {b['median']:.0f} ({b['min']:.0f}–{b['max']:.0f}) "
-                    f"| **{ratio:.2f}×** | ≥ {target:.0f}×: {met} |"
+                    f"| **{ratio:.2f}×** | ≥ {target:.0f}×: {met} | {a['cpu']:.2f} / {b['cpu']:.2f} | {ratio * b['cpu'] / a['cpu']:.2f}× |"
                 )
         a = [table.get(("medseq", "rnn", h, t)) for h in hiddens]
         lines.append(f"| {t} | rnn (tanh) | {'/'.join(map(str, hiddens))} | "
-                     + " / ".join(f"{x['median']:.0f}" for x in a if x) + " | no peer | | | |")  # fmt: skip
+                     + " / ".join(f"{x['median']:.0f}" for x in a if x) + " | no peer | | | | | |")  # fmt: skip
     lines += ["", "Peers' settings: " + peer_settings(runs), ""]
     lines += facts_markdown(machine_facts(["numpy", "torch", "pandas"]))
     lines += [f"- keras venv: tensorflow-cpu {peer_version('keras', 'tensorflow-cpu')}, "
@@ -222,7 +232,7 @@ def peer_settings(runs: list[dict]) -> str:
 def peer_version(peer: str, dist: str) -> str:
     venv = PEER_VENVS / peer
     found = sorted(venv.glob(f"lib/python*/site-packages/{dist.replace('-', '_')}-*.dist-info"))
-    return found[-1].name.split("-")[1] if found else "not installed"
+    return found[-1].name.removesuffix(".dist-info").split("-")[1] if found else "not installed"
 
 
 def plot(runs: list[dict], out: Path) -> None:

@@ -20,19 +20,29 @@ class TensorFileError(ValueError):
     """A tensor file that is missing a field or holds one of the wrong shape or type."""
 
 
-def export_physionet2012(out: Path, set_name: str = "a", n_steps: int = 48) -> Path:
+def export_physionet2012(
+    out: Path,
+    set_name: str = "a",
+    n_steps: int = 48,
+    data=None,
+    max_subjects: int | None = None,
+) -> Path:
     """Read a PhysioNet 2012 set, featurize it with ``ICUFeaturizer`` and save the ``.npz``.
 
-    The featurizer is fitted on the same set: these tensors measure speed, not accuracy.
+    ``data`` is an already read set (else ``set_name`` is read from the data root);
+    ``max_subjects`` keeps the first stays only. The featurizer is fitted on the same stays:
+    these tensors measure speed, not accuracy.
     """
     from medseq.features import ICUFeaturizer
     from medseq.paths import dataset_dir
     from medseq.sources import physionet2012
     from medseq.tasks.physionet2012 import mortality_labels
 
-    folder = dataset_dir("physionet2012")
-    data = physionet2012.read(folder / f"set-{set_name}.tar.gz")
+    if data is None:
+        data = physionet2012.read(dataset_dir("physionet2012") / f"set-{set_name}.tar.gz")
     y = mortality_labels(data)
+    if max_subjects is not None:
+        y = y.iloc[:max_subjects]
     ids = y.index.to_numpy()
     featurizer = ICUFeaturizer(n_steps=n_steps, delta_scale="horizon")
     arrays = featurizer.fit_transform(data.events, data.static, ids)

@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchkit.tensors import load_tensors
+from benchkit.timing import cpu_seconds
 
 
 def main() -> None:
@@ -75,14 +76,17 @@ def main() -> None:
             n_steps = int(min(args.max_steps, max(5, args.min_seconds / per_step)))
             n_steps = min(n_steps, len(y) // args.batch)
             timer.times = []
+            cpu0, wall0 = cpu_seconds(), time.perf_counter()
             model.fit(x[: n_steps * args.batch], y[: n_steps * args.batch],
                       batch_size=args.batch, epochs=1, verbose=0, shuffle=False,
                       callbacks=[timer])  # fmt: skip
+            cpu_per_wall = (cpu_seconds() - cpu0) / (time.perf_counter() - wall0)
             median = statistics.median(timer.times)
             print(json.dumps({
                 "lib": "keras", "model": cell, "hidden": hidden, "threads": args.threads,
                 "steps": len(timer.times), "median_step_s": median,
                 "samples_per_s": args.batch / median, "jit_compile": str(jit),
+                "cpu_per_wall": cpu_per_wall,
             }), flush=True)  # fmt: skip
 
 

@@ -67,6 +67,7 @@ def main() -> None:
             "lib": "pypots", "model": "grud", "hidden": hidden, "threads": args.threads,
             "steps": timed["steps"], "median_step_s": timed["median_step_s"],
             "samples_per_s": args.batch / timed["median_step_s"],
+                "cpu_per_wall": timed["cpu_per_wall"],
         }), flush=True)  # fmt: skip
 
 
