@@ -74,3 +74,10 @@ def test_report_of_a_slice_stack_bundle_uses_the_generic_sections(adrenal_run, t
     assert {"roc_pr", "calibration", "confusion", "decision_curve"} <= set(report.figure_paths)
     inputs = report.model_card["model_details"]["inputs"]
     assert set(inputs) == {"featurizer"} and inputs["featurizer"] == "volume"
+
+
+def test_onnx_export_of_a_non_icu_bundle_is_a_clear_error(adrenal_run):
+    from medseq.serving.onnx import export_onnx
+
+    with pytest.raises(ValueError, match="ONNX export covers ICU-grid bundles; this one reads"):
+        export_onnx(adrenal_run.bundle_dir)

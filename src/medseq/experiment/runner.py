@@ -179,17 +179,16 @@ def _predictions_frame(ids, y, pred, class_names) -> pd.DataFrame:
     if y.ndim == 1 and pred.ndim == 1:
         frame["y_true"], frame["y_pred"] = y, pred
         return frame
+    names = class_names or [str(k) for k in range(pred.shape[-1])]
     if y.ndim == 1 and pred.ndim == 2:  # multiclass: the label and each class probability
-        frame["y_true"] = y
-        names = class_names or [str(k) for k in range(pred.shape[1])]
+        columns = {"y_true": y} | {f"p_{name}": pred[:, k] for k, name in enumerate(names)}
+    elif y.ndim == 2 and pred.ndim == 2 and y.shape == pred.shape:  # multilabel
+        columns = {}
         for k, name in enumerate(names):
-            frame[f"p_{name}"] = pred[:, k]
+            columns |= {f"y_{name}": y[:, k], f"p_{name}": pred[:, k]}
+    else:
         return frame
-    if y.ndim == 2 and pred.ndim == 2 and y.shape == pred.shape:  # multilabel
-        names = class_names or [str(k) for k in range(y.shape[1])]
-        for k, name in enumerate(names):
-            frame[f"y_{name}"], frame[f"p_{name}"] = y[:, k], pred[:, k]
-    return frame
+    return pd.concat([frame, pd.DataFrame(columns)], axis=1)
 
 
 def is_rank_zero() -> bool:

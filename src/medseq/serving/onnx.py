@@ -114,6 +114,13 @@ def export_onnx(
 
     manifest = read_manifest(bundle_dir)
     bundle = load_bundle(bundle_dir)
+    if not hasattr(bundle.featurizer, "n_steps"):
+        kind = bundle.featurizer.state_dict().get("kind", type(bundle.featurizer).__name__)
+        raise ValueError(
+            f"{bundle_dir}: ONNX export covers ICU-grid bundles; this one reads {kind!r} "
+            "features (serve it with `medseq predict`, or export its members with "
+            "torch.onnx from Python)"
+        )
     output = Path(output) if output is not None else Path(bundle_dir) / ONNX_FILE
     module, inputs = _ensemble_module(bundle), _example_inputs(bundle)
     names = list(inputs)
