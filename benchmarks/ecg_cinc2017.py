@@ -63,6 +63,16 @@ VARIANTS: dict[str, dict] = {
         "model": {**BEAT_MODEL, "hidden_size": 96, "num_layers": 2},
         "train": {},
     },
+    "beats_wide": {
+        "features": {"kind": "beats", "crop_beats": 40},
+        "model": {**BEAT_MODEL, "hidden_size": 128, "dropout": 0.4},
+        "train": {},
+    },
+    "beats_long": {
+        "features": {"kind": "beats", "crop_beats": 60},
+        "model": BEAT_MODEL,
+        "train": {"epochs": 30, "patience": 8},
+    },
     "signal": {
         "features": {
             "kind": "signal",
@@ -114,11 +124,11 @@ def _report(y: np.ndarray, prob: np.ndarray) -> dict:
     return {k: round(float(out[k]), 4) for k in keep}
 
 
-def run_fold(k, fold, variant, data, labels, template, select: bool, seed: int) -> dict:
+def run_fold(k, fold, variant, data, labels, template, select: bool, seeds) -> dict:
     train_ids, test_ids = fold
     start, cpu_start = time.perf_counter(), time.process_time()
     fit_ids, stop_ids = stratified_split(
-        train_ids, labels.loc[train_ids].to_numpy(), val_fraction=0.1, random_state=seed
+        train_ids, labels.loc[train_ids].to_numpy(), val_fraction=0.1, random_state=0
     )
     features = dict(variant["features"])
     if isinstance(template, BeatFeaturizer):
@@ -133,20 +143,26 @@ def run_fold(k, fold, variant, data, labels, template, select: bool, seed: int) 
     stop = _arrays(featurizer, data, stop_ids, labels)
     sizes = cinc2017._sizes(featurizer)
     config = model_config_from_dict({**variant["model"], **sizes, "n_outputs": 4})
-    torch.manual_seed(seed)
-    model = build_model(config)
-    trainer = Trainer(TrainConfig.from_dict({**TRAIN, **variant["train"], "seed": seed}))
-    fit = trainer.fit(model, train, stop, augment=cinc2017._augment(features, featurizer))
+    augment = cinc2017._augment(features, featurizer)
+    fits, stop_probs, models = [], [], []
+    for member in seeds:
+        torch.manual_seed(member)
+        model = build_model(config)
+        trainer = Trainer(TrainConfig.from_dict({**TRAIN, **variant["train"], "seed": member}))
+        fits.append(trainer.fit(model, train, stop, augment=augment))
+        stop_probs.append(trainer.predict(model, stop))
+        models.append(model)
     out = {
         "fold": k,
-        "best_epoch": fit.best_epoch,
-        "epochs_run": len(fit.history),
-        "epoch_seconds": round(float(np.mean([r["seconds"] for r in fit.history])), 1),
-        "inner_val": _report(stop["y"], trainer.predict(model, stop)),
+        "seeds": list(seeds),
+        "best_epoch": [f.best_epoch for f in fits],
+        "epochs_run": [len(f.history) for f in fits],
+        "epoch_seconds": round(float(np.mean([r["seconds"] for f in fits for r in f.history])), 1),
+        "inner_val": _report(stop["y"], np.mean(stop_probs, axis=0)),
     }
     if not select:
         test = _arrays(featurizer, data, test_ids, labels)
-        prob = trainer.predict(model, test)
+        prob = np.mean([trainer.predict(m, test) for m in models], axis=0)
         out["test"] = _report(test["y"], prob)
         out["confusion"] = confusion(test["y"], prob, 4).tolist()
     out["fold_seconds"] = round(time.perf_counter() - start, 1)
@@ -156,36 +172,47 @@ def run_fold(k, fold, variant, data, labels, template, select: bool, seed: int) 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", default="beats", choices=sorted(VARIANTS))
+    parser.add_argument(
+        "--variant",
+        nargs="+",
+        default=["beats"],
+        choices=sorted(VARIANTS),
+        help="several only with --select (they must share the featurizer kind)",
+    )
     parser.add_argument("--folds", type=int, nargs="*", default=[0])
     parser.add_argument("--select", action="store_true", help="fold 0, inner validation only")
     parser.add_argument("--cache", type=Path, default=Path("/tmp/medseq-ecg-cache/cinc_peaks.pkl"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="averaged per fold")
     parser.add_argument("--out", type=Path, default=None, help="write the folds as JSON")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    variant = VARIANTS[args.variant]
+    if len(args.variant) > 1 and not args.select:
+        parser.error("several variants only with --select")
     start = time.perf_counter()
     data = cinc2017.read(dataset_dir("physionet2017"))
     labels = data.labels
     print(f"read {len(labels)} recordings in {time.perf_counter() - start:.0f} s", flush=True)
     template, peak_seconds = None, 0.0
-    if variant["features"]["kind"] == "beats":
+    if VARIANTS[args.variant[0]]["features"]["kind"] == "beats":
         template = BeatFeaturizer(peaks="xqrs")
         peak_seconds = _beat_cache(data, template, args.cache)
-        print(f"XQRS + beat features of all recordings: {peak_seconds:.0f} s", flush=True)
+        print(f"XQRS R peaks of all recordings: {peak_seconds:.0f} s", flush=True)
     ids = labels.index.to_numpy()
     folds = stratified_kfold(ids, labels.to_numpy(), n_splits=5, random_state=0)
     results = []
-    for k in [0] if args.select else args.folds:
-        out = run_fold(k, folds[k], variant, data, labels, template, args.select, args.seed)
-        out["peak_detection_seconds_pro_rata"] = round(peak_seconds * 0.8, 1)
-        results.append(out)
-        print(json.dumps(out), flush=True)
+    for name in args.variant:
+        for k in [0] if args.select else args.folds:
+            out = run_fold(
+                k, folds[k], VARIANTS[name], data, labels, template, args.select, args.seeds
+            )
+            out["variant"] = name
+            out["peak_detection_seconds_pro_rata"] = round(peak_seconds * 0.8, 1)
+            results.append(out)
+            print(json.dumps(out), flush=True)
     if not args.select and results:
         f1 = [r["test"]["challenge_f1"] for r in results]
         summary = {
-            "variant": args.variant,
+            "variant": args.variant[0],
             "folds": args.folds,
             "mean_challenge_f1": round(float(np.mean(f1)), 4),
             "std": round(float(np.std(f1)), 4),

@@ -36,7 +36,8 @@ logger = logging.getLogger(__name__)
 
 PEAK_SOURCES = ("annotations", "xqrs")
 MORPHOLOGIES = {"both": 2, "deviation": 1, "none": 0}
-RHYTHM_FEATURES: tuple[str, ...] = (
+#: The per-beat values after the windows: rhythm (RR) and template-matching summaries.
+SCALAR_FEATURES: tuple[str, ...] = (
     "pre_rr_over_mean",
     "post_rr_over_mean",
     "local_rr_over_mean",
@@ -133,7 +134,7 @@ class BeatFeaturizer:
     @property
     def n_features(self) -> int:
         """Columns of a beat matrix: window, window minus median beat, rhythm features."""
-        return MORPHOLOGIES[self.morphology] * self.segment_length + len(RHYTHM_FEATURES)
+        return MORPHOLOGIES[self.morphology] * self.segment_length + len(SCALAR_FEATURES)
 
     def _options_key(self) -> tuple:
         state = self.state_dict()

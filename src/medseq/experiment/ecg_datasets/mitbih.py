@@ -1,7 +1,7 @@
 """MIT-BIH Arrhythmia beats as a :class:`~medseq.experiment.datasets.DatasetSpec`.
 
-Task ``beat``: multiclass AAMI N / S / V / F per annotated beat (Q beats, 33 outside the
-paced records, are excluded from the labels and counted in the read report). A sample is
+Task ``beat``: multiclass AAMI N / S / V / F per annotated beat (Q beats, 15 in the 44
+non-paced records, are excluded from the labels and counted in the read report). A sample is
 one beat, read with its ``context_beats`` predecessors by a ``ConvRNN`` with
 ``conv_channels = []`` and ``pooling = "last"``: the recurrence sees the rhythm leading up
 to the beat, the classifier reads out at the beat itself.
@@ -42,9 +42,8 @@ logger = logging.getLogger(__name__)
 BEAT_CLASSES: tuple[str, ...] = ("N", "S", "V", "F")
 ID_STRIDE = 100_000
 VALIDATION_RECORDS: tuple[str, ...] = ("116", "201", "220")
-"""DS1 records held out for validation: together about a fifth of DS1's S and V beats
-(220: 94 S; 201: S and 198 V; 116: 109 V), leaving the S-richest (209, 118, 207, 223) to
-training."""
+"""DS1 records held out for validation: 223 S and 307 V beats in all (220: 94 S; 201:
+128 S, 198 V; 116: 109 V), leaving the S-richest records (209, 118, 207, 223) to training."""
 FEATURIZER_KEYS = (
     "lead",
     "low_hz",
