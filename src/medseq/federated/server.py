@@ -123,6 +123,9 @@ class MedseqStrategy:
     def aggregate_fit(self, server_round: int, results: list, failures: list) -> tuple[Any, dict]:
         for failure in failures:
             logger.warning("round %d: a site failed (%s)", server_round, _describe(failure))
+        # Flower lists results in arrival order; a fixed order makes the float sums of the
+        # aggregate, and so the whole run, the same every time.
+        results = sorted(results, key=lambda pair: str(pair[1].metrics.get("site", "")))
         if server_round <= N_STATS_ROUNDS:
             return self._aggregate_statistics(server_round, results), {}
         parameters, metrics = self.inner.aggregate_fit(
