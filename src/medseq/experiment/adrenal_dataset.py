@@ -59,6 +59,12 @@ def _sizes(featurizer: VolumeFeaturizer) -> dict[str, int]:
 def _official(spec: Any, data: medmnist3d.VolumeSet, labels: pd.Series) -> SplitIds:
     keep = labels.index.to_numpy()
     parts = [np.intersect1d(data.ids(p), keep) for p in medmnist3d.SPLITS]
+    empty = [name for name, part in zip(medmnist3d.SPLITS, parts, strict=True) if not part.size]
+    if empty:
+        raise ValueError(
+            f"{data.path}: the official {empty} part(s) hold no labelled sample; "
+            "[data] max_subjects keeps the lowest ids, which are all in 'train'"
+        )
     return SplitIds(folds=[(parts[0], parts[1])], test=parts[2])
 
 

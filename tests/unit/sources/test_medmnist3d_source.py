@@ -60,3 +60,16 @@ def test_missing_and_unreadable_files(tmp_path):
     (tmp_path / "adrenalmnist3d.npz").write_text("not a zip")
     with pytest.raises(DataError, match=r"not a readable \.npz"):
         medmnist3d.read(tmp_path)
+
+
+def test_official_protocol_refuses_an_empty_part(tmp_path):
+    from medseq.experiment.datasets import get_dataset
+
+    np.savez(tmp_path / "x.npz", **_arrays())
+    spec = get_dataset("adrenalmnist3d")
+    data = spec.read(tmp_path / "x.npz")
+    labels = spec.labels("adrenal", data)
+    split = spec.protocol("official")(None, data, labels)
+    assert split.test.tolist() == [5, 6]
+    with pytest.raises(ValueError, match=r"\['val', 'test'\] part"):
+        spec.protocol("official")(None, data, labels.iloc[:3])
