@@ -161,7 +161,7 @@ def medians(points: dict[int, list[dict]], key: str) -> tuple[list[int], list[fl
 
 def fit_line(xs, ys, unit: str) -> str:
     fit = linear_fit(xs, ys)
-    return f"{fit.slope:.3g} {unit} + {fit.intercept:.3g}, R² = {fit.r2:.4f}"
+    return f"{fit.slope:.3g} {unit} {fit.intercept:+.3g}, R² = {fit.r2:.4f}"
 
 
 def report(data, repeats: int, wall: float, command: str) -> str:

@@ -179,7 +179,7 @@ def report(runs: list[dict], args: argparse.Namespace, wall: float, command: str
         "of steps after 3 warm-up steps and keeps the median step. Figures: median over rounds "
         "(min–max in brackets), samples/s. **This machine's 2 cores are shared with other "
         "agents' jobs**: absolute figures move by tens of per cent between runs; the ratios "
-        "(same rounds, interleaved) are the result. The last column is the process's CPU "
+        "(same rounds, interleaved) are the result. The 'CPU s per wall s' column is the process's CPU "
         "seconds per wall second over the timed steps: above the thread count means helper "
         "threads, below it means other jobs held the cores (or the library waited on its own "
         "threads); the last column divides each throughput by it (samples per CPU second).",
@@ -240,6 +240,7 @@ def plot(runs: list[dict], out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullLocator
 
     table = summarise(runs)
     threads = sorted({k[3] for k in table})
@@ -255,6 +256,7 @@ def plot(runs: list[dict], out: Path) -> None:
                 ax.plot(*zip(*pts, strict=True), style, label=f"{lib} {model}")
         ax.set(xlabel="hidden size", ylabel="samples / s (log)", yscale="log",
                title=f"training throughput, {t} thread(s)", xscale="log", xticks=[64, 128, 256])  # fmt: skip
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_xticklabels(["64", "128", "256"])
         ax.legend(fontsize=7)
     fig.tight_layout()
