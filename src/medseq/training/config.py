@@ -18,7 +18,9 @@ OPTIMIZERS = ("adam", "adamw", "rmsprop", "sgd")
 SCHEDULERS = ("none", "cosine", "step", "plateau")
 LOSSES = ("auto", "bce", "focal", "cross_entropy", "mse")
 DEVICES = ("cpu", "cuda", "auto")
-MONITORS = ("loss", "auroc", "auprc", "mse", "mae")
+MONITORS = ("loss", "auroc", "auprc", "mse", "mae", "accuracy", "macro_f1", "balanced_accuracy")
+#: Monitors where higher is better.
+MAXIMISED = ("auroc", "auprc", "accuracy", "macro_f1", "balanced_accuracy")
 
 # The loss used when ``loss="auto"`` and the losses each task accepts.
 DEFAULT_LOSS = {
@@ -36,7 +38,7 @@ TASK_LOSSES = {
 TASK_MONITORS = {
     "binary": ("loss", "auroc", "auprc"),
     "multilabel": ("loss", "auroc", "auprc"),
-    "multiclass": ("loss",),
+    "multiclass": ("loss", "accuracy", "macro_f1", "balanced_accuracy"),
     "regression": ("loss", "mse", "mae"),
 }
 # Fields that may differ between the run that wrote a checkpoint and the run resuming it:
@@ -94,9 +96,12 @@ class TrainConfig:
         Rescale gradients so their global L2 norm is at most this value.
     clip_grad_value : float or None, default=None
         Clamp each gradient element to ``[-value, value]`` (applied before the norm clip).
-    monitor : {"loss", "auroc", "auprc", "mse", "mae"}, default="loss"
+    monitor : {"loss", "auroc", "auprc", "mse", "mae", "accuracy", "macro_f1", \
+"balanced_accuracy"}, default="loss"
         Validation metric for early stopping, best-weight selection and ``"plateau"``;
-        maximised for AUROC/AUPRC, minimised otherwise.
+        maximised for AUROC/AUPRC and the multiclass scores, minimised otherwise. With
+        class-weighted cross-entropy the validation loss tends to bottom out in the first
+        epochs; ``macro_f1`` or ``balanced_accuracy`` watch what a multiclass task reports.
     patience : int or None, default=5
         Stop after this many epochs without improvement of ``monitor``; None never stops.
     min_delta : float, default=0.0
@@ -166,8 +171,8 @@ class TrainConfig:
 
     @property
     def monitor_mode(self) -> str:
-        """``"max"`` for AUROC/AUPRC, ``"min"`` for losses and errors."""
-        return "max" if self.monitor in ("auroc", "auprc") else "min"
+        """``"max"`` for AUROC/AUPRC and multiclass scores, ``"min"`` for losses and errors."""
+        return "max" if self.monitor in MAXIMISED else "min"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict of every field."""

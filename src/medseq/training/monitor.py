@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score, roc_auc_score
+from sklearn.metrics import average_precision_score, f1_score, recall_score, roc_auc_score
 
 
 def output_transform(task: str, output: torch.Tensor) -> torch.Tensor:
@@ -39,7 +39,8 @@ def validation_scores(task: str, y: np.ndarray, pred: np.ndarray) -> dict[str, f
 
     Binary/multilabel: ``auroc`` and ``auprc``, macro-averaged over label columns that
     have both classes among their non-NaN labels (NaN if none has). Multiclass:
-    ``accuracy``. Regression: ``mse`` and ``mae`` over non-NaN targets.
+    ``accuracy``, ``macro_f1`` and ``balanced_accuracy`` (mean recall), over the classes
+    present in the validation labels. Regression: ``mse`` and ``mae`` over non-NaN targets.
     """
     if task in ("binary", "multilabel"):
         return {
@@ -48,8 +49,15 @@ def validation_scores(task: str, y: np.ndarray, pred: np.ndarray) -> dict[str, f
         }
     if task == "multiclass":
         observed = ~np.isnan(y)
-        hits = pred[observed].argmax(axis=-1) == y[observed]
-        return {"accuracy": float(hits.mean()) if hits.size else math.nan}
+        truth, guess = y[observed].astype(np.int64), pred[observed].argmax(axis=-1)
+        if not truth.size:
+            return dict.fromkeys(("accuracy", "macro_f1", "balanced_accuracy"), math.nan)
+        present = np.unique(truth)  # classes absent from validation are not averaged in
+        return {
+            "accuracy": float((guess == truth).mean()),
+            "macro_f1": float(f1_score(truth, guess, labels=present, average="macro")),
+            "balanced_accuracy": float(recall_score(truth, guess, labels=present, average="macro")),
+        }
     pred = pred.reshape(y.shape)
     observed = ~np.isnan(y)
     err = pred[observed] - y[observed]

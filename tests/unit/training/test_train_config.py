@@ -89,7 +89,10 @@ def test_each_field_is_validated_with_name_bound_and_value(kwargs, message):
         ({"task": "regression", "monitor": "mse", "loss": "bce"}, r"loss must be one of"),
         ({"loss": "focal", "pos_weight": 2.0}, r"focal loss weights classes with focal_alpha"),
         ({"class_weight": "balanced"}, r"class_weight must be None with loss='bce'"),
-        ({"task": "multiclass", "monitor": "auroc"}, r"monitor must be one of \('loss',\)"),
+        (
+            {"task": "multiclass", "monitor": "auroc"},
+            r"monitor must be one of \('loss', 'accuracy', 'macro_f1', 'balanced_accuracy'\)",
+        ),
     ],
 )
 def test_combinations_are_checked(kwargs, message):
