@@ -20,9 +20,10 @@ Unknown keys are errors, so a typo never silently falls back to a default.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from medseq.schema import check_known_keys
 
@@ -31,6 +32,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
+T = TypeVar("T")
 BASELINES = ("logistic_regression", "hist_gradient_boosting")
 
 
@@ -176,8 +178,8 @@ def parse_config(raw: dict[str, Any], default_name: str = "experiment") -> Exper
     )
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read an experiment TOML file; errors name the file."""
+def load_toml(path: str | Path, parse: Callable[[dict[str, Any], str], T]) -> T:
+    """Read a TOML file and ``parse(raw, default_name)`` it; every error names the file."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -186,6 +188,11 @@ def load_config(path: str | Path) -> ExperimentConfig:
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{path}: invalid TOML ({err})") from None
     try:
-        return parse_config(raw, default_name=path.stem)
+        return parse(raw, path.stem)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path}: {err}") from None
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    """Read an experiment TOML file; errors name the file."""
+    return load_toml(path, parse_config)

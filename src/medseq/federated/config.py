@@ -8,17 +8,11 @@ per-site DP-SGD. Unknown keys raise, naming the section.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from medseq.schema import check_known_keys
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 STRATEGIES = ("fedavg", "fedprox")
 PARTITIONS = ("column", "iid", "dirichlet")
@@ -179,14 +173,6 @@ def parse_federated(raw: dict[str, Any], default_name: str = "federated") -> Fed
 
 def load_federated(path: str | Path) -> FederatedExperiment:
     """Read a federated experiment TOML file; errors name the file."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"config file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as err:
-        raise ValueError(f"{path}: invalid TOML ({err})") from None
-    try:
-        return parse_federated(raw, default_name=path.stem)
-    except (TypeError, ValueError) as err:
-        raise ValueError(f"{path}: {err}") from None
+    from medseq.experiment.config import load_toml
+
+    return load_toml(path, parse_federated)
