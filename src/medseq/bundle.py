@@ -151,6 +151,19 @@ def _probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
     return logits
 
 
+def bundle_model_kind(path: str | os.PathLike) -> str | None:
+    """The model kind a bundle directory holds, read from its JSON without loading weights.
+
+    None when ``path`` holds no ``medseq.json``; lets the CLI pick the explanation that fits
+    the model (RETAIN contributions, slice attention, integrated gradients) cheaply.
+    """
+    manifest = Path(path) / MANIFEST_FILE
+    if not manifest.is_file():
+        return None
+    config = json.loads(manifest.read_text()).get("model_config", {})
+    return config.get("kind", "rnn_classifier")
+
+
 def _canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
 

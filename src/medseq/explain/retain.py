@@ -19,16 +19,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseq.bundle import MANIFEST_FILE
+from medseq.bundle import bundle_model_kind
 
 
 def is_retain_bundle(bundle_dir: str | os.PathLike) -> bool:
     """Whether the bundle at ``bundle_dir`` holds RETAIN models (read from its JSON)."""
-    path = Path(bundle_dir) / MANIFEST_FILE
-    if not path.exists():
-        return False
-    manifest = json.loads(path.read_text())
-    return manifest.get("model_config", {}).get("kind") == "retain"
+    return bundle_model_kind(bundle_dir) == "retain"
 
 
 @dataclass

@@ -25,18 +25,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from medseq.bundle import MANIFEST_FILE
+from medseq.bundle import bundle_model_kind
 
 _EPS = 1e-6
 
 
 def is_slice_bundle(bundle_dir: str | os.PathLike) -> bool:
     """Whether the bundle at ``bundle_dir`` holds slice-stack models (read from its JSON)."""
-    path = Path(bundle_dir) / MANIFEST_FILE
-    if not path.exists():
-        return False
-    manifest = json.loads(path.read_text())
-    return manifest.get("model_config", {}).get("kind") == "slice_rnn"
+    return bundle_model_kind(bundle_dir) == "slice_rnn"
 
 
 class SliceLogit(nn.Module):
