@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import sys
@@ -55,7 +56,8 @@ def _pump(proc: subprocess.Popen, lines: list[str]) -> threading.Thread:
 
 
 def test_server_and_site_processes_on_loopback_survive_a_killed_site(physionet2012_dir, tmp_path):
-    """Three real site processes; site 2 is killed (SIGKILL) as training round 2 starts."""
+    """Three real site processes; site 2 is killed (SIGKILL) as training round 2 starts
+    (on a fast machine round 2 may finish first: then round 3 is the one without it)."""
     config = tmp_path / "fed.toml"
     config.write_text(
         f"""
@@ -74,7 +76,7 @@ num_threads = 1
 [federated]
 partition = "iid"
 n_sites = 3
-rounds = 3
+rounds = 4
 local_epochs = 3
 max_subjects_per_site = 300
 min_fit_clients = 1
@@ -96,8 +98,7 @@ min_fit_clients = 1
         while not any("[ROUND 5]" in line for line in lines):
             assert server.poll() is None and time.monotonic() < deadline, "".join(lines)[-3000:]
             time.sleep(0.05)
-        time.sleep(0.3)  # the fit instructions are out; the site is training
-        clients[2].kill()
+        clients[2].kill()  # fit instructions for round 2 are going out, or just went
         server.wait(timeout=240)
         pump.join(timeout=10)
         client_out = [c.communicate(timeout=60)[0] for c in clients[:2]]
@@ -107,9 +108,16 @@ min_fit_clients = 1
                 proc.kill()
     out = "".join(lines)
     assert server.returncode == 0, out[-3000:]
-    assert "round   1: 3 sites, 0 failed" in out, out[-3000:]
-    assert "round   2: 2 sites, 1 failed" in out, out[-3000:]  # completed without site 2
-    assert "round   3: 2 sites, 0 failed" in out, out[-3000:]
+    rounds = [re.search(rf"round +{r}: (\d) sites, (\d) failed", out) for r in range(1, 5)]
+    assert all(rounds), out[-3000:]
+    counts = [(int(m.group(1)), int(m.group(2))) for m in rounds]
+    assert counts[0] == (3, 0), counts
+    # the kill lands in training round 2, or in round 3 when round 2 finished first: that
+    # round completes with the two live sites and reports one failure, later rounds run on
+    # the two sites without failures
+    failed = counts.index((2, 1))
+    assert failed in (1, 2), counts
+    assert counts[failed + 1 :] == [(2, 0)] * (3 - failed), counts
     assert "best round" in out
     assert all(c.returncode == 0 for c in clients[:2]), client_out[0][-2000:]
     assert (tmp_path / "run" / "results.json").exists()
