@@ -32,8 +32,9 @@ def _reload_predicts_the_same(result, out: Path, spec_name: str, ids: np.ndarray
     data = read_set(spec_name, bundle.provenance["files"]["train"]["path"])
     pred = bundle.predict_arrays(spec.transform(bundle.featurizer, data, ids))
     saved = pd.read_csv(out / "test_predictions.csv")
-    np.testing.assert_allclose(pred.reshape(len(ids), -1), saved[y_cols].to_numpy(), rtol=1e-6,
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        pred.reshape(len(ids), -1), saved[y_cols].to_numpy(), rtol=1e-6, atol=1e-7
+    )
     return bundle
 
 
@@ -41,13 +42,24 @@ def test_tox21_random_split_through_the_runner(tmp_path):
     pytest.importorskip("rdkit")
     raw = {
         "name": "tox21-tiny",
-        "data": {"dataset": "tox21", "train": "tox21", "test": "", "task": "toxicity",
-                 "protocol": "random", "max_subjects": 600},
+        "data": {
+            "dataset": "tox21",
+            "train": "tox21",
+            "test": "",
+            "task": "toxicity",
+            "protocol": "random",
+            "max_subjects": 600,
+        },
         "features": {"enumerate": True},
-        "model": {"kind": "smiles_rnn", "embedding_size": 8, "hidden_size": 8,
-                  "attention_size": 8},
-        "train": {"epochs": 2, "batch_size": 64, "lr": 3e-3, "monitor": "auroc",
-                  "num_threads": 1, "progress": False},
+        "model": {"kind": "smiles_rnn", "embedding_size": 8, "hidden_size": 8, "attention_size": 8},
+        "train": {
+            "epochs": 2,
+            "batch_size": 64,
+            "lr": 3e-3,
+            "monitor": "auroc",
+            "num_threads": 1,
+            "progress": False,
+        },
         "evaluate": {"n_boot": 20},
     }
     result = _run(raw, tmp_path)
@@ -58,7 +70,10 @@ def test_tox21_random_split_through_the_runner(tmp_path):
     saved = pd.read_csv(tmp_path / "test_predictions.csv")
     assert len(saved) == 60  # 10 % of 600
     bundle = _reload_predicts_the_same(
-        result, tmp_path, "tox21", saved["subject_id"].to_numpy(),
+        result,
+        tmp_path,
+        "tox21",
+        saved["subject_id"].to_numpy(),
         [c for c in saved.columns if c.startswith("p_")],
     )
     assert bundle.featurizer.kind == "smiles" and bundle.class_names[0] == "NR-AR"
@@ -79,13 +94,28 @@ def test_adrenal_official_split_through_the_runner(tmp_path):
     np.savez(path, **arrays)
     raw = {
         "name": "adrenal-tiny",
-        "data": {"dataset": "adrenalmnist3d", "train": str(path), "test": "", "task": "adrenal",
-                 "protocol": "official"},
+        "data": {
+            "dataset": "adrenalmnist3d",
+            "train": str(path),
+            "test": "",
+            "task": "adrenal",
+            "protocol": "official",
+        },
         "features": {"augment": True, "max_shift": 1},
-        "model": {"kind": "slice_rnn", "channels": [4, 8], "slice_embedding_size": 16,
-                  "hidden_size": 8},
-        "train": {"epochs": 2, "batch_size": 32, "lr": 3e-3, "monitor": "auroc",
-                  "num_threads": 1, "progress": False},
+        "model": {
+            "kind": "slice_rnn",
+            "channels": [4, 8],
+            "slice_embedding_size": 16,
+            "hidden_size": 8,
+        },
+        "train": {
+            "epochs": 2,
+            "batch_size": 32,
+            "lr": 3e-3,
+            "monitor": "auroc",
+            "num_threads": 1,
+            "progress": False,
+        },
         "evaluate": {"n_boot": 20},
     }
     out = tmp_path / "run"
@@ -93,8 +123,9 @@ def test_adrenal_official_split_through_the_runner(tmp_path):
     assert result.task == "binary" and 0.0 <= result.test_metrics["auroc"][0] <= 1.0
     saved = pd.read_csv(out / "test_predictions.csv")
     assert saved["subject_id"].tolist() == list(range(200, 260))
-    bundle = _reload_predicts_the_same(result, out, "adrenalmnist3d",
-                                       saved["subject_id"].to_numpy(), ["y_pred"])
+    bundle = _reload_predicts_the_same(
+        result, out, "adrenalmnist3d", saved["subject_id"].to_numpy(), ["y_pred"]
+    )
     assert bundle.model_config.kind == "slice_rnn"
 
     # `medseq explain` on a slice bundle: attention and occlusion per slice, figure and JSON.
@@ -102,8 +133,19 @@ def test_adrenal_official_split_through_the_runner(tmp_path):
 
     from medseq.cli import app
 
-    cli = CliRunner().invoke(app, ["explain", result.bundle_dir, "--data", str(path),
-                                   "--subject", "205", "-o", str(tmp_path / "why")])
+    cli = CliRunner().invoke(
+        app,
+        [
+            "explain",
+            result.bundle_dir,
+            "--data",
+            str(path),
+            "--subject",
+            "205",
+            "-o",
+            str(tmp_path / "why"),
+        ],
+    )
     assert cli.exit_code == 0, cli.output
     assert "sample 205: risk" in cli.output
     summary = json.loads((tmp_path / "why" / "sample-205.json").read_text())

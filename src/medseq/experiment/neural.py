@@ -97,9 +97,7 @@ def _train_bundle(config, folds, test, out_dir, *, resume, progress):
     sizes = dict(spec.model_sizes(featurizer))
     sizes["n_outputs"] = n_outputs(config.task_type, everyone.y, class_names)
     model_config = _model_config(config, sizes)
-    augment = (
-        spec.augment(dict(config.features), featurizer) if spec.augment is not None else None
-    )
+    augment = spec.augment(dict(config.features), featurizer) if spec.augment is not None else None
     row_of = {int(s): i for i, s in enumerate(everyone.subject_ids)}
     members, fits, val_y, val_pred = [], [], [], []
     for k, fold in enumerate(folds):

@@ -113,8 +113,11 @@ def slice_occlusion(bundle, slices: np.ndarray) -> np.ndarray:
     height, width = x.shape[2:]
     with torch.no_grad():
         attr = Occlusion(SliceLogit(bundle.members)).attribute(
-            x, sliding_window_shapes=(1, height, width), strides=(1, height, width),
-            baselines=0.0, target=0,
+            x,
+            sliding_window_shapes=(1, height, width),
+            strides=(1, height, width),
+            baselines=0.0,
+            target=0,
         )
     # Every pixel of a slice holds that slice's drop: read it at the corner.
     return attr[:, :, 0, 0].numpy()
@@ -189,9 +192,7 @@ def explain_sample(
     data = read_set(dataset, data_path)
     labels = get_dataset(dataset).labels(bundle.provenance.get("task", "adrenal"), data)
     if int(sample_id) not in labels.index:
-        raise ValueError(
-            f"{data_path}: no sample_id {sample_id} (ids run 0..{labels.index.max()})"
-        )
+        raise ValueError(f"{data_path}: no sample_id {sample_id} (ids run 0..{labels.index.max()})")
     features = get_dataset(dataset).transform(bundle.featurizer, data, np.array([sample_id]))
     expl = explain_volume(bundle, features["slices"], int(sample_id), int(labels[sample_id]))
     out = Path(output_dir or f"explain-{sample_id}")

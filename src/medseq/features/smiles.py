@@ -99,8 +99,9 @@ class SmilesVocabulary:
         counts: Counter[str] = Counter()
         for s in smiles:
             counts.update(tokenize(s))
-        kept = sorted((t for t, n in counts.items() if n >= self.min_count),
-                      key=lambda t: (-counts[t], t))
+        kept = sorted(
+            (t for t, n in counts.items() if n >= self.min_count), key=lambda t: (-counts[t], t)
+        )
         self.tokens_ = [PAD, UNK, *kept]
         self._index = {t: i for i, t in enumerate(self.tokens_)}
         return self
@@ -179,8 +180,10 @@ class SmilesFeaturizer:
     def __init__(
         self, min_count: int = 1, max_length: int = 256, n_enumerations: int = 0, seed: int = 0
     ) -> None:
-        for name, value, low in (("max_length", max_length, 1), ("n_enumerations",
-                                                                  n_enumerations, 0)):
+        for name, value, low in (
+            ("max_length", max_length, 1),
+            ("n_enumerations", n_enumerations, 0),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
         self.vocabulary = SmilesVocabulary(min_count)

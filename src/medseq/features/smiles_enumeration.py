@@ -144,8 +144,9 @@ class SmilesEnumerationAugment:
         rows = tokens.cpu().numpy()
         sizes = lengths.cpu().numpy()
         sequences = [
-            self._rewrite(rows[i, : sizes[i]], int(seeds[i])) if draw[i] else
-            [int(t) for t in rows[i, : sizes[i]]]
+            self._rewrite(rows[i, : sizes[i]], int(seeds[i]))
+            if draw[i]
+            else [int(t) for t in rows[i, : sizes[i]]]
             for i in range(n)
         ]
         padded = pad_ids(sequences)
@@ -157,6 +158,4 @@ class SmilesEnumerationAugment:
 
 def enumerated_smiles_table(smiles: Sequence[str], n: int, seed: int) -> np.ndarray:
     """(N, n) array of randomised SMILES, for test-time averaging over enumerations."""
-    return np.array(
-        [random_smiles(s, n, seed + i) for i, s in enumerate(smiles)], dtype=object
-    )
+    return np.array([random_smiles(s, n, seed + i) for i, s in enumerate(smiles)], dtype=object)

@@ -108,8 +108,9 @@ class SliceEncoder(nn.Module):
                 size //= 2
             c_in = c_out
         self.conv = nn.Sequential(*layers)
-        self.project = nn.Sequential(nn.Flatten(), nn.Linear(c_in * size * size, embedding_size),
-                                     nn.ReLU())
+        self.project = nn.Sequential(
+            nn.Flatten(), nn.Linear(c_in * size * size, embedding_size), nn.ReLU()
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         """``(N, H, W)`` -> ``(N, E)``."""

@@ -64,8 +64,7 @@ class SmilesRNNConfig:
         owner = type(self).__name__
         check_choice(owner, "kind", self.kind, ("smiles_rnn",))
         check_int(owner, "vocab_size", self.vocab_size, 3)
-        for name in ("n_outputs", "embedding_size", "hidden_size", "num_layers",
-                     "attention_size"):
+        for name in ("n_outputs", "embedding_size", "hidden_size", "num_layers", "attention_size"):
             check_int(owner, name, getattr(self, name), 1)
         check_choice(owner, "cell", self.cell, CELLS)
         check_bool(owner, "bidirectional", self.bidirectional)
@@ -174,9 +173,7 @@ class SmilesRNN(nn.Module):
         recurrent steps.
         """
         order = torch.argsort(lengths)
-        pooled = torch.empty(
-            tokens.shape[0], self.encoder.output_size, device=tokens.device
-        )
+        pooled = torch.empty(tokens.shape[0], self.encoder.output_size, device=tokens.device)
         weights = torch.zeros(tokens.shape, device=tokens.device)
         for chunk in order.split(BUCKET_SIZE):
             steps = int(lengths[chunk].max())

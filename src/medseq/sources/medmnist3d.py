@@ -113,9 +113,7 @@ def _part(arrays: dict[str, np.ndarray], part: str, path: Path) -> tuple[np.ndar
         raise DataError(f"{path}: missing array(s) {missing}; the file has {sorted(arrays)}")
     x, y = arrays[keys[0]], arrays[keys[1]]
     if x.ndim != 4 or not (x.shape[1] == x.shape[2] == x.shape[3]) or x.shape[1] not in SIZES:
-        raise DataError(
-            f"{path}: {keys[0]} must be (N, S, S, S) with S in {SIZES}, got {x.shape}"
-        )
+        raise DataError(f"{path}: {keys[0]} must be (N, S, S, S) with S in {SIZES}, got {x.shape}")
     if x.dtype != np.uint8:
         raise DataError(f"{path}: {keys[0]} must be uint8, got {x.dtype}")
     if y.ndim == 2 and y.shape[1] == 1:

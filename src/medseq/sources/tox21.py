@@ -102,8 +102,10 @@ def read(path: str | Path) -> Tox21Data:
     smiles = frame["smiles"].str.strip()
     empty = np.flatnonzero(smiles.eq("").to_numpy())
     if empty.size:
-        raise DataError(f"{path}: row {empty[0] + 2} (mol_id {frame['mol_id'].iloc[empty[0]]}) "
-                        "has an empty smiles")
+        raise DataError(
+            f"{path}: row {empty[0] + 2} (mol_id {frame['mol_id'].iloc[empty[0]]}) "
+            "has an empty smiles"
+        )
     labels = pd.DataFrame({t: _parse_labels(frame[t], t, path) for t in TASKS})
     labels.index = pd.Index(ids, name="mol_id")
     return Tox21Data(

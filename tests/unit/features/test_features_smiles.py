@@ -18,17 +18,61 @@ from medseq.features.smiles import (
 
 TRICKY = [
     # bracket atoms with charge, isotope, chirality and hydrogens; two-letter elements
-    ("[Na+].[O-]C(=O)c1ccccc1Cl", ["[Na+]", ".", "[O-]", "C", "(", "=", "O", ")", "c", "1",
-                                   "c", "c", "c", "c", "c", "1", "Cl"]),
-    ("Br[13CH2][C@@H](N)C(=O)[O-]", ["Br", "[13CH2]", "[C@@H]", "(", "N", ")", "C", "(", "=",
-                                     "O", ")", "[O-]"]),
+    (
+        "[Na+].[O-]C(=O)c1ccccc1Cl",
+        [
+            "[Na+]",
+            ".",
+            "[O-]",
+            "C",
+            "(",
+            "=",
+            "O",
+            ")",
+            "c",
+            "1",
+            "c",
+            "c",
+            "c",
+            "c",
+            "c",
+            "1",
+            "Cl",
+        ],
+    ),
+    (
+        "Br[13CH2][C@@H](N)C(=O)[O-]",
+        ["Br", "[13CH2]", "[C@@H]", "(", "N", ")", "C", "(", "=", "O", ")", "[O-]"],
+    ),
     ("C%10CCC%10", ["C", "%10", "C", "C", "C", "%10"]),
     ("F/C=C\\F", ["F", "/", "C", "=", "C", "\\", "F"]),
     ("[nH]1cc[se]c1", ["[nH]", "1", "c", "c", "[se]", "c", "1"]),
     ("C#N", ["C", "#", "N"]),
     ("[Fe+3]", ["[Fe+3]"]),
-    ("c1ccc2c(c1)[N+](=O)[O-].*", ["c", "1", "c", "c", "c", "2", "c", "(", "c", "1", ")",
-                                    "[N+]", "(", "=", "O", ")", "[O-]", ".", "*"]),
+    (
+        "c1ccc2c(c1)[N+](=O)[O-].*",
+        [
+            "c",
+            "1",
+            "c",
+            "c",
+            "c",
+            "2",
+            "c",
+            "(",
+            "c",
+            "1",
+            ")",
+            "[N+]",
+            "(",
+            "=",
+            "O",
+            ")",
+            "[O-]",
+            ".",
+            "*",
+        ],
+    ),
 ]
 
 
@@ -80,8 +124,9 @@ def test_featurizer_pads_counts_lengths_and_truncates():
     assert out["tokens"][2, 1:].tolist() == [PAD_ID] * 3
     assert featurizer.n_truncated_ == 1
     again = SmilesFeaturizer.from_state_dict(json.loads(json.dumps(featurizer.state_dict())))
-    np.testing.assert_array_equal(again.transform(["CCO"])["tokens"],
-                                  featurizer.transform(["CCO"])["tokens"])
+    np.testing.assert_array_equal(
+        again.transform(["CCO"])["tokens"], featurizer.transform(["CCO"])["tokens"]
+    )
 
 
 def test_enumeration_keeps_the_molecule():

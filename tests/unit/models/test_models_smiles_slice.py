@@ -22,8 +22,11 @@ def test_smiles_config_round_trip_and_errors():
 
 def test_smiles_rnn_ignores_padding_and_attends_only_to_tokens():
     torch.manual_seed(0)
-    model = SmilesRNN(SmilesRNNConfig(vocab_size=12, hidden_size=8, embedding_size=6,
-                                      attention_size=5, n_outputs=3)).eval()
+    model = SmilesRNN(
+        SmilesRNNConfig(
+            vocab_size=12, hidden_size=8, embedding_size=6, attention_size=5, n_outputs=3
+        )
+    ).eval()
     tokens = torch.tensor([[2, 3, 4, 0, 0], [5, 6, 7, 8, 9]])
     lengths = torch.tensor([3, 5])
     logits, weights = model(tokens=tokens, lengths=lengths, return_attention=True)
