@@ -52,7 +52,9 @@ def test_evaluate_on_the_training_file_scores_the_protocol_test_part(adrenal_run
     with caplog.at_level("WARNING"):
         again = evaluate_bundle(adrenal_run.bundle_dir, DATA, n_boot=100)
     assert "only the test part of its 'official' split protocol (298 samples)" in caplog.text
-    for name in ("auroc", "accuracy", "brier"):
+    point, lo, hi = adrenal_run.test_metrics["accuracy_at_0.5"]
+    assert lo <= point <= hi and adrenal_run.val_metrics["accuracy_at_0.5"] > 0
+    for name in ("auroc", "accuracy", "brier", "accuracy_at_0.5"):
         assert again[name][0] == pytest.approx(adrenal_run.test_metrics[name][0], abs=1e-6)
 
 

@@ -89,7 +89,8 @@ class DatasetSpec:
         Named split protocols (``[data] protocol``), each taking folds and test from the
         one ``[data] train`` path.
     metrics : callable ``(task, y_true, y_prob) -> dict``, optional
-        Extra metrics of this dataset's task (e.g. the challenge F1), on validation and test.
+        Extra metrics of this dataset's task (e.g. the challenge F1, MedMNIST's accuracy at
+        0.5), on validation and test, for every task type.
     augment : callable ``(features, featurizer) -> augment or None``, optional
         Builds the training-batch augmentation from the ``[features]`` table and the
         featurizer fitted on the training ids (e.g. SMILES enumeration decodes token ids

@@ -232,6 +232,9 @@ def _score(config, class_names, val_y, val_pred, test, test_pred) -> _Scores:
         threshold = None
         val_metrics = regression_metrics(val_y, val_pred)
     val_metrics = {k: float(v) for k, v in val_metrics.items()}
+    extras = _dataset_metrics(config)
+    if extras is not None:
+        val_metrics |= {k: float(v) for k, v in extras(val_y, val_pred).items()}
     if test is None:
         return _Scores(threshold, val_metrics, {})
     test_metrics = metrics_with_ci(
@@ -243,7 +246,22 @@ def _score(config, class_names, val_y, val_pred, test, test_pred) -> _Scores:
         alpha=ev.ci_alpha,
         random_state=0,
     )
+    if extras is not None:
+        from medseq.evaluation.multi import bootstrap_table
+
+        test_metrics |= bootstrap_table(
+            extras, test.y, test_pred, n_boot=ev.n_boot, alpha=ev.ci_alpha, random_state=0
+        )
     return _Scores(threshold, val_metrics, test_metrics)
+
+
+def _dataset_metrics(config):
+    """The dataset's own metrics of a binary or regression task, as ``(y, pred) -> dict``."""
+    spec = get_dataset(config.data.dataset)
+    if spec.metrics is None:
+        return None
+    task = config.data.task
+    return lambda y, pred: spec.metrics(task, y, pred)
 
 
 def metric_table(spec: DatasetSpec, task: str, task_type: str, class_names: list[str]):
@@ -306,9 +324,14 @@ def evaluate_bundle(bundle_dir: str | Path, data_path: str | Path, *, n_boot: in
         task = bundle.provenance.get("task", "")
         table = metric_table(chosen.spec, task, bundle.task, names)
         return bootstrap_table(table, y, pred, n_boot=n_boot, random_state=0)
-    return metrics_with_ci(
+    table = metrics_with_ci(
         y, pred, task=bundle.task, threshold=bundle.threshold, n_boot=n_boot, random_state=0
     )
+    if chosen.spec.metrics is not None:
+        task = bundle.provenance.get("task", "")
+        extras = lambda t, p: chosen.spec.metrics(task, t, p)  # noqa: E731
+        table |= bootstrap_table(extras, y, pred, n_boot=n_boot, random_state=0)
+    return table
 
 
 def predict_file(bundle_dir: str | Path, data_path: str | Path) -> pd.DataFrame:
