@@ -291,6 +291,7 @@ def explain(
     For a RETAIN bundle (histories): visit attention and each code's contribution to the logit
     of sample SUBJECT (a subject_id for mortality).
     """
+    from medseq.bundle import bundle_model_kind
     from medseq.explain import explain_subject
     from medseq.explain.retain import explain_history, is_retain_bundle
     from medseq.explain.slices import explain_sample, is_slice_bundle
@@ -299,6 +300,12 @@ def explain(
         result, written = explain_sample(bundle, data, subject, output_dir=output_dir)
     elif is_retain_bundle(bundle):
         result, written = explain_history(bundle, data, subject, output_dir=output_dir)
+    elif bundle_model_kind(bundle) not in (None, "rnn_classifier", "grud"):
+        raise ValueError(
+            f"{bundle}: medseq explain covers ICU-grid, RETAIN and slice-stack bundles; this "
+            f"one holds a {bundle_model_kind(bundle)!r} model (use medseq.explain's attention "
+            "and Captum helpers from Python, or `medseq report` for its metrics)"
+        )
     else:
         result, written = explain_subject(
             bundle, data, subject, output_dir=output_dir, n_steps=n_steps
