@@ -54,6 +54,24 @@ def _protocol_test_ids(bundle, spec: DatasetSpec, data, labels):
     return spec.protocol(spec_data.protocol)(spec_data, data, labels).test
 
 
+def is_training_source(bundle, resolved: Path, sha256: str) -> bool:
+    """Whether ``resolved`` is the data the bundle was trained on.
+
+    True for the same bytes (a copy included), and for the same place on disk even when one
+    side names a folder and the other a file inside it (a bundle trained on ``tox21/`` and
+    evaluated on ``tox21/tox21.csv.gz``), whose hashes differ.
+    """
+    train = bundle.provenance.get("files", {}).get("train", {})
+    if sha256 == train.get("sha256"):
+        return True
+    try:
+        trained = resolve_data_path(train["path"]).resolve()
+    except (KeyError, FileNotFoundError):
+        return False
+    given = Path(resolved).resolve()
+    return given == trained or trained in given.parents or given in trained.parents
+
+
 def evaluation_set(bundle, path: str | Path, *, max_subjects: int | None = None) -> EvaluationSet:
     """Read ``path`` with the bundle's dataset and label it with the bundle's task.
 
@@ -68,9 +86,8 @@ def evaluation_set(bundle, path: str | Path, *, max_subjects: int | None = None)
     labels = spec.labels(prov.get("task", "mortality"), data)
     sha = file_sha256(Path(resolved))
     protocol = prov.get("split", {}).get("protocol", "")
-    trained_on = prov.get("files", {}).get("train", {}).get("sha256")
     chosen, note = False, None
-    if protocol and sha == trained_on:
+    if protocol and is_training_source(bundle, resolved, sha):
         test_ids = _protocol_test_ids(bundle, spec, data, labels)
         if test_ids is None:
             raise ValueError(

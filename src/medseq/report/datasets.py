@@ -119,9 +119,12 @@ def training_overlap(bundle, evaluated: EvaluatedSet) -> str | None:
     """A warning when ``evaluated`` comes from the file the bundle was trained on."""
     if evaluated.protocol_note:
         return evaluated.protocol_note
-    files = bundle.provenance.get("files", {})
-    train = files.get("train", {})
-    if evaluated.sha256 and evaluated.sha256 == train.get("sha256"):
+    from medseq.experiment.data import resolve_data_path
+    from medseq.experiment.evaluation_set import is_training_source
+
+    if not evaluated.sha256 or not evaluated.path:
+        return None
+    if is_training_source(bundle, resolve_data_path(evaluated.path), evaluated.sha256):
         return (
             f"{evaluated.name} set {evaluated.path} is the file the model was trained and "
             "selected on: its metrics are optimistic and not a validation"

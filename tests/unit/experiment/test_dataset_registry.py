@@ -167,3 +167,28 @@ def test_labels_frame_becomes_multilabel_y():
     split = LabelledSet.select(None, labels, [7, 5])
     np.testing.assert_array_equal(split.y, np.array([[0, 1], [1, 0]], dtype=np.float32))
     assert (stratification_target(labels) == 0).all()
+
+
+def test_training_source_is_recognised_by_bytes_or_by_place(tmp_path):
+    from types import SimpleNamespace
+
+    from medseq.experiment.data import file_sha256
+    from medseq.experiment.evaluation_set import is_training_source
+
+    folder = tmp_path / "tox21"
+    folder.mkdir()
+    (folder / "data.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "copy.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "other.csv").write_text("a,b\n3,4\n")
+
+    def bundle(train):
+        files = {"train": {"path": str(train), "sha256": file_sha256(train)}}
+        return SimpleNamespace(provenance={"files": files})
+
+    by_folder, by_file = bundle(folder), bundle(folder / "data.csv")
+    inside = folder / "data.csv"
+    assert is_training_source(by_folder, inside, file_sha256(inside))  # file in the folder
+    assert is_training_source(by_file, tmp_path / "copy.csv", file_sha256(tmp_path / "copy.csv"))
+    other = tmp_path / "other.csv"
+    assert not is_training_source(by_folder, other, file_sha256(other))
+    assert not is_training_source(by_file, other, file_sha256(other))
