@@ -6,6 +6,7 @@ training set only; the test set is predicted once, after everything is fixed.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -179,7 +180,7 @@ def _predictions_frame(ids, y, pred, class_names) -> pd.DataFrame:
     if y.ndim == 1 and pred.ndim == 1:
         frame["y_true"], frame["y_pred"] = y, pred
         return frame
-    names = class_names or [str(k) for k in range(pred.shape[-1])]
+    names = class_labels(class_names, pred.shape[-1])
     if y.ndim == 1 and pred.ndim == 2:  # multiclass: the label and each class probability
         columns = {"y_true": y} | {f"p_{name}": pred[:, k] for k, name in enumerate(names)}
     elif y.ndim == 2 and pred.ndim == 2 and y.shape == pred.shape:  # multilabel
@@ -211,57 +212,9 @@ class _Scores:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _score(config, class_names, val_y, val_pred, test, test_pred) -> _Scores:
-    """Threshold and validation metrics from (out-of-fold) validation predictions; test once."""
-    if config.task_type in ("multiclass", "multilabel"):
-        return _score_multi(config, class_names, val_y, val_pred, test, test_pred)
-    from medseq.evaluation import (
-        binary_metrics,
-        metrics_with_ci,
-        regression_metrics,
-        select_threshold,
-    )
-
-    ev = config.evaluate
-    if config.task_type == "binary":
-        threshold = float(
-            select_threshold(val_y, val_pred, method=ev.threshold, target=ev.threshold_target)
-        )
-        val_metrics = binary_metrics(val_y, val_pred, threshold=threshold)
-    else:
-        threshold = None
-        val_metrics = regression_metrics(val_y, val_pred)
-    val_metrics = {k: float(v) for k, v in val_metrics.items()}
-    extras = _dataset_metrics(config)
-    if extras is not None:
-        val_metrics |= {k: float(v) for k, v in extras(val_y, val_pred).items()}
-    if test is None:
-        return _Scores(threshold, val_metrics, {})
-    test_metrics = metrics_with_ci(
-        test.y,
-        test_pred,
-        task=config.task_type,
-        threshold=threshold,
-        n_boot=ev.n_boot,
-        alpha=ev.ci_alpha,
-        random_state=0,
-    )
-    if extras is not None:
-        from medseq.evaluation.multi import bootstrap_table
-
-        test_metrics |= bootstrap_table(
-            extras, test.y, test_pred, n_boot=ev.n_boot, alpha=ev.ci_alpha, random_state=0
-        )
-    return _Scores(threshold, val_metrics, test_metrics)
-
-
-def _dataset_metrics(config):
-    """The dataset's own metrics of a binary or regression task, as ``(y, pred) -> dict``."""
-    spec = get_dataset(config.data.dataset)
-    if spec.metrics is None:
-        return None
-    task = config.data.task
-    return lambda y, pred: spec.metrics(task, y, pred)
+def class_labels(class_names: list[str] | None, n: int) -> list[str]:
+    """The bundle's class or label names, or ``"0" .. "n-1"`` when it has none."""
+    return list(class_names) if class_names else [str(k) for k in range(n)]
 
 
 def metric_table(spec: DatasetSpec, task: str, task_type: str, class_names: list[str]):
@@ -279,26 +232,78 @@ def metric_table(spec: DatasetSpec, task: str, task_type: str, class_names: list
     return table
 
 
-def _score_multi(config, class_names, val_y, val_pred, test, test_pred) -> _Scores:
-    from medseq.evaluation.multi import bootstrap_table, confusion
+def metrics_with_cis(
+    spec: DatasetSpec,
+    task: str,
+    task_type: str,
+    y: np.ndarray,
+    pred: np.ndarray,
+    *,
+    threshold: float | None = None,
+    class_names: list[str] | None = None,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    random_state: int = 0,
+) -> dict[str, tuple[float, float, float]]:
+    """The test table of any task: its metrics with bootstrap CIs, plus the dataset's own.
 
-    spec = get_dataset(config.data.dataset)
-    names = class_names or [str(k) for k in range(val_pred.shape[-1])]
-    table = metric_table(spec, config.data.task, config.task_type, names)
-    val_metrics = {k: float(v) for k, v in table(val_y, val_pred).items()}
-    extra: dict[str, Any] = {"class_names": names}
-    multiclass = config.task_type == "multiclass"
+    One function for the training run, ``medseq evaluate`` and the report, so the three
+    agree to the last digit.
+    """
+    from medseq.evaluation import metrics_with_ci
+    from medseq.evaluation.multi import bootstrap_table
+
+    if task_type in ("multiclass", "multilabel"):
+        table = metric_table(spec, task, task_type, class_labels(class_names, pred.shape[-1]))
+        return bootstrap_table(
+            table, y, pred, n_boot=n_boot, alpha=alpha, random_state=random_state
+        )
+    out = metrics_with_ci(
+        y, pred, task=task_type, threshold=threshold, n_boot=n_boot, alpha=alpha,
+        random_state=random_state,
+    )  # fmt: skip
+    if spec.metrics is not None:
+        extras = functools.partial(spec.metrics, task)
+        out |= bootstrap_table(
+            extras, y, pred, n_boot=n_boot, alpha=alpha, random_state=random_state
+        )
+    return out
+
+
+def _score(config, class_names, val_y, val_pred, test, test_pred) -> _Scores:
+    """Threshold and validation metrics from (out-of-fold) validation predictions; test once."""
+    from medseq.evaluation import binary_metrics, regression_metrics, select_threshold
+    from medseq.evaluation.multi import confusion
+
+    spec, task, task_type = get_dataset(config.data.dataset), config.data.task, config.task_type
+    ev, extra = config.evaluate, {}
+    threshold = None
+    if task_type in ("multiclass", "multilabel"):
+        names = class_labels(class_names, val_pred.shape[-1])
+        val_metrics = metric_table(spec, task, task_type, names)(val_y, val_pred)
+        extra["class_names"] = names
+    elif task_type == "binary":
+        threshold = float(
+            select_threshold(val_y, val_pred, method=ev.threshold, target=ev.threshold_target)
+        )
+        val_metrics = binary_metrics(val_y, val_pred, threshold=threshold)
+    else:
+        val_metrics = regression_metrics(val_y, val_pred)
+    if spec.metrics is not None and task_type not in ("multiclass", "multilabel"):
+        val_metrics |= spec.metrics(task, val_y, val_pred)
+    val_metrics = {k: float(v) for k, v in val_metrics.items()}
+    multiclass = task_type == "multiclass"
     if multiclass:
-        extra["val_confusion"] = confusion(val_y, val_pred, len(names)).tolist()
+        extra["val_confusion"] = confusion(val_y, val_pred, len(extra["class_names"])).tolist()
     if test is None:
-        return _Scores(None, val_metrics, {}, extra)
-    ev = config.evaluate
-    test_metrics = bootstrap_table(
-        table, test.y, test_pred, n_boot=ev.n_boot, alpha=ev.ci_alpha, random_state=0
-    )
+        return _Scores(threshold, val_metrics, {}, extra)
+    test_metrics = metrics_with_cis(
+        spec, task, task_type, test.y, test_pred, threshold=threshold,
+        class_names=class_names, n_boot=ev.n_boot, alpha=ev.ci_alpha,
+    )  # fmt: skip
     if multiclass:
-        extra["test_confusion"] = confusion(test.y, test_pred, len(names)).tolist()
-    return _Scores(None, val_metrics, test_metrics, extra)
+        extra["test_confusion"] = confusion(test.y, test_pred, len(extra["class_names"])).tolist()
+    return _Scores(threshold, val_metrics, test_metrics, extra)
 
 
 def evaluate_bundle(bundle_dir: str | Path, data_path: str | Path, *, n_boot: int = 1000):
@@ -308,8 +313,6 @@ def evaluate_bundle(bundle_dir: str | Path, data_path: str | Path, *, n_boot: in
     part is scored (:mod:`medseq.experiment.evaluation_set`).
     """
     from medseq.bundle import load_bundle
-    from medseq.evaluation import metrics_with_ci
-    from medseq.evaluation.multi import bootstrap_table
     from medseq.experiment.evaluation_set import evaluation_set
 
     bundle = load_bundle(bundle_dir)
@@ -318,20 +321,16 @@ def evaluate_bundle(bundle_dir: str | Path, data_path: str | Path, *, n_boot: in
         logger.warning("%s", chosen.note)
     ids = chosen.labels.index.to_numpy()
     pred = bundle.predict_arrays(chosen.spec.transform(bundle.featurizer, chosen.data, ids))
-    y = chosen.labels.to_numpy(dtype=np.float32)
-    if bundle.task in ("multiclass", "multilabel"):
-        names = bundle.class_names or [str(k) for k in range(pred.shape[-1])]
-        task = bundle.provenance.get("task", "")
-        table = metric_table(chosen.spec, task, bundle.task, names)
-        return bootstrap_table(table, y, pred, n_boot=n_boot, random_state=0)
-    table = metrics_with_ci(
-        y, pred, task=bundle.task, threshold=bundle.threshold, n_boot=n_boot, random_state=0
+    return metrics_with_cis(
+        chosen.spec,
+        bundle.provenance.get("task", ""),
+        bundle.task,
+        chosen.labels.to_numpy(dtype=np.float32),
+        pred,
+        threshold=bundle.threshold,
+        class_names=bundle.class_names,
+        n_boot=n_boot,
     )
-    if chosen.spec.metrics is not None:
-        task = bundle.provenance.get("task", "")
-        extras = lambda t, p: chosen.spec.metrics(task, t, p)  # noqa: E731
-        table |= bootstrap_table(extras, y, pred, n_boot=n_boot, random_state=0)
-    return table
 
 
 def predict_file(bundle_dir: str | Path, data_path: str | Path) -> pd.DataFrame:
@@ -358,7 +357,7 @@ def predict_file(bundle_dir: str | Path, data_path: str | Path) -> pd.DataFrame:
     elif bundle.task == "regression":
         frame["prediction"] = pred
     elif pred.ndim == 2:
-        names = bundle.class_names or [str(k) for k in range(pred.shape[1])]
+        names = class_labels(bundle.class_names, pred.shape[1])
         for k, name in enumerate(names):
             frame[f"p_{name}"] = pred[:, k]
         if bundle.task == "multiclass":

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from medseq.evaluation.multi import bootstrap_table, confusion, flatten_steps
+from medseq.evaluation.multi import confusion, flatten_steps
 from medseq.explain.plotting import figure_png, pyplot
 from medseq.report.datasets import EvaluatedSet
 
@@ -38,12 +38,14 @@ def _class_counts(bundle, ev: EvaluatedSet, names: list[str]) -> dict[str, int]:
 def multi_set_metrics(bundle, ev: EvaluatedSet, *, n_boot: int, random_state: int = 0):
     """The training run's multiclass/multilabel metric table with bootstrap CIs."""
     from medseq.experiment.datasets import get_dataset
-    from medseq.experiment.runner import metric_table
+    from medseq.experiment.runner import class_labels, metrics_with_cis
 
     spec = get_dataset(bundle.provenance.get("dataset", ""))
-    names = bundle.class_names or [str(k) for k in range(ev.risk.shape[-1])]
-    table = metric_table(spec, bundle.provenance.get("task", ""), bundle.task, names)
-    cis = bootstrap_table(table, ev.y, ev.risk, n_boot=n_boot, random_state=random_state)
+    names = class_labels(bundle.class_names, ev.risk.shape[-1])
+    cis = metrics_with_cis(
+        spec, bundle.provenance.get("task", ""), bundle.task, ev.y, ev.risk,
+        class_names=names, n_boot=n_boot, random_state=random_state,
+    )  # fmt: skip
     return {
         "name": ev.name,
         "path": ev.path,
@@ -113,7 +115,9 @@ def one_vs_rest_roc_figure(ev: EvaluatedSet, names: list[str]) -> bytes:
 def multi_figures(bundle, sets: dict[str, EvaluatedSet]) -> dict[str, bytes]:
     """Confusion matrices (multiclass) and per-class/label ROC curves of the internal set."""
     internal = sets["internal"]
-    names = bundle.class_names or [str(k) for k in range(internal.risk.shape[-1])]
+    from medseq.experiment.runner import class_labels
+
+    names = class_labels(bundle.class_names, internal.risk.shape[-1])
     figs = {"roc_ovr": one_vs_rest_roc_figure(internal, names)}
     if bundle.task == "multiclass":
         for role, ev in sets.items():
