@@ -95,11 +95,6 @@ def default_split_ids(spec, labels: pd.Series | pd.DataFrame) -> SplitIds:
     return SplitIds(folds=list(pairs))
 
 
-def make_folds(spec, data, labels: pd.Series | pd.DataFrame) -> list[Fold]:
-    """The single stratified split, or ``spec.cv_folds`` stratified folds, of ``labels``."""
-    return folds_from_ids(data, labels, default_split_ids(spec, labels))
-
-
 def folds_from_ids(data, labels: pd.Series | pd.DataFrame, split: SplitIds) -> list[Fold]:
     """Labelled folds of ``data`` from the ids of a split."""
     return [
