@@ -102,6 +102,14 @@ def train(
         Path | None, typer.Option("--output-dir", "-o", help="Overrides the config's output_dir.")
     ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoints.")] = False,
+    no_test: Annotated[
+        bool,
+        typer.Option(
+            "--no-test",
+            help="Selection run: validation (out-of-fold) metrics only, the test set is not "
+            "read or predicted ([data] score_test = false).",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Train, select on validation, test once, save the bundle and print the metrics table."""
@@ -114,6 +122,8 @@ def train(
     cfg = load_config(config)
     if output_dir is not None:
         cfg = replace(cfg, output_dir=str(output_dir))
+    if no_test:
+        cfg = replace(cfg, data=replace(cfg.data, score_test=False))
     result = run_experiment(cfg, resume=resume)
     if not is_rank_zero():  # under torchrun, rank 0 alone prints
         return

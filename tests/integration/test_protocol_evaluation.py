@@ -83,3 +83,34 @@ def test_onnx_export_of_a_non_icu_bundle_is_a_clear_error(adrenal_run):
 
     with pytest.raises(ValueError, match="ONNX export covers ICU-grid bundles; this one reads"):
         export_onnx(adrenal_run.bundle_dir)
+
+
+def test_selection_run_on_pooled_folds_then_one_evaluation_of_its_bundle(tmp_path):
+    """`medseq train --no-test` on 2 pooled folds: out-of-fold metrics only, no test file;
+    `medseq evaluate` of its bundle then scores the untouched official test part."""
+    from typer.testing import CliRunner
+
+    from medseq.bundle import load_bundle
+    from medseq.cli import app
+
+    config = tmp_path / "cv.toml"
+    config.write_text(
+        'name = "tiny-adrenal-cv"\nseeds = [0]\n'
+        f'[data]\ndataset = "adrenalmnist3d"\ntrain = "{DATA}"\ntest = ""\n'
+        'task = "adrenal"\nprotocol = "official"\ncv_folds = 2\n'
+        '[model]\nkind = "slice_rnn"\nchannels = [4]\nslice_embedding_size = 8\n'
+        "hidden_size = 4\nattention_size = 4\ntest_time_flips = true\n"
+        "[train]\nepochs = 1\nbatch_size = 64\nprogress = false\nnum_threads = 1\n"
+    )
+    out = tmp_path / "run"
+    cli = CliRunner().invoke(app, ["train", str(config), "--no-test", "-o", str(out)])
+    assert cli.exit_code == 0, cli.output
+    assert "validation (out-of-fold) metrics" in cli.output and "auroc:" in cli.output
+    assert not (out / "test_predictions.csv").exists()
+    bundle = load_bundle(out / "bundle")
+    assert len(bundle.members) == 2 and bundle.model_config.test_time_flips
+    assert bundle.provenance["split"]["cv_folds"] == 2
+    assert bundle.provenance["n_subjects"]["test"] == 0
+    scored = evaluate_bundle(out / "bundle", DATA, n_boot=20)
+    assert 0.0 <= scored["auroc"][0] <= 1.0
+    assert "validation" in bundle.metrics and not bundle.metrics["test"]

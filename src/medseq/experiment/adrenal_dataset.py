@@ -4,7 +4,8 @@ Task ``adrenal``: binary (normal gland vs adrenal mass). Each volume is read as 
 slices (:class:`~medseq.features.volumes.VolumeFeaturizer`) for
 :class:`~medseq.models.slice_rnn.SliceRNN`. Protocol ``official``: MedMNIST's patient-level
 train/val/test parts, all from the one ``.npz`` (a folder path reads the 28³ file; name the
-``adrenalmnist3d_64.npz`` file for 64³).
+``adrenalmnist3d_64.npz`` file for 64³); with ``[data] cv_folds`` the train and val parts
+are pooled into stratified folds, one ensemble member per fold and seed.
 
 ``[features]`` keys: ``axis``, ``scale`` (the featurizer's), ``augment`` (bool, default
 false), ``flip_p``, ``max_shift`` and ``permute_p``
@@ -57,6 +58,9 @@ def _sizes(featurizer: VolumeFeaturizer) -> dict[str, int]:
 
 
 def _official(spec: Any, data: medmnist3d.VolumeSet, labels: pd.Series) -> SplitIds:
+    """MedMNIST's train/val/test parts; with ``[data] cv_folds >= 2`` train and val are
+    pooled into that many stratified folds (the test part never moves), so model choice
+    rests on ~1,300 out-of-fold predictions instead of the 98 official validation volumes."""
     keep = labels.index.to_numpy()
     parts = [np.intersect1d(data.ids(p), keep) for p in medmnist3d.SPLITS]
     empty = [name for name, part in zip(medmnist3d.SPLITS, parts, strict=True) if not part.size]
@@ -65,6 +69,13 @@ def _official(spec: Any, data: medmnist3d.VolumeSet, labels: pd.Series) -> Split
             f"{data.path}: the official {empty} part(s) hold no labelled sample; "
             "[data] max_subjects keeps the lowest ids, which are all in 'train'"
         )
+    if spec.cv_folds >= 2:
+        from medseq.tasks.splits import stratified_kfold
+
+        pool = np.concatenate(parts[:2])
+        y = labels.loc[pool].to_numpy()
+        folds = stratified_kfold(pool, y, n_splits=spec.cv_folds, random_state=spec.split_seed)
+        return SplitIds(folds=folds, test=parts[2])
     return SplitIds(folds=[(parts[0], parts[1])], test=parts[2])
 
 

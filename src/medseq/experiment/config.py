@@ -53,6 +53,9 @@ class ExperimentData:
     dataset registry (:mod:`medseq.experiment.datasets`).
     ``max_subjects`` keeps only the first n labelled subjects (by id) of
     each set, for smoke tests and quick trials; published numbers never set it.
+    ``score_test = false`` makes a protocol run a selection run too: the protocol's test
+    part is neither predicted nor scored, so configurations can be compared on their
+    (out-of-fold) validation metrics before the chosen one is tested once.
     """
 
     dataset: str = "physionet2012"
@@ -64,6 +67,7 @@ class ExperimentData:
     split_seed: int = 0
     max_subjects: int | None = None
     protocol: str = ""
+    score_test: bool = True
 
     def __post_init__(self) -> None:
         from medseq.experiment.datasets import get_dataset
@@ -84,6 +88,8 @@ class ExperimentData:
                     f"[data] protocol {self.protocol!r} takes the test set from `train`; "
                     f'set test = "" (got test = {self.test!r})'
                 )
+        if not isinstance(self.score_test, bool):
+            raise ValueError(f"[data] score_test must be true or false, got {self.score_test!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"[data] val_fraction must be in (0, 1), got {self.val_fraction!r}")
         if self.max_subjects is not None and self.max_subjects < 20:

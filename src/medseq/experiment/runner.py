@@ -74,11 +74,14 @@ def _load_splits(config: ExperimentConfig) -> tuple[list[Fold], LabelledSet | No
     if config.data.protocol:
         split = spec.protocol(config.data.protocol)(config.data, data, labels)
         folds = folds_from_ids(data, labels, split)
-        test = None if split.test is None else LabelledSet.select(data, labels, split.test)
-        return folds, test
+        if split.test is None or not config.data.score_test:
+            if split.test is not None:
+                logger.info("score_test = false: a selection run, the test part is not touched")
+            return folds, None
+        return folds, LabelledSet.select(data, labels, split.test)
     folds = folds_from_ids(data, labels, default_split_ids(config.data, labels))
-    if not config.data.test:
-        logger.info("no test set configured: a selection run, validation metrics only")
+    if not config.data.test or not config.data.score_test:
+        logger.info("no test set scored: a selection run, validation metrics only")
         return folds, None
     test_data, test_labels = _read_labelled(spec, config, config.data.test)
     return folds, LabelledSet.select(test_data, test_labels, test_labels.index.to_numpy())

@@ -21,6 +21,9 @@ from medseq.models.pooling import AdditiveAttention
 from medseq.models.sequence_classifier import RecurrentEncoder
 from medseq.schema import check_known_keys
 
+# Every combination of flipping the depth, height and width axes of (B, D, H, W), identity first.
+MIRRORS: tuple[tuple[int, ...], ...] = ((), (1,), (2,), (3,), (1, 2), (1, 3), (2, 3), (1, 2, 3))
+
 
 @dataclass(frozen=True)
 class SliceRNNConfig:
@@ -44,6 +47,11 @@ class SliceRNNConfig:
     attention_size : int, default=32
     dropout : float, default=0.2
         On the slice codes and before the output layer.
+    test_time_flips : bool, default=False
+        In eval mode, average the logits over the volume and its 7 mirror images (every
+        combination of flipping the three axes). A model trained with random flips has seen
+        all eight orientations; averaging them removes the orientation noise from each
+        prediction at 8x the inference cost. Training is unchanged.
     """
 
     slice_size: int
@@ -56,6 +64,7 @@ class SliceRNNConfig:
     bidirectional: bool = True
     attention_size: int = 32
     dropout: float = 0.2
+    test_time_flips: bool = False
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -77,6 +86,7 @@ class SliceRNNConfig:
             check_int(owner, name, getattr(self, name), 1)
         check_choice(owner, "cell", self.cell, ("gru", "lstm"))
         check_bool(owner, "bidirectional", self.bidirectional)
+        check_bool(owner, "test_time_flips", self.test_time_flips)
         object.__setattr__(self, "dropout", check_dropout(owner, self.dropout))
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,6 +145,8 @@ class SliceRNN(nn.Module):
     Outputs
     -------
     logits : Tensor of shape (B, n_outputs)
+        With ``test_time_flips`` in eval mode, the mean over the eight mirror images; the
+        attention returned is then that of the volume as given.
     """
 
     def __init__(self, config: SliceRNNConfig) -> None:
@@ -160,13 +172,24 @@ class SliceRNN(nn.Module):
                 f"SliceRNN: slices must have shape (B, D, {size}, {size}), "
                 f"got {tuple(slices.shape)}"
             )
+        batch = slices.shape[0]
+        if self.config.test_time_flips and not self.training:
+            views = torch.cat([slices.flip(dims) if dims else slices for dims in MIRRORS])
+            logits, weights = self._logits(views)
+            logits = logits.reshape(len(MIRRORS), batch, -1).mean(dim=0)
+            weights = weights[:batch]
+        else:
+            logits, weights = self._logits(slices)
+        if return_attention:
+            return logits, weights
+        return logits
+
+    def _logits(self, slices: Tensor) -> tuple[Tensor, Tensor]:
+        size = self.config.slice_size
         batch, depth = slices.shape[:2]
         codes = self.slice_encoder(slices.reshape(batch * depth, size, size).float())
         codes = self.dropout(codes.reshape(batch, depth, -1))  # (B, D, E)
         lengths = torch.full((batch,), depth, dtype=torch.long, device=slices.device)
         outputs = self.encoder(codes, lengths)  # (B, D, 2H)
         pooled, weights = self.attention(outputs, lengths)  # (B, 2H), (B, D)
-        logits = self.out(self.dropout(pooled))
-        if return_attention:
-            return logits, weights
-        return logits
+        return self.out(self.dropout(pooled)), weights

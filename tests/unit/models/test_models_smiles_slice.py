@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from medseq.models import slice_rnn
 from medseq.models.slice_rnn import SliceRNN, SliceRNNConfig
 from medseq.models.smiles_rnn import SmilesRNN, SmilesRNNConfig
 
@@ -78,3 +79,29 @@ def test_smiles_rnn_length_buckets_equal_one_padded_pass():
     whole, w_whole = model._pool(tokens[:, : int(lengths.max())], lengths)
     torch.testing.assert_close(bucketed, model.out(whole), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(w_bucketed, w_whole, rtol=1e-4, atol=1e-6)
+
+
+def test_slice_rnn_test_time_flips_average_the_eight_mirror_images():
+    torch.manual_seed(0)
+    config = SliceRNNConfig(slice_size=28, channels=(4, 8), hidden_size=6, test_time_flips=True)
+    model = SliceRNN(config).eval()
+    plain = SliceRNN(SliceRNNConfig(slice_size=28, channels=(4, 8), hidden_size=6)).eval()
+    plain.load_state_dict(model.state_dict())
+    slices = torch.rand(2, 10, 28, 28)
+    logits, weights = model(slices=slices, return_attention=True)
+    views = [plain(slices=slices.flip(d) if d else slices) for d in slice_rnn.MIRRORS]
+    torch.testing.assert_close(logits, torch.stack(views).mean(0))
+    torch.testing.assert_close(weights, plain(slices=slices, return_attention=True)[1])
+    # The average over the mirror group does not depend on the orientation given ...
+    torch.testing.assert_close(model(slices=slices.flip(2, 3)), logits)
+    # ... which a single pass does.
+    assert not torch.allclose(plain(slices=slices.flip(2, 3)), plain(slices=slices))
+    # Training mode runs one pass per volume: the augmentation, not the model, flips.
+    model.train()
+    torch.manual_seed(1)
+    one = model(slices=slices)
+    plain.train()
+    torch.manual_seed(1)
+    torch.testing.assert_close(one, plain(slices=slices))
+    with pytest.raises(TypeError, match="test_time_flips"):
+        SliceRNNConfig(slice_size=28, test_time_flips="yes")
