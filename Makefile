@@ -33,8 +33,9 @@ bench: setup
 	@if [ "$(PEERS)" = "1" ]; then bash benchmarks/peers/setup.sh; fi
 	$(BIN)/python benchmarks/bench_training.py --rounds 3
 	$(BIN)/python benchmarks/bench_physical_limit.py
+	$(BIN)/python benchmarks/target_feasibility.py
 	$(BIN)/python benchmarks/bench_inference.py
-	$(BIN)/python benchmarks/bench_scaling.py
+	$(BIN)/python benchmarks/bench_scaling.py --steps 5 --repeats 3
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -6,7 +6,7 @@ LSTM / GRU (``SequenceClassifier``, torch's fused CPU kernels) and GRU-D at batc
 PhysioNet 2012 tensors (T = 48; input 111 = values + mask + Δt; GRU-D 74 = x̂ + mask), with
 FLOPs counted analytically (:mod:`benchkit.flops`: gate matmuls only, so the achieved figure
 is a lower bound), against ``torch.mm`` of the per-step shape ``(B, I + H) x (I + H, G H)``
-and of a 2048² square. Writes ``benchmarks/results/physical_limit.md``.
+and of a 2048² square. Writes ``benchmarks/results/physical_limit.md`` (and ``.json``).
 
     python benchmarks/bench_physical_limit.py [--rounds 7] [--threads 1]
 """
@@ -14,6 +14,7 @@ and of a 2048² square. Writes ``benchmarks/results/physical_limit.md``.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import time
@@ -144,6 +145,11 @@ def main() -> None:
                  + f", oneDNN: {torch.backends.mkldnn.is_available()}")  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
+    rows = [
+        {"case": name, "hidden": hidden, "gflop": flops / 1e9, "gflops": gflops[i]}
+        for i, (name, hidden, flops, _) in enumerate(todo)
+    ]
+    args.out.with_suffix(".json").write_text(json.dumps(rows, indent=1) + "\n")
     print(args.out.read_text())
 
 

@@ -112,3 +112,36 @@ def test_load_tensors_names_the_file_and_field(tmp_path, overrides, message):
 def test_load_tensors_missing_file(tmp_path):
     with pytest.raises(TensorFileError, match="no such tensor file"):
         load_tensors(tmp_path / "none.npz")
+
+
+def test_target_feasibility_floor_and_ceiling():
+    import target_feasibility as tf
+
+    # GRU, H = 64, I = 111: forward 2*48*175*192 = 3.2256 MFLOP; weight grads the same;
+    # the gradient through W_hh 2*48*64*192 = 1.1796 MFLOP.
+    assert tf.floor_flops_per_sample("gru", 64) == 2 * 3_225_600 + 1_179_648
+    throughput = [
+        {"lib": lib, "model": model, "hidden": h, "threads": 1, "samples_per_s": sps}
+        for lib, model, sps in (("keras", "lstm", 100.0), ("keras", "gru", 100.0),
+                                ("pypots", "grud", 10.0))
+        for h in (64, 128, 256)
+    ]  # fmt: skip
+    limit = [{"case": "mm 2048", "hidden": 0, "gflops": 15.0}]
+    ceiling, source, rows = tf.feasibility(throughput, limit)
+    assert ceiling == 15.0 and source == "mm 2048" and len(rows) == 9
+    gru64 = next(r for r in rows if r["cell"] == "gru" and r["hidden"] == 64)
+    floor = tf.floor_flops_per_sample("gru", 64)
+    assert gru64["required_gflops"] == pytest.approx(2 * 100 * floor / 1e9)
+    assert gru64["reachable"]  # 1.5 GFLOP/s needed, 15 available
+    # LSTM 256: the peer runs at 9.7 GFLOP/s on the floor count; twice that is above 15.
+    assert not next(r for r in rows if r["cell"] == "lstm" and r["hidden"] == 256)["reachable"]
+    # A peer faster than every measured kernel raises the ceiling to its own rate.
+    fast = [dict(r, samples_per_s=r["samples_per_s"] * 100) for r in throughput]
+    ceiling, source, _ = tf.feasibility(fast, limit)
+    assert ceiling > 15.0 and source.startswith("keras lstm, hidden 256")
+    # A layer's rate is recounted on the floor (its benchmark counts the input gradient too).
+    layer = {"case": "gru fwd+bwd", "hidden": 64, "gflop": 0.619, "gflops": 30.0}
+    assert tf.floor_rate(layer) == pytest.approx(30.0 * 64 * floor / 0.619e9)
+    assert tf.floor_rate(layer) < 30.0
+    with pytest.raises(SystemExit, match="no 1-thread keras lstm 64"):
+        tf.feasibility([], limit)
