@@ -172,12 +172,12 @@ class SliceRNN(nn.Module):
                 f"SliceRNN: slices must have shape (B, D, {size}, {size}), "
                 f"got {tuple(slices.shape)}"
             )
-        batch = slices.shape[0]
         if self.config.test_time_flips and not self.training:
-            views = torch.cat([slices.flip(dims) if dims else slices for dims in MIRRORS])
-            logits, weights = self._logits(views)
-            logits = logits.reshape(len(MIRRORS), batch, -1).mean(dim=0)
-            weights = weights[:batch]
+            # One mirror image at a time: the memory of one pass, not eight.
+            logits, weights = self._logits(slices)
+            for dims in MIRRORS[1:]:
+                logits = logits + self._logits(slices.flip(dims))[0]
+            logits = logits / len(MIRRORS)
         else:
             logits, weights = self._logits(slices)
         if return_attention:
