@@ -253,7 +253,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds")
-    parser.add_argument("--steps", type=int, default=2, help="timed steps/epochs per worker (make bench: 5)")
+    parser.add_argument(
+        "--steps", type=int, default=2, help="timed steps/epochs per worker (make bench: 5)"
+    )
     parser.add_argument("--lengths", default=",".join(map(str, LENGTHS)))
     parser.add_argument("--patients", default=",".join(map(str, PATIENTS)))
     parser.add_argument("--out", type=Path, default=RESULTS)

@@ -4,9 +4,10 @@ Same dataset spec, featurizers, ``ConvRNN`` and ``Trainer`` as ``medseq train
 configs/cinc2017-*.toml``, driven fold by fold so that each fold is timed and scored on its
 own. Inside each fold, 10 % of the training recordings (stratified) are held out for early
 stopping; the fold's test part is predicted once. Hyperparameters are chosen beforehand
-with ``--select`` (fold 0 only, scored on its inner early-stopping part, never on a test
-part). R peaks (XQRS) of every recording are detected once and cached (``--cache``); the
-detection time is reported separately and per fold pro rata.
+with ``--select`` (fold 0, or the folds of ``--select-folds``, scored on their inner
+early-stopping parts, never on a test part). R peaks (XQRS) of every recording are detected
+once and cached (``--cache``); the detection time is reported separately and per fold pro
+rata.
 
     nice -n 10 .venv/bin/python benchmarks/ecg_cinc2017.py --variant beats --select
     nice -n 10 .venv/bin/python benchmarks/ecg_cinc2017.py --variant beats --folds 0 1 2 3 4
@@ -26,6 +27,7 @@ import torch
 from medseq.evaluation.multi import confusion, multiclass_metrics
 from medseq.experiment.ecg_datasets import cinc2017
 from medseq.features.beat_featurizer import BeatFeaturizer
+from medseq.features.rhythm_summary import RhythmBeatFeaturizer
 from medseq.models import build_model, model_config_from_dict
 from medseq.paths import dataset_dir
 from medseq.tasks.ecg import CINC2017_CLASSES
@@ -72,6 +74,22 @@ VARIANTS: dict[str, dict] = {
         "features": {"kind": "beats", "crop_beats": 60},
         "model": BEAT_MODEL,
         "train": {"epochs": 30, "patience": 8},
+    },
+    # + record-level rhythm summaries (medseq.features.rhythm_summary) fused into the head
+    "beats_rhythm": {
+        "features": {"kind": "beats", "crop_beats": 40, "rhythm_summary": True},
+        "model": {**BEAT_MODEL, "static_hidden_size": 32},
+        "train": {},
+    },
+    "beats_rhythm_s64": {
+        "features": {"kind": "beats", "crop_beats": 40, "rhythm_summary": True},
+        "model": {**BEAT_MODEL, "static_hidden_size": 64},
+        "train": {},
+    },
+    "beats_rhythm_d4": {
+        "features": {"kind": "beats", "crop_beats": 40, "rhythm_summary": True},
+        "model": {**BEAT_MODEL, "static_hidden_size": 32, "dropout": 0.4},
+        "train": {},
     },
     "signal": {
         "features": {
@@ -133,9 +151,12 @@ def run_fold(k, fold, variant, data, labels, template, select: bool, seeds) -> d
     features = dict(variant["features"])
     if isinstance(template, BeatFeaturizer):
         options = {k: v for k, v in features.items() if k in cinc2017.FEATURIZER_KEYS["beats"]}
-        featurizer = BeatFeaturizer(peaks="xqrs", **options)
+        summary = features.get("rhythm_summary", False)
+        featurizer = (RhythmBeatFeaturizer if summary else BeatFeaturizer)(peaks="xqrs", **options)
         featurizer.detected_peaks = template.detected_peaks
         featurizer._cache = template._cache  # raw beat features, keyed by record and options
+        if summary:  # z-scored on the fold's fitting recordings
+            featurizer.fit_summaries([data.signals[int(i)] for i in fit_ids])
         featurizer.fit([featurizer.raw_features(data.signals[int(i)])[0] for i in fit_ids])
     else:
         featurizer = cinc2017.fit_featurizer(features, data, fit_ids)
@@ -180,7 +201,12 @@ def main() -> None:
         help="several only with --select (they must share the featurizer kind)",
     )
     parser.add_argument("--folds", type=int, nargs="*", default=[0])
-    parser.add_argument("--select", action="store_true", help="fold 0, inner validation only")
+    parser.add_argument(
+        "--select", action="store_true", help="inner validation only (of --select-folds)"
+    )
+    parser.add_argument(
+        "--select-folds", type=int, nargs="+", default=[0], help="folds scored by --select"
+    )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/medseq-ecg-cache/cinc_peaks.pkl"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="averaged per fold")
     parser.add_argument("--out", type=Path, default=None, help="write the folds as JSON")
@@ -201,7 +227,7 @@ def main() -> None:
     folds = stratified_kfold(ids, labels.to_numpy(), n_splits=5, random_state=0)
     results = []
     for name in args.variant:
-        for k in [0] if args.select else args.folds:
+        for k in args.select_folds if args.select else args.folds:
             out = run_fold(
                 k, folds[k], VARIANTS[name], data, labels, template, args.select, args.seeds
             )
@@ -209,6 +235,8 @@ def main() -> None:
             out["peak_detection_seconds_pro_rata"] = round(peak_seconds * 0.8, 1)
             results.append(out)
             print(json.dumps(out), flush=True)
+    if args.select and args.out is not None:
+        args.out.write_text(json.dumps({"select": results}, indent=2))
     if not args.select and results:
         f1 = [r["test"]["challenge_f1"] for r in results]
         summary = {

@@ -5,8 +5,16 @@ repeatable) through the same dataset spec, featurizer, ``ConvRNN`` and ``Trainer
 ``medseq train configs/mitbih-beats.toml``, and prints per-class Se/+P on the validation
 records (DS1: 116, 201, 220). DS2 is scored only with ``--test``, once the variant is fixed.
 
-    nice -n 10 .venv/bin/python benchmarks/ecg_mitbih.py --variant base --variant rhythm
-    nice -n 10 .venv/bin/python benchmarks/ecg_mitbih.py --variant rhythm --test
+``--cv`` scores each variant by record-disjoint cross-validation within DS1 instead: the
+22 DS1 records in the five folds of :data:`CV_FOLDS` (balanced by hand for S and V beats);
+fold k is predicted by a model trained on three other folds, early-stopped on fold k + 1.
+The five out-of-fold predictions are pooled and scored; the selection criterion is
+:func:`criterion`, the mean of V Se, V +P and S Se (the target metrics). DS2 is not read
+into any model.
+
+    nice -n 19 .venv/bin/python benchmarks/ecg_mitbih.py --variant base --variant rhythm
+    nice -n 19 .venv/bin/python benchmarks/ecg_mitbih.py --cv --variant scalars_mean
+    nice -n 19 .venv/bin/python benchmarks/ecg_mitbih.py --variant rhythm --test
 """
 
 from __future__ import annotations
@@ -18,9 +26,12 @@ import time
 import numpy as np
 import torch
 
+from medseq.evaluation.multi import confusion
 from medseq.experiment.ecg_datasets import mitbih
+from medseq.features.beat_featurizer import BeatFeaturizer
 from medseq.models import build_model, model_config_from_dict
 from medseq.paths import dataset_dir
+from medseq.schema import check_known_keys
 from medseq.training import TrainConfig, Trainer
 
 MODEL = {"kind": "conv_rnn", "conv_channels": [], "conv_strides": [], "pooling": "last"}
@@ -35,7 +46,79 @@ TRAIN = {
     "num_threads": 1,
     "progress": False,
 }
+#: Record-disjoint DS1 folds for ``--cv`` (S / V beats per fold in the comments).
+CV_FOLDS: tuple[tuple[str, ...], ...] = (
+    ("209", "106", "101", "112", "230"),  # S 388, V 521
+    ("201", "119", "115", "108"),  # S 134, V 659
+    ("207", "203", "122", "109"),  # S 109, V 692
+    ("118", "220", "208", "114"),  # S 204, V 1051 (and 375 of DS1's 415 F)
+    ("223", "124", "215", "116", "205"),  # S 111, V 864
+)
+SCALARS = {"lead": "MLII", "context_beats": 8, "morphology": "none", "local_ratios": False}
+SMALL = {"hidden_size": 32, "dropout": 0.2}
+FULL = {**SCALARS, "qrs_shape": True, "second_lead": True, "record_relative": True}
 VARIANTS: dict[str, tuple[dict, dict, dict]] = {
+    # --- second round: per-beat scalars with QRS shape and the second lead (DS1 CV) ---
+    "shape": ({**SCALARS, "qrs_shape": True}, SMALL, {}),
+    "lead2": ({**SCALARS, "second_lead": True}, SMALL, {}),
+    "shape_lead2": ({**SCALARS, "qrs_shape": True, "second_lead": True}, SMALL, {}),
+    "shape_lead2_unweighted": (
+        {**SCALARS, "qrs_shape": True, "second_lead": True},
+        SMALL,
+        {"class_weight": None},
+    ),
+    "shape_lead2_h64": (
+        {**SCALARS, "qrs_shape": True, "second_lead": True},
+        {"hidden_size": 64, "dropout": 0.2},
+        {},
+    ),
+    "shape_lead2_ctx2": (
+        {**SCALARS, "qrs_shape": True, "second_lead": True, "context_beats": 2},
+        SMALL,
+        {},
+    ),
+    "shape_lead2_ctx0": (
+        {**SCALARS, "qrs_shape": True, "second_lead": True, "context_beats": 0},
+        SMALL,
+        {},
+    ),
+    "shape_lead2_ctx1": (
+        {**SCALARS, "qrs_shape": True, "second_lead": True, "context_beats": 1},
+        SMALL,
+        {},
+    ),
+    "shape_lead2_ctx2_bacc": (
+        {**SCALARS, "qrs_shape": True, "second_lead": True, "context_beats": 2},
+        SMALL,
+        {"monitor": "balanced_accuracy"},
+    ),
+    "shape_lead2_ctx2_lr5e-4": (
+        {**SCALARS, "qrs_shape": True, "second_lead": True, "context_beats": 2},
+        SMALL,
+        {"lr": 5e-4},
+    ),
+    "rel_ctx1": ({**FULL, "context_beats": 1}, SMALL, {}),
+    "rel_ctx0": ({**FULL, "context_beats": 0}, SMALL, {}),
+    "rel_ctx8": (FULL, SMALL, {}),
+    "rel_ctx8_seed1": (FULL, SMALL, {"seed": 1}),
+    "rel_ctx0_seed1": ({**FULL, "context_beats": 0}, SMALL, {"seed": 1}),
+    "rel_ctx8_h16": (FULL, {"hidden_size": 16, "dropout": 0.2}, {}),
+    "rel_ctx8_drop4": (FULL, {"hidden_size": 32, "dropout": 0.4}, {}),
+    "local_ctx8": ({**FULL, "local_template": 10}, SMALL, {}),
+    "local_ctx0": ({**FULL, "context_beats": 0, "local_template": 10}, SMALL, {}),
+    "local_ctx1": ({**FULL, "context_beats": 1, "local_template": 10}, SMALL, {}),
+    "local_ctx0_h16": (
+        {**FULL, "context_beats": 0, "local_template": 10},
+        {"hidden_size": 16, "dropout": 0.2},
+        {},
+    ),
+    "rel_ctx0_h16": ({**FULL, "context_beats": 0}, {"hidden_size": 16, "dropout": 0.2}, {}),
+    "shape_lead2_wd": (
+        {**SCALARS, "qrs_shape": True, "second_lead": True},
+        {"hidden_size": 32, "dropout": 0.4},
+        {"weight_decay": 1e-4},
+    ),
+    # --- first round (validation records 116, 201, 220) ---
     "scalars_mean_ctx16": (
         {"lead": "MLII", "context_beats": 16, "morphology": "none", "local_ratios": False},
         {"hidden_size": 32, "dropout": 0.2},
@@ -137,6 +220,66 @@ def _scores(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
     return {k: round(v, 4) for k, v in mitbih.metrics("beat", y, prob).items()}
 
 
+def criterion(scores: dict[str, float]) -> float:
+    """Selection criterion, fixed before any result: mean of V Se, V +P and S Se."""
+    return round(float(np.mean([scores["se_V"], scores["ppv_V"], scores["se_S"]])), 4)
+
+
+def _fit_predict(name: str, data, labels, train_ids, val_ids, predict_ids, cache: dict):
+    """Train variant ``name`` on ``train_ids`` (early stopping on ``val_ids``), predict."""
+    features, model_extra, train_extra = VARIANTS[name]
+    check_known_keys("[features] (mitbih)", features, mitbih.FEATURIZER_KEYS)
+    featurizer = BeatFeaturizer(peaks="annotations", **features, _cache=cache)
+    records = sorted({str(r) for r in data.beats.loc[train_ids, "record"]})
+    featurizer.fit([featurizer.raw_features(data.signals[r])[0] for r in records])
+    train = mitbih.transform(featurizer, data, train_ids)
+    val = mitbih.transform(featurizer, data, val_ids)
+    train["y"] = labels.loc[train_ids].to_numpy(np.float32)
+    val["y"] = labels.loc[val_ids].to_numpy(np.float32)
+    config = model_config_from_dict(
+        {**MODEL, **model_extra, "in_channels": featurizer.n_features, "n_outputs": 4}
+    )
+    torch.manual_seed(train_extra.get("seed", 0))
+    model = build_model(config)
+    trainer = Trainer(TrainConfig.from_dict({**TRAIN, **train_extra}))
+    fit = trainer.fit(model, train, val)
+    prob = trainer.predict(model, mitbih.transform(featurizer, data, predict_ids))
+    return prob, fit.best_epoch
+
+
+def run_cv(name: str, data, labels, save: str | None = None) -> dict:
+    """Pooled out-of-fold scores of variant ``name`` over :data:`CV_FOLDS` (DS1 only)."""
+    start = time.perf_counter()
+    if sorted(r for fold in CV_FOLDS for r in fold) != sorted(mitbih.MITBIH_DS1):
+        raise RuntimeError("CV_FOLDS must partition the DS1 records")
+    ids = [mitbih._ids_of(labels, fold) for fold in CV_FOLDS]
+    cache: dict = {}
+    probs, ys, epochs, per_fold = [], [], [], []
+    for k in range(len(CV_FOLDS)):
+        val_k = (k + 1) % len(CV_FOLDS)
+        train_ids = np.concatenate([ids[j] for j in range(len(ids)) if j not in (k, val_k)])
+        prob, best = _fit_predict(name, data, labels, train_ids, ids[val_k], ids[k], cache)
+        y = labels.loc[ids[k]].to_numpy(np.float32)
+        probs.append(prob)
+        ys.append(y)
+        epochs.append(best)
+        fold = _scores(y, prob)
+        per_fold.append({m: fold[m] for m in ("se_S", "ppv_S", "se_V", "ppv_V")})
+    y, prob = np.concatenate(ys), np.concatenate(probs)
+    if save:
+        np.savez(f"{save}/{name}.npz", ids=np.concatenate(ids), y=y, prob=prob)
+    pooled = _scores(y, prob)
+    return {
+        "variant": name,
+        "cv_pooled": pooled,
+        "criterion": criterion(pooled),
+        "best_epochs": epochs,
+        "per_fold": per_fold,
+        "confusion": confusion(y, prob, 4).tolist(),
+        "seconds": round(time.perf_counter() - start, 1),
+    }
+
+
 def run_variant(name: str, data, labels, split, test: bool) -> dict:
     features, model_extra, train_extra = VARIANTS[name]
     start = time.perf_counter()
@@ -164,8 +307,6 @@ def run_variant(name: str, data, labels, split, test: bool) -> dict:
         prob = trainer.predict(model, arrays)
         y = labels.loc[test_ids].to_numpy(np.float32)
         out["test"] = _scores(y, prob)
-        from medseq.evaluation.multi import confusion
-
         out["test_confusion"] = confusion(y, prob, 4).tolist()
     return out
 
@@ -174,7 +315,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", action="append", choices=sorted(VARIANTS))
     parser.add_argument("--test", action="store_true", help="also score DS2 (final variant)")
+    parser.add_argument(
+        "--cv", action="store_true", help="record-disjoint 5-fold CV within DS1 (no DS2)"
+    )
+    parser.add_argument("--save", help="folder for the pooled out-of-fold predictions (.npz)")
     args = parser.parse_args()
+    if args.save and not args.cv:
+        parser.error("--save keeps the out-of-fold predictions of --cv")
+    if args.cv and args.test:
+        parser.error("--cv scores DS1 folds only; --test belongs to the final variant")
     torch.set_num_threads(1)
     start = time.perf_counter()
     data = mitbih.read(dataset_dir("mitdb_full"))
@@ -185,7 +334,10 @@ def main() -> None:
         data.report.summary(),
     )
     for name in args.variant or ["base"]:
-        print(json.dumps(run_variant(name, data, labels, split, args.test)), flush=True)
+        if args.cv:
+            print(json.dumps(run_cv(name, data, labels, args.save)), flush=True)
+        else:
+            print(json.dumps(run_variant(name, data, labels, split, args.test)), flush=True)
 
 
 if __name__ == "__main__":

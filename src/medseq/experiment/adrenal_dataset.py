@@ -69,7 +69,7 @@ def _official(spec: Any, data: medmnist3d.VolumeSet, labels: pd.Series) -> Split
             f"{data.path}: the official {empty} part(s) hold no labelled sample; "
             "[data] max_subjects keeps the lowest ids, which are all in 'train'"
         )
-    if spec.cv_folds >= 2:
+    if getattr(spec, "cv_folds", 0) >= 2:  # spec: the [data] table (ExperimentData)
         from medseq.tasks.splits import stratified_kfold
 
         pool = np.concatenate(parts[:2])

@@ -16,6 +16,28 @@ Per beat (R peaks from the reference annotations or detected with ``wfdb``'s XQR
   median beat's RMS (template matching: a ventricular beat is wide and unlike the
   patient's usual beat, a supraventricular one is like it but early).
 
+Optional (off by default, so existing configs keep their features exactly), appended after
+those, in :func:`scalar_feature_names` order:
+
+* ``qrs_shape``: QRS shape against the record's median beat at the recording's own rate:
+  QRS width (10-90 % span of the absolute slope within R +-0.15 s), QRS area and
+  peak-to-peak amplitude, each over the median beat's; the RMS of the QRS deviation over
+  the median QRS's RMS; the best QRS correlation over shifts of +-50 ms (an R peak marked
+  at another fiducial point of a normal beat still matches); and the correlation of the
+  P-wave region (R -0.25 .. -0.06 s) with the median beat's (an atrial ectopic beat has an
+  unusual P wave);
+* ``second_lead``: the template-matching values (and the QRS-shape values with
+  ``qrs_shape``) of the record's other channel (V1 in most MIT-BIH records), where a
+  ventricular beat differs most; zeros for a single-channel record;
+* ``record_relative``: each dissimilarity to the median beat (the deviation RMS values, and
+  one minus each correlation) as the log of its ratio to that value's median over the
+  record's beats: how unusual a beat is for *this* recording, so that a noisy record
+  whose normal beats all deviate from their median (MIT-BIH 108) does not look ventricular;
+* ``local_template`` (k > 0): the three template-matching values again, against the median
+  of the beat's 2k neighbours (k either side, itself left out) instead of the record's
+  median beat, per lead: a record whose normal morphology changes over time (intermittent
+  pre-excitation in 230, bundle-branch-block periods in 207) still matches locally.
+
 The fitted state is the mean and standard deviation of every column over the training
 beats (z-scoring), so the featurizer is fitted on training records only.
 """
@@ -50,6 +72,87 @@ SCALAR_FEATURES: tuple[str, ...] = (
     "window_correlation_with_median",
     "deviation_rms_over_median_rms",
 )
+#: Per-lead QRS-shape values of ``qrs_shape=True``.
+QRS_SHAPE_FEATURES: tuple[str, ...] = (
+    "qrs_width_over_median",
+    "qrs_area_over_median",
+    "qrs_ptp_over_median",
+    "qrs_deviation_rms_over_median_rms",
+    "qrs_best_shift_correlation",
+    "p_wave_correlation_with_median",
+)
+#: Template-matching values of the second lead (``second_lead=True``).
+LEAD2_TEMPLATE_FEATURES: tuple[str, ...] = (
+    "lead2_qrs_correlation_with_median",
+    "lead2_window_correlation_with_median",
+    "lead2_deviation_rms_over_median_rms",
+)
+#: Dissimilarities that ``record_relative=True`` re-expresses against the record's median
+#: (correlations as 1 - r); the values of these names that are present get one column each.
+RECORD_RELATIVE_BASES: tuple[str, ...] = (
+    "qrs_correlation_with_median",
+    "window_correlation_with_median",
+    "deviation_rms_over_median_rms",
+    "qrs_deviation_rms_over_median_rms",
+    "qrs_best_shift_correlation",
+    "lead2_qrs_correlation_with_median",
+    "lead2_window_correlation_with_median",
+    "lead2_deviation_rms_over_median_rms",
+    "lead2_qrs_deviation_rms_over_median_rms",
+    "lead2_qrs_best_shift_correlation",
+)
+RELATIVE_EPS = 0.01
+#: Template matching against the neighbours' median beat (``local_template > 0``), per lead.
+LOCAL_TEMPLATE_FEATURES: tuple[str, ...] = (
+    "qrs_correlation_with_local_median",
+    "window_correlation_with_local_median",
+    "deviation_rms_over_local_median_rms",
+)
+QRS_HALF_S = 0.1
+WIDTH_HALF_S = 0.15
+SHIFT_S = 0.05
+P_WAVE_S = (0.25, 0.06)
+
+
+def scalar_feature_names(
+    *,
+    qrs_shape: bool = False,
+    second_lead: bool = False,
+    record_relative: bool = False,
+    local_template: int = 0,
+) -> list[str]:
+    """Names of the per-beat values after the windows, in column order."""
+    names = list(SCALAR_FEATURES)
+    if qrs_shape:
+        names += QRS_SHAPE_FEATURES
+    if second_lead:
+        names += LEAD2_TEMPLATE_FEATURES
+        if qrs_shape:
+            names += [f"lead2_{n}" for n in QRS_SHAPE_FEATURES]
+    if record_relative:
+        names += [f"{n}_vs_record" for n in RECORD_RELATIVE_BASES if n in names]
+    if local_template:
+        names += LOCAL_TEMPLATE_FEATURES
+        if second_lead:
+            names += [f"lead2_{n}" for n in LOCAL_TEMPLATE_FEATURES]
+    return names
+
+
+def record_relative_values(values: np.ndarray, names: list[str]) -> np.ndarray:
+    """``log((d + eps) / (median(d) + eps))`` of each dissimilarity ``d`` over the record.
+
+    ``values`` holds one record's beats (rows) and the columns ``names``; ``d`` is the
+    value of a deviation RMS column and ``1 - r`` of a correlation column.
+    """
+    out = []
+    for name in RECORD_RELATIVE_BASES:
+        if name not in names:
+            continue
+        column = values[:, names.index(name)].astype(np.float64)
+        d = 1.0 - column if "correlation" in name else column
+        d = np.maximum(d, 0.0)
+        out.append(np.log((d + RELATIVE_EPS) / (np.median(d) + RELATIVE_EPS)))
+    return np.stack(out, axis=1).astype(np.float32)
 
 
 @dataclass
@@ -82,6 +185,19 @@ class BeatFeaturizer:
     context_beats : int, default=0
         For per-beat samples (MIT-BIH): how many preceding beats are read with each beat
         (see :func:`beat_context`); unused for whole-record sequences.
+    qrs_shape : bool, default=False
+        Add the QRS-shape values against the record's median beat (width, area,
+        amplitude, QRS deviation, shift-tolerant correlation, P-wave correlation); needs
+        ``before_s`` and ``after_s`` of at least 0.15 s.
+    second_lead : bool, default=False
+        Add the template-matching (and, with ``qrs_shape``, QRS-shape) values of the
+        record's first channel other than ``lead``.
+    record_relative : bool, default=False
+        Add each dissimilarity to the median beat relative to its median over the record
+        (see :func:`record_relative_values`).
+    local_template : int, default=0
+        When > 0, add template matching against the median of the ``local_template``
+        beats either side of each beat (see :func:`local_template_values`).
 
     Beats near the record edges get a zero-padded window (zero is the baseline after the
     per-record standardisation), so every peak has a row and no labelled beat is dropped.
@@ -100,6 +216,10 @@ class BeatFeaturizer:
     morphology: str = "both"
     local_ratios: bool = True
     context_beats: int = 0
+    qrs_shape: bool = False
+    second_lead: bool = False
+    record_relative: bool = False
+    local_template: int = 0
     mean: list[float] | None = None
     std: list[float] | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
@@ -125,6 +245,24 @@ class BeatFeaturizer:
             )
         if self.context_beats < 0:
             raise ValueError(f"BeatFeaturizer.context_beats must be >= 0, got {self.context_beats}")
+        for name in ("qrs_shape", "second_lead", "record_relative"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(
+                    f"BeatFeaturizer.{name} must be true or false, got {getattr(self, name)!r}"
+                )
+        if (
+            isinstance(self.local_template, bool)
+            or not isinstance(self.local_template, int)
+            or self.local_template < 0
+        ):
+            raise ValueError(
+                f"BeatFeaturizer.local_template must be an int >= 0, got {self.local_template!r}"
+            )
+        if self.qrs_shape and min(self.before_s, self.after_s) < WIDTH_HALF_S:
+            raise ValueError(
+                f"BeatFeaturizer.qrs_shape needs before_s and after_s >= {WIDTH_HALF_S} s, "
+                f"got {self.before_s}, {self.after_s}"
+            )
 
     @property
     def segment_length(self) -> int:
@@ -134,20 +272,33 @@ class BeatFeaturizer:
     @property
     def n_features(self) -> int:
         """Columns of a beat matrix: window, window minus median beat, rhythm features."""
-        return MORPHOLOGIES[self.morphology] * self.segment_length + len(SCALAR_FEATURES)
+        return MORPHOLOGIES[self.morphology] * self.segment_length + len(self.scalar_names)
+
+    @property
+    def scalar_names(self) -> list[str]:
+        """Names of the per-beat values after the windows (:func:`scalar_feature_names`)."""
+        return scalar_feature_names(
+            qrs_shape=self.qrs_shape,
+            second_lead=self.second_lead,
+            record_relative=self.record_relative,
+            local_template=self.local_template,
+        )
 
     def _options_key(self) -> tuple:
         state = self.state_dict()
         return tuple((k, v) for k, v in state.items() if k not in ("mean", "std"))
 
-    def _lead(self, signal: Signal) -> np.ndarray:
-        index = 0
+    def _lead_index(self, signal: Signal) -> int:
         if self.lead is not None and self.lead in signal.channel_names:
-            index = signal.channel_names.index(self.lead)
-        elif self.lead is not None:
+            return signal.channel_names.index(self.lead)
+        if self.lead is not None:
             logger.debug(
                 "%s: no lead %s; using %s", signal.record_id, self.lead, signal.channel_names[0]
             )
+        return 0
+
+    def _lead(self, signal: Signal) -> np.ndarray:
+        index = self._lead_index(signal)
         return signal.samples[:, index : index + 1]
 
     def peak_positions(self, signal: Signal) -> np.ndarray:
@@ -190,20 +341,8 @@ class BeatFeaturizer:
         if len(positions) < 3:
             logger.warning("%s: %d R peaks; no beat features", signal.record_id, len(positions))
             return empty
-        x = sig.bandpass_filter(
-            self._lead(signal), signal.fs_hz, low_hz=self.low_hz, high_hz=self.high_hz
-        )
-        x = sig.normalize_per_record(x)
-        margin = round(max(self.before_s, self.after_s) * signal.fs_hz)
-        x = np.pad(x, ((margin, margin), (0, 0)))
-        segments, kept = beats.beat_segments(
-            x, positions + margin, signal.fs_hz, before_s=self.before_s, after_s=self.after_s
-        )
-        small = sig.resample(segments[:, :, 0].T, signal.fs_hz, self.segment_fs_hz).T
-        small = small[:, : self.segment_length]
-        if small.shape[1] < self.segment_length:
-            small = np.pad(small, ((0, 0), (0, self.segment_length - small.shape[1])))
-        deviation = small - np.median(small, axis=0, keepdims=True)
+        segments, kept = self._segments(signal, self._lead(signal), positions)
+        small, deviation = self._small(segments, signal.fs_hz)
         rr = beats.rr_features(positions, signal.fs_hz, local_beats=self.local_beats)[kept]
         pre, post, local, mean = rr[:, 0], rr[:, 1], rr[:, 2], rr[:, 3]
         rhythm = np.stack(
@@ -227,8 +366,72 @@ class BeatFeaturizer:
             "deviation": [deviation, rhythm],
             "none": [rhythm],
         }[self.morphology]
+        if self.qrs_shape:
+            parts.append(self._qrs_shape_values(segments, signal.fs_hz))
+        if self.second_lead:
+            parts.append(self._second_lead_values(signal, positions, len(kept)))
+        if self.record_relative:
+            scalars = np.concatenate(parts[MORPHOLOGIES[self.morphology] :], axis=1)
+            names = scalar_feature_names(qrs_shape=self.qrs_shape, second_lead=self.second_lead)
+            parts.append(record_relative_values(scalars, names))
+        if self.local_template:
+            parts.append(self._local_values(small))
+            if self.second_lead:
+                parts.append(self._local_values(self._lead2_small(signal, positions, len(kept))))
         matrix = np.concatenate(parts, axis=1).astype(np.float32)
         return matrix, np.asarray(positions, dtype=np.int64)
+
+    def _segments(
+        self, signal: Signal, channel: np.ndarray, positions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Band-passed, per-record standardised windows of one channel, edges zero-padded."""
+        x = sig.bandpass_filter(channel, signal.fs_hz, low_hz=self.low_hz, high_hz=self.high_hz)
+        x = sig.normalize_per_record(x)
+        margin = round(max(self.before_s, self.after_s) * signal.fs_hz)
+        x = np.pad(x, ((margin, margin), (0, 0)))
+        return beats.beat_segments(
+            x, positions + margin, signal.fs_hz, before_s=self.before_s, after_s=self.after_s
+        )
+
+    def _small(self, segments: np.ndarray, fs_hz: float) -> tuple[np.ndarray, np.ndarray]:
+        """Windows at ``segment_fs_hz`` and their deviation from the record's median beat."""
+        small = sig.resample(segments[:, :, 0].T, fs_hz, self.segment_fs_hz).T
+        small = small[:, : self.segment_length]
+        if small.shape[1] < self.segment_length:
+            small = np.pad(small, ((0, 0), (0, self.segment_length - small.shape[1])))
+        return small, small - np.median(small, axis=0, keepdims=True)
+
+    def _local_values(self, small: np.ndarray) -> np.ndarray:
+        r_peak = round(self.before_s * self.segment_fs_hz)
+        half = max(1, round(0.1 * self.segment_fs_hz))
+        return local_template_values(small, self.local_template, r_index=r_peak, qrs_half=half)
+
+    def _lead2_small(self, signal: Signal, positions: np.ndarray, n: int) -> np.ndarray:
+        primary = self._lead_index(signal)
+        others = [k for k in range(signal.samples.shape[1]) if k != primary]
+        if not others:
+            return np.zeros((n, self.segment_length), np.float32)
+        channel = signal.samples[:, others[0] : others[0] + 1]
+        return self._small(self._segments(signal, channel, positions)[0], signal.fs_hz)[0]
+
+    def _second_lead_values(self, signal: Signal, positions: np.ndarray, n: int) -> np.ndarray:
+        width = len(LEAD2_TEMPLATE_FEATURES) + (len(QRS_SHAPE_FEATURES) if self.qrs_shape else 0)
+        primary = self._lead_index(signal)
+        others = [k for k in range(signal.samples.shape[1]) if k != primary]
+        if not others:
+            logger.debug("%s: one channel; second-lead values are zero", signal.record_id)
+            return np.zeros((n, width), np.float32)
+        channel = signal.samples[:, others[0] : others[0] + 1]
+        segments, _ = self._segments(signal, channel, positions)
+        small, deviation = self._small(segments, signal.fs_hz)
+        out = [self._shape_summaries(small, deviation)]
+        if self.qrs_shape:
+            out.append(self._qrs_shape_values(segments, signal.fs_hz))
+        return np.concatenate(out, axis=1)
+
+    def _qrs_shape_values(self, segments: np.ndarray, fs_hz: float) -> np.ndarray:
+        """:data:`QRS_SHAPE_FEATURES` of full-rate windows ``(n, L, 1)``."""
+        return qrs_shape_values(segments[:, :, 0], fs_hz, r_index=round(self.before_s * fs_hz))
 
     def _shape_summaries(self, small: np.ndarray, deviation: np.ndarray) -> np.ndarray:
         median = small - deviation  # the record's median beat, on every row
@@ -286,6 +489,87 @@ class BeatFeaturizer:
         allowed = [f.name for f in fields(cls) if f.repr]
         check_known_keys("BeatFeaturizer state", state, allowed)
         return cls(**state)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise Pearson correlation of ``a`` (n, m) with ``b`` (m,) or (n, m); 0 if flat."""
+    a = a - a.mean(axis=-1, keepdims=True)
+    b = b - b.mean(axis=-1, keepdims=True)
+    den = np.sqrt((a * a).sum(axis=-1) * (b * b).sum(axis=-1))
+    return np.where(den > 0, (a * b).sum(axis=-1) / np.maximum(den, 1e-12), 0.0)
+
+
+def _ratio(values: np.ndarray, reference: float) -> np.ndarray:
+    return values / reference if reference > 1e-9 else np.ones_like(values)
+
+
+def _slope_width(windows: np.ndarray, fs_hz: float) -> np.ndarray:
+    """Seconds between 10 % and 90 % of the cumulative absolute slope of each row."""
+    slope = np.abs(np.diff(windows, axis=-1))
+    total = slope.sum(axis=-1, keepdims=True)
+    cumulative = np.cumsum(slope, axis=-1) / np.maximum(total, 1e-12)
+    start = (cumulative < 0.1).sum(axis=-1)
+    stop = (cumulative < 0.9).sum(axis=-1)
+    return np.where(total[..., 0] > 0, (stop - start) / fs_hz, 0.0)
+
+
+def local_template_values(small: np.ndarray, k: int, *, r_index: int, qrs_half: int) -> np.ndarray:
+    """:data:`LOCAL_TEMPLATE_FEATURES` of windows ``small`` (n, L) against their neighbours.
+
+    Each beat's template is the median of the ``k`` windows before and ``k`` after it (fewer
+    at the record edges, the beat itself left out); the QRS is ``r_index +- qrs_half``.
+    """
+    small = np.asarray(small, dtype=np.float64)
+    n = len(small)
+    if n < 2:
+        return np.zeros((n, 3), np.float32)
+    templates = np.empty_like(small)
+    for i in range(n):
+        lo, hi = max(0, i - k), min(n, i + k + 1)
+        neighbours = np.concatenate([small[lo:i], small[i + 1 : hi]])
+        templates[i] = np.median(neighbours, axis=0)
+    qrs = slice(max(0, r_index - qrs_half), r_index + qrs_half + 1)
+    rms = np.sqrt((templates**2).mean(axis=1))
+    deviation = np.sqrt(((small - templates) ** 2).mean(axis=1))
+    ratio = np.where(rms > 1e-9, deviation / np.maximum(rms, 1e-9), 0.0)
+    return np.stack(
+        [_correlation(small[:, qrs], templates[:, qrs]), _correlation(small, templates), ratio],
+        axis=1,
+    ).astype(np.float32)
+
+
+def qrs_shape_values(windows: np.ndarray, fs_hz: float, *, r_index: int) -> np.ndarray:
+    """:data:`QRS_SHAPE_FEATURES` of beats ``windows`` (n, L) against their median beat.
+
+    ``r_index`` is the R peak's position in each window. Each beat's baseline is its own
+    median over the window. Width, area and amplitude are divided by the median beat's, so
+    a value of 1 means "as this patient's usual beat" whatever the lead or the patient.
+    """
+    windows = np.asarray(windows, dtype=np.float64)
+    windows = windows - np.median(windows, axis=1, keepdims=True)
+    median = np.median(windows, axis=0)
+    length = windows.shape[1]
+
+    def span(half_s: float) -> slice:
+        half = max(1, round(half_s * fs_hz))
+        return slice(max(0, r_index - half), min(length, r_index + half + 1))
+
+    qrs, wide = span(QRS_HALF_S), span(WIDTH_HALF_S)
+    width = _ratio(_slope_width(windows[:, wide], fs_hz), float(_slope_width(median[wide], fs_hz)))
+    area = _ratio(np.abs(windows[:, qrs]).sum(axis=1), float(np.abs(median[qrs]).sum()))
+    ptp = _ratio(np.ptp(windows[:, qrs], axis=1), float(np.ptp(median[qrs])))
+    deviation_rms = np.sqrt(((windows[:, qrs] - median[qrs]) ** 2).mean(axis=1))
+    median_rms = float(np.sqrt((median[qrs] ** 2).mean()))
+    deviation = deviation_rms / median_rms if median_rms > 1e-9 else np.zeros_like(deviation_rms)
+    room = min(round(SHIFT_S * fs_hz), qrs.start, length - qrs.stop)
+    best = np.full(len(windows), -1.0)
+    for shift in range(-room, room + 1):
+        shifted = windows[:, qrs.start + shift : qrs.stop + shift]
+        best = np.maximum(best, _correlation(shifted, median[qrs]))
+    p_start = max(0, r_index - round(P_WAVE_S[0] * fs_hz))
+    p_stop = max(p_start + 2, r_index - round(P_WAVE_S[1] * fs_hz))
+    p_wave = _correlation(windows[:, p_start:p_stop], median[p_start:p_stop])
+    return np.stack([width, area, ptp, deviation, best, p_wave], axis=1).astype(np.float32)
 
 
 def beat_context(

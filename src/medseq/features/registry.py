@@ -19,6 +19,7 @@ FEATURIZERS: dict[str, str] = {
     "volume": "medseq.features.volumes:VolumeFeaturizer",
     "signal": "medseq.features.signal_featurizer:SignalFeaturizer",
     "beats": "medseq.features.beat_featurizer:BeatFeaturizer",
+    "beats_rhythm": "medseq.features.rhythm_summary:RhythmBeatFeaturizer",
     "VisitFeaturizer": "medseq.features.visits:VisitFeaturizer",
 }
 

@@ -38,6 +38,12 @@ class SignalModelConfig:
     last valid step (``pooling="last"``, a beat read after its preceding beats);
     ``mode="sequence"`` predicts at every RNN step (one step = ``prod(conv_strides)`` input
     samples, or one beat when the input is a beat feature sequence and ``conv_channels=()``).
+    ``static_size > 0`` adds a static per-recording vector (e.g. the rhythm summaries of
+    :mod:`medseq.features.rhythm_summary`) to recording mode: it is encoded by one
+    ``Linear(static_size, static_hidden_size)`` + ReLU and concatenated to the pooled RNN
+    output before the output layer ("summary fusion", as :class:`~medseq.models.head.
+    OutputHead` does for the ICU models); 0 (the default) is the model without it, whose
+    parameters and ``to_dict`` are unchanged.
     ``kind`` names the model in :data:`medseq.models.registry.MODEL_KINDS`. The field checks
     are the shared ones of :mod:`medseq.models.config_checks`, so a bad TOML value is
     reported the same way for every model kind.
@@ -57,6 +63,8 @@ class SignalModelConfig:
     mode: str = "recording"
     pooling: str = "attention"
     attention_size: int = 32
+    static_size: int = 0
+    static_hidden_size: int = 32
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
@@ -64,6 +72,10 @@ class SignalModelConfig:
         for name in ("in_channels", "n_outputs", "hidden_size", "num_layers", "kernel_size"):
             check_int(owner, name, getattr(self, name), 1)
         check_int(owner, "attention_size", self.attention_size, 1)
+        check_int(owner, "static_size", self.static_size, 0)
+        check_int(owner, "static_hidden_size", self.static_hidden_size, 1)
+        if self.static_size and self.mode != "recording":
+            raise ValueError(f"{owner}: static_size > 0 needs mode='recording', got {self.mode!r}")
         object.__setattr__(self, "conv_channels", tuple(self.conv_channels))
         object.__setattr__(self, "conv_strides", tuple(self.conv_strides))
         for name in ("conv_channels", "conv_strides"):
@@ -91,8 +103,11 @@ class SignalModelConfig:
         return math.prod(self.conv_strides)
 
     def to_dict(self) -> dict:
-        """Plain JSON: tuples become lists."""
+        """Plain JSON: tuples become lists; the static fields only when ``static_size > 0``."""
         out = asdict(self)
+        if not self.static_size:
+            out.pop("static_size")
+            out.pop("static_hidden_size")
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     @classmethod
@@ -138,6 +153,8 @@ class ConvRNN(nn.Module):
     ------
     values : Tensor of shape (B, T, C), float32 samples (time first, as ``Signal.samples``)
     lengths : Tensor of shape (B,), int64, valid samples per record in ``[1, T]``
+    static : Tensor of shape (B, static_size) or None; required when ``static_size > 0``
+        (fused with the pooled vector, recording mode only), absent otherwise
 
     Outputs
     -------
@@ -164,6 +181,11 @@ class ConvRNN(nn.Module):
         size = self.encoder.output_size
         self.attention = AdditiveAttention(size, config.attention_size)
         self.dropout = nn.Dropout(config.dropout)
+        if config.static_size:
+            self.static_net = nn.Sequential(
+                nn.Linear(config.static_size, config.static_hidden_size), nn.ReLU()
+            )
+            size += config.static_hidden_size
         self.output = nn.Linear(size, config.n_outputs)
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
@@ -190,8 +212,24 @@ class ConvRNN(nn.Module):
                 f"got {tuple(values.shape)}"
             )
 
-    def forward(self, values: Tensor, lengths: Tensor) -> Tensor:
+    def _check_static(self, static: Tensor | None, batch: int) -> None:
+        size = self.config.static_size
+        if size == 0:
+            if static is not None:
+                raise ValueError("ConvRNN got a static input; build it with static_size=S")
+            return
+        if static is None or tuple(static.shape) != (batch, size):
+            got = None if static is None else tuple(static.shape)
+            raise ValueError(f"ConvRNN expects static of shape ({batch}, {size}), got {got}")
+
+    def _head(self, pooled: Tensor, static: Tensor | None) -> Tensor:
+        if self.config.static_size:
+            pooled = torch.cat([pooled, self.static_net(static)], dim=1)
+        return self.output(self.dropout(pooled))
+
+    def forward(self, values: Tensor, lengths: Tensor, static: Tensor | None = None) -> Tensor:
         self._check(values)
+        self._check_static(static, values.shape[0])
         valid = valid_steps(lengths, values.shape[1]).unsqueeze(2)
         values = values.masked_fill(~valid, 0.0)
         z, _ = self._front(values, None)  # (B, T', C')
@@ -203,7 +241,7 @@ class ConvRNN(nn.Module):
             pooled = gather_steps(outputs, steps - 1)  # (B, D)
         else:
             pooled, _ = self.attention(outputs, steps)  # (B, D)
-        return self.output(self.dropout(pooled))  # (B, K)
+        return self._head(pooled, static)  # (B, K)
 
     def init_state(self) -> dict:
         """Empty carried state for :meth:`forward_chunk` (zeros at the record start)."""
@@ -258,9 +296,12 @@ class ConvRNN(nn.Module):
         """Per-step logits ``(B, t, n_outputs)`` from RNN outputs (sequence mode)."""
         return self.output(self.dropout(outputs))
 
-    def pool_logits(self, pool: tuple[Tensor, Tensor, Tensor]) -> Tensor:
+    def pool_logits(
+        self, pool: tuple[Tensor, Tensor, Tensor], static: Tensor | None = None
+    ) -> Tensor:
         """Recording logits ``(B, n_outputs)`` from an online attention pool."""
-        return self.output(self.dropout(pool[2] / pool[1].unsqueeze(1)))
+        self._check_static(static, pool[2].shape[0])
+        return self._head(pool[2] / pool[1].unsqueeze(1), static)
 
     @staticmethod
     def detach_state(state: dict) -> dict:
@@ -274,7 +315,9 @@ class ConvRNN(nn.Module):
         contexts = None if contexts is None else [c.detach() for c in contexts]
         return {**state, "hidden": hidden, "contexts": contexts}
 
-    def chunked_forward(self, values: Tensor, chunk_samples: int) -> Tensor:
+    def chunked_forward(
+        self, values: Tensor, chunk_samples: int, static: Tensor | None = None
+    ) -> Tensor:
         """Same logits as :meth:`forward` on unpadded ``(B, T, C)``, in bounded memory.
 
         Only one chunk of activations is alive at a time (call it under ``torch.no_grad()``
@@ -295,4 +338,4 @@ class ConvRNN(nn.Module):
                 pool = self.pool_update(pool, outputs)
         if self.config.mode == "sequence":
             return torch.cat(step_logits, dim=1)
-        return self.pool_logits(pool)
+        return self.pool_logits(pool, static)

@@ -14,7 +14,12 @@ there is no public test set here. Subject ids are the record numbers (``A00042``
 - the chosen featurizer's options;
 - ``crop_seconds`` (signal) or ``crop_beats`` (beats): random-crop length of training
   batches (:class:`~medseq.experiment.ecg_datasets.augment.RandomCropAugment`); no crop
-  when absent.
+  when absent;
+- ``rhythm_summary`` (beats only, default false): also compute the record-level rhythm
+  summaries of :mod:`medseq.features.rhythm_summary` (z-scored on the training
+  recordings) as the ``static`` input, for a ``ConvRNN`` with ``static_size`` > 0 (set
+  from the featurizer); the featurizer is then a
+  :class:`~medseq.features.rhythm_summary.RhythmBeatFeaturizer`.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import pandas as pd
 
 from medseq.experiment.datasets import DatasetSpec
 from medseq.features.beat_featurizer import BeatFeaturizer
+from medseq.features.rhythm_summary import RhythmBeatFeaturizer
 from medseq.features.signal import pad_batch
 from medseq.features.signal_featurizer import SignalFeaturizer
 from medseq.schema import DataError, Signal, check_known_keys
@@ -39,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 KINDS = ("signal", "beats")
 AUGMENT_KEYS = {"signal": ("crop_seconds",), "beats": ("crop_beats",)}
+OTHER_KEYS = {"signal": (), "beats": ("rhythm_summary",)}
 FEATURIZER_KEYS = {
     "signal": ("target_fs_hz", "low_hz", "high_hz", "filter_order", "normalize", "max_seconds"),
     "beats": (
@@ -95,8 +102,11 @@ def _kind(features: dict[str, Any]) -> str:
     check_known_keys(
         f"[features] (cinc2017, kind={kind!r})",
         features,
-        ("kind", *FEATURIZER_KEYS[kind], *AUGMENT_KEYS[kind]),
+        ("kind", *FEATURIZER_KEYS[kind], *AUGMENT_KEYS[kind], *OTHER_KEYS[kind]),
     )
+    summary = features.get("rhythm_summary", False)
+    if not isinstance(summary, bool):
+        raise ValueError(f"[features] rhythm_summary must be true or false, got {summary!r}")
     return kind
 
 
@@ -114,7 +124,11 @@ def fit_featurizer(features: dict[str, Any], data: CincData, ids: np.ndarray) ->
     signals = _signals(data, ids)
     if kind == "signal":
         return SignalFeaturizer(**options).fit(signals)
-    featurizer = BeatFeaturizer(peaks="xqrs", **options)
+    if features.get("rhythm_summary", False):
+        featurizer = RhythmBeatFeaturizer(peaks="xqrs", **options)
+        featurizer.fit_summaries(signals)
+    else:
+        featurizer = BeatFeaturizer(peaks="xqrs", **options)
     return featurizer.fit([featurizer.raw_features(s)[0] for s in signals])
 
 
@@ -139,14 +153,19 @@ def beat_sequences(featurizer: BeatFeaturizer, signals: list[Signal]) -> dict[st
 
 
 def transform(featurizer: Any, data: CincData, ids: np.ndarray) -> dict[str, np.ndarray]:
-    """Model inputs ``values``/``lengths`` of ``ids`` (samples or beats per step)."""
+    """Model inputs ``values``/``lengths`` of ``ids`` (samples or beats per step), and
+    ``static`` (the z-scored rhythm summaries) for a :class:`RhythmBeatFeaturizer`."""
     signals = _signals(data, ids)
+    if isinstance(featurizer, RhythmBeatFeaturizer):
+        return {**beat_sequences(featurizer, signals), "static": featurizer.summaries(signals)}
     if isinstance(featurizer, BeatFeaturizer):
         return beat_sequences(featurizer, signals)
     return featurizer.transform(signals)
 
 
 def _sizes(featurizer: Any) -> dict[str, int]:
+    if isinstance(featurizer, RhythmBeatFeaturizer):
+        return {"in_channels": featurizer.n_features, "static_size": featurizer.n_summaries}
     if isinstance(featurizer, BeatFeaturizer):
         return {"in_channels": featurizer.n_features}
     return {"in_channels": int(featurizer.n_channels)}

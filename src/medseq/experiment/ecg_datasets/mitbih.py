@@ -16,7 +16,8 @@ annotations), so each id names one beat and its record is ``id // 100_000``.
 
 ``[features]`` keys: the :class:`~medseq.features.beat_featurizer.BeatFeaturizer` options
 (``lead``, ``low_hz``, ``high_hz``, ``before_s``, ``after_s``, ``segment_fs_hz``,
-``local_beats``, ``morphology``, ``local_ratios``, ``context_beats``).
+``local_beats``, ``morphology``, ``local_ratios``, ``context_beats``, ``qrs_shape``,
+``second_lead``, ``record_relative``, ``local_template``).
 """
 
 from __future__ import annotations
@@ -55,6 +56,10 @@ FEATURIZER_KEYS = (
     "morphology",
     "local_ratios",
     "context_beats",
+    "qrs_shape",
+    "second_lead",
+    "record_relative",
+    "local_template",
 )
 
 
