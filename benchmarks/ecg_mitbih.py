@@ -56,47 +56,24 @@ CV_FOLDS: tuple[tuple[str, ...], ...] = (
 )
 SCALARS = {"lead": "MLII", "context_beats": 8, "morphology": "none", "local_ratios": False}
 SMALL = {"hidden_size": 32, "dropout": 0.2}
-FULL = {**SCALARS, "qrs_shape": True, "second_lead": True, "record_relative": True}
+SHAPE_LEAD2 = {**SCALARS, "qrs_shape": True, "second_lead": True}
+FULL = {**SHAPE_LEAD2, "record_relative": True}
 VARIANTS: dict[str, tuple[dict, dict, dict]] = {
     # --- second round: per-beat scalars with QRS shape and the second lead (DS1 CV) ---
     "shape": ({**SCALARS, "qrs_shape": True}, SMALL, {}),
     "lead2": ({**SCALARS, "second_lead": True}, SMALL, {}),
-    "shape_lead2": ({**SCALARS, "qrs_shape": True, "second_lead": True}, SMALL, {}),
-    "shape_lead2_unweighted": (
-        {**SCALARS, "qrs_shape": True, "second_lead": True},
-        SMALL,
-        {"class_weight": None},
-    ),
-    "shape_lead2_h64": (
-        {**SCALARS, "qrs_shape": True, "second_lead": True},
-        {"hidden_size": 64, "dropout": 0.2},
-        {},
-    ),
-    "shape_lead2_ctx2": (
-        {**SCALARS, "qrs_shape": True, "second_lead": True, "context_beats": 2},
-        SMALL,
-        {},
-    ),
-    "shape_lead2_ctx0": (
-        {**SCALARS, "qrs_shape": True, "second_lead": True, "context_beats": 0},
-        SMALL,
-        {},
-    ),
-    "shape_lead2_ctx1": (
-        {**SCALARS, "qrs_shape": True, "second_lead": True, "context_beats": 1},
-        SMALL,
-        {},
-    ),
+    "shape_lead2": (SHAPE_LEAD2, SMALL, {}),
+    "shape_lead2_unweighted": (SHAPE_LEAD2, SMALL, {"class_weight": None}),
+    "shape_lead2_h64": (SHAPE_LEAD2, {"hidden_size": 64, "dropout": 0.2}, {}),
+    "shape_lead2_ctx2": ({**SHAPE_LEAD2, "context_beats": 2}, SMALL, {}),
+    "shape_lead2_ctx0": ({**SHAPE_LEAD2, "context_beats": 0}, SMALL, {}),
+    "shape_lead2_ctx1": ({**SHAPE_LEAD2, "context_beats": 1}, SMALL, {}),
     "shape_lead2_ctx2_bacc": (
-        {**SCALARS, "qrs_shape": True, "second_lead": True, "context_beats": 2},
+        {**SHAPE_LEAD2, "context_beats": 2},
         SMALL,
         {"monitor": "balanced_accuracy"},
     ),
-    "shape_lead2_ctx2_lr5e-4": (
-        {**SCALARS, "qrs_shape": True, "second_lead": True, "context_beats": 2},
-        SMALL,
-        {"lr": 5e-4},
-    ),
+    "shape_lead2_ctx2_lr5e-4": ({**SHAPE_LEAD2, "context_beats": 2}, SMALL, {"lr": 5e-4}),
     "rel_ctx1": ({**FULL, "context_beats": 1}, SMALL, {}),
     "rel_ctx0": ({**FULL, "context_beats": 0}, SMALL, {}),
     "rel_ctx8": (FULL, SMALL, {}),
@@ -113,11 +90,7 @@ VARIANTS: dict[str, tuple[dict, dict, dict]] = {
         {},
     ),
     "rel_ctx0_h16": ({**FULL, "context_beats": 0}, {"hidden_size": 16, "dropout": 0.2}, {}),
-    "shape_lead2_wd": (
-        {**SCALARS, "qrs_shape": True, "second_lead": True},
-        {"hidden_size": 32, "dropout": 0.4},
-        {"weight_decay": 1e-4},
-    ),
+    "shape_lead2_wd": (SHAPE_LEAD2, {"hidden_size": 32, "dropout": 0.4}, {"weight_decay": 1e-4}),
     # --- first round (validation records 116, 201, 220) ---
     "scalars_mean_ctx16": (
         {"lead": "MLII", "context_beats": 16, "morphology": "none", "local_ratios": False},

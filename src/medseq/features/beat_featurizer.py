@@ -368,8 +368,9 @@ class BeatFeaturizer:
         }[self.morphology]
         if self.qrs_shape:
             parts.append(self._qrs_shape_values(segments, signal.fs_hz))
+        lead2 = self._second_lead_windows(signal, positions) if self.second_lead else None
         if self.second_lead:
-            parts.append(self._second_lead_values(signal, positions, len(kept)))
+            parts.append(self._second_lead_values(lead2, len(kept), signal))
         if self.record_relative:
             scalars = np.concatenate(parts[MORPHOLOGIES[self.morphology] :], axis=1)
             names = scalar_feature_names(qrs_shape=self.qrs_shape, second_lead=self.second_lead)
@@ -377,7 +378,12 @@ class BeatFeaturizer:
         if self.local_template:
             parts.append(self._local_values(small))
             if self.second_lead:
-                parts.append(self._local_values(self._lead2_small(signal, positions, len(kept))))
+                small2 = (
+                    np.zeros((len(kept), self.segment_length), np.float32)
+                    if lead2 is None
+                    else lead2[1]
+                )
+                parts.append(self._local_values(small2))
         matrix = np.concatenate(parts, axis=1).astype(np.float32)
         return matrix, np.asarray(positions, dtype=np.int64)
 
@@ -406,24 +412,28 @@ class BeatFeaturizer:
         half = max(1, round(0.1 * self.segment_fs_hz))
         return local_template_values(small, self.local_template, r_index=r_peak, qrs_half=half)
 
-    def _lead2_small(self, signal: Signal, positions: np.ndarray, n: int) -> np.ndarray:
+    def _second_lead_windows(
+        self, signal: Signal, positions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Full-rate windows, small windows and their deviation from the median beat, of
+        the record's first channel other than ``lead``; None for a single-channel record.
+        Computed once per record for every second-lead value."""
         primary = self._lead_index(signal)
         others = [k for k in range(signal.samples.shape[1]) if k != primary]
         if not others:
-            return np.zeros((n, self.segment_length), np.float32)
-        channel = signal.samples[:, others[0] : others[0] + 1]
-        return self._small(self._segments(signal, channel, positions)[0], signal.fs_hz)[0]
-
-    def _second_lead_values(self, signal: Signal, positions: np.ndarray, n: int) -> np.ndarray:
-        width = len(LEAD2_TEMPLATE_FEATURES) + (len(QRS_SHAPE_FEATURES) if self.qrs_shape else 0)
-        primary = self._lead_index(signal)
-        others = [k for k in range(signal.samples.shape[1]) if k != primary]
-        if not others:
-            logger.debug("%s: one channel; second-lead values are zero", signal.record_id)
-            return np.zeros((n, width), np.float32)
+            return None
         channel = signal.samples[:, others[0] : others[0] + 1]
         segments, _ = self._segments(signal, channel, positions)
-        small, deviation = self._small(segments, signal.fs_hz)
+        return (segments, *self._small(segments, signal.fs_hz))
+
+    def _second_lead_values(
+        self, lead2: tuple[np.ndarray, np.ndarray, np.ndarray] | None, n: int, signal: Signal
+    ) -> np.ndarray:
+        width = len(LEAD2_TEMPLATE_FEATURES) + (len(QRS_SHAPE_FEATURES) if self.qrs_shape else 0)
+        if lead2 is None:
+            logger.debug("%s: one channel; second-lead values are zero", signal.record_id)
+            return np.zeros((n, width), np.float32)
+        segments, small, deviation = lead2
         out = [self._shape_summaries(small, deviation)]
         if self.qrs_shape:
             out.append(self._qrs_shape_values(segments, signal.fs_hz))
@@ -491,7 +501,7 @@ class BeatFeaturizer:
         return cls(**state)
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def row_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise Pearson correlation of ``a`` (n, m) with ``b`` (m,) or (n, m); 0 if flat."""
     a = a - a.mean(axis=-1, keepdims=True)
     b = b - b.mean(axis=-1, keepdims=True)
@@ -532,10 +542,8 @@ def local_template_values(small: np.ndarray, k: int, *, r_index: int, qrs_half: 
     rms = np.sqrt((templates**2).mean(axis=1))
     deviation = np.sqrt(((small - templates) ** 2).mean(axis=1))
     ratio = np.where(rms > 1e-9, deviation / np.maximum(rms, 1e-9), 0.0)
-    return np.stack(
-        [_correlation(small[:, qrs], templates[:, qrs]), _correlation(small, templates), ratio],
-        axis=1,
-    ).astype(np.float32)
+    qrs_corr = row_correlation(small[:, qrs], templates[:, qrs])
+    return np.stack([qrs_corr, row_correlation(small, templates), ratio], axis=1).astype(np.float32)
 
 
 def qrs_shape_values(windows: np.ndarray, fs_hz: float, *, r_index: int) -> np.ndarray:
@@ -565,10 +573,10 @@ def qrs_shape_values(windows: np.ndarray, fs_hz: float, *, r_index: int) -> np.n
     best = np.full(len(windows), -1.0)
     for shift in range(-room, room + 1):
         shifted = windows[:, qrs.start + shift : qrs.stop + shift]
-        best = np.maximum(best, _correlation(shifted, median[qrs]))
+        best = np.maximum(best, row_correlation(shifted, median[qrs]))
     p_start = max(0, r_index - round(P_WAVE_S[0] * fs_hz))
     p_stop = max(p_start + 2, r_index - round(P_WAVE_S[1] * fs_hz))
-    p_wave = _correlation(windows[:, p_start:p_stop], median[p_start:p_stop])
+    p_wave = row_correlation(windows[:, p_start:p_stop], median[p_start:p_stop])
     return np.stack([width, area, ptp, deviation, best, p_wave], axis=1).astype(np.float32)
 
 

@@ -32,12 +32,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 
 from medseq.features import signal as sig
-from medseq.features.beat_featurizer import BeatFeaturizer
+from medseq.features.beat_featurizer import BeatFeaturizer, row_correlation
 from medseq.schema import Signal
 
 logger = logging.getLogger(__name__)
@@ -136,13 +136,6 @@ def rr_summaries(rr_s: np.ndarray) -> dict[str, float]:
     return {k_: float(v) for k_, v in out.items()}
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=-1, keepdims=True)
-    den = np.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=-1))
-    return np.where(den > 0, (a * b).sum(axis=1) / np.maximum(den, 1e-12), 0.0)
-
-
 def recording_summaries(signal: Signal, peaks: np.ndarray, *, channel: int = 0) -> np.ndarray:
     """The :data:`SUMMARY_FEATURES` of one recording (float64; NaN where undefined)."""
     fs = float(signal.fs_hz)
@@ -184,7 +177,7 @@ def _morphology(raw: np.ndarray, fs: float, peaks: np.ndarray) -> dict[str, floa
         return out
     beats = x[keep[:, None] + np.arange(-before, after)[None, :]]  # (n, w)
     median = np.median(beats, axis=0)
-    corr = _correlation(beats, median[None, :])
+    corr = row_correlation(beats, median)
     out["corr_mean"] = float(corr.mean())
     out["corr_sd"] = float(corr.std())
     out["unlike_median_share"] = float(np.mean(corr < 0.8))
@@ -234,11 +227,8 @@ class RhythmBeatFeaturizer(BeatFeaturizer):
         """Unscaled :data:`SUMMARY_FEATURES` of ``signal`` (cached like the beat features)."""
         key = (signal.record_id, "rhythm_summary")
         if key not in self._cache:
-            index = 0
-            if self.lead is not None and self.lead in signal.channel_names:
-                index = signal.channel_names.index(self.lead)
             self._cache[key] = recording_summaries(
-                signal, self.peak_positions(signal), channel=index
+                signal, self.peak_positions(signal), channel=self._lead_index(signal)
             )
         return self._cache[key]
 
@@ -260,14 +250,9 @@ class RhythmBeatFeaturizer(BeatFeaturizer):
         """Z-scored summaries ``(N, S)`` float32 of ``signals``."""
         if self.summary_mean is None or self.summary_std is None:
             raise RuntimeError("RhythmBeatFeaturizer.summaries used before fit_summaries")
-        table = np.stack([self.raw_summaries(s) for s in signals]) if signals else None
-        if table is None:
+        if not signals:
             return np.zeros((0, self.n_summaries), np.float32)
+        table = np.stack([self.raw_summaries(s) for s in signals])
         z = (table - np.asarray(self.summary_mean)) / np.asarray(self.summary_std)
         z = np.where(np.isfinite(z), z, 0.0)
         return np.clip(z, -CLIP, CLIP).astype(np.float32)
-
-    @classmethod
-    def from_state_dict(cls, state: dict[str, Any]) -> RhythmBeatFeaturizer:
-        """Inverse of :meth:`state_dict`."""
-        return super().from_state_dict(state)  # type: ignore[return-value]
