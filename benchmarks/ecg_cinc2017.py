@@ -56,6 +56,7 @@ BEAT_MODEL = {
     "attention_size": 32,
     "dropout": 0.2,
 }
+RHYTHM_FEATURES = {"kind": "beats", "crop_beats": 40, "rhythm_summary": True}
 VARIANTS: dict[str, dict] = {
     # name: features (incl. crop), model, train extras
     "beats": {"features": {"kind": "beats", "crop_beats": 40}, "model": BEAT_MODEL, "train": {}},
@@ -89,6 +90,22 @@ VARIANTS: dict[str, dict] = {
     "beats_rhythm_d4": {
         "features": {"kind": "beats", "crop_beats": 40, "rhythm_summary": True},
         "model": {**BEAT_MODEL, "static_hidden_size": 32, "dropout": 0.4},
+        "train": {},
+    },
+    # + the median beat's intervals and amplitudes in the summaries / per-beat QRS shape
+    "beats_rhythm_morph": {
+        "features": {**RHYTHM_FEATURES, "beat_morphology": True},
+        "model": {**BEAT_MODEL, "static_hidden_size": 32},
+        "train": {},
+    },
+    "beats_rhythm_qrs": {
+        "features": {**RHYTHM_FEATURES, "qrs_shape": True},
+        "model": {**BEAT_MODEL, "static_hidden_size": 32},
+        "train": {},
+    },
+    "beats_rhythm_morph_qrs": {
+        "features": {**RHYTHM_FEATURES, "beat_morphology": True, "qrs_shape": True},
+        "model": {**BEAT_MODEL, "static_hidden_size": 32},
         "train": {},
     },
     "signal": {
@@ -152,7 +169,11 @@ def run_fold(k, fold, variant, data, labels, template, select: bool, seeds) -> d
     if isinstance(template, BeatFeaturizer):
         options = {k: v for k, v in features.items() if k in cinc2017.FEATURIZER_KEYS["beats"]}
         summary = features.get("rhythm_summary", False)
-        featurizer = (RhythmBeatFeaturizer if summary else BeatFeaturizer)(peaks="xqrs", **options)
+        if summary:
+            morphology = features.get("beat_morphology", False)
+            featurizer = RhythmBeatFeaturizer(peaks="xqrs", beat_morphology=morphology, **options)
+        else:
+            featurizer = BeatFeaturizer(peaks="xqrs", **options)
         featurizer.detected_peaks = template.detected_peaks
         featurizer._cache = template._cache  # raw beat features, keyed by record and options
         if summary:  # z-scored on the fold's fitting recordings

@@ -36,7 +36,11 @@ those, in :func:`scalar_feature_names` order:
 * ``local_template`` (k > 0): the three template-matching values again, against the median
   of the beat's 2k neighbours (k either side, itself left out) instead of the record's
   median beat, per lead: a record whose normal morphology changes over time (intermittent
-  pre-excitation in 230, bundle-branch-block periods in 207) still matches locally.
+  pre-excitation in 230, bundle-branch-block periods in 207) still matches locally;
+* ``local_rhythm`` (k > 0): pre- and post-RR over the median of the k RR intervals either
+  side, and the spread and irregular share of their successive differences: a premature
+  beat in a regular neighbourhood is ectopic, one in an irregular neighbourhood is likely
+  atrial fibrillation conducted normally (MIT-BIH 201 and 203 lose most S precision there).
 
 The fitted state is the mean and standard deviation of every column over the training
 beats (z-scoring), so the featurizer is fitted on training records only.
@@ -108,6 +112,17 @@ LOCAL_TEMPLATE_FEATURES: tuple[str, ...] = (
     "window_correlation_with_local_median",
     "deviation_rms_over_local_median_rms",
 )
+#: Rhythm around each beat (``local_rhythm > 0``): how premature it is against the median
+#: neighbouring RR (robust to a short run of ectopic beats, which moves a mean), and how
+#: irregular the neighbourhood is (atrial fibrillation: every beat looks premature).
+LOCAL_RHYTHM_FEATURES: tuple[str, ...] = (
+    "pre_rr_over_local_median",
+    "post_rr_over_local_median",
+    "local_drr_mad_over_median",
+    "local_irregular_share",
+)
+#: A successive RR difference larger than this share of the local median RR is irregular.
+IRREGULAR_DRR = 0.1
 QRS_HALF_S = 0.1
 WIDTH_HALF_S = 0.15
 SHIFT_S = 0.05
@@ -120,6 +135,7 @@ def scalar_feature_names(
     second_lead: bool = False,
     record_relative: bool = False,
     local_template: int = 0,
+    local_rhythm: int = 0,
 ) -> list[str]:
     """Names of the per-beat values after the windows, in column order."""
     names = list(SCALAR_FEATURES)
@@ -135,6 +151,8 @@ def scalar_feature_names(
         names += LOCAL_TEMPLATE_FEATURES
         if second_lead:
             names += [f"lead2_{n}" for n in LOCAL_TEMPLATE_FEATURES]
+    if local_rhythm:
+        names += LOCAL_RHYTHM_FEATURES
     return names
 
 
@@ -198,6 +216,9 @@ class BeatFeaturizer:
     local_template : int, default=0
         When > 0, add template matching against the median of the ``local_template``
         beats either side of each beat (see :func:`local_template_values`).
+    local_rhythm : int, default=0
+        When > 0, add the rhythm of the ``local_rhythm`` RR intervals either side of each
+        beat (see :func:`local_rhythm_values`).
 
     Beats near the record edges get a zero-padded window (zero is the baseline after the
     per-record standardisation), so every peak has a row and no labelled beat is dropped.
@@ -220,6 +241,7 @@ class BeatFeaturizer:
     second_lead: bool = False
     record_relative: bool = False
     local_template: int = 0
+    local_rhythm: int = 0
     mean: list[float] | None = None
     std: list[float] | None = None
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
@@ -250,14 +272,10 @@ class BeatFeaturizer:
                 raise ValueError(
                     f"BeatFeaturizer.{name} must be true or false, got {getattr(self, name)!r}"
                 )
-        if (
-            isinstance(self.local_template, bool)
-            or not isinstance(self.local_template, int)
-            or self.local_template < 0
-        ):
-            raise ValueError(
-                f"BeatFeaturizer.local_template must be an int >= 0, got {self.local_template!r}"
-            )
+        for name in ("local_template", "local_rhythm"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"BeatFeaturizer.{name} must be an int >= 0, got {value!r}")
         if self.qrs_shape and min(self.before_s, self.after_s) < WIDTH_HALF_S:
             raise ValueError(
                 f"BeatFeaturizer.qrs_shape needs before_s and after_s >= {WIDTH_HALF_S} s, "
@@ -282,6 +300,7 @@ class BeatFeaturizer:
             second_lead=self.second_lead,
             record_relative=self.record_relative,
             local_template=self.local_template,
+            local_rhythm=self.local_rhythm,
         )
 
     def _options_key(self) -> tuple:
@@ -384,6 +403,8 @@ class BeatFeaturizer:
                     else lead2[1]
                 )
                 parts.append(self._local_values(small2))
+        if self.local_rhythm:
+            parts.append(local_rhythm_values(positions, self.local_rhythm)[kept])
         matrix = np.concatenate(parts, axis=1).astype(np.float32)
         return matrix, np.asarray(positions, dtype=np.int64)
 
@@ -513,7 +534,7 @@ def _ratio(values: np.ndarray, reference: float) -> np.ndarray:
     return values / reference if reference > 1e-9 else np.ones_like(values)
 
 
-def _slope_width(windows: np.ndarray, fs_hz: float) -> np.ndarray:
+def slope_width(windows: np.ndarray, fs_hz: float) -> np.ndarray:
     """Seconds between 10 % and 90 % of the cumulative absolute slope of each row."""
     slope = np.abs(np.diff(windows, axis=-1))
     total = slope.sum(axis=-1, keepdims=True)
@@ -546,6 +567,36 @@ def local_template_values(small: np.ndarray, k: int, *, r_index: int, qrs_half: 
     return np.stack([qrs_corr, row_correlation(small, templates), ratio], axis=1).astype(np.float32)
 
 
+def local_rhythm_values(peaks: np.ndarray, k: int) -> np.ndarray:
+    """:data:`LOCAL_RHYTHM_FEATURES` of every beat of ``peaks`` (n,) -> (n, 4).
+
+    The neighbourhood of beat i is its ``k`` RR intervals either side (fewer at the record
+    edges). Pre- and post-RR are divided by their median; the spread is the median absolute
+    successive difference over that median, and the irregular share is the share of
+    successive differences above :data:`IRREGULAR_DRR` of it. The first beat's pre-RR is
+    its post-RR and the last beat's post-RR its pre-RR, as in :func:`beats.rr_features`.
+    """
+    peaks = np.asarray(peaks, dtype=np.float64)
+    n = len(peaks)
+    if n < 3:
+        return np.zeros((n, len(LOCAL_RHYTHM_FEATURES)), np.float32)
+    rr = np.diff(peaks)  # rr[j] lies between beats j and j + 1
+    pre = np.concatenate([rr[:1], rr])
+    post = np.concatenate([rr, rr[-1:]])
+    out = np.empty((n, len(LOCAL_RHYTHM_FEATURES)))
+    for i in range(n):
+        around = rr[max(0, i - k) : min(len(rr), i + k)]
+        median = float(np.median(around))
+        steps = np.abs(np.diff(around)) / median if len(around) > 1 else np.zeros(1)
+        out[i] = (
+            pre[i] / median,
+            post[i] / median,
+            np.median(steps),
+            np.mean(steps > IRREGULAR_DRR),
+        )
+    return out.astype(np.float32)
+
+
 def qrs_shape_values(windows: np.ndarray, fs_hz: float, *, r_index: int) -> np.ndarray:
     """:data:`QRS_SHAPE_FEATURES` of beats ``windows`` (n, L) against their median beat.
 
@@ -563,7 +614,7 @@ def qrs_shape_values(windows: np.ndarray, fs_hz: float, *, r_index: int) -> np.n
         return slice(max(0, r_index - half), min(length, r_index + half + 1))
 
     qrs, wide = span(QRS_HALF_S), span(WIDTH_HALF_S)
-    width = _ratio(_slope_width(windows[:, wide], fs_hz), float(_slope_width(median[wide], fs_hz)))
+    width = _ratio(slope_width(windows[:, wide], fs_hz), float(slope_width(median[wide], fs_hz)))
     area = _ratio(np.abs(windows[:, qrs]).sum(axis=1), float(np.abs(median[qrs]).sum()))
     ptp = _ratio(np.ptp(windows[:, qrs], axis=1), float(np.ptp(median[qrs])))
     deviation_rms = np.sqrt(((windows[:, qrs] - median[qrs]) ** 2).mean(axis=1))

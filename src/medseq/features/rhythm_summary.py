@@ -23,6 +23,13 @@ computes a fixed vector of them from the R peaks and the signal of one recording
 * the recording length and a flag for recordings with fewer than :data:`MIN_BEATS` beats
   (their other values are NaN and become 0, the training mean, after z-scoring).
 
+With ``beat_morphology=True`` the :data:`BEAT_MORPHOLOGY_FEATURES` of the recording's
+median beat are appended (:func:`median_beat_summaries`): the absolute intervals and
+amplitudes a cardiologist reads off a normal beat (QRS width, QRS polarity, ST level,
+T-wave amplitude and delay, P-wave amplitude and delay) and how often a beat is wider than
+that median. The "other rhythm" class of CinC 2017 holds bundle-branch blocks, ectopy,
+AV block and repolarisation changes, which show there and not in the RR series.
+
 :class:`RhythmBeatFeaturizer` is the :class:`~medseq.features.beat_featurizer.
 BeatFeaturizer` plus these summaries, z-scored on the training recordings; its
 ``summaries`` method gives the ``static`` model input ``(N, S)``.
@@ -37,7 +44,7 @@ from typing import ClassVar
 import numpy as np
 
 from medseq.features import signal as sig
-from medseq.features.beat_featurizer import BeatFeaturizer, row_correlation
+from medseq.features.beat_featurizer import BeatFeaturizer, row_correlation, slope_width
 from medseq.schema import Signal
 
 logger = logging.getLogger(__name__)
@@ -78,6 +85,23 @@ SUMMARY_FEATURES: tuple[str, ...] = (
     "duration_s",
     "few_beats",
 )
+#: Median-beat intervals and amplitudes (``beat_morphology=True``), amplitudes over the
+#: median beat's QRS peak-to-peak, times in seconds from the R peak.
+BEAT_MORPHOLOGY_FEATURES: tuple[str, ...] = (
+    "qrs_width_s",
+    "qrs_width_cv",
+    "wide_beat_share",
+    "qrs_polarity",
+    "qrs_ptp",
+    "st_over_qrs",
+    "t_over_qrs",
+    "t_delay_s",
+    "t_delay_over_sqrt_rr",
+    "p_over_qrs",
+    "p_delay_s",
+)
+#: A beat whose QRS is this much wider than the median beat's counts as wide.
+WIDE_BEAT_RATIO = 1.25
 #: Summaries clipped to this many training SDs after z-scoring.
 CLIP = 6.0
 
@@ -168,14 +192,20 @@ def _quality(raw: np.ndarray, fs: float) -> dict[str, float]:
     return out
 
 
-def _morphology(raw: np.ndarray, fs: float, peaks: np.ndarray) -> dict[str, float]:
+def _beat_windows(raw: np.ndarray, fs: float, peaks: np.ndarray) -> tuple[np.ndarray, int]:
+    """Filtered, standardised beats R -0.25..+0.45 s ``(n, w)`` (whole windows only) and
+    the R peak's index in a window."""
     x = sig.normalize_per_record(sig.bandpass_filter(raw[:, None], fs))[:, 0].astype(np.float64)
     before, after = round(0.25 * fs), round(0.45 * fs)
     keep = peaks[(peaks - before >= 0) & (peaks + after <= len(x))]
+    return x[keep[:, None] + np.arange(-before, after)[None, :]], before
+
+
+def _morphology(raw: np.ndarray, fs: float, peaks: np.ndarray) -> dict[str, float]:
+    beats, before = _beat_windows(raw, fs, peaks)
     out: dict[str, float] = {}
-    if len(keep) < 2:
+    if len(beats) < 2:
         return out
-    beats = x[keep[:, None] + np.arange(-before, after)[None, :]]  # (n, w)
     median = np.median(beats, axis=0)
     corr = row_correlation(beats, median)
     out["corr_mean"] = float(corr.mean())
@@ -196,6 +226,52 @@ def _morphology(raw: np.ndarray, fs: float, peaks: np.ndarray) -> dict[str, floa
     return out
 
 
+def median_beat_summaries(signal: Signal, peaks: np.ndarray, *, channel: int = 0) -> np.ndarray:
+    """The :data:`BEAT_MORPHOLOGY_FEATURES` of one recording (NaN when under 2 whole beats).
+
+    The median of the filtered, standardised beats is referred to its PR segment
+    (R -0.10..-0.06 s); QRS = R +-0.10 s, ST = R +0.06..+0.10 s, T = the largest deviation
+    in R +0.15..+0.45 s, P = the largest in R -0.25..-0.08 s (signed, over the QRS
+    peak-to-peak). QRS widths are the 10-90 % span of the absolute slope within R +-0.15 s,
+    of the median beat and of every beat.
+    """
+    fs = float(signal.fs_hz)
+    raw = np.asarray(signal.samples[:, channel], dtype=np.float64)
+    out = dict.fromkeys(BEAT_MORPHOLOGY_FEATURES, float("nan"))
+    peaks = np.asarray(peaks, dtype=np.int64)
+    beats, r = _beat_windows(raw, fs, peaks) if len(peaks) >= 2 else (np.zeros((0, 1)), 0)
+    if len(beats) < 2:
+        return np.array([out[n] for n in BEAT_MORPHOLOGY_FEATURES], dtype=np.float64)
+
+    def at(start_s: float, stop_s: float) -> slice:
+        return slice(r + round(start_s * fs), r + round(stop_s * fs) + 1)
+
+    median = np.median(beats, axis=0)
+    median = median - median[at(-0.10, -0.06)].mean()
+    qrs = median[at(-0.10, 0.10)]
+    ptp = max(float(np.ptp(qrs)), 1e-6)
+    width = float(slope_width(median[at(-0.15, 0.15)], fs))
+    widths = slope_width(beats[:, at(-0.15, 0.15)], fs)
+    t_part, p_part = median[at(0.15, 0.45)], median[at(-0.25, -0.08)]
+    t_index, p_index = int(np.argmax(np.abs(t_part))), int(np.argmax(np.abs(p_part)))
+    t_delay = 0.15 + t_index / fs
+    median_rr = float(np.median(np.diff(peaks))) / fs
+    out.update(
+        qrs_width_s=width,
+        qrs_width_cv=float(widths.std() / max(widths.mean(), 1e-6)),
+        wide_beat_share=float(np.mean(widths > WIDE_BEAT_RATIO * width)) if width > 0 else 0.0,
+        qrs_polarity=float((qrs.max() + qrs.min()) / ptp),
+        qrs_ptp=ptp,
+        st_over_qrs=float(median[at(0.06, 0.10)].mean() / ptp),
+        t_over_qrs=float(t_part[t_index] / ptp),
+        t_delay_s=t_delay,
+        t_delay_over_sqrt_rr=t_delay / np.sqrt(median_rr) if median_rr > 0 else float("nan"),
+        p_over_qrs=float(p_part[p_index] / ptp),
+        p_delay_s=0.25 - p_index / fs,
+    )
+    return np.array([out[n] for n in BEAT_MORPHOLOGY_FEATURES], dtype=np.float64)
+
+
 @dataclass
 class RhythmBeatFeaturizer(BeatFeaturizer):
     """A :class:`BeatFeaturizer` whose recordings also get the rhythm summaries.
@@ -205,32 +281,47 @@ class RhythmBeatFeaturizer(BeatFeaturizer):
     (NaN, e.g. the RR values of a recording with too few beats, becomes 0 = the training
     mean). The state adds ``summary_mean``/``summary_std`` to the beat featurizer's, under
     ``kind = "beats_rhythm"``; the beat-feature cache key is the plain beat featurizer's, so
-    one cache serves both.
+    one cache serves both. ``beat_morphology=True`` appends the
+    :data:`BEAT_MORPHOLOGY_FEATURES` (default off: the 31 summaries of earlier bundles).
     """
 
     kind: ClassVar[str] = "beats_rhythm"
 
+    beat_morphology: bool = False
     summary_mean: list[float] | None = None
     summary_std: list[float] | None = None
 
     @property
+    def summary_names(self) -> tuple[str, ...]:
+        """Names of the static vector's values, in order."""
+        extra = BEAT_MORPHOLOGY_FEATURES if self.beat_morphology else ()
+        return (*SUMMARY_FEATURES, *extra)
+
+    @property
     def n_summaries(self) -> int:
         """Size of the static vector."""
-        return len(SUMMARY_FEATURES)
+        return len(self.summary_names)
 
     def _options_key(self) -> tuple:
         state = {**self.state_dict(), "kind": BeatFeaturizer.kind}
-        skip = ("mean", "std", "summary_mean", "summary_std")
+        skip = ("mean", "std", "summary_mean", "summary_std", "beat_morphology")
         return tuple((k, v) for k, v in state.items() if k not in skip)
 
     def raw_summaries(self, signal: Signal) -> np.ndarray:
-        """Unscaled :data:`SUMMARY_FEATURES` of ``signal`` (cached like the beat features)."""
+        """Unscaled summaries (:attr:`summary_names`) of ``signal``, cached per recording."""
         key = (signal.record_id, "rhythm_summary")
         if key not in self._cache:
             self._cache[key] = recording_summaries(
                 signal, self.peak_positions(signal), channel=self._lead_index(signal)
             )
-        return self._cache[key]
+        if not self.beat_morphology:
+            return self._cache[key]
+        morph_key = (signal.record_id, "beat_morphology_summary")
+        if morph_key not in self._cache:
+            self._cache[morph_key] = median_beat_summaries(
+                signal, self.peak_positions(signal), channel=self._lead_index(signal)
+            )
+        return np.concatenate([self._cache[key], self._cache[morph_key]])
 
     def fit_summaries(self, signals: list[Signal]) -> RhythmBeatFeaturizer:
         """Mean and SD of each summary over the training recordings (NaN ignored)."""

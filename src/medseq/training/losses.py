@@ -188,7 +188,10 @@ def build_loss(config: TrainConfig, y_train: np.ndarray) -> nn.Module:
     if name == "mse":
         return MaskedMSELoss()
     weight = None
-    if config.class_weight == "balanced":
+    if config.class_weight in ("balanced", "sqrt_balanced"):
         n_classes = int(np.nanmax(y_train)) + 1
-        weight = torch.as_tensor(balanced_class_weight(y_train, n_classes))
+        balanced = balanced_class_weight(y_train, n_classes)
+        if config.class_weight == "sqrt_balanced":
+            balanced = np.sqrt(balanced)
+        weight = torch.as_tensor(balanced)
     return MaskedCrossEntropyLoss(weight=weight)

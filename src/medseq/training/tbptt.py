@@ -58,12 +58,19 @@ def window_start(n_samples: int, window_samples: int, stride: int) -> int:
     return ((n_samples - window_samples) // stride) * stride
 
 
-def tbptt_forward(model: nn.Module, values: Tensor, lengths: Tensor, tbptt_steps: int) -> Tensor:
+def tbptt_forward(
+    model: nn.Module,
+    values: Tensor,
+    lengths: Tensor,
+    tbptt_steps: int,
+    static: Tensor | None = None,
+) -> Tensor:
     """Recording logits ``(B, K)`` whose graph reaches back ``tbptt_steps`` steps only.
 
-    The values equal ``model(values, lengths)`` (the state is carried, not reset), but the
-    gradient stops at the window border. Records in a batch must be unpadded (equal
-    lengths): cut fixed windows or random crops first.
+    The values equal ``model(values, lengths, static)`` (the state is carried, not reset),
+    but the gradient stops at the window border. Records in a batch must be unpadded (equal
+    lengths): cut fixed windows or random crops first. ``static`` is the per-recording input
+    of a model with ``static_size > 0`` (fused into the head, so inside the graph).
     """
     if bool((lengths != values.shape[1]).any()):
         raise ValueError(
@@ -82,7 +89,7 @@ def tbptt_forward(model: nn.Module, values: Tensor, lengths: Tensor, tbptt_steps
     state = model.detach_state(state)
     pool = None if pool is None else tuple(p.detach() for p in pool)
     outputs, _ = model.forward_chunk(values[:, border:], state)
-    return model.pool_logits(model.pool_update(pool, outputs))
+    return model.pool_logits(model.pool_update(pool, outputs), static)
 
 
 def _label_mass(loss_fn: nn.Module, y: Tensor) -> Tensor:
@@ -126,6 +133,7 @@ def tbptt_backward(
     y: Tensor,
     loss_fn: nn.Module,
     tbptt_steps: int,
+    static: Tensor | None = None,
 ) -> Tensor:
     """Back-propagate the batch loss with truncated BPTT; return the (detached) loss.
 
@@ -134,7 +142,7 @@ def tbptt_backward(
     labels), each back-propagated through its own chunk only.
     """
     if model.config.mode == "recording":
-        loss = loss_fn(tbptt_forward(model, values, lengths, tbptt_steps), y)
+        loss = loss_fn(tbptt_forward(model, values, lengths, tbptt_steps, static), y)
         loss.backward()
         return loss.detach()
     if bool((lengths != values.shape[1]).any()):

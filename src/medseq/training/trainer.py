@@ -336,7 +336,9 @@ class Trainer:
             (scaled if penalty is None else scaled + penalty).backward()
         else:
             values, lengths, y = batch["values"], batch["lengths"], batch["y"]
-            loss = tbptt_backward(run.model, values, lengths, y, run.loss_fn, cfg.tbptt_steps)
+            loss = tbptt_backward(
+                run.model, values, lengths, y, run.loss_fn, cfg.tbptt_steps, batch.get("static")
+            )
             self._check_finite(loss, run, index)
             if penalty is not None:
                 penalty.backward()
@@ -385,7 +387,9 @@ class Trainer:
         ckpt.save_checkpoint(self._checkpoint_dir / ckpt.LAST_FILE, state)
 
     def _finish(self, run: RunState) -> FitResult:
-        if run.best_model is not None:
+        if not self.config.restore_best:
+            logger.info("restore_best = false: keeping the weights of epoch %d", run.epoch)
+        elif run.best_model is not None:
             ckpt.unwrap_model(run.model).load_state_dict(run.best_model)
             logger.info(
                 "restored epoch %d: %s=%.4f", run.best_epoch, self._monitor_key, run.best_score

@@ -5,10 +5,12 @@ import pytest
 
 from medseq.experiment.ecg_datasets import mitbih
 from medseq.features.beat_featurizer import (
+    LOCAL_RHYTHM_FEATURES,
     LOCAL_TEMPLATE_FEATURES,
     QRS_SHAPE_FEATURES,
     SCALAR_FEATURES,
     BeatFeaturizer,
+    local_rhythm_values,
     local_template_values,
     qrs_shape_values,
     scalar_feature_names,
@@ -173,3 +175,36 @@ def test_local_template_follows_a_change_of_the_usual_morphology():
         BeatFeaturizer(local_template=-1)
     with pytest.raises(ValueError, match="local_template must be an int >= 0"):
         BeatFeaturizer(local_template=True)
+
+
+def test_local_rhythm_tells_an_ectopic_beat_in_sinus_rhythm_from_fibrillation():
+    # sinus rhythm at 300 samples with one premature beat (200) and its pause (400)
+    sinus = np.concatenate([[0], np.cumsum([300] * 15 + [200, 400] + [300] * 15)])
+    rng = np.random.default_rng(0)
+    fibrillation = np.concatenate([[0], np.cumsum(rng.uniform(150, 450, 32))])
+    ectopic = local_rhythm_values(sinus, 10)
+    irregular = local_rhythm_values(fibrillation, 10)
+    assert ectopic.shape == (33, len(LOCAL_RHYTHM_FEATURES))
+    pre, post, spread, share = (ectopic[:, k] for k in range(4))
+    assert pre[16] == pytest.approx(2 / 3) and post[16] == pytest.approx(4 / 3)
+    assert pre[17] == pytest.approx(4 / 3)  # the beat after the compensatory pause
+    assert np.all(pre[:16] == 1.0)  # the median ignores the one early beat
+    assert spread.max() == 0.0 and share.max() < 0.2  # one event in a regular rhythm
+    assert np.median(irregular[:, 2]) > 0.2 and np.median(irregular[:, 3]) > 0.6
+    assert local_rhythm_values(np.array([0, 300]), 10).shape == (2, 4)
+
+
+def test_local_rhythm_option_appends_its_columns():
+    signal = _two_lead_ecg()
+    base = BeatFeaturizer(lead="MLII", morphology="none")
+    local = BeatFeaturizer(lead="MLII", morphology="none", local_rhythm=5)
+    names = scalar_feature_names(local_rhythm=5)
+    assert local.n_features == len(names) == 11 + 4
+    assert names[-4:] == list(LOCAL_RHYTHM_FEATURES)
+    m0, _ = base.raw_features(signal)
+    m1, _ = local.raw_features(signal)
+    np.testing.assert_array_equal(m1[:, :11], m0)
+    np.testing.assert_allclose(m1[:, 11:13], 1.0)  # a regular 0.8 s rhythm
+    assert "local_rhythm" in mitbih.FEATURIZER_KEYS
+    with pytest.raises(ValueError, match="local_rhythm must be an int >= 0"):
+        BeatFeaturizer(local_rhythm=2.5)

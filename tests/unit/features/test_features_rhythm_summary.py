@@ -13,8 +13,10 @@ from medseq.experiment.ecg_datasets import cinc2017
 from medseq.features import registry
 from medseq.features.beat_featurizer import BeatFeaturizer
 from medseq.features.rhythm_summary import (
+    BEAT_MORPHOLOGY_FEATURES,
     SUMMARY_FEATURES,
     RhythmBeatFeaturizer,
+    median_beat_summaries,
     recording_summaries,
     rr_summaries,
 )
@@ -24,14 +26,23 @@ from medseq.schema import Signal
 FS = 300.0
 
 
-def _ecg(record_id: str, rr_s: np.ndarray, fs: float = FS, p_wave: bool = True) -> Signal:
-    """Gaussian QRS spikes at the given RR intervals (and a small P wave 0.18 s before)."""
+def _ecg(
+    record_id: str,
+    rr_s: np.ndarray,
+    fs: float = FS,
+    p_wave: bool = True,
+    qrs_s: float = 0.012,
+    t_wave: float = 0.0,
+) -> Signal:
+    """Gaussian QRS spikes (width ``qrs_s``) at the given RR intervals, a small P wave
+    0.18 s before and a T wave of amplitude ``t_wave`` 0.30 s after each."""
     peaks = np.round((0.6 + np.concatenate([[0.0], np.cumsum(rr_s)])) * fs).astype(np.int64)
     n = int(peaks[-1] + 0.6 * fs)
     t = np.arange(n) / fs
     x = np.zeros(n)
     for p in peaks / fs:
-        x += np.exp(-(((t - p) / 0.012) ** 2))
+        x += np.exp(-(((t - p) / qrs_s) ** 2))
+        x += t_wave * np.exp(-(((t - p - 0.30) / 0.04) ** 2))
         if p_wave:
             x += 0.15 * np.exp(-(((t - p + 0.18) / 0.025) ** 2))
     x += 0.01 * np.random.default_rng(len(rr_s)).standard_normal(n)
@@ -82,6 +93,28 @@ def test_p_wave_evidence_and_shape_values():
     assert _at(with_p, "few_beats") == 0.0 and np.isfinite(with_p).all()
 
 
+def _morph(signal: Signal) -> dict[str, float]:
+    values = median_beat_summaries(signal, signal.annotation_samples)
+    return dict(zip(BEAT_MORPHOLOGY_FEATURES, values, strict=True))
+
+
+def test_median_beat_intervals_and_amplitudes():
+    narrow = _morph(_ecg("n", _regular(), t_wave=0.3))
+    wide = _morph(_ecg("w", _regular(), qrs_s=0.035, t_wave=0.3))
+    inverted = _morph(_ecg("i", _regular(), p_wave=False, t_wave=-0.3))
+    assert wide["qrs_width_s"] > 1.5 * narrow["qrs_width_s"]
+    assert narrow["t_delay_s"] == pytest.approx(0.30, abs=0.02)
+    assert narrow["t_delay_over_sqrt_rr"] == pytest.approx(0.30 / np.sqrt(0.8), abs=0.03)
+    assert narrow["t_over_qrs"] > 0.1 and inverted["t_over_qrs"] < -0.1
+    assert narrow["p_delay_s"] == pytest.approx(0.18, abs=0.02) and narrow["p_over_qrs"] > 0.05
+    assert abs(inverted["p_over_qrs"]) < narrow["p_over_qrs"] / 2
+    assert narrow["qrs_polarity"] > 0.5  # an upright R
+    assert narrow["wide_beat_share"] == 0.0 and np.isfinite(list(narrow.values())).all()
+    # fewer than two whole beats: all NaN (the training mean after z-scoring)
+    short = _ecg("s", np.array([0.8]))
+    assert np.isnan(median_beat_summaries(short, short.annotation_samples[:1])).all()
+
+
 def test_too_few_beats_gives_nan_rhythm_values_and_a_flag():
     signal = _ecg("short", np.array([0.8, 0.8]))
     out = recording_summaries(signal, signal.annotation_samples[:2])
@@ -125,6 +158,21 @@ def test_featurizer_z_scores_fills_nan_and_round_trips():
         RhythmBeatFeaturizer().summaries(signals)
 
 
+def test_beat_morphology_appends_to_the_summaries_and_shares_the_beat_cache():
+    signals = _signals()
+    base = RhythmBeatFeaturizer(segment_fs_hz=40.0).fit_summaries(signals)
+    both = RhythmBeatFeaturizer(segment_fs_hz=40.0, beat_morphology=True, _cache=base._cache)
+    both.fit_summaries(signals)
+    assert both.summary_names == (*SUMMARY_FEATURES, *BEAT_MORPHOLOGY_FEATURES)
+    assert base.n_summaries == len(SUMMARY_FEATURES)  # the default keeps older bundles' size
+    assert both._options_key() == base._options_key()
+    raw = both.raw_summaries(signals[0])
+    np.testing.assert_array_equal(raw[: len(SUMMARY_FEATURES)], base.raw_summaries(signals[0]))
+    assert both.summaries(signals).shape == (len(signals), both.n_summaries)
+    again = registry.featurizer_from_state_dict(json.loads(json.dumps(both.state_dict())))
+    assert again.beat_morphology and again.n_summaries == both.n_summaries
+
+
 def _cinc_data(signals: list[Signal]) -> cinc2017.CincData:
     ids = list(range(1, len(signals) + 1))
     by_id = dict(zip(ids, signals, strict=True))
@@ -158,5 +206,11 @@ def test_cinc_static_input_trains_the_model_and_survives_a_bundle(tmp_path):
     assert type(plain) is BeatFeaturizer and "static" not in cinc2017.transform(plain, data, ids)
     with pytest.raises(ValueError, match="rhythm_summary must be true or false"):
         cinc2017.fit_featurizer({"kind": "beats", "rhythm_summary": 1}, data, ids)
+    with pytest.raises(ValueError, match="beat_morphology = true needs rhythm_summary"):
+        cinc2017.fit_featurizer({"kind": "beats", "beat_morphology": True}, data, ids)
+    both = {"kind": "beats", "rhythm_summary": True, "beat_morphology": True, "qrs_shape": True}
+    rich = cinc2017.fit_featurizer(both, data, ids)
+    assert rich.beat_morphology and rich.qrs_shape
+    assert cinc2017._sizes(rich)["static_size"] == len(SUMMARY_FEATURES) + 11
     with pytest.raises(ValueError, match="unknown"):
         cinc2017.fit_featurizer({"kind": "signal", "rhythm_summary": True}, data, ids)

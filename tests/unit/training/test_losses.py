@@ -106,3 +106,12 @@ def test_build_loss_from_config():
     assert isinstance(build_loss(TrainConfig(task="regression"), y), MaskedMSELoss)
     ce = build_loss(TrainConfig(task="multiclass", class_weight="balanced"), np.array([0, 1, 1.0]))
     np.testing.assert_allclose(ce.weight.numpy(), [1.5, 0.75])
+
+
+def test_sqrt_balanced_class_weight_is_the_root_of_balanced():
+    y = np.array([0] * 90 + [1] * 9 + [2], dtype=np.float32)  # 100 times rarer -> 10 times
+    ce = build_loss(TrainConfig(task="multiclass", class_weight="sqrt_balanced"), y)
+    np.testing.assert_allclose(ce.weight.numpy(), np.sqrt([100 / 270, 100 / 27, 100 / 3]))
+    assert ce.weight[2] / ce.weight[0] == pytest.approx(np.sqrt(90.0))
+    with pytest.raises(ValueError, match="class_weight"):
+        TrainConfig(task="multiclass", class_weight="sqrt")

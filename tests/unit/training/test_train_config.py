@@ -68,7 +68,7 @@ def test_frozen():
         ({"device": "tpu"}, r"device must be one of"),
         ({"pos_weight": "auto"}, r"pos_weight must be \"balanced\""),
         ({"pos_weight": -2.0}, r"pos_weight must be in \(0.0, inf\]"),
-        ({"class_weight": "inverse"}, r"class_weight must be \"balanced\" or None"),
+        ({"class_weight": "inverse"}, r"class_weight must be one of \(.balanced., .sqrt_bal"),
         ({"progress": "yes"}, r"progress must be a bool"),
         ({"checkpoint_dir": 3}, r"checkpoint_dir must be a str path or None"),
     ],

@@ -47,6 +47,27 @@ def test_learns_and_restores_the_best_epoch():
     assert roc_auc_score(val["y"], prob) == result.best_score  # the restored weights
 
 
+def test_restore_best_false_keeps_the_last_epoch(tmp_path):
+    cfg = TrainConfig(epochs=6, lr=2e-2, patience=None, checkpoint_dir=str(tmp_path), **FAST)
+    torch.manual_seed(0)
+    model = TinyGRU()
+    train, val = make_data(96), make_data(48, seed=1)
+    val["y"] = 1.0 - val["y"]  # the best validation epoch is an early one
+    best_run = Trainer(cfg).fit(model, train, val)
+    assert best_run.best_epoch < 5
+    torch.manual_seed(0)
+    model = TinyGRU()
+    last_cfg = TrainConfig(
+        epochs=6, lr=2e-2, patience=None, restore_best=False, checkpoint_dir=str(tmp_path), **FAST
+    )
+    Trainer(last_cfg).fit(model, train, val)
+    last = load_checkpoint(tmp_path / "last.pt")
+    for name, value in model.state_dict().items():
+        assert torch.equal(value, last.model[name]), name
+    with pytest.raises(ValueError, match="restore_best must be a bool"):
+        TrainConfig(restore_best="no")
+
+
 def test_same_seed_gives_identical_weights_and_history():
     cfg = TrainConfig(epochs=3, lr=1e-2, seed=3, **FAST)
     model_a, result_a, _ = _fit(cfg)

@@ -111,6 +111,38 @@ def test_trainer_fits_with_tbptt(tmp_path):
     assert TrainConfig.from_json(config.to_json()).tbptt_steps == 20
 
 
+def test_tbptt_passes_the_static_input_of_a_fused_model():
+    fused = SignalModelConfig(**{**CONFIG.to_dict(), "static_size": 2, "static_hidden_size": 4})
+    torch.manual_seed(0)
+    model = ConvRNN(fused).eval()
+    x, lengths = torch.randn(3, 400, 1), torch.tensor([400, 400, 400])
+    static = torch.randn(3, 2)
+    full = model(x, lengths, static)
+    torch.testing.assert_close(tbptt_forward(model, x, lengths, 10, static), full)
+    with pytest.raises(ValueError, match="expects static"):
+        tbptt_forward(model, x, lengths, 10)
+    # trained through the Trainer: the static input decides the class, the signal is noise
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=96)
+    data = {
+        "values": rng.normal(size=(96, 320, 1)).astype(np.float32),
+        "lengths": np.full(96, 320, dtype=np.int64),
+        "static": np.stack([2.0 * y - 1.0, rng.normal(size=96)], axis=1).astype(np.float32),
+        "y": y.astype(np.float32),
+    }
+    config = TrainConfig(
+        task="multiclass", epochs=15, batch_size=16, lr=1e-2, patience=None, tbptt_steps=10,
+        progress=False, num_threads=1,
+    )  # fmt: skip
+    fused2 = SignalModelConfig(**{**fused.to_dict(), "n_outputs": 2})
+    torch.manual_seed(0)
+    model = ConvRNN(fused2)
+    trainer = Trainer(config)
+    trainer.fit(model, data, data)
+    accuracy = np.mean(trainer.predict(model, data).argmax(axis=1) == y)
+    assert accuracy > 0.9
+
+
 SEQUENCE = SignalModelConfig(**{**CONFIG.to_dict(), "mode": "sequence"})
 
 

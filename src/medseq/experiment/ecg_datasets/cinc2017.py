@@ -19,7 +19,9 @@ there is no public test set here. Subject ids are the record numbers (``A00042``
   summaries of :mod:`medseq.features.rhythm_summary` (z-scored on the training
   recordings) as the ``static`` input, for a ``ConvRNN`` with ``static_size`` > 0 (set
   from the featurizer); the featurizer is then a
-  :class:`~medseq.features.rhythm_summary.RhythmBeatFeaturizer`.
+  :class:`~medseq.features.rhythm_summary.RhythmBeatFeaturizer`;
+- ``beat_morphology`` (with ``rhythm_summary``, default false): append the median beat's
+  intervals and amplitudes to the summaries.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 KINDS = ("signal", "beats")
 AUGMENT_KEYS = {"signal": ("crop_seconds",), "beats": ("crop_beats",)}
-OTHER_KEYS = {"signal": (), "beats": ("rhythm_summary",)}
+OTHER_KEYS = {"signal": (), "beats": ("rhythm_summary", "beat_morphology")}
 FEATURIZER_KEYS = {
     "signal": ("target_fs_hz", "low_hz", "high_hz", "filter_order", "normalize", "max_seconds"),
     "beats": (
@@ -56,6 +58,7 @@ FEATURIZER_KEYS = {
         "segment_fs_hz",
         "local_beats",
         "morphology",
+        "qrs_shape",
     ),
 }
 
@@ -104,9 +107,11 @@ def _kind(features: dict[str, Any]) -> str:
         features,
         ("kind", *FEATURIZER_KEYS[kind], *AUGMENT_KEYS[kind], *OTHER_KEYS[kind]),
     )
-    summary = features.get("rhythm_summary", False)
-    if not isinstance(summary, bool):
-        raise ValueError(f"[features] rhythm_summary must be true or false, got {summary!r}")
+    for key in ("rhythm_summary", "beat_morphology", "qrs_shape"):
+        if not isinstance(features.get(key, False), bool):
+            raise ValueError(f"[features] {key} must be true or false, got {features[key]!r}")
+    if features.get("beat_morphology", False) and not features.get("rhythm_summary", False):
+        raise ValueError("[features] beat_morphology = true needs rhythm_summary = true")
     return kind
 
 
@@ -125,7 +130,8 @@ def fit_featurizer(features: dict[str, Any], data: CincData, ids: np.ndarray) ->
     if kind == "signal":
         return SignalFeaturizer(**options).fit(signals)
     if features.get("rhythm_summary", False):
-        featurizer = RhythmBeatFeaturizer(peaks="xqrs", **options)
+        morphology = features.get("beat_morphology", False)
+        featurizer = RhythmBeatFeaturizer(peaks="xqrs", beat_morphology=morphology, **options)
         featurizer.fit_summaries(signals)
     else:
         featurizer = BeatFeaturizer(peaks="xqrs", **options)

@@ -17,7 +17,7 @@ annotations), so each id names one beat and its record is ``id // 100_000``.
 ``[features]`` keys: the :class:`~medseq.features.beat_featurizer.BeatFeaturizer` options
 (``lead``, ``low_hz``, ``high_hz``, ``before_s``, ``after_s``, ``segment_fs_hz``,
 ``local_beats``, ``morphology``, ``local_ratios``, ``context_beats``, ``qrs_shape``,
-``second_lead``, ``record_relative``, ``local_template``).
+``second_lead``, ``record_relative``, ``local_template``, ``local_rhythm``).
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ FEATURIZER_KEYS = (
     "second_lead",
     "record_relative",
     "local_template",
+    "local_rhythm",
 )
 
 
