@@ -10,6 +10,16 @@ import torch
 
 torch.set_num_threads(1)
 
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_peak_cache(tmp_path_factory):
+    """Detected R peaks go to a folder of this test run, not the user's ~/.cache."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("MEDSEQ_CACHE", str(tmp_path_factory.mktemp("medseq-cache")))
+    yield
+    patch.undo()
+
+
 # A small but real model: trained on 1000 stays of set A, tested on 1000 of set B.
 SMALL_RUN = {
     "name": "small",

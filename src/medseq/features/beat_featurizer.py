@@ -54,7 +54,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from medseq.features import beats
+from medseq.features import beats, peak_cache
 from medseq.features import signal as sig
 from medseq.schema import DataError, Signal, check_known_keys
 
@@ -325,7 +325,8 @@ class BeatFeaturizer:
 
         XQRS detections are remembered by record id (``detected_peaks``, not part of the
         state), so one featurizer reused across folds or option sets detects each
-        recording once.
+        recording once, and on disk by content (:mod:`medseq.features.peak_cache`), so
+        the next run on this machine does not detect it again.
         """
         if self.peaks == "annotations":
             positions, _ = beats.beat_annotations(signal)
@@ -335,8 +336,13 @@ class BeatFeaturizer:
         known = self.detected_peaks.get(signal.record_id)
         if known is not None:
             return known
-        x = sig.bandpass_filter(self._lead(signal), signal.fs_hz, low_hz=5.0, high_hz=25.0)
-        peaks = beats.detect_r_peaks(x, signal.fs_hz)
+        lead = self._lead(signal)
+        key = peak_cache.peak_key(lead, signal.fs_hz)
+        peaks = peak_cache.load_peaks(key)
+        if peaks is None:
+            x = sig.bandpass_filter(lead, signal.fs_hz, low_hz=5.0, high_hz=25.0)
+            peaks = beats.detect_r_peaks(x, signal.fs_hz)
+            peak_cache.save_peaks(key, peaks)
         self.detected_peaks[signal.record_id] = peaks
         return peaks
 
