@@ -27,7 +27,6 @@ import torch
 from medseq.evaluation.multi import confusion, multiclass_metrics
 from medseq.experiment.ecg_datasets import cinc2017
 from medseq.features.beat_featurizer import BeatFeaturizer
-from medseq.features.rhythm_summary import RhythmBeatFeaturizer
 from medseq.models import build_model, model_config_from_dict
 from medseq.paths import dataset_dir
 from medseq.tasks.ecg import CINC2017_CLASSES
@@ -167,18 +166,10 @@ def run_fold(k, fold, variant, data, labels, template, select: bool, seeds) -> d
     )
     features = dict(variant["features"])
     if isinstance(template, BeatFeaturizer):
-        options = {k: v for k, v in features.items() if k in cinc2017.FEATURIZER_KEYS["beats"]}
-        summary = features.get("rhythm_summary", False)
-        if summary:
-            morphology = features.get("beat_morphology", False)
-            featurizer = RhythmBeatFeaturizer(peaks="xqrs", beat_morphology=morphology, **options)
-        else:
-            featurizer = BeatFeaturizer(peaks="xqrs", **options)
+        featurizer = cinc2017.beat_featurizer(features)
         featurizer.detected_peaks = template.detected_peaks
         featurizer._cache = template._cache  # raw beat features, keyed by record and options
-        if summary:  # z-scored on the fold's fitting recordings
-            featurizer.fit_summaries([data.signals[int(i)] for i in fit_ids])
-        featurizer.fit([featurizer.raw_features(data.signals[int(i)])[0] for i in fit_ids])
+        cinc2017.fit_beats(featurizer, [data.signals[int(i)] for i in fit_ids])
     else:
         featurizer = cinc2017.fit_featurizer(features, data, fit_ids)
     train = _arrays(featurizer, data, fit_ids, labels)

@@ -219,6 +219,15 @@ def criterion(scores: dict[str, float]) -> float:
     return round(float(np.mean([scores["se_V"], scores["ppv_V"], scores["se_S"]])), 4)
 
 
+def _fitted_featurizer(features: dict, data, train_ids, cache: dict) -> BeatFeaturizer:
+    """The variant's featurizer, z-scored on the records of ``train_ids``; ``cache`` keeps
+    the raw beat features across folds."""
+    check_known_keys("[features] (mitbih)", features, mitbih.FEATURIZER_KEYS)
+    featurizer = BeatFeaturizer(peaks="annotations", **features, _cache=cache)
+    records = sorted({str(r) for r in data.beats.loc[train_ids, "record"]})
+    return featurizer.fit([featurizer.raw_features(data.signals[r])[0] for r in records])
+
+
 def _record_sequences(featurizer, data, labels, ids, crop: int | None):
     """Per-record beat matrices of the records of ``ids``, one label per beat (NaN where the
     beat is not in ``ids``, e.g. a Q beat); cut into crops of ``crop`` beats (half
@@ -254,9 +263,7 @@ def _fit_predict_sequence(name, data, labels, train_ids, val_ids, predict_ids, c
     """:func:`_fit_predict` for the whole-record sequence-labelling variants."""
     features, model_extra, train_extra = VARIANTS[name]
     train_extra = {**train_extra, **(refit or {})}
-    featurizer = BeatFeaturizer(peaks="annotations", **features, _cache=cache)
-    records = sorted({str(r) for r in data.beats.loc[train_ids, "record"]})
-    featurizer.fit([featurizer.raw_features(data.signals[r])[0] for r in records])
+    featurizer = _fitted_featurizer(features, data, train_ids, cache)
     train, _ = _record_sequences(featurizer, data, labels, train_ids, CROP_BEATS)
     val, _ = _record_sequences(featurizer, data, labels, val_ids, CROP_BEATS)
     config = model_config_from_dict(
@@ -286,10 +293,7 @@ def _fit_predict(
             name, data, labels, train_ids, val_ids, predict_ids, cache, refit
         )
     train_extra = {**train_extra, **(refit or {})}
-    check_known_keys("[features] (mitbih)", features, mitbih.FEATURIZER_KEYS)
-    featurizer = BeatFeaturizer(peaks="annotations", **features, _cache=cache)
-    records = sorted({str(r) for r in data.beats.loc[train_ids, "record"]})
-    featurizer.fit([featurizer.raw_features(data.signals[r])[0] for r in records])
+    featurizer = _fitted_featurizer(features, data, train_ids, cache)
     train = mitbih.transform(featurizer, data, train_ids)
     val = mitbih.transform(featurizer, data, val_ids)
     train["y"] = labels.loc[train_ids].to_numpy(np.float32)

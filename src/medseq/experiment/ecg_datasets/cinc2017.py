@@ -125,16 +125,27 @@ def _signals(data: CincData, ids: np.ndarray) -> list[Signal]:
 def fit_featurizer(features: dict[str, Any], data: CincData, ids: np.ndarray) -> Any:
     """A :class:`SignalFeaturizer` or an XQRS :class:`BeatFeaturizer` fitted on ``ids``."""
     kind = _kind(features)
-    options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS[kind]}
     signals = _signals(data, ids)
     if kind == "signal":
+        options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS[kind]}
         return SignalFeaturizer(**options).fit(signals)
+    return fit_beats(beat_featurizer(features), signals)
+
+
+def beat_featurizer(features: dict[str, Any]) -> BeatFeaturizer:
+    """The unfitted XQRS featurizer of ``[features]`` with ``kind = "beats"`` (a
+    :class:`RhythmBeatFeaturizer` with ``rhythm_summary``); other keys are ignored."""
+    options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS["beats"]}
     if features.get("rhythm_summary", False):
         morphology = features.get("beat_morphology", False)
-        featurizer = RhythmBeatFeaturizer(peaks="xqrs", beat_morphology=morphology, **options)
+        return RhythmBeatFeaturizer(peaks="xqrs", beat_morphology=morphology, **options)
+    return BeatFeaturizer(peaks="xqrs", **options)
+
+
+def fit_beats(featurizer: BeatFeaturizer, signals: list[Signal]) -> BeatFeaturizer:
+    """Fit the beat z-scoring (and the summaries' z-scoring) on the training ``signals``."""
+    if isinstance(featurizer, RhythmBeatFeaturizer):
         featurizer.fit_summaries(signals)
-    else:
-        featurizer = BeatFeaturizer(peaks="xqrs", **options)
     return featurizer.fit([featurizer.raw_features(s)[0] for s in signals])
 
 
