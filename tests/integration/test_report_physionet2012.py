@@ -11,7 +11,9 @@ from __future__ import annotations
 import base64
 import html.parser
 import json
+import os
 import shutil
+import signal
 import struct
 import subprocess
 import tempfile
@@ -278,16 +280,35 @@ def _launch(profile: str) -> tuple[subprocess.Popen, str]:
         [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its helpers (zygote, renderers) share one process group
     )
     port_file = Path(profile) / "DevToolsActivePort"
     deadline = time.monotonic() + 60
     while not (port_file.exists() and len(port_file.read_text().splitlines()) == 2):
         if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
+            _stop(proc)
             pytest.fail("chromium did not open its DevTools port within 60 s")
         time.sleep(0.1)
     port, path = port_file.read_text().splitlines()
     return proc, f"ws://127.0.0.1:{port}{path}"
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """End chromium and every helper it forked.
+
+    Terminating only the browser process leaves helpers that keep writing to the profile
+    for a moment, which made the profile's removal fail now and then.
+    """
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            continue
+        time.sleep(0.2)  # helpers exit after the browser; give them the moment
 
 
 def _visit(tools: _DevTools, page: Path, screenshot: Path) -> list:
@@ -312,13 +333,13 @@ def render_in_chromium(page: Path, screenshot: Path) -> dict:
     """Load ``page``; return console errors and image states; write a full-page screenshot."""
     from websockets.sync.client import connect
 
-    with tempfile.TemporaryDirectory() as profile:
+    # A profile file a late helper writes after the kill is not worth failing the test over.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc, url = _launch(profile)
         try:
             with connect(url, max_size=None, open_timeout=30) as socket:
                 tools = _DevTools(socket)
                 images = _visit(tools, page, screenshot)
         finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+            _stop(proc)
     return {"errors": _console_errors(tools.events), "images": images}
