@@ -94,6 +94,20 @@ def main(
         raise typer.Exit()
 
 
+def _validation_lines(pooled: dict[str, float], extra: dict) -> str:
+    """Pooled validation metrics, with the per-fold mean and sd beside them under CV."""
+    spread = extra.get("val_fold_mean_sd", {})
+    folds = len(extra.get("val_folds", []))
+    lines = []
+    for name, value in pooled.items():
+        line = f"{name}: {value:.4f}"
+        if name in spread:
+            mean, sd = spread[name]
+            line += f"   ({folds} folds: {mean:.4f} ± {sd:.4f})"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 @app.command()
 @_friendly_errors
 def train(
@@ -133,7 +147,7 @@ def train(
         _print_metrics(title, result.test_metrics)
     else:
         typer.echo(f"\n{result.name}: validation (out-of-fold) metrics{threshold}")
-        typer.echo("\n".join(f"{k}: {v:.4f}" for k, v in result.val_metrics.items()))
+        typer.echo(_validation_lines(result.val_metrics, result.extra))
     matrix = result.extra.get("test_confusion") or result.extra.get("val_confusion")
     if matrix is not None:
         names = result.extra["class_names"]

@@ -106,6 +106,7 @@ def test_selection_run_on_pooled_folds_then_one_evaluation_of_its_bundle(tmp_pat
     cli = CliRunner().invoke(app, ["train", str(config), "--no-test", "-o", str(out)])
     assert cli.exit_code == 0, cli.output
     assert "validation (out-of-fold) metrics" in cli.output and "auroc:" in cli.output
+    assert "(2 folds: " in cli.output  # the per-fold mean and sd beside the pooled figure
     assert not (out / "test_predictions.csv").exists()
     bundle = load_bundle(out / "bundle")
     assert len(bundle.members) == 2 and bundle.model_config.test_time_flips

@@ -53,7 +53,8 @@ def fit_baseline(
     val_y, val_pred, test_pred = [], [], []
     for fold in folds:
         model = _estimator(config.baseline.kind, config.task_type, dict(config.baseline.params))
-        model.fit(_summaries(fold.train), fold.train.y)
+        fitting = fold.fitting()  # no early stopping here: the held-out part is fitted on
+        model.fit(_summaries(fitting), fitting.y)
         predict = (
             (lambda x, m=model: m.predict_proba(x)[:, 1])
             if config.task_type == "binary"

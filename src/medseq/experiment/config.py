@@ -56,6 +56,11 @@ class ExperimentData:
     ``score_test = false`` makes a protocol run a selection run too: the protocol's test
     part is neither predicted nor scored, so configurations can be compared on their
     (out-of-fold) validation metrics before the chosen one is tested once.
+    ``inner_val_fraction > 0`` takes that share of each fold's training subjects (by
+    patient, stratified) for early stopping, so the fold's validation part is truly held
+    out: without it the members stop on the very predictions they are scored on, and the
+    out-of-fold metrics are optimistic. Use it when those metrics are the result (a dataset
+    without a test set) rather than a tool for choosing among configurations.
     """
 
     dataset: str = "physionet2012"
@@ -64,6 +69,7 @@ class ExperimentData:
     task: str = "mortality"
     val_fraction: float = 0.2
     cv_folds: int = 0
+    inner_val_fraction: float = 0.0
     split_seed: int = 0
     max_subjects: int | None = None
     protocol: str = ""
@@ -92,6 +98,10 @@ class ExperimentData:
             raise ValueError(f"[data] score_test must be true or false, got {self.score_test!r}")
         if not 0.0 < self.val_fraction < 1.0:
             raise ValueError(f"[data] val_fraction must be in (0, 1), got {self.val_fraction!r}")
+        if not 0.0 <= self.inner_val_fraction < 1.0:
+            raise ValueError(
+                f"[data] inner_val_fraction must be in [0, 1), got {self.inner_val_fraction!r}"
+            )
         if self.max_subjects is not None and self.max_subjects < 20:
             raise ValueError(f"[data] max_subjects must be >= 20, got {self.max_subjects}")
         if self.cv_folds == 1 or self.cv_folds < 0:

@@ -68,10 +68,25 @@ class LabelledSet:
 
 @dataclass
 class Fold:
-    """One train/validation partition of the training set (subject-disjoint)."""
+    """One train/validation partition of the training set (subject-disjoint).
+
+    ``early_stop``, when set, is the part of the training subjects the members early-stop
+    on; they are fitted on ``train`` alone, and ``val`` is seen only when scored.
+    """
 
     train: LabelledSet
     val: LabelledSet
+    early_stop: LabelledSet | None = None
+
+    def fitting(self) -> LabelledSet:
+        """Every subject this fold learns from: ``train`` plus the early-stopping part."""
+        if self.early_stop is None:
+            return self.train
+        return LabelledSet(
+            data=self.train.data,
+            subject_ids=np.concatenate([self.train.subject_ids, self.early_stop.subject_ids]),
+            y=np.concatenate([self.train.y, self.early_stop.y]),
+        )
 
 
 def stratification_target(labels: pd.Series | pd.DataFrame) -> np.ndarray:
@@ -97,10 +112,54 @@ def default_split_ids(spec, labels: pd.Series | pd.DataFrame) -> SplitIds:
 
 def folds_from_ids(data, labels: pd.Series | pd.DataFrame, split: SplitIds) -> list[Fold]:
     """Labelled folds of ``data`` from the ids of a split."""
+    early = split.early_stop or [None] * len(split.folds)
     return [
-        Fold(LabelledSet.select(data, labels, tr), LabelledSet.select(data, labels, va))
-        for tr, va in split.folds
+        Fold(
+            LabelledSet.select(data, labels, tr),
+            LabelledSet.select(data, labels, va),
+            None if es is None else LabelledSet.select(data, labels, es),
+        )
+        for (tr, va), es in zip(split.folds, early, strict=True)
     ]
+
+
+def hold_out_early_stop(
+    split: SplitIds,
+    labels: pd.Series | pd.DataFrame,
+    *,
+    fraction: float,
+    seed: int,
+    groups: np.ndarray | None = None,
+) -> SplitIds:
+    """``split`` with ``fraction`` of each fold's training ids moved to an early-stopping part.
+
+    ``groups`` (aligned with ``labels``) names each id's patient or record; a group moves
+    whole, and the draw is then unstratified (a group has no single label). Without it
+    every id is its own patient and the draw is stratified on the label.
+    """
+    from medseq.tasks.splits import stratified_split
+
+    ids = labels.index.to_numpy()
+    group_of = pd.Series(ids if groups is None else np.asarray(groups), index=ids)
+    target = pd.Series(stratification_target(labels), index=ids)
+    early_stop, folds = [], []
+    for k, (train, val) in enumerate(split.folds):
+        members = group_of.loc[train]
+        names = np.unique(members.to_numpy())
+        if groups is None:
+            strata = target.loc[names].to_numpy()
+        else:
+            strata = np.zeros(len(names), dtype=np.int64)
+        if len(names) < 4:
+            raise ValueError(
+                f"fold {k}: {len(names)} training patients are too few to hold "
+                "some out for early stopping; set [data] inner_val_fraction = 0"
+            )
+        _, held = stratified_split(names, strata, val_fraction=fraction, random_state=seed)
+        is_held = members.isin(held).to_numpy()
+        folds.append((np.sort(np.asarray(train)[~is_held]), val))
+        early_stop.append(np.sort(np.asarray(train)[is_held]))
+    return SplitIds(folds=folds, test=split.test, early_stop=early_stop)
 
 
 def read_labelled(spec: DatasetSpec, config, path: str | Path) -> tuple[Any, Any]:

@@ -37,25 +37,39 @@ DATASETS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class SplitIds:
-    """Subject ids of a split protocol: ``(train, val)`` per fold, and the test ids."""
+    """Subject ids of a split protocol: ``(train, val)`` per fold, and the test ids.
+
+    ``early_stop``, when set, holds one id array per fold, taken out of that fold's
+    ``train``: the members early-stop on it, so the fold's ``val`` part is never seen
+    before its out-of-fold prediction (:func:`medseq.experiment.data.hold_out_early_stop`).
+    """
 
     folds: list[tuple[np.ndarray, np.ndarray]]
     test: np.ndarray | None = None
+    early_stop: list[np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         if not self.folds:
             raise ValueError("a split protocol must give at least one (train, val) fold")
+        if self.early_stop is not None and len(self.early_stop) != len(self.folds):
+            raise ValueError(
+                f"{len(self.early_stop)} early-stopping parts for {len(self.folds)} folds"
+            )
         for k, (train, val) in enumerate(self.folds):
-            shared = np.intersect1d(train, val)
-            if shared.size:
-                raise ValueError(f"fold {k}: {shared.size} subjects in both train and val")
+            parts = {"train": train, "val": val}
+            if self.early_stop is not None:
+                parts["early_stop"] = self.early_stop[k]
             if self.test is not None:
-                leaked = np.intersect1d(np.union1d(train, val), self.test)
-                if leaked.size:
-                    raise ValueError(
-                        f"fold {k}: {leaked.size} test subjects also in train/val "
-                        f"(e.g. {leaked[:3].tolist()})"
-                    )
+                parts["test"] = self.test
+            names = list(parts)
+            for i, first in enumerate(names):
+                for second in names[i + 1 :]:
+                    shared = np.intersect1d(parts[first], parts[second])
+                    if shared.size:
+                        raise ValueError(
+                            f"fold {k}: {shared.size} subjects in both {first} and {second} "
+                            f"(e.g. {shared[:3].tolist()})"
+                        )
 
 
 Labels = pd.Series | pd.DataFrame
@@ -95,6 +109,10 @@ class DatasetSpec:
         Builds the training-batch augmentation from the ``[features]`` table and the
         featurizer fitted on the training ids (e.g. SMILES enumeration decodes token ids
         with its vocabulary).
+    groups : callable ``(task, data, ids) -> array``, optional
+        The patient (or record) behind each sample id, for datasets with several samples
+        per patient (admissions, beats): a split the runner draws itself keeps each group
+        on one side. None: every id is its own patient.
     """
 
     name: str
@@ -108,6 +126,7 @@ class DatasetSpec:
     protocols: Mapping[str, Protocol] = field(default_factory=dict)
     metrics: Callable[[str, np.ndarray, np.ndarray], dict[str, float]] | None = None
     augment: Callable[[dict[str, Any], Any], Any] | None = None
+    groups: Callable[[str, Any, np.ndarray], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         bad = {t: k for t, k in self.tasks.items() if k not in TASK_TYPES}

@@ -147,6 +147,11 @@ def _subject_split(data_config: Any, data: HistoryData, labels) -> SplitIds:
     )
 
 
+def _subjects(task: str, data: HistoryData, ids: np.ndarray) -> np.ndarray:
+    """The patient behind each sample id (an admission or a visit of theirs)."""
+    return histories.subject_of(np.asarray(ids, dtype=np.int64), data.task or task)
+
+
 def _metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
     if TASKS.get(task) != "multilabel":
         return {}
@@ -167,6 +172,7 @@ def _spec(name: str, read) -> DatasetSpec:
         class_names=_class_names,
         protocols={"subject": _subject_split},
         metrics=_metrics,
+        groups=_subjects,
     )
 
 

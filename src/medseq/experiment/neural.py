@@ -73,9 +73,11 @@ def train_bundle(
 ) -> tuple[Bundle, np.ndarray, np.ndarray, np.ndarray | None]:
     """Fit the featurizer on the training subjects, one model per fold and seed.
 
-    Returns the bundle, the validation labels and (out-of-fold) predictions, and the test
-    predictions of the whole ensemble (None without a test set). Under ``torchrun`` one
-    process group serves every fit (:func:`medseq.training.distributed.session`).
+    Members early-stop on their fold's early-stopping part when it has one, else on its
+    validation part. Returns the bundle, the validation labels and (out-of-fold)
+    predictions, and the test predictions of the whole ensemble (None without a test
+    set). Under ``torchrun`` one process group serves every fit
+    (:func:`medseq.training.distributed.session`).
     """
     with distributed.session(str(config.train.get("device", "auto"))):
         return _train_bundle(config, folds, test, out_dir, resume=resume, progress=progress)
@@ -83,12 +85,13 @@ def train_bundle(
 
 def _train_bundle(config, folds, test, out_dir, *, resume, progress):
     spec = get_dataset(config.data.dataset)
+    first = folds[0].fitting()
     everyone = LabelledSet(
-        data=folds[0].train.data,
-        subject_ids=np.concatenate([folds[0].train.subject_ids, folds[0].val.subject_ids]),
-        y=np.concatenate([folds[0].train.y, folds[0].val.y]),
+        data=first.data,
+        subject_ids=np.concatenate([first.subject_ids, folds[0].val.subject_ids]),
+        y=np.concatenate([first.y, folds[0].val.y]),
     )
-    fit_ids = np.unique(np.concatenate([f.train.subject_ids for f in folds]))
+    fit_ids = np.unique(np.concatenate([f.fitting().subject_ids for f in folds]))
     featurizer = spec.fit_featurizer(dict(config.features), everyone.data, fit_ids)
     train_arrays = featurise(spec, featurizer, everyone)
     class_names = (
@@ -103,8 +106,10 @@ def _train_bundle(config, folds, test, out_dir, *, resume, progress):
     for k, fold in enumerate(folds):
         rows = {
             part: np.array([row_of[int(s)] for s in getattr(fold, part).subject_ids])
-            for part in ("train", "val")
+            for part in ("train", "val", "early_stop")
+            if getattr(fold, part) is not None
         }
+        stop_rows = rows.get("early_stop", rows["val"])
         fold_members = []
         for seed in config.seeds:
             tag = f"fold{k}-seed{seed}" if len(folds) > 1 else f"seed{seed}"
@@ -114,7 +119,7 @@ def _train_bundle(config, folds, test, out_dir, *, resume, progress):
                 seed,
                 out_dir / tag,
                 _subset(train_arrays, rows["train"]),
-                _subset(train_arrays, rows["val"]),
+                _subset(train_arrays, stop_rows),
                 resume=resume,
                 progress=progress,
                 augment=augment,

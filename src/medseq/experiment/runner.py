@@ -7,6 +7,7 @@ training set only; the test set is predicted once, after everything is fixed.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from medseq.experiment.data import (
     default_split_ids,
     file_sha256,
     folds_from_ids,
+    hold_out_early_stop,
     read_labelled,
     resolve_data_path,
 )
@@ -73,13 +75,26 @@ def _load_splits(config: ExperimentConfig) -> tuple[list[Fold], LabelledSet | No
     data, labels = _read_labelled(spec, config, config.data.train)
     if config.data.protocol:
         split = spec.protocol(config.data.protocol)(config.data, data, labels)
-        folds = folds_from_ids(data, labels, split)
+    else:
+        split = default_split_ids(config.data, labels)
+    if config.data.inner_val_fraction > 0:
+        groups = None if spec.groups is None else spec.groups(config.data.task, data, labels.index)
+        split = hold_out_early_stop(
+            split, labels, fraction=config.data.inner_val_fraction,
+            seed=config.data.split_seed, groups=groups,
+        )  # fmt: skip
+    elif len(split.folds) > 1:
+        logger.info(
+            "members early-stop on the fold they are scored on: the out-of-fold metrics are "
+            "optimistic ([data] inner_val_fraction holds out a separate part)"
+        )
+    folds = folds_from_ids(data, labels, split)
+    if config.data.protocol:
         if split.test is None or not config.data.score_test:
             if split.test is not None:
                 logger.info("score_test = false: a selection run, the test part is not touched")
             return folds, None
         return folds, LabelledSet.select(data, labels, split.test)
-    folds = folds_from_ids(data, labels, default_split_ids(config.data, labels))
     if not config.data.test or not config.data.score_test:
         logger.info("no test set scored: a selection run, validation metrics only")
         return folds, None
@@ -105,12 +120,16 @@ def _provenance(
         "n_subjects": {
             "train": len(folds[0].train.subject_ids),
             "val": len(folds[0].val.subject_ids),
+            "early_stop": 0
+            if folds[0].early_stop is None
+            else len(folds[0].early_stop.subject_ids),
             "test": len(test.subject_ids) if test else 0,
         },
         "split": {
             "protocol": config.data.protocol,
             "val_fraction": config.data.val_fraction,
             "cv_folds": config.data.cv_folds,
+            "inner_val_fraction": config.data.inner_val_fraction,
             "split_seed": config.data.split_seed,
             "max_subjects": config.data.max_subjects,
         },
@@ -143,7 +162,8 @@ def run_experiment(
         bundle.provenance = _provenance(config, folds, test)
         bundle_dir = str(out_dir / "bundle")
         class_names = bundle.class_names
-    scored = _score(config, class_names, val_y, val_pred, test, test_pred)
+    fold_sizes = [len(fold.val.subject_ids) for fold in folds]
+    scored = _score(config, class_names, val_y, val_pred, test, test_pred, fold_sizes)
     threshold, val_metrics, test_metrics = scored.threshold, scored.val, scored.test
     if config.baseline is None:
         from medseq.bundle import save_bundle
@@ -273,8 +293,45 @@ def metrics_with_cis(
     return out
 
 
-def _score(config, class_names, val_y, val_pred, test, test_pred) -> _Scores:
-    """Threshold and validation metrics from (out-of-fold) validation predictions; test once."""
+def _with_extras(spec, task, metrics, y, pred, **kwargs) -> dict[str, float]:
+    """``metrics(y, pred)`` plus the dataset's own metrics of the task."""
+    out = dict(metrics(y, pred, **kwargs))
+    if spec.metrics is not None:
+        out |= spec.metrics(task, y, pred)
+    return out
+
+
+def _per_fold(table, y, pred, fold_sizes: list[int]) -> dict[str, Any]:
+    """Each fold's validation metrics and their mean and sample sd over folds.
+
+    The pooled table hides how much the estimate moves from fold to fold; this is that
+    spread. A fold whose metrics cannot be computed (e.g. one class only) is reported with
+    its error and left out of the summary.
+    """
+    bounds = np.cumsum([0, *fold_sizes])
+    folds: list[dict[str, Any]] = []
+    for start, stop in itertools.pairwise(bounds):
+        try:
+            folds.append({k: float(v) for k, v in table(y[start:stop], pred[start:stop]).items()})
+        except ValueError as err:
+            folds.append({"error": str(err)})
+    scored = [f for f in folds if "error" not in f]
+    summary = {}
+    for name in scored[0] if scored else []:
+        values = np.array([f[name] for f in scored], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if values.size:
+            sd = float(values.std(ddof=1)) if values.size > 1 else float("nan")
+            summary[name] = [float(values.mean()), sd]
+    return {"val_folds": folds, "val_fold_mean_sd": summary}
+
+
+def _score(config, class_names, val_y, val_pred, test, test_pred, fold_sizes=()) -> _Scores:
+    """Threshold and validation metrics from (out-of-fold) validation predictions; test once.
+
+    With several folds, each fold's metrics (at the pooled threshold) and their mean and sd
+    go into the extras as well.
+    """
     from medseq.evaluation import binary_metrics, regression_metrics, select_threshold
     from medseq.evaluation.multi import confusion
 
@@ -283,18 +340,18 @@ def _score(config, class_names, val_y, val_pred, test, test_pred) -> _Scores:
     threshold = None
     if task_type in ("multiclass", "multilabel"):
         names = class_labels(class_names, val_pred.shape[-1])
-        val_metrics = metric_table(spec, task, task_type, names)(val_y, val_pred)
+        table = metric_table(spec, task, task_type, names)
         extra["class_names"] = names
     elif task_type == "binary":
         threshold = float(
             select_threshold(val_y, val_pred, method=ev.threshold, target=ev.threshold_target)
         )
-        val_metrics = binary_metrics(val_y, val_pred, threshold=threshold)
+        table = functools.partial(_with_extras, spec, task, binary_metrics, threshold=threshold)
     else:
-        val_metrics = regression_metrics(val_y, val_pred)
-    if spec.metrics is not None and task_type not in ("multiclass", "multilabel"):
-        val_metrics |= spec.metrics(task, val_y, val_pred)
-    val_metrics = {k: float(v) for k, v in val_metrics.items()}
+        table = functools.partial(_with_extras, spec, task, regression_metrics)
+    val_metrics = {k: float(v) for k, v in table(val_y, val_pred).items()}
+    if len(fold_sizes) > 1:
+        extra |= _per_fold(table, val_y, val_pred, fold_sizes)
     multiclass = task_type == "multiclass"
     if multiclass:
         extra["val_confusion"] = confusion(val_y, val_pred, len(extra["class_names"])).tolist()

@@ -62,8 +62,15 @@ def test_config_checks_task_and_protocol_against_the_dataset():
 def test_split_ids_refuse_leaks():
     with pytest.raises(ValueError, match="1 subjects in both train and val"):
         SplitIds(folds=[(np.array([1, 2]), np.array([2, 3]))])
-    with pytest.raises(ValueError, match="1 test subjects also in train/val"):
+    with pytest.raises(ValueError, match="1 subjects in both val and test"):
         SplitIds(folds=[(np.array([1, 2]), np.array([3]))], test=np.array([3, 4]))
+    fold = [(np.array([1, 2]), np.array([3]))]
+    with pytest.raises(ValueError, match="1 subjects in both train and early_stop"):
+        SplitIds(folds=fold, early_stop=[np.array([2, 5])])
+    with pytest.raises(ValueError, match="1 subjects in both val and early_stop"):
+        SplitIds(folds=fold, early_stop=[np.array([3])])
+    with pytest.raises(ValueError, match="1 early-stopping parts for 2 folds"):
+        SplitIds(folds=fold * 2, early_stop=[np.array([5])])
 
 
 def test_multiclass_metrics_agree_with_scikit_learn():

@@ -158,6 +158,11 @@ def de_chazal(spec: Any, data: MitbihData, labels: pd.Series) -> SplitIds:
     return SplitIds(folds=folds, test=test)
 
 
+def _records(task: str, data: MitbihData, ids: np.ndarray) -> np.ndarray:
+    """The record behind each beat id: one patient's beats stay on one side of a split."""
+    return np.asarray(ids, dtype=np.int64) // ID_STRIDE
+
+
 def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
     """Per-class sensitivity (``se_*``) and positive predictivity (``ppv_*``), accuracy."""
     matrix = confusion(y_true, y_prob, len(BEAT_CLASSES)).astype(np.float64)
@@ -182,4 +187,5 @@ MITBIH = DatasetSpec(
     class_names=_class_names,
     protocols={"de_chazal": de_chazal},
     metrics=metrics,
+    groups=_records,
 )

@@ -1,0 +1,70 @@
+"""Cross-validation with a separate early-stopping part, on real data: the members never
+see their fold's validation part before it is scored, and results.json carries the spread
+of the out-of-fold metrics over folds."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+
+from conftest import SMALL_RUN
+from medseq.bundle import load_bundle
+from medseq.experiment import parse_config, run_experiment
+from medseq.experiment.runner import _load_splits
+from medseq.paths import dataset_dir
+from medseq.tasks import histories
+from medseq.training import Trainer
+
+
+def test_members_stop_on_the_inner_part_and_results_hold_each_fold(tmp_path, monkeypatch):
+    raw = {
+        **SMALL_RUN,
+        "data": {"max_subjects": 400, "cv_folds": 2, "inner_val_fraction": 0.25, "test": ""},
+        "train": {**SMALL_RUN["train"], "epochs": 2},
+    }
+    config = replace(parse_config(raw), output_dir=str(tmp_path))
+    folds, _ = _load_splits(config)
+    stopped_on = []
+    real_fit = Trainer.fit
+
+    def spy(self, model, train, val, **kwargs):  # the real fit, recording what it stopped on
+        stopped_on.append((len(train["y"]), len(val["y"])))
+        return real_fit(self, model, train, val, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    result = run_experiment(config, progress=False)
+    expected = [(len(f.train.subject_ids), len(f.early_stop.subject_ids)) for f in folds]
+    assert stopped_on == expected
+    for fold in folds:
+        assert len(fold.early_stop.subject_ids) != len(fold.val.subject_ids)
+        assert not np.intersect1d(fold.early_stop.subject_ids, fold.val.subject_ids).size
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert len(saved["val_folds"]) == 2
+    mean, sd = saved["val_fold_mean_sd"]["auroc"]
+    fold_aurocs = [f["auroc"] for f in saved["val_folds"]]
+    assert mean == np.mean(fold_aurocs) and sd >= 0
+    assert saved["val_metrics"]["auroc"] == result.val_metrics["auroc"]
+    assert 0.5 < saved["val_metrics"]["auroc"] < 1.0  # trained, scored on unseen stays
+    provenance = load_bundle(tmp_path / "bundle").provenance
+    assert provenance["split"]["inner_val_fraction"] == 0.25
+    assert provenance["n_subjects"]["early_stop"] == len(folds[0].early_stop.subject_ids)
+
+
+def test_admissions_of_one_patient_stay_on_one_side_of_the_inner_split():
+    raw = {
+        "name": "retain-inner",
+        "data": {"dataset": "mimic3", "train": str(dataset_dir("mimic3demo")), "test": "",
+                 "task": "mortality", "protocol": "subject", "cv_folds": 2,
+                 "inner_val_fraction": 0.3},
+        "model": {"kind": "retain"},
+    }  # fmt: skip
+    folds, _ = _load_splits(parse_config(raw))
+    for fold in folds:
+        train = set(histories.subject_of(fold.train.subject_ids, "mortality"))
+        stop = set(histories.subject_of(fold.early_stop.subject_ids, "mortality"))
+        val = set(histories.subject_of(fold.val.subject_ids, "mortality"))
+        assert stop and train and not (train & stop) and not (stop & val)
+        assert pd.Index(fold.fitting().subject_ids).is_unique
