@@ -42,7 +42,12 @@ def test_run_writes_bundle_results_and_predictions(smoke_run):
     assert 0.0 < result.threshold < 1.0
     bundle = load_bundle(result.bundle_dir)
     assert len(bundle.members) == 2  # one per seed
-    assert bundle.provenance["n_subjects"] == {"train": 225, "val": 75, "test": 300}
+    assert bundle.provenance["n_subjects"] == {
+        "train": 225,
+        "val": 75,
+        "early_stop": 0,
+        "test": 300,
+    }
     assert len(bundle.provenance["files"]["train"]["sha256"]) == 64
     assert bundle.calibration["fitted_on"] == "out-of-fold validation predictions"
 
