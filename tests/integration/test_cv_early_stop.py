@@ -48,7 +48,9 @@ def test_members_stop_on_the_inner_part_and_results_hold_each_fold(tmp_path, mon
     assert mean == np.mean(fold_aurocs) and sd >= 0
     assert saved["val_metrics"]["auroc"] == result.val_metrics["auroc"]
     assert 0.5 < saved["val_metrics"]["auroc"] < 1.0  # trained, scored on unseen stays
-    provenance = load_bundle(tmp_path / "bundle").provenance
+    bundle = load_bundle(tmp_path / "bundle")
+    assert bundle.metrics["validation_fold_mean_sd"]["auroc"] == [mean, sd]
+    provenance = bundle.provenance
     assert provenance["split"]["inner_val_fraction"] == 0.25
     assert provenance["n_subjects"]["early_stop"] == len(folds[0].early_stop.subject_ids)
 

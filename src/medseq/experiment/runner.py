@@ -170,6 +170,8 @@ def run_experiment(
 
         bundle.threshold = threshold
         bundle.metrics = {"validation": val_metrics, "test": _listed(test_metrics)}
+        if "val_fold_mean_sd" in scored.extra:  # the spread behind the pooled figure
+            bundle.metrics["validation_fold_mean_sd"] = scored.extra["val_fold_mean_sd"]
         if config.task_type == "binary":
             from medseq.evaluation import fit_calibration
 
