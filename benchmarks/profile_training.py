@@ -10,6 +10,7 @@ the result files' "what limits it" notes. Writes ``benchmarks/results/training_p
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -78,8 +79,9 @@ def main() -> None:
         "",
         f"Command: `{command}`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"{time.perf_counter() - t0:.0f} s wall. One thread, batch 64, T = 48, "
-        f"{args.steps} profiled steps each. Self CPU times include waiting for the 2 shared "
-        "cores (other agents' jobs), which inflates every row; the shares are what matters.",
+        f"{args.steps} profiled steps each. Load average at the end: {os.getloadavg()[0]:.1f}; "
+        "when other jobs share the cores, self CPU times include the waiting, so the shares "
+        "are what matters.",
         "",
         *parts,
         *facts_markdown(machine_facts(["torch"])),
