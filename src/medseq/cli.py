@@ -124,6 +124,14 @@ def train(
             "read or predicted ([data] score_test = false).",
         ),
     ] = False,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Override one config value, section.key=value as TOML (repeatable), e.g. "
+            "--set train.epochs=2 --set data.max_subjects=500.",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Train, select on validation, test once, save the bundle and print the metrics table."""
@@ -133,7 +141,7 @@ def train(
     from medseq.experiment.runner import is_rank_zero
 
     _setup_logging(verbose)
-    cfg = load_config(config)
+    cfg = load_config(config, overrides or ())
     if output_dir is not None:
         cfg = replace(cfg, output_dir=str(output_dir))
     if no_test:

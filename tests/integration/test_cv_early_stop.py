@@ -70,3 +70,28 @@ def test_admissions_of_one_patient_stay_on_one_side_of_the_inner_split():
         val = set(histories.subject_of(fold.val.subject_ids, "mortality"))
         assert stop and train and not (train & stop) and not (stop & val)
         assert pd.Index(fold.fitting().subject_ids).is_unique
+
+
+def test_cli_overrides_reach_the_run_and_its_record(tmp_path):
+    from typer.testing import CliRunner
+
+    from medseq.cli import app
+
+    config = tmp_path / "small.toml"
+    config.write_text(
+        'name = "small-cli"\n[data]\nmax_subjects = 1000\n'
+        '[model]\ncell = "gru"\nhidden_size = 8\n[train]\nepochs = 6\nprogress = false\n'
+        "[evaluate]\nn_boot = 20\n"
+    )
+    sets = ["data.max_subjects=300", "data.cv_folds=2", "data.inner_val_fraction=0.2",
+            'data.test=""', "train.epochs=1"]  # fmt: skip
+    args = ["train", str(config), "-o", str(tmp_path / "run")]
+    cli = CliRunner().invoke(app, args + [x for s in sets for x in ("--set", s)])
+    assert cli.exit_code == 0, cli.output
+    assert "(2 folds: " in cli.output
+    saved = json.loads((tmp_path / "run" / "results.json").read_text())["config"]
+    assert saved["data"]["max_subjects"] == 300 and saved["data"]["inner_val_fraction"] == 0.2
+    assert saved["train"]["epochs"] == 1
+    assert "max_subjects = 1000" in config.read_text()  # the file itself is unchanged
+    bad = CliRunner().invoke(app, ["train", str(config), "--set", "train.epochs"])
+    assert bad.exit_code != 0 and "must look like section.key=value" in bad.output

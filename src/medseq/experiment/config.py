@@ -19,8 +19,9 @@ Unknown keys are errors, so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import copy
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -194,8 +195,13 @@ def parse_config(raw: dict[str, Any], default_name: str = "experiment") -> Exper
     )
 
 
-def load_toml(path: str | Path, parse: Callable[[dict[str, Any], str], T]) -> T:
-    """Read a TOML file and ``parse(raw, default_name)`` it; every error names the file."""
+def load_toml(
+    path: str | Path,
+    parse: Callable[[dict[str, Any], str], T],
+    overrides: Sequence[str] = (),
+) -> T:
+    """Read a TOML file, apply ``overrides`` and ``parse(raw, default_name)`` it; every error
+    names the file."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -204,11 +210,43 @@ def load_toml(path: str | Path, parse: Callable[[dict[str, Any], str], T]) -> T:
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{path}: invalid TOML ({err})") from None
     try:
-        return parse(raw, path.stem)
+        return parse(apply_overrides(raw, overrides), path.stem)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{path}: {err}") from None
 
 
-def load_config(path: str | Path) -> ExperimentConfig:
-    """Read an experiment TOML file; errors name the file."""
-    return load_toml(path, parse_config)
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """``raw`` with each ``"section.key=value"`` set, for a trial run without editing a file.
+
+    The value is read as a TOML value (``2``, ``0.1``, ``true``, ``[0, 1]``, ``"gru"``); a
+    bare word that is not one (``gru``) is taken as a string. The keys are checked against
+    the config's fields afterwards, like the file's own, and the run's ``results.json``
+    records the config as overridden, so the run stays reproducible.
+    """
+    out = copy.deepcopy(raw)
+    for assignment in overrides:
+        key, sep, text = assignment.partition("=")
+        path = [part.strip() for part in key.split(".")]
+        if not sep or not all(path):
+            raise ValueError(
+                f"override {assignment!r} must look like section.key=value "
+                "(e.g. train.epochs=2 or data.max_subjects=500)"
+            )
+        try:
+            value = tomllib.loads(f"value = {text.strip()}")["value"]
+        except tomllib.TOMLDecodeError:
+            value = text.strip()
+        table = out
+        for depth, part in enumerate(path[:-1]):
+            table = table.setdefault(part, {})
+            if not isinstance(table, dict):
+                where = ".".join(path[: depth + 1])
+                raise ValueError(f"override {assignment!r}: {where} is a value, not a table")
+        table[path[-1]] = value
+    return out
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Read an experiment TOML file, with ``section.key=value`` overrides; errors name the
+    file."""
+    return load_toml(path, parse_config, overrides)

@@ -68,3 +68,38 @@ def test_shipped_configs_parse_and_validate(path):
         config_class = model_config_class(cfg.model.get("kind", DEFAULT_KIND))
         check_known_keys(path.name, cfg.model, {f.name for f in fields(config_class)})
         TrainConfig.from_dict({"task": cfg.task_type, **cfg.train})
+
+
+def test_overrides_set_typed_values_without_touching_the_file(tmp_path):
+    from medseq.experiment.config import apply_overrides
+
+    raw = {"name": "x", "model": {"cell": "lstm"}, "train": {"epochs": 20}}
+    out = apply_overrides(
+        raw,
+        ["train.epochs=2", "data.inner_val_fraction=0.1", "model.cell=gru", "seeds=[0, 1]",
+         "train.progress=false", 'name="trial"'],
+    )  # fmt: skip
+    assert out["train"]["epochs"] == 2 and out["data"]["inner_val_fraction"] == 0.1
+    assert out["model"]["cell"] == "gru" and out["seeds"] == [0, 1]  # a bare word: a string
+    assert out["train"]["progress"] is False and out["name"] == "trial"
+    assert raw["train"]["epochs"] == 20 and "data" not in raw  # the input is not modified
+    cfg = parse_config(out)
+    assert cfg.seeds == (0, 1) and cfg.data.inner_val_fraction == 0.1
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.epochs", "must look like section.key=value"),
+        ("=3", "must look like section.key=value"),
+        ("name.first=1", "name is a value, not a table"),
+        ("data.tsak=mortality", r"\[data\]: unknown keys \['tsak'\]"),
+        ("data.cv_folds=1", "cv_folds must be 0"),
+    ],
+)
+def test_bad_overrides_are_clear_errors_naming_the_file(tmp_path, override, message):
+    path = tmp_path / "exp.toml"
+    path.write_text('name = "x"\n[model]\ncell = "gru"\n')
+    with pytest.raises(ValueError, match=message) as err:
+        load_config(path, [override])
+    assert str(path) in str(err.value)
