@@ -294,19 +294,28 @@ def _fit_predict(
         )
     train_extra = {**train_extra, **(refit or {})}
     featurizer = _fitted_featurizer(features, data, train_ids, cache)
-    train = mitbih.transform(featurizer, data, train_ids)
-    val = mitbih.transform(featurizer, data, val_ids)
-    train["y"] = labels.loc[train_ids].to_numpy(np.float32)
-    val["y"] = labels.loc[val_ids].to_numpy(np.float32)
+    model, trainer, fit, _ = _train_beats(
+        featurizer, model_extra, train_extra, data, labels, train_ids, val_ids
+    )
+    prob = trainer.predict(model, mitbih.transform(featurizer, data, predict_ids))
+    return prob, fit.best_epoch
+
+
+def _train_beats(featurizer, model_extra, train_extra, data, labels, train_ids, val_ids):
+    """One beat-context model fitted on ``train_ids``, early-stopping on ``val_ids``;
+    returns the model, its trainer, the fit and the validation arrays."""
+    arrays = {}
+    for part, ids in (("train", train_ids), ("val", val_ids)):
+        arrays[part] = mitbih.transform(featurizer, data, ids)
+        arrays[part]["y"] = labels.loc[ids].to_numpy(np.float32)
     config = model_config_from_dict(
         {**MODEL, **model_extra, "in_channels": featurizer.n_features, "n_outputs": 4}
     )
     torch.manual_seed(train_extra.get("seed", 0))
     model = build_model(config)
     trainer = Trainer(TrainConfig.from_dict({**TRAIN, **train_extra}))
-    fit = trainer.fit(model, train, val)
-    prob = trainer.predict(model, mitbih.transform(featurizer, data, predict_ids))
-    return prob, fit.best_epoch
+    fit = trainer.fit(model, arrays["train"], arrays["val"])
+    return model, trainer, fit, arrays["val"]
 
 
 def run_cv(
@@ -358,17 +367,9 @@ def run_variant(name: str, data, labels, split, test: bool) -> dict:
     start = time.perf_counter()
     (train_ids, val_ids), test_ids = split.folds[0], split.test
     featurizer = mitbih.fit_featurizer(dict(features), data, train_ids)
-    train = mitbih.transform(featurizer, data, train_ids)
-    val = mitbih.transform(featurizer, data, val_ids)
-    train["y"] = labels.loc[train_ids].to_numpy(np.float32)
-    val["y"] = labels.loc[val_ids].to_numpy(np.float32)
-    config = model_config_from_dict(
-        {**MODEL, **model_extra, "in_channels": featurizer.n_features, "n_outputs": 4}
+    model, trainer, fit, val = _train_beats(
+        featurizer, model_extra, train_extra, data, labels, train_ids, val_ids
     )
-    torch.manual_seed(0)
-    model = build_model(config)
-    trainer = Trainer(TrainConfig.from_dict({**TRAIN, **train_extra}))
-    fit = trainer.fit(model, train, val)
     out = {
         "variant": name,
         "best_epoch": fit.best_epoch,
