@@ -95,3 +95,21 @@ def test_cli_overrides_reach_the_run_and_its_record(tmp_path):
     assert "max_subjects = 1000" in config.read_text()  # the file itself is unchanged
     bad = CliRunner().invoke(app, ["train", str(config), "--set", "train.epochs"])
     assert bad.exit_code != 0 and "must look like section.key=value" in bad.output
+
+
+def test_model_card_shows_the_fold_spread_and_how_folds_were_held_out(tmp_path):
+    from medseq.report.model_card import _cross_validation, _cross_validation_md
+
+    raw = {
+        **SMALL_RUN,
+        "data": {"max_subjects": 300, "cv_folds": 3, "inner_val_fraction": 0.2, "test": ""},
+        "train": {**SMALL_RUN["train"], "epochs": 1},
+    }
+    result = run_experiment(replace(parse_config(raw), output_dir=str(tmp_path)), progress=False)
+    cv = _cross_validation(load_bundle(result.bundle_dir))
+    assert cv["folds"] == 3 and "20% of each fold's training subjects" in cv["early_stopping"]
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert cv["metrics"]["auroc"]["mean"] == saved["val_fold_mean_sd"]["auroc"][0]
+    assert cv["metrics"]["auroc"]["pooled"] == saved["val_metrics"]["auroc"]
+    text = "\n".join(_cross_validation_md(cv))
+    assert "## Cross-validation (3 folds" in text and "| auroc |" in text and " ± " in text

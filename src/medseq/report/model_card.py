@@ -161,6 +161,7 @@ def build_model_card(
         "intended_use": INTENDED_USE.get(task, {"task": task}),
         "training_data": bundle.provenance,
         "evaluation": sets,
+        "cross_validation": _cross_validation(bundle),
         "calibration": bundle.calibration,
         "subgroups": _subgroup_records(subgroups),
         "explanations": explanations or {},
@@ -171,6 +172,44 @@ def build_model_card(
             "A high risk is a prompt for clinical review, not a prognosis to act on alone.",
         ],
     }
+
+
+def _cross_validation(bundle) -> dict[str, Any]:
+    """The training run's out-of-fold metrics, pooled and as mean ± sd over folds (CV only).
+
+    The spread is what a reader needs to judge whether a difference between two models is
+    more than the fold-to-fold noise; the note says whether the folds were truly held out.
+    """
+    spread = bundle.metrics.get("validation_fold_mean_sd")
+    if not spread:
+        return {}
+    split = bundle.provenance.get("split", {})
+    inner = split.get("inner_val_fraction", 0.0)
+    note = (
+        f"members early-stopped on {inner:.0%} of each fold's training subjects, so every "
+        "fold was held out from its members"
+        if inner
+        else "members early-stopped on the fold they are scored on: optimistic"
+    )
+    pooled = bundle.metrics.get("validation", {})
+    return {
+        "folds": split.get("cv_folds"),
+        "early_stopping": note,
+        "metrics": {
+            name: {"pooled": pooled.get(name), "mean": mean, "sd": sd}
+            for name, (mean, sd) in spread.items()
+        },
+    }
+
+
+def _cross_validation_md(cv: dict[str, Any]) -> list[str]:
+    lines = [f"## Cross-validation ({cv['folds']} folds, training data)", ""]
+    lines += [f"Out-of-fold predictions; {cv['early_stopping']}.", ""]
+    lines += ["| metric | pooled | mean ± sd over folds |", "|---|---:|---:|"]
+    for name, m in cv["metrics"].items():
+        pooled = "" if m["pooled"] is None else f"{m['pooled']:.3f}"
+        lines.append(f"| {name} | {pooled} | {m['mean']:.3f} ± {m['sd']:.3f} |")
+    return [*lines, ""]
 
 
 def _metrics_table(metrics: dict[str, list[float]]) -> list[str]:
@@ -225,6 +264,8 @@ def render_markdown(card: dict[str, Any]) -> str:
         lines += [f"## Evaluation: {s['name']} ({role})", ""]
         lines += [f"`{s['path']}`: {s['n']} samples, {_outcome_md(s)}.", ""]
         lines += [*_metrics_table(s["metrics"]), ""]
+    if card.get("cross_validation"):
+        lines += _cross_validation_md(card["cross_validation"])
     if card["calibration"]:
         c = card["calibration"]
         lines += ["## Calibration", "", f"- method: {c['method']} (fitted on validation data)"]
