@@ -113,3 +113,13 @@ def test_model_card_shows_the_fold_spread_and_how_folds_were_held_out(tmp_path):
     assert cv["metrics"]["auroc"]["pooled"] == saved["val_metrics"]["auroc"]
     text = "\n".join(_cross_validation_md(cv))
     assert "## Cross-validation (3 folds" in text and "| auroc |" in text and " ± " in text
+    from medseq.report import ReportConfig, build_report
+
+    page = tmp_path / "report.html"
+    config = ReportConfig(n_boot=20, max_subjects=300, n_explain=20, ig_steps=4)
+    build_report(result.bundle_dir, dataset_dir("physionet2012") / "set-b.tar.gz",
+                 output=page, config=config)  # fmt: skip
+    html = page.read_text()
+    assert 'id="cv-table"' in html and "Cross-validation on the training data (3 folds)" in html
+    mean, sd = saved["val_fold_mean_sd"]["auroc"]
+    assert f"{mean:.3f} ± {sd:.3f}" in html

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import math
-from importlib import resources
 from typing import Any
 
 from medseq import __version__
@@ -82,8 +81,11 @@ def render_html(
     """
     import jinja2
 
-    source = resources.files("medseq.report").joinpath(f"templates/{template}").read_text()
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("medseq.report", "templates"),  # pages share partials
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
     env.filters["fmt"] = fmt
     env.globals.update(
         figure_uri=figure_uri,
@@ -93,4 +95,4 @@ def render_html(
         medseq_version=__version__,
         repr_float=lambda v: repr(float(v)),
     )
-    return env.from_string(source).render(**context)
+    return env.get_template(template).render(**context)
