@@ -135,13 +135,16 @@ def _detect_peaks(data: cinc2017.CincData, featurizer: BeatFeaturizer) -> dict:
     takes under a second, and ``benchmarks/ecg_peak_cache.py`` has the uncached figure.
     """
     folder = peak_cache.cache_dir()
-    stored = set(folder.glob("*.npy")) if folder is not None and folder.is_dir() else set()
+
+    def cached() -> set[Path]:
+        return set(folder.glob("*.npy")) if folder is not None and folder.is_dir() else set()
+
+    stored = cached()
     start = time.perf_counter()
     for signal in data.signals.values():
         featurizer.peak_positions(signal)
     seconds = time.perf_counter() - start
-    after = set(folder.glob("*.npy")) if folder is not None and folder.is_dir() else set()
-    detected = len(data.signals) if folder is None else len(after - stored)
+    detected = len(data.signals) if folder is None else len(cached() - stored)
     return {"seconds": seconds, "detected": detected, "of": len(data.signals)}
 
 

@@ -144,6 +144,7 @@ def hold_out_early_stop(
     target = pd.Series(stratification_target(labels), index=ids)
     early_stop, folds = [], []
     for k, (train, val) in enumerate(split.folds):
+        train = np.asarray(train)
         members = group_of.loc[train]
         names = np.unique(members.to_numpy())
         if groups is None:
@@ -157,8 +158,8 @@ def hold_out_early_stop(
             )
         _, held = stratified_split(names, strata, val_fraction=fraction, random_state=seed)
         is_held = members.isin(held).to_numpy()
-        folds.append((np.sort(np.asarray(train)[~is_held]), val))
-        early_stop.append(np.sort(np.asarray(train)[is_held]))
+        folds.append((np.sort(train[~is_held]), val))
+        early_stop.append(np.sort(train[is_held]))
     return SplitIds(folds=folds, test=split.test, early_stop=early_stop)
 
 

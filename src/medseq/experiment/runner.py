@@ -249,12 +249,17 @@ def metric_table(spec: DatasetSpec, task: str, task_type: str, class_names: list
     base = multiclass_metrics if task_type == "multiclass" else multilabel_metrics
 
     def table(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
-        out = base(y, prob, class_names)
-        if spec.metrics is not None:
-            out.update(spec.metrics(task, y, prob))
-        return out
+        return _with_extras(spec, task, base, y, prob, class_names)
 
     return table
+
+
+def _with_extras(spec, task, metrics, y, pred, *args, **kwargs) -> dict[str, float]:
+    """``metrics(y, pred, ...)`` plus the dataset's own metrics of the task."""
+    out = dict(metrics(y, pred, *args, **kwargs))
+    if spec.metrics is not None:
+        out |= spec.metrics(task, y, pred)
+    return out
 
 
 def metrics_with_cis(
@@ -292,14 +297,6 @@ def metrics_with_cis(
         out |= bootstrap_table(
             extras, y, pred, n_boot=n_boot, alpha=alpha, random_state=random_state
         )
-    return out
-
-
-def _with_extras(spec, task, metrics, y, pred, **kwargs) -> dict[str, float]:
-    """``metrics(y, pred)`` plus the dataset's own metrics of the task."""
-    out = dict(metrics(y, pred, **kwargs))
-    if spec.metrics is not None:
-        out |= spec.metrics(task, y, pred)
     return out
 
 
