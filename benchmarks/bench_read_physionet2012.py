@@ -120,7 +120,7 @@ def grid_with_pandas(events: pd.DataFrame, ids: np.ndarray) -> dict[str, np.ndar
 
 
 def grid_with_medseq(events: pd.DataFrame, ids: np.ndarray) -> dict[str, np.ndarray]:
-    from medseq.features.discretizer import Discretizer
+    from medseq.features.icu.discretizer import Discretizer
 
     grid = Discretizer(n_steps=N_STEPS).transform(events, ids, list(physionet2012.VARIABLES))
     return {"values": grid.values, "mask": grid.mask, "delta": grid.delta, "lengths": grid.lengths}

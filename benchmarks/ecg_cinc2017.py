@@ -6,7 +6,7 @@ own. Inside each fold, 10 % of the training recordings (stratified) are held out
 stopping; the fold's test part is predicted once. Hyperparameters are chosen beforehand
 with ``--select`` (fold 0, or the folds of ``--select-folds``, scored on their inner
 early-stopping parts, never on a test part). R peaks (XQRS) of every recording are detected
-once per machine (:mod:`medseq.features.peak_cache`); a run that detects them reports the
+once per machine (:mod:`medseq.features.signals.peak_cache`); a run that detects them reports the
 time separately and per fold pro rata.
 
     nice -n 10 .venv/bin/python benchmarks/ecg_cinc2017.py --variant beats --select
@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medseq.datasets import cinc2017
 from medseq.evaluation.multi import confusion, multiclass_metrics
-from medseq.experiment.ecg_datasets import cinc2017
-from medseq.features import peak_cache
-from medseq.features.beat_featurizer import BeatFeaturizer
+from medseq.features.signals import peak_cache
+from medseq.features.signals.beat_featurizer import BeatFeaturizer
 from medseq.models import build_model, model_config_from_dict
 from medseq.paths import dataset_dir
 from medseq.tasks.ecg import CINC2017_CLASSES
@@ -75,7 +75,7 @@ VARIANTS: dict[str, dict] = {
         "model": BEAT_MODEL,
         "train": {"epochs": 30, "patience": 8},
     },
-    # + record-level rhythm summaries (medseq.features.rhythm_summary) fused into the head
+    # + record-level rhythm summaries (medseq.features.signals.rhythm_summary) fused into the head
     "beats_rhythm": {
         "features": {"kind": "beats", "crop_beats": 40, "rhythm_summary": True},
         "model": {**BEAT_MODEL, "static_hidden_size": 32},

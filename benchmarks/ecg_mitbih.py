@@ -28,9 +28,9 @@ import time
 import numpy as np
 import torch
 
+from medseq.datasets import mitbih
 from medseq.evaluation.multi import confusion
-from medseq.experiment.ecg_datasets import mitbih
-from medseq.features.beat_featurizer import BeatFeaturizer
+from medseq.features.signals.beat_featurizer import BeatFeaturizer
 from medseq.models import build_model, model_config_from_dict
 from medseq.paths import dataset_dir
 from medseq.schema import check_known_keys

@@ -14,9 +14,9 @@ import os
 import tempfile
 import time
 
-from medseq.experiment.ecg_datasets import cinc2017
-from medseq.features import peak_cache
-from medseq.features.beat_featurizer import BeatFeaturizer
+from medseq.datasets import cinc2017
+from medseq.features.signals import peak_cache
+from medseq.features.signals.beat_featurizer import BeatFeaturizer
 from medseq.paths import dataset_dir
 
 

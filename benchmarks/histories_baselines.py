@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medseq.datasets.registry import get_dataset
 from medseq.experiment import load_config
 from medseq.experiment.data import resolve_data_path
-from medseq.experiment.datasets import get_dataset
-from medseq.features.visits import VisitFeaturizer
+from medseq.features.histories.visits import VisitFeaturizer
 from medseq.sources.icd9 import DX_PREFIX, group
 from medseq.tasks import histories
 

@@ -70,7 +70,7 @@ def _friendly_errors(command: F) -> F:
 
 
 def _setup_logging(verbose: bool) -> None:
-    from medseq.experiment.runner import is_rank_zero  # torchrun ranks > 0 log warnings only
+    from medseq.training.distributed import is_rank_zero  # torchrun ranks > 0 log warnings only
 
     logging.basicConfig(
         level=logging.INFO if verbose and is_rank_zero() else logging.WARNING,
@@ -138,7 +138,7 @@ def train(
     from dataclasses import replace
 
     from medseq.experiment import load_config, run_experiment
-    from medseq.experiment.runner import is_rank_zero
+    from medseq.training.distributed import is_rank_zero
 
     _setup_logging(verbose)
     cfg = load_config(config, overrides or ())

@@ -8,8 +8,8 @@ metrics, and a bundle of a tiny trained ConvRNN that reloads and predicts identi
 import numpy as np
 import pytest
 
-from medseq.experiment.datasets import get_dataset
-from medseq.experiment.ecg_datasets import cinc2017, mitbih
+from medseq.datasets import cinc2017, mitbih
+from medseq.datasets.registry import get_dataset
 from medseq.models import build_model, model_config_from_dict
 from medseq.paths import dataset_dir
 from medseq.schema import DataError

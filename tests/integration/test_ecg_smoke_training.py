@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from medseq.features import beat_sequence, beats
-from medseq.features import signal as sig
+from medseq.features.signals import beat_sequence, beats
+from medseq.features.signals import signal as sig
 from medseq.models.conv_rnn import ConvRNN, SignalModelConfig
 from medseq.sources import physionet2017, wfdb_records
 from medseq.tasks import ecg

@@ -5,7 +5,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from medseq.features import beats
+from medseq.features.signals import beats
 from medseq.sources import physionet2017, wfdb_records
 from medseq.tasks import ecg
 

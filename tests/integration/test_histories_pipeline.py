@@ -84,7 +84,7 @@ def test_retain_mortality_run_and_its_explanation(retain_run, tmp_path):
 
 
 def test_retain_bundle_predicts_and_evaluates_through_the_spec(retain_run):
-    from medseq.experiment.runner import evaluate_bundle, predict_file
+    from medseq.experiment.inference import evaluate_bundle, predict_file
 
     bundle = retain_run / "bundle"
     frame = predict_file(bundle, "mimic3demo")

@@ -24,8 +24,8 @@ def _run(raw: dict, out: Path):
 
 def _reload_predicts_the_same(result, out: Path, spec_name: str, ids: np.ndarray, y_cols):
     from medseq.bundle import load_bundle
+    from medseq.datasets.registry import get_dataset
     from medseq.experiment.data import read_set
-    from medseq.experiment.datasets import get_dataset
 
     bundle = load_bundle(result.bundle_dir)
     spec = get_dataset(spec_name)

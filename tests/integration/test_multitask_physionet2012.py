@@ -16,7 +16,7 @@ import pytest
 from medseq.bundle import load_bundle
 from medseq.experiment import run_experiment
 from medseq.experiment.config import parse_config
-from medseq.experiment.runner import evaluate_bundle, predict_file
+from medseq.experiment.inference import evaluate_bundle, predict_file
 
 SET_A = "physionet2012/set-a.tar.gz"
 SET_B = "physionet2012/set-b.tar.gz"

@@ -14,7 +14,7 @@ import pytest
 
 from medseq.experiment import run_experiment
 from medseq.experiment.config import parse_config
-from medseq.experiment.runner import evaluate_bundle
+from medseq.experiment.inference import evaluate_bundle
 
 DATA = "adrenalmnist3d/adrenalmnist3d.npz"
 N_OFFICIAL_TEST = 298

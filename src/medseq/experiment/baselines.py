@@ -15,7 +15,7 @@ from sklearn.preprocessing import StandardScaler
 
 from medseq.experiment.config import ExperimentConfig
 from medseq.experiment.data import Fold, LabelledSet
-from medseq.features.summary import summary_features
+from medseq.features.icu.summary import summary_features
 
 
 def _estimator(kind: str, task_type: str, params: dict) -> Pipeline:

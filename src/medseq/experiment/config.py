@@ -51,7 +51,7 @@ class ExperimentData:
     ``protocol`` names a split protocol of the dataset (e.g. ``"official"``,
     ``"scaffold"``, ``"de_chazal"``) that takes validation and test from the one ``train``
     path; ``test`` must then be empty. ``dataset`` and ``task`` are checked against the
-    dataset registry (:mod:`medseq.experiment.datasets`).
+    dataset registry (:mod:`medseq.datasets.registry`).
     ``max_subjects`` keeps only the first n labelled subjects (by id) of
     each set, for smoke tests and quick trials; published numbers never set it.
     ``score_test = false`` makes a protocol run a selection run too: the protocol's test
@@ -77,7 +77,7 @@ class ExperimentData:
     score_test: bool = True
 
     def __post_init__(self) -> None:
-        from medseq.experiment.datasets import get_dataset
+        from medseq.datasets.registry import get_dataset
 
         spec = get_dataset(self.dataset)
         if self.test is None:
@@ -155,7 +155,7 @@ class ExperimentConfig:
     @property
     def task_type(self) -> str:
         """binary, multiclass, multilabel or regression, as the dataset defines the task."""
-        from medseq.experiment.datasets import get_dataset
+        from medseq.datasets.registry import get_dataset
 
         return get_dataset(self.data.dataset).task_type(self.data.task)
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medseq.experiment.datasets import DatasetSpec, SplitIds, get_dataset
+from medseq.datasets.registry import DatasetSpec, SplitIds, get_dataset
 from medseq.paths import data_root
 
 

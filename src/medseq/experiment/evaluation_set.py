@@ -16,8 +16,8 @@ from typing import Any
 
 import pandas as pd
 
+from medseq.datasets.registry import DatasetSpec, get_dataset
 from medseq.experiment.data import file_sha256, resolve_data_path
-from medseq.experiment.datasets import DatasetSpec, get_dataset
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Train a seed ensemble of models on featurised splits and wrap it in a Bundle.
 
-The dataset spec (:mod:`medseq.experiment.datasets`) supplies the featurizer and the sizes
+The dataset spec (:mod:`medseq.datasets.registry`) supplies the featurizer and the sizes
 of the model config, so this loop serves every modality.
 """
 
@@ -14,9 +14,9 @@ import numpy as np
 import torch
 
 from medseq.bundle import Bundle
+from medseq.datasets.registry import DatasetSpec, get_dataset
 from medseq.experiment.config import ExperimentConfig
 from medseq.experiment.data import Fold, LabelledSet
-from medseq.experiment.datasets import DatasetSpec, get_dataset
 from medseq.models import build_model, model_config_from_dict
 from medseq.training import TrainConfig, Trainer, distributed
 

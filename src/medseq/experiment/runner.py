@@ -7,18 +7,23 @@ training set only; the test set is predicted once, after everything is fixed.
 from __future__ import annotations
 
 import functools
-import itertools
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from medseq.datasets.registry import DatasetSpec, get_dataset
+from medseq.evaluation.scoring import (
+    class_labels,
+    metric_table,
+    metrics_with_cis,
+    per_fold_summary,
+    with_extras,
+)
 from medseq.experiment.baselines import fit_baseline
 from medseq.experiment.config import ExperimentConfig
 from medseq.experiment.data import (
@@ -31,7 +36,7 @@ from medseq.experiment.data import (
     read_labelled,
     resolve_data_path,
 )
-from medseq.experiment.datasets import DatasetSpec, get_dataset
+from medseq.training.distributed import is_rank_zero
 
 logger = logging.getLogger(__name__)
 
@@ -217,14 +222,6 @@ def _predictions_frame(ids, y, pred, class_names) -> pd.DataFrame:
     return pd.concat([frame, pd.DataFrame(columns)], axis=1)
 
 
-def is_rank_zero() -> bool:
-    """True unless this is a ``torchrun`` process of rank > 0, the ones that write nothing.
-
-    Reads ``RANK`` without importing torch, which baseline experiments never need.
-    """
-    return os.environ.get("RANK", "0") == "0"
-
-
 def _listed(metrics: dict[str, tuple[float, float, float]]) -> dict[str, list[float]]:
     return {k: [float(x) for x in v] for k, v in metrics.items()}
 
@@ -235,94 +232,6 @@ class _Scores:
     val: dict[str, float]
     test: dict[str, tuple[float, float, float]]
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def class_labels(class_names: list[str] | None, n: int) -> list[str]:
-    """The bundle's class or label names, or ``"0" .. "n-1"`` when it has none."""
-    return list(class_names) if class_names else [str(k) for k in range(n)]
-
-
-def metric_table(spec: DatasetSpec, task: str, task_type: str, class_names: list[str]):
-    """``(y, prob) -> metrics`` of a multiclass/multilabel task, with the dataset's extras."""
-    from medseq.evaluation.multi import multiclass_metrics, multilabel_metrics
-
-    base = multiclass_metrics if task_type == "multiclass" else multilabel_metrics
-
-    def table(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
-        return _with_extras(spec, task, base, y, prob, class_names)
-
-    return table
-
-
-def _with_extras(spec, task, metrics, y, pred, *args, **kwargs) -> dict[str, float]:
-    """``metrics(y, pred, ...)`` plus the dataset's own metrics of the task."""
-    out = dict(metrics(y, pred, *args, **kwargs))
-    if spec.metrics is not None:
-        out |= spec.metrics(task, y, pred)
-    return out
-
-
-def metrics_with_cis(
-    spec: DatasetSpec,
-    task: str,
-    task_type: str,
-    y: np.ndarray,
-    pred: np.ndarray,
-    *,
-    threshold: float | None = None,
-    class_names: list[str] | None = None,
-    n_boot: int = 1000,
-    alpha: float = 0.05,
-    random_state: int = 0,
-) -> dict[str, tuple[float, float, float]]:
-    """The test table of any task: its metrics with bootstrap CIs, plus the dataset's own.
-
-    One function for the training run, ``medseq evaluate`` and the report, so the three
-    agree to the last digit.
-    """
-    from medseq.evaluation import metrics_with_ci
-    from medseq.evaluation.multi import bootstrap_table
-
-    if task_type in ("multiclass", "multilabel"):
-        table = metric_table(spec, task, task_type, class_labels(class_names, pred.shape[-1]))
-        return bootstrap_table(
-            table, y, pred, n_boot=n_boot, alpha=alpha, random_state=random_state
-        )
-    out = metrics_with_ci(
-        y, pred, task=task_type, threshold=threshold, n_boot=n_boot, alpha=alpha,
-        random_state=random_state,
-    )  # fmt: skip
-    if spec.metrics is not None:
-        extras = functools.partial(spec.metrics, task)
-        out |= bootstrap_table(
-            extras, y, pred, n_boot=n_boot, alpha=alpha, random_state=random_state
-        )
-    return out
-
-
-def _per_fold(table, y, pred, fold_sizes: list[int]) -> dict[str, Any]:
-    """Each fold's validation metrics and their mean and sample sd over folds.
-
-    The pooled table hides how much the estimate moves from fold to fold; this is that
-    spread. A fold whose metrics cannot be computed (e.g. one class only) is reported with
-    its error and left out of the summary.
-    """
-    bounds = np.cumsum([0, *fold_sizes])
-    folds: list[dict[str, Any]] = []
-    for start, stop in itertools.pairwise(bounds):
-        try:
-            folds.append({k: float(v) for k, v in table(y[start:stop], pred[start:stop]).items()})
-        except ValueError as err:
-            folds.append({"error": str(err)})
-    scored = [f for f in folds if "error" not in f]
-    summary = {}
-    for name in scored[0] if scored else []:
-        values = np.array([f[name] for f in scored], dtype=np.float64)
-        values = values[np.isfinite(values)]
-        if values.size:
-            sd = float(values.std(ddof=1)) if values.size > 1 else float("nan")
-            summary[name] = [float(values.mean()), sd]
-    return {"val_folds": folds, "val_fold_mean_sd": summary}
 
 
 def _score(config, class_names, val_y, val_pred, test, test_pred, fold_sizes=()) -> _Scores:
@@ -345,12 +254,12 @@ def _score(config, class_names, val_y, val_pred, test, test_pred, fold_sizes=())
         threshold = float(
             select_threshold(val_y, val_pred, method=ev.threshold, target=ev.threshold_target)
         )
-        table = functools.partial(_with_extras, spec, task, binary_metrics, threshold=threshold)
+        table = functools.partial(with_extras, spec, task, binary_metrics, threshold=threshold)
     else:
-        table = functools.partial(_with_extras, spec, task, regression_metrics)
+        table = functools.partial(with_extras, spec, task, regression_metrics)
     val_metrics = {k: float(v) for k, v in table(val_y, val_pred).items()}
     if len(fold_sizes) > 1:
-        extra |= _per_fold(table, val_y, val_pred, fold_sizes)
+        extra |= per_fold_summary(table, val_y, val_pred, fold_sizes)
     multiclass = task_type == "multiclass"
     if multiclass:
         extra["val_confusion"] = confusion(val_y, val_pred, len(extra["class_names"])).tolist()
@@ -363,62 +272,3 @@ def _score(config, class_names, val_y, val_pred, test, test_pred, fold_sizes=())
     if multiclass:
         extra["test_confusion"] = confusion(test.y, test_pred, len(extra["class_names"])).tolist()
     return _Scores(threshold, val_metrics, test_metrics, extra)
-
-
-def evaluate_bundle(bundle_dir: str | Path, data_path: str | Path, *, n_boot: int = 1000):
-    """Metrics with CIs of a saved bundle on a labelled set, at the bundle's threshold.
-
-    On the bundle's own training file under a split protocol, only the protocol's test
-    part is scored (:mod:`medseq.experiment.evaluation_set`).
-    """
-    from medseq.bundle import load_bundle
-    from medseq.experiment.evaluation_set import evaluation_set
-
-    bundle = load_bundle(bundle_dir)
-    chosen = evaluation_set(bundle, data_path)
-    if chosen.note:
-        logger.warning("%s", chosen.note)
-    ids = chosen.labels.index.to_numpy()
-    pred = bundle.predict_arrays(chosen.spec.transform(bundle.featurizer, chosen.data, ids))
-    return metrics_with_cis(
-        chosen.spec,
-        bundle.provenance.get("task", ""),
-        bundle.task,
-        chosen.labels.to_numpy(dtype=np.float32),
-        pred,
-        threshold=bundle.threshold,
-        class_names=bundle.class_names,
-        n_boot=n_boot,
-    )
-
-
-def predict_file(bundle_dir: str | Path, data_path: str | Path) -> pd.DataFrame:
-    """Predictions of a saved bundle for every subject in ``data_path``.
-
-    Every subject the reader returns is predicted, labelled or not; datasets whose reader
-    has no subject table are predicted for their labelled subjects.
-    """
-    from medseq.bundle import load_bundle
-
-    bundle = load_bundle(bundle_dir)
-    spec = get_dataset(bundle.provenance.get("dataset", "physionet2012"))
-    data = spec.read(resolve_data_path(data_path))
-    static = getattr(data, "static", None)
-    if isinstance(static, pd.DataFrame):
-        ids = static.index.to_numpy()
-    else:
-        ids = spec.labels(bundle.provenance.get("task", ""), data).index.to_numpy()
-    pred = bundle.predict_arrays(spec.transform(bundle.featurizer, data, ids))
-    frame = pd.DataFrame({"subject_id": ids})
-    if bundle.task == "binary":
-        frame["risk"] = pred
-        frame["decision"] = (pred >= bundle.threshold).astype(int)
-    elif bundle.task == "regression":
-        frame["prediction"] = pred
-    elif pred.ndim == 2:
-        names = class_labels(bundle.class_names, pred.shape[1])
-        for k, name in enumerate(names):
-            frame[f"p_{name}"] = pred[:, k]
-        if bundle.task == "multiclass":
-            frame["prediction"] = [names[k] for k in pred.argmax(axis=1)]
-    return frame

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from medseq.explain.attribution import Attribution
-from medseq.features.summary import GRID_STATISTICS
+from medseq.features.icu.summary import GRID_STATISTICS
 
 
 def static_groups(static_names: list[str], variables: list[str]) -> list[tuple[str, str]]:

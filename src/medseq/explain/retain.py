@@ -138,8 +138,8 @@ def explain_history(
 ) -> tuple[HistoryExplanation, list[Path]]:
     """Read ``data_path`` with the bundle's dataset, explain ``sample_id``, write its JSON."""
     from medseq.bundle import load_bundle
+    from medseq.datasets.registry import get_dataset
     from medseq.experiment.data import resolve_data_path
-    from medseq.experiment.datasets import get_dataset
     from medseq.tasks.histories import samples
 
     bundle = load_bundle(bundle_dir)

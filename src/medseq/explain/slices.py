@@ -184,8 +184,8 @@ def explain_sample(
     (``output_dir`` defaults to ``explain-<id>/``).
     """
     from medseq.bundle import load_bundle
+    from medseq.datasets.registry import get_dataset
     from medseq.experiment.data import read_set
-    from medseq.experiment.datasets import get_dataset
 
     bundle = load_bundle(bundle_dir)
     dataset = bundle.provenance.get("dataset", "adrenalmnist3d")

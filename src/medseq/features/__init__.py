@@ -6,11 +6,11 @@
 * :func:`summary_features`: per-variable summary statistics for non-neural baselines.
 """
 
-from medseq.features.discretizer import Discretizer, Grid
-from medseq.features.icu import ICUFeaturizer
-from medseq.features.normalizer import Normalizer, NotFittedError
-from medseq.features.static import StaticEncoder
-from medseq.features.summary import summary_features
+from medseq.features.icu.discretizer import Discretizer, Grid
+from medseq.features.icu.featurizer import ICUFeaturizer
+from medseq.features.icu.normalizer import Normalizer, NotFittedError
+from medseq.features.icu.static import StaticEncoder
+from medseq.features.icu.summary import summary_features
 
 __all__ = [
     "Discretizer",

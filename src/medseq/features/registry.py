@@ -14,13 +14,13 @@ from medseq._imports import load_object
 
 #: kind -> "module:Class"
 FEATURIZERS: dict[str, str] = {
-    "ICUFeaturizer": "medseq.features.icu:ICUFeaturizer",
-    "smiles": "medseq.features.smiles:SmilesFeaturizer",
-    "volume": "medseq.features.volumes:VolumeFeaturizer",
-    "signal": "medseq.features.signal_featurizer:SignalFeaturizer",
-    "beats": "medseq.features.beat_featurizer:BeatFeaturizer",
-    "beats_rhythm": "medseq.features.rhythm_summary:RhythmBeatFeaturizer",
-    "VisitFeaturizer": "medseq.features.visits:VisitFeaturizer",
+    "ICUFeaturizer": "medseq.features.icu.featurizer:ICUFeaturizer",
+    "smiles": "medseq.features.molecules.smiles:SmilesFeaturizer",
+    "volume": "medseq.features.images.volumes:VolumeFeaturizer",
+    "signal": "medseq.features.signals.signal_featurizer:SignalFeaturizer",
+    "beats": "medseq.features.signals.beat_featurizer:BeatFeaturizer",
+    "beats_rhythm": "medseq.features.signals.rhythm_summary:RhythmBeatFeaturizer",
+    "VisitFeaturizer": "medseq.features.histories.visits:VisitFeaturizer",
 }
 
 

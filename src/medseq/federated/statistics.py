@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 
 from medseq.features import ICUFeaturizer
-from medseq.features.discretizer import index_events
-from medseq.features.normalizer import Normalizer
-from medseq.features.static import static_rows
+from medseq.features.icu.discretizer import index_events
+from medseq.features.icu.normalizer import Normalizer
+from medseq.features.icu.static import static_rows
 
 STAGES = ("codes", "bounds", "moments")
 

@@ -39,7 +39,7 @@ class SignalModelConfig:
     ``mode="sequence"`` predicts at every RNN step (one step = ``prod(conv_strides)`` input
     samples, or one beat when the input is a beat feature sequence and ``conv_channels=()``).
     ``static_size > 0`` adds a static per-recording vector (e.g. the rhythm summaries of
-    :mod:`medseq.features.rhythm_summary`) to recording mode: it is encoded by one
+    :mod:`medseq.features.signals.rhythm_summary`) to recording mode: it is encoded by one
     ``Linear(static_size, static_hidden_size)`` + ReLU and concatenated to the pooled RNN
     output before the output layer ("summary fusion", as :class:`~medseq.models.head.
     OutputHead` does for the ICU models); 0 (the default) is the model without it, whose

@@ -1,7 +1,7 @@
 """``SmilesRNN``: token embedding + bidirectional GRU/LSTM + attention pooling, multi-task logits.
 
-A SMILES string, tokenized by :mod:`medseq.features.smiles`, is read as a sequence of token
-ids. The model embeds each token, runs a (bidirectional) recurrence within each molecule's
+A SMILES string, tokenized by :mod:`medseq.features.molecules.smiles`, is read as a sequence
+of token ids. The model embeds each token, runs a (bidirectional) recurrence within each molecule's
 length (padding never reaches a valid step, see
 :class:`~medseq.models.sequence_classifier.RecurrentEncoder`), pools the steps with additive
 attention and maps the pooled vector to one logit per task (12 for Tox21). Missing labels are

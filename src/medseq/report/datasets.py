@@ -68,11 +68,11 @@ def score_set(
 ) -> EvaluatedSet:
     """Featurise the labelled subjects of ``data`` with the bundle and predict them.
 
-    ``spec`` is the bundle's :class:`~medseq.experiment.datasets.DatasetSpec` (looked up
+    ``spec`` is the bundle's :class:`~medseq.datasets.registry.DatasetSpec` (looked up
     from the provenance when omitted); its ``transform`` featurises any modality.
     """
     if spec is None:
-        from medseq.experiment.datasets import get_dataset
+        from medseq.datasets.registry import get_dataset
 
         spec = get_dataset(bundle.provenance.get("dataset", "physionet2012"))
     ids = labels.index.to_numpy(dtype=np.int64)

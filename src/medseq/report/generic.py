@@ -37,8 +37,8 @@ def _class_counts(bundle, ev: EvaluatedSet, names: list[str]) -> dict[str, int]:
 
 def multi_set_metrics(bundle, ev: EvaluatedSet, *, n_boot: int, random_state: int = 0):
     """The training run's multiclass/multilabel metric table with bootstrap CIs."""
-    from medseq.experiment.datasets import get_dataset
-    from medseq.experiment.runner import class_labels, metrics_with_cis
+    from medseq.datasets.registry import get_dataset
+    from medseq.evaluation.scoring import class_labels, metrics_with_cis
 
     spec = get_dataset(bundle.provenance.get("dataset", ""))
     names = class_labels(bundle.class_names, ev.risk.shape[-1])
@@ -115,7 +115,7 @@ def one_vs_rest_roc_figure(ev: EvaluatedSet, names: list[str]) -> bytes:
 def multi_figures(bundle, sets: dict[str, EvaluatedSet]) -> dict[str, bytes]:
     """Confusion matrices (multiclass) and per-class/label ROC curves of the internal set."""
     internal = sets["internal"]
-    from medseq.experiment.runner import class_labels
+    from medseq.evaluation.scoring import class_labels
 
     names = class_labels(bundle.class_names, internal.risk.shape[-1])
     figs = {"roc_ovr": one_vs_rest_roc_figure(internal, names)}

@@ -7,16 +7,16 @@ over a whole grid, from the same fitted state (no second fit, no second set of
 statistics):
 
 * bins: ``floor(time / step_hours + 1e-9)``, the window's right edge in the last bin
-  (:func:`medseq.features.discretizer.bin_of`); events before 0 or after the window are
+  (:func:`medseq.features.icu.discretizer.bin_of`); events before 0 or after the window are
   left out and reported.
 * aggregation in a bin: the latest observation (ties by the larger value) or the mean.
-* normalisation: the fitted :class:`~medseq.features.normalizer.Normalizer` arrays.
+* normalisation: the fitted :class:`~medseq.features.icu.normalizer.Normalizer` arrays.
 * imputation: last normalised observation carried forward (0, the training mean, before
   the first), or 0 for ``"mean"`` / ``"zero"``.
 * δ: hours since the variable's last observed bin before this one, scaled per
   ``delta_scale``.
 * summary fusion (``static_summary``): running mean/min/max/last/count of the normalised
-  bin values, so :func:`~medseq.features.summary.grid_summary` needs no history.
+  bin values, so :func:`~medseq.features.icu.summary.grid_summary` needs no history.
 
 The per-patient part lives in :class:`FeatureState`: what was observed in the bins that
 are closed (``last_z``, ``last_bin``, the running statistics) and the raw aggregation of
@@ -252,7 +252,7 @@ class StreamFeaturizer:
             state.cur_value = np.zeros(self.n_features)
 
     def summary(self, state: FeatureState, z_open: np.ndarray) -> np.ndarray:
-        """:func:`~medseq.features.summary.grid_summary` of closed bins plus the open one.
+        """:func:`~medseq.features.icu.summary.grid_summary` of closed bins plus the open one.
 
         Only the variables observed in the open bin differ from the cached closed-bin
         statistics, so only their rows are recomputed.

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
 
-from medseq.features.beats import AAMI_CLASSES, beat_annotations
+from medseq.features.signals.beats import AAMI_CLASSES, beat_annotations
 from medseq.schema import DataError, Signal
 
 CINC2017_CLASSES: tuple[str, ...] = ("N", "A", "O", "~")

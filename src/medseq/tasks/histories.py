@@ -2,7 +2,7 @@
 
 A task turns a :class:`~medseq.sources.history.HistorySet` into *samples*: a subject and a
 prediction time (``cutoff``, hours on the subject's clock). A model may only see events
-strictly before the cutoff (:class:`~medseq.features.visits.VisitFeaturizer` enforces it),
+strictly before the cutoff (:class:`~medseq.features.histories.visits.VisitFeaturizer` enforces it),
 so no task reads its own answer.
 
 ``next_visit`` (Doctor AI, Choi et al. 2016)

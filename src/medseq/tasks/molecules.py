@@ -58,7 +58,7 @@ def murcko_scaffolds(smiles: pd.Series) -> pd.Series:
     """
     from rdkit.Chem.Scaffolds import MurckoScaffold
 
-    from medseq.features.smiles_enumeration import parse
+    from medseq.features.molecules.smiles_enumeration import parse
 
     out = {}
     for mol_id, text in smiles.items():

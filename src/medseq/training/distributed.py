@@ -213,3 +213,11 @@ def all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor.cpu().tolist()
+
+
+def is_rank_zero() -> bool:
+    """True unless this is a ``torchrun`` process of rank > 0, the ones that write nothing.
+
+    Reads ``RANK`` without importing torch, which baseline experiments never need.
+    """
+    return os.environ.get("RANK", "0") == "0"

@@ -75,7 +75,7 @@ def tbptt_forward(
     if bool((lengths != values.shape[1]).any()):
         raise ValueError(
             "truncated BPTT needs unpadded batches (all lengths == T); cut fixed-length "
-            "windows or random crops (medseq.features.signal) before training"
+            "windows or random crops (medseq.features.signals.signal) before training"
         )
     stride = model.config.total_stride
     window = tbptt_steps * stride

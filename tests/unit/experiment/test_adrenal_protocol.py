@@ -7,10 +7,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from medseq.datasets.registry import get_dataset
 from medseq.experiment import parse_config
 from medseq.experiment.config import ExperimentData
 from medseq.experiment.data import read_labelled
-from medseq.experiment.datasets import get_dataset
 from medseq.experiment.runner import _load_splits
 
 DATA = "adrenalmnist3d/adrenalmnist3d.npz"

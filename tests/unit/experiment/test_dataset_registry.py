@@ -11,6 +11,7 @@ from torch import nn
 
 from medseq._imports import load_object
 from medseq.bundle import Bundle, load_bundle, save_bundle
+from medseq.datasets.registry import DATASETS, SplitIds, get_dataset
 from medseq.evaluation.multi import (
     bootstrap_table,
     confusion,
@@ -18,7 +19,6 @@ from medseq.evaluation.multi import (
     multilabel_metrics,
 )
 from medseq.experiment.config import parse_config
-from medseq.experiment.datasets import DATASETS, SplitIds, get_dataset
 from medseq.features.registry import featurizer_from_state_dict
 from medseq.models import ModelConfig, build_model, model_config_from_dict
 from medseq.training import TrainConfig, Trainer

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 
 from medseq.evaluation import binary_metrics
+from medseq.evaluation.scoring import per_fold_summary as _per_fold
 from medseq.experiment.config import ExperimentData
 from medseq.experiment.data import default_split_ids, hold_out_early_stop
-from medseq.experiment.runner import _per_fold
 
 
 def _labels(n: int = 400, positives: float = 0.2, seed: int = 0) -> pd.Series:

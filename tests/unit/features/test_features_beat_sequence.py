@@ -5,8 +5,8 @@ import logging
 import numpy as np
 import pytest
 
-from medseq.features import beat_sequence as bs
-from medseq.features.beats import RR_FEATURES
+from medseq.features.signals import beat_sequence as bs
+from medseq.features.signals.beats import RR_FEATURES
 
 
 def test_beat_feature_sequence_shape_and_rr_columns():

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from medseq.experiment.ecg_datasets import mitbih
-from medseq.features.beat_featurizer import (
+from medseq.datasets import mitbih
+from medseq.features.signals.beat_featurizer import (
     LOCAL_RHYTHM_FEATURES,
     LOCAL_TEMPLATE_FEATURES,
     QRS_SHAPE_FEATURES,

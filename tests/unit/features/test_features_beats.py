@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from medseq.features import beats
+from medseq.features.signals import beats
 from medseq.schema import Signal
 
 # AAMI EC57 / de Chazal et al. (2004), table in shared/data/mitdb_full/SOURCE.md.

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from features_toys import NAN, toy_events
 
-from medseq.features.discretizer import (
+from medseq.features.icu.discretizer import (
     Discretizer,
     forward_fill,
     last_observed,

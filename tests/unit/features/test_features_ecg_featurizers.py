@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from medseq.experiment.ecg_datasets.augment import RandomCropAugment
-from medseq.features.beat_featurizer import BeatFeaturizer, beat_context
+from medseq.datasets.ecg_augment import RandomCropAugment
 from medseq.features.registry import featurizer_from_state_dict
-from medseq.features.signal_featurizer import SignalFeaturizer
+from medseq.features.signals.beat_featurizer import BeatFeaturizer, beat_context
+from medseq.features.signals.signal_featurizer import SignalFeaturizer
 from medseq.schema import Signal
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from medseq.features import ICUFeaturizer
-from medseq.features.summary import GRID_STATISTICS, grid_summary
+from medseq.features.icu.summary import GRID_STATISTICS, grid_summary
 
 
 def test_grid_summary_by_hand():

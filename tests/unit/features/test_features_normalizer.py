@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from medseq.features.normalizer import AUTO_LOG_SKEW, Normalizer, NotFittedError
+from medseq.features.icu.normalizer import AUTO_LOG_SKEW, Normalizer, NotFittedError
 
 
 def _data(rng):

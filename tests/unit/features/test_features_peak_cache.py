@@ -6,8 +6,8 @@ import logging
 import numpy as np
 import pytest
 
-from medseq.features import beats, peak_cache
-from medseq.features.beat_featurizer import BeatFeaturizer
+from medseq.features.signals import beats, peak_cache
+from medseq.features.signals.beat_featurizer import BeatFeaturizer
 from medseq.schema import Signal
 
 FS = 300.0
@@ -68,7 +68,7 @@ def test_corrupt_cache_file_is_detected_again(cache, caplog):
     first = BeatFeaturizer(peaks="xqrs").peak_positions(signal)
     (path,) = cache.glob("*.npy")
     path.write_bytes(b"not a numpy file")
-    with caplog.at_level(logging.WARNING, logger="medseq.features.peak_cache"):
+    with caplog.at_level(logging.WARNING, logger="medseq.features.signals.peak_cache"):
         again = BeatFeaturizer(peaks="xqrs").peak_positions(signal)
     assert "unreadable" in caplog.text
     np.testing.assert_array_equal(again, first)

@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from medseq.bundle import Bundle, load_bundle, save_bundle
-from medseq.experiment.ecg_datasets import cinc2017
+from medseq.datasets import cinc2017
 from medseq.features import registry
-from medseq.features.beat_featurizer import BeatFeaturizer
-from medseq.features.rhythm_summary import (
+from medseq.features.signals.beat_featurizer import BeatFeaturizer
+from medseq.features.signals.rhythm_summary import (
     BEAT_MORPHOLOGY_FEATURES,
     SUMMARY_FEATURES,
     RhythmBeatFeaturizer,

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from medseq.features import signal as sig
+from medseq.features.signals import signal as sig
 from medseq.schema import Signal
 
 FS_HZ = 360.0

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from medseq.features.smiles import (
+from medseq.features.molecules.smiles import (
     PAD_ID,
     UNK_ID,
     SmilesError,
@@ -131,7 +131,7 @@ def test_featurizer_pads_counts_lengths_and_truncates():
 
 def test_enumeration_keeps_the_molecule():
     pytest.importorskip("rdkit")
-    from medseq.features.smiles_enumeration import canonical_smiles, random_smiles
+    from medseq.features.molecules.smiles_enumeration import canonical_smiles, random_smiles
 
     smiles = "C[C@@H](Cl)c1ccc2ccccc2c1.[Na+]"
     variants = random_smiles(smiles, 8, seed=3)
@@ -142,7 +142,10 @@ def test_enumeration_keeps_the_molecule():
 
 def test_enumeration_augment_rewrites_rows_reproducibly():
     pytest.importorskip("rdkit")
-    from medseq.features.smiles_enumeration import SmilesEnumerationAugment, canonical_smiles
+    from medseq.features.molecules.smiles_enumeration import (
+        SmilesEnumerationAugment,
+        canonical_smiles,
+    )
 
     smiles = ["CCOc1ccc2nc(S(N)(=O)=O)sc2c1", "CCN1C(=O)NC(c2ccccc2)C1=O"]
     featurizer = SmilesFeaturizer().fit(smiles * 3)
@@ -161,7 +164,7 @@ def test_enumeration_augment_rewrites_rows_reproducibly():
 
 def test_test_time_variants_do_not_depend_on_position_and_model_averages_them():
     pytest.importorskip("rdkit")
-    from medseq.features.smiles_enumeration import canonical_smiles
+    from medseq.features.molecules.smiles_enumeration import canonical_smiles
     from medseq.models.smiles_rnn import SmilesRNN, SmilesRNNConfig
 
     smiles = ["CCOc1ccc2nc(S(N)(=O)=O)sc2c1", "O=CO[AlH3](OC=O)OC=O"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from features_toys import toy_static
 
-from medseq.features.static import StaticEncoder
+from medseq.features.icu.static import StaticEncoder
 from medseq.schema import DataError, ReadReport
 
 COLUMNS = ["Age", "Gender", "ICUType"]

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
-from medseq.features.normalizer import NotFittedError
+from medseq.features.histories.visits import VisitFeaturizer
+from medseq.features.histories.vocabulary import UNKNOWN, Vocabulary
+from medseq.features.icu.normalizer import NotFittedError
 from medseq.features.registry import featurizer_from_state_dict
-from medseq.features.visits import VisitFeaturizer
-from medseq.features.vocabulary import UNKNOWN, Vocabulary
 from medseq.paths import dataset_dir
 from medseq.sources import icd9, mimic3
 from medseq.tasks import histories

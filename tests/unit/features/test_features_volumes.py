@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from medseq.features.volumes import VolumeFeaturizer, VolumeFlipShift
+from medseq.features.images.volumes import VolumeFeaturizer, VolumeFlipShift
 
 
 def test_axis_moves_to_slice_dimension_and_scales():

@@ -63,7 +63,7 @@ def test_missing_and_unreadable_files(tmp_path):
 
 
 def test_official_protocol_refuses_an_empty_part(tmp_path):
-    from medseq.experiment.datasets import get_dataset
+    from medseq.datasets.registry import get_dataset
 
     np.savez(tmp_path / "x.npz", **_arrays())
     spec = get_dataset("adrenalmnist3d")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from medseq.datasets.registry import get_dataset
 from medseq.experiment.config import ExperimentData
-from medseq.experiment.datasets import get_dataset
 from medseq.paths import dataset_dir
 from medseq.tasks import histories
 

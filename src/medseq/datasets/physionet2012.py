@@ -1,4 +1,4 @@
-"""PhysioNet 2012 ICU stays as a :class:`~medseq.experiment.datasets.DatasetSpec`.
+"""PhysioNet 2012 ICU stays as a :class:`~medseq.datasets.registry.DatasetSpec`.
 
 The data object is the reader's :class:`~medseq.sources.physionet2012.PhysioNet2012Set`
 (event table, static descriptors, outcomes); the featurizer is
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medseq.experiment.datasets import DatasetSpec
+from medseq.datasets.registry import DatasetSpec
 from medseq.features import ICUFeaturizer
 from medseq.sources import physionet2012
 from medseq.tasks.physionet2012 import (

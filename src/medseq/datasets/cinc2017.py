@@ -1,4 +1,4 @@
-"""CinC 2017 AF challenge recordings as a :class:`~medseq.experiment.datasets.DatasetSpec`.
+"""CinC 2017 AF challenge recordings as a :class:`~medseq.datasets.registry.DatasetSpec`.
 
 Task ``rhythm``: multiclass N / A / O / ~ per recording (:mod:`medseq.tasks.ecg`); the
 challenge F1 (mean F1 of N, A and O) is added to the metric table. The protocol is the
@@ -7,19 +7,19 @@ there is no public test set here. Subject ids are the record numbers (``A00042``
 
 ``[features]`` keys:
 
-- ``kind``: ``"signal"`` (raw waveform, :class:`~medseq.features.signal_featurizer.
+- ``kind``: ``"signal"`` (raw waveform, :class:`~medseq.features.signals.signal_featurizer.
   SignalFeaturizer`, for a ``ConvRNN`` with a convolutional front end) or ``"beats"``
-  (one step per detected beat, :class:`~medseq.features.beat_featurizer.BeatFeaturizer`
+  (one step per detected beat, :class:`~medseq.features.signals.beat_featurizer.BeatFeaturizer`
   with XQRS peaks, for a ``ConvRNN`` with ``conv_channels = []``); default ``"signal"``;
 - the chosen featurizer's options;
 - ``crop_seconds`` (signal) or ``crop_beats`` (beats): random-crop length of training
-  batches (:class:`~medseq.experiment.ecg_datasets.augment.RandomCropAugment`); no crop
+  batches (:class:`~medseq.datasets.ecg_augment.RandomCropAugment`); no crop
   when absent;
 - ``rhythm_summary`` (beats only, default false): also compute the record-level rhythm
-  summaries of :mod:`medseq.features.rhythm_summary` (z-scored on the training
+  summaries of :mod:`medseq.features.signals.rhythm_summary` (z-scored on the training
   recordings) as the ``static`` input, for a ``ConvRNN`` with ``static_size`` > 0 (set
   from the featurizer); the featurizer is then a
-  :class:`~medseq.features.rhythm_summary.RhythmBeatFeaturizer`;
+  :class:`~medseq.features.signals.rhythm_summary.RhythmBeatFeaturizer`;
 - ``beat_morphology`` (with ``rhythm_summary``, default false): append the median beat's
   intervals and amplitudes to the summaries.
 """
@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medseq.experiment.datasets import DatasetSpec
-from medseq.features.beat_featurizer import BeatFeaturizer
-from medseq.features.rhythm_summary import RhythmBeatFeaturizer
-from medseq.features.signal import pad_batch
-from medseq.features.signal_featurizer import SignalFeaturizer
+from medseq.datasets.registry import DatasetSpec
+from medseq.features.signals.beat_featurizer import BeatFeaturizer
+from medseq.features.signals.rhythm_summary import RhythmBeatFeaturizer
+from medseq.features.signals.signal import pad_batch
+from medseq.features.signals.signal_featurizer import SignalFeaturizer
 from medseq.schema import DataError, Signal, check_known_keys
 from medseq.sources import physionet2017
 from medseq.tasks.ecg import CINC2017_CLASSES, challenge_f1, cinc2017_labels
@@ -200,7 +200,7 @@ def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, floa
 
 
 def _augment(features: dict[str, Any], featurizer: Any) -> Any:
-    from medseq.experiment.ecg_datasets.augment import RandomCropAugment
+    from medseq.datasets.ecg_augment import RandomCropAugment
 
     if isinstance(featurizer, BeatFeaturizer):
         beats = features.get("crop_beats")

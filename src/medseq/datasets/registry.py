@@ -25,13 +25,13 @@ TASK_TYPES = ("binary", "multiclass", "multilabel", "regression")
 
 #: dataset name -> "module:SPEC"
 DATASETS: dict[str, str] = {
-    "physionet2012": "medseq.experiment.icu_dataset:PHYSIONET2012",
-    "tox21": "medseq.experiment.tox21_dataset:TOX21",
-    "cinc2017": "medseq.experiment.ecg_datasets.cinc2017:CINC2017",
-    "mitbih": "medseq.experiment.ecg_datasets.mitbih:MITBIH",
-    "adrenalmnist3d": "medseq.experiment.adrenal_dataset:ADRENALMNIST3D",
-    "mimic3": "medseq.experiment.history_dataset:MIMIC3",
-    "meds": "medseq.experiment.history_dataset:MEDS",
+    "physionet2012": "medseq.datasets.physionet2012:PHYSIONET2012",
+    "tox21": "medseq.datasets.tox21:TOX21",
+    "cinc2017": "medseq.datasets.cinc2017:CINC2017",
+    "mitbih": "medseq.datasets.mitbih:MITBIH",
+    "adrenalmnist3d": "medseq.datasets.adrenalmnist3d:ADRENALMNIST3D",
+    "mimic3": "medseq.datasets.mimic3:MIMIC3",
+    "meds": "medseq.datasets.meds:MEDS",
 }
 
 

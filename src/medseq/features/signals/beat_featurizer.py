@@ -54,8 +54,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from medseq.features import beats, peak_cache
-from medseq.features import signal as sig
+from medseq.features.signals import beats, peak_cache
+from medseq.features.signals import signal as sig
 from medseq.schema import DataError, Signal, check_known_keys
 
 logger = logging.getLogger(__name__)
@@ -325,7 +325,7 @@ class BeatFeaturizer:
 
         XQRS detections are remembered by record id (``detected_peaks``, not part of the
         state), so one featurizer reused across folds or option sets detects each
-        recording once, and on disk by content (:mod:`medseq.features.peak_cache`), so
+        recording once, and on disk by content (:mod:`medseq.features.signals.peak_cache`), so
         the next run on this machine does not detect it again.
         """
         if self.peaks == "annotations":

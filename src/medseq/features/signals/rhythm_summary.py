@@ -30,7 +30,7 @@ T-wave amplitude and delay, P-wave amplitude and delay) and how often a beat is 
 that median. The "other rhythm" class of CinC 2017 holds bundle-branch blocks, ectopy,
 AV block and repolarisation changes, which show there and not in the RR series.
 
-:class:`RhythmBeatFeaturizer` is the :class:`~medseq.features.beat_featurizer.
+:class:`RhythmBeatFeaturizer` is the :class:`~medseq.features.signals.beat_featurizer.
 BeatFeaturizer` plus these summaries, z-scored on the training recordings; its
 ``summaries`` method gives the ``static`` model input ``(N, S)``.
 """
@@ -43,8 +43,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from medseq.features import signal as sig
-from medseq.features.beat_featurizer import BeatFeaturizer, row_correlation, slope_width
+from medseq.features.signals import signal as sig
+from medseq.features.signals.beat_featurizer import BeatFeaturizer, row_correlation, slope_width
 from medseq.schema import Signal
 
 logger = logging.getLogger(__name__)

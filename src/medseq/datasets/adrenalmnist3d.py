@@ -1,7 +1,7 @@
-"""AdrenalMNIST3D volumes as a :class:`~medseq.experiment.datasets.DatasetSpec`.
+"""AdrenalMNIST3D volumes as a :class:`~medseq.datasets.registry.DatasetSpec`.
 
 Task ``adrenal``: binary (normal gland vs adrenal mass). Each volume is read as a sequence of
-slices (:class:`~medseq.features.volumes.VolumeFeaturizer`) for
+slices (:class:`~medseq.features.images.volumes.VolumeFeaturizer`) for
 :class:`~medseq.models.slice_rnn.SliceRNN`. Protocol ``official``: MedMNIST's patient-level
 train/val/test parts, all from the one ``.npz`` (a folder path reads the 28³ file; name the
 ``adrenalmnist3d_64.npz`` file for 64³); with ``[data] cv_folds`` the train and val parts
@@ -9,7 +9,7 @@ are pooled into stratified folds, one ensemble member per fold and seed.
 
 ``[features]`` keys: ``axis``, ``scale`` (the featurizer's), ``augment`` (bool, default
 false), ``flip_p``, ``max_shift`` and ``permute_p``
-(:class:`~medseq.features.volumes.VolumeFlipShift`).
+(:class:`~medseq.features.images.volumes.VolumeFlipShift`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medseq.experiment.datasets import DatasetSpec, SplitIds
-from medseq.features.volumes import VolumeFeaturizer, VolumeFlipShift
+from medseq.datasets.registry import DatasetSpec, SplitIds
+from medseq.features.images.volumes import VolumeFeaturizer, VolumeFlipShift
 from medseq.schema import check_known_keys
 from medseq.sources import medmnist3d
 

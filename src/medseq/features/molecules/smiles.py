@@ -226,7 +226,7 @@ class SmilesFeaturizer:
         """
         if self.n_enumerations == 0:
             return pad_ids(self.encode(smiles))
-        from medseq.features.smiles_enumeration import variants
+        from medseq.features.molecules.smiles_enumeration import variants
 
         n_variants = 1 + self.n_enumerations
         texts = [v for s in smiles for v in variants(s, self.n_enumerations, self.seed)]

@@ -1,4 +1,4 @@
-"""Patient histories (MIMIC-III tables or a MEDS folder) as experiment datasets.
+"""What the history datasets (:mod:`.mimic3`, :mod:`.meds`) share: tasks, features, splits.
 
 ``[data] dataset = "mimic3"`` reads a MIMIC-III folder, ``"meds"`` a MEDS folder; both
 give the same :class:`~medseq.sources.history.HistorySet` and the same tasks
@@ -16,14 +16,16 @@ Samples of ``next_visit`` are (subject, visit) pairs, several per subject, so th
 and the folds come from the ``"subject"`` split protocol (``[data] protocol = "subject"``):
 a random :data:`TEST_FRACTION` of subjects (stratified on the label for ``mortality``) is
 held out for the test, and the rest is split by subject into ``val_fraction`` or
-``cv_folds``. The ``[features]`` table holds :class:`~medseq.features.visits.VisitFeaturizer`'s
-keyword arguments (``level``, ``min_count``, ``code_prefixes``, ``max_visits``).
+``cv_folds``. The ``[features]`` table holds the keyword arguments of
+:class:`~medseq.features.histories.visits.VisitFeaturizer` (``level``, ``min_count``,
+``code_prefixes``, ``max_visits``).
 
 Extra metrics: recall@10/20/30 and the micro-averaged AUROC for the next-visit tasks.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,8 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medseq.experiment.datasets import DatasetSpec, SplitIds
-from medseq.features.visits import VisitFeaturizer
+from medseq.datasets.registry import DatasetSpec, SplitIds
+from medseq.features.histories.visits import VisitFeaturizer
 from medseq.sources.history import HistorySet
 from medseq.tasks import histories
 
@@ -51,18 +53,6 @@ class HistoryData:
     def report(self):
         """The reader's :class:`~medseq.schema.ReadReport` (logged by the runner)."""
         return self.history.report
-
-
-def _read_mimic3(path: Path) -> HistoryData:
-    from medseq.sources import mimic3
-
-    return HistoryData(mimic3.read(path))
-
-
-def _read_meds(path: Path) -> HistoryData:
-    from medseq.sources import meds
-
-    return HistoryData(meds.read(path))
 
 
 def _labels(task: str, data: HistoryData) -> pd.Series | pd.DataFrame:
@@ -160,7 +150,8 @@ def _metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, flo
     return ranking_metrics(y_true, y_prob)
 
 
-def _spec(name: str, read) -> DatasetSpec:
+def history_spec(name: str, read: Callable[[Path], HistoryData]) -> DatasetSpec:
+    """The spec of a history dataset called ``name`` whose reader is ``read``."""
     return DatasetSpec(
         name=name,
         tasks=TASKS,
@@ -174,7 +165,3 @@ def _spec(name: str, read) -> DatasetSpec:
         metrics=_metrics,
         groups=_subjects,
     )
-
-
-MIMIC3 = _spec("mimic3", _read_mimic3)
-MEDS = _spec("meds", _read_meds)

@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from medseq.features.smiles import UNK_ID, SmilesFeaturizer, SmilesVocabulary, pad_ids, tokenize
+from medseq.features.molecules.smiles import (
+    UNK_ID,
+    SmilesFeaturizer,
+    SmilesVocabulary,
+    pad_ids,
+    tokenize,
+)
 
 
 def _chem() -> Any:

@@ -4,7 +4,7 @@ Encoding, per column of ``columns``:
 
 continuous (Age, Height, Weight, anything not in :data:`CATEGORIES`)
     standardised with training statistics (winsorised like the time series, see
-    :mod:`medseq.features.normalizer`), NaN -> 0 (the training mean), plus a
+    :mod:`medseq.features.icu.normalizer`), NaN -> 0 (the training mean), plus a
     ``<name>_missing`` indicator, so a model can tell "average" from "unknown".
 binary (Gender: 0 = female, 1 = male)
     ``<name>`` is 1 for the second category, plus ``<name>_missing``.
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medseq.features.normalizer import Normalizer, NotFittedError, check_state
+from medseq.features.icu.normalizer import Normalizer, NotFittedError, check_state
 from medseq.schema import DataError, ReadReport
 
 logger = logging.getLogger(__name__)

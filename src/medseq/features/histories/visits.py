@@ -2,7 +2,7 @@
 
 A sample (subject, cutoff) of :mod:`medseq.tasks.histories` becomes the sequence of that
 subject's visits that began before the cutoff, each visit the set of its codes recorded
-before the cutoff, one-hot encoded over a :class:`~medseq.features.vocabulary.Vocabulary`
+before the cutoff, one-hot encoded over a :class:`~medseq.features.histories.vocabulary.Vocabulary`
 fitted on the training samples only:
 
 ``visits`` : float32 (N, V, C)
@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from medseq.features.vocabulary import Vocabulary
+from medseq.features.histories.vocabulary import Vocabulary
 from medseq.schema import check_known_keys
 from medseq.sources.history import HistorySet
 from medseq.sources.icd9 import group
@@ -145,7 +145,7 @@ class VisitFeaturizer:
     # -- state ----------------------------------------------------------------------------
     def _fitted(self) -> Vocabulary:
         if self.vocabulary_ is None:
-            from medseq.features.normalizer import NotFittedError
+            from medseq.features.icu.normalizer import NotFittedError
 
             raise NotFittedError("this VisitFeaturizer is not fitted; call fit() first")
         return self.vocabulary_

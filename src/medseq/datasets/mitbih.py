@@ -1,4 +1,4 @@
-"""MIT-BIH Arrhythmia beats as a :class:`~medseq.experiment.datasets.DatasetSpec`.
+"""MIT-BIH Arrhythmia beats as a :class:`~medseq.datasets.registry.DatasetSpec`.
 
 Task ``beat``: multiclass AAMI N / S / V / F per annotated beat (Q beats, 15 in the 44
 non-paced records, are excluded from the labels and counted in the read report). A sample is
@@ -14,7 +14,7 @@ is on two sides). The paced records 102, 104, 107 and 217 are not read at all.
 Subject ids: ``int(record) * 100_000 + beat index`` (index among the record's beat
 annotations), so each id names one beat and its record is ``id // 100_000``.
 
-``[features]`` keys: the :class:`~medseq.features.beat_featurizer.BeatFeaturizer` options
+``[features]`` keys: the :class:`~medseq.features.signals.beat_featurizer.BeatFeaturizer` options
 (``lead``, ``low_hz``, ``high_hz``, ``before_s``, ``after_s``, ``segment_fs_hz``,
 ``local_beats``, ``morphology``, ``local_ratios``, ``context_beats``, ``qrs_shape``,
 ``second_lead``, ``record_relative``, ``local_template``, ``local_rhythm``).
@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.evaluation.multi import confusion
-from medseq.experiment.datasets import DatasetSpec, SplitIds
-from medseq.features.beat_featurizer import BeatFeaturizer, beat_context
-from medseq.features.beats import AAMI_CLASSES, beat_annotations
+from medseq.features.signals.beat_featurizer import BeatFeaturizer, beat_context
+from medseq.features.signals.beats import AAMI_CLASSES, beat_annotations
 from medseq.schema import DataError, ReadReport, Signal, check_known_keys
 from medseq.sources import wfdb_records
 from medseq.tasks.ecg import MITBIH_DS1, MITBIH_DS2, MITBIH_PACED, mitbih_split

@@ -49,7 +49,7 @@ class Vocabulary:
 
     def _check_fitted(self) -> list[str]:
         if self.tokens_ is None:
-            from medseq.features.normalizer import NotFittedError
+            from medseq.features.icu.normalizer import NotFittedError
 
             raise NotFittedError("this Vocabulary is not fitted; call fit(codes) first")
         return self.tokens_

@@ -1,8 +1,8 @@
-"""Tox21 molecules as a :class:`~medseq.experiment.datasets.DatasetSpec`.
+"""Tox21 molecules as a :class:`~medseq.datasets.registry.DatasetSpec`.
 
 Task ``toxicity``: 12 assays, multilabel with missing labels (NaN, left out of the loss and
 of each assay's ROC-AUC). Molecules are read as RDKit-canonical SMILES token sequences
-(:class:`~medseq.features.smiles.SmilesFeaturizer`); training batches may be re-written as
+(:class:`~medseq.features.molecules.smiles.SmilesFeaturizer`); training batches may be re-written as
 randomised SMILES of the same molecules (``[features] enumerate = true``). Protocols, both
 80/10/10 from the one file: ``random`` (MoleculeNet's, seeded by ``[data] split_seed``) and
 ``scaffold`` (Bemis–Murcko, largest scaffold groups to train). Needs ``medseq[molecules]``.
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medseq.experiment.datasets import DatasetSpec, SplitIds
-from medseq.features.smiles import SmilesFeaturizer
+from medseq.datasets.registry import DatasetSpec, SplitIds
+from medseq.features.molecules.smiles import SmilesFeaturizer
 from medseq.schema import check_known_keys
 from medseq.sources import tox21
 
@@ -40,7 +40,7 @@ class Molecules:
 
 
 def _read(path: Path) -> Molecules:
-    from medseq.features.smiles_enumeration import canonical_smiles
+    from medseq.features.molecules.smiles_enumeration import canonical_smiles
 
     data = tox21.read(path)
     return Molecules(raw=data, canonical=data.smiles.map(canonical_smiles))
@@ -87,7 +87,7 @@ def _scaffold(spec: Any, data: Molecules, labels: pd.DataFrame) -> SplitIds:
 def _augment(features: dict[str, Any], featurizer: SmilesFeaturizer) -> Any:
     if not features.get("enumerate", False):
         return None
-    from medseq.features.smiles_enumeration import SmilesEnumerationAugment
+    from medseq.features.molecules.smiles_enumeration import SmilesEnumerationAugment
 
     return SmilesEnumerationAugment(featurizer, p=float(features.get("enumerate_p", 1.0)))
 

@@ -1,6 +1,6 @@
 """``SignalFeaturizer``: raw waveforms to padded ``values``/``lengths`` for a ``ConvRNN``.
 
-Every recording goes through the same fixed chain (:mod:`medseq.features.signal`):
+Every recording goes through the same fixed chain (:mod:`medseq.features.signals.signal`):
 polyphase resampling to one rate, a zero-phase Butterworth band-pass, per-record robust
 standardisation, then right-padding to the longest recording (or ``max_seconds``). Nothing
 is estimated from the training set (the normalisation is per record, so a test recording
@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from medseq.features import signal as sig
+from medseq.features.signals import signal as sig
 from medseq.schema import DataError, Signal, check_known_keys
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class SignalFeaturizer:
         Band-pass edges (baseline wander below, mains and muscle noise above).
     filter_order : int, default=4
     normalize : {"robust", "standard", "none"}, default="robust"
-        Per-record standardisation (:func:`~medseq.features.signal.normalize_per_record`).
+        Per-record standardisation (:func:`~medseq.features.signals.signal.normalize_per_record`).
     max_seconds : float or None, default=None
         Pad or cut every recording to this duration; ``None`` pads to the longest one.
     channels : list of int or None, default=None

@@ -3,13 +3,13 @@
 A recurrent model is only worth its cost if it beats a gradient-boosted tree or a logistic
 regression on simple summaries of the same 48 hours, so this gives those baselines exactly
 the data the neural models see (same window policy and left-out-event counting as
-:mod:`medseq.features.discretizer`). Nothing is fitted: missing statistics are NaN and
+:mod:`medseq.features.icu.discretizer`). Nothing is fitted: missing statistics are NaN and
 left to the estimator (HistGradientBoosting handles NaN; the linear baseline imputes).
 
 Columns, variable-major: ``<var>_last, <var>_min, <var>_max, <var>_mean, <var>_count,
 <var>_first`` for each variable (``count`` is 0, the others NaN, when the variable was not
 observed), then the static descriptors: continuous ones raw, categorical ones
-(:data:`~medseq.features.static.CATEGORIES`) one-hot ``<name>=<category>`` (all NaN when
+(:data:`~medseq.features.icu.static.CATEGORIES`) one-hot ``<name>=<category>`` (all NaN when
 missing or unexpected; Gender stays a single 0/1 column).
 """
 
@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from medseq.features.discretizer import as_subject_ids, index_events, sort_by_cell_time
-from medseq.features.static import CATEGORIES, static_rows
+from medseq.features.icu.discretizer import as_subject_ids, index_events, sort_by_cell_time
+from medseq.features.icu.static import CATEGORIES, static_rows
 from medseq.schema import ReadReport
 from medseq.sources.physionet2012 import DESCRIPTORS, VARIABLES
 

@@ -1,8 +1,8 @@
 """``ICUFeaturizer``: ICU events and descriptors -> the tensors every medseq model takes.
 
-It composes :class:`~medseq.features.discretizer.Discretizer` (grid, mask, δ),
-:class:`~medseq.features.normalizer.Normalizer` (per-variable robust standardisation) and
-:class:`~medseq.features.static.StaticEncoder`, all fitted on the training subjects only,
+It composes :class:`~medseq.features.icu.discretizer.Discretizer` (grid, mask, δ),
+:class:`~medseq.features.icu.normalizer.Normalizer` (per-variable robust standardisation) and
+:class:`~medseq.features.icu.static.StaticEncoder`, all fitted on the training subjects only,
 and its whole fitted state is plain JSON (``state_dict``), so the one pipeline travels in
 the bundle and training, batch prediction and serving call the same transform.
 
@@ -11,7 +11,7 @@ Output layout (``docs/architecture.md`` §3), for N subjects, T bins and F varia
 * ``values`` (N, T, F) float32: normalised; unobserved bins imputed per ``impute``.
 * ``mask`` (N, T, F) float32: 1 where the variable was observed in the bin.
 * ``delta`` (N, T, F) float32: time since the variable was last observed before the bin
-  (GRU-D's δ, see :func:`~medseq.features.discretizer.time_since_observed`), 0 at t = 0,
+  (GRU-D's δ, see :func:`~medseq.features.icu.discretizer.time_since_observed`), 0 at t = 0,
   scaled per ``delta_scale``.
 * ``lengths`` (N,) int64: bins up to and including the last bin with any observation, at
   least 1 (a subject with no usable event gets one all-unobserved bin).
@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medseq.features.discretizer import (
+from medseq.features.icu.discretizer import (
     Discretizer,
     as_subject_ids,
     event_arrays,
@@ -38,9 +38,9 @@ from medseq.features.discretizer import (
     index_events,
     padding_mask,
 )
-from medseq.features.normalizer import Normalizer, NotFittedError, check_quantiles, check_state
-from medseq.features.static import StaticEncoder
-from medseq.features.summary import GRID_STATISTICS, grid_summary
+from medseq.features.icu.normalizer import Normalizer, NotFittedError, check_quantiles, check_state
+from medseq.features.icu.static import StaticEncoder
+from medseq.features.icu.summary import GRID_STATISTICS, grid_summary
 from medseq.schema import ReadReport
 from medseq.sources.physionet2012 import DESCRIPTORS
 
@@ -93,7 +93,7 @@ class ICUFeaturizer:
         plain RNNs fed δ as an input), or ``log1p(hours)``.
     static_summary : bool, default=False
         Append per-variable statistics of the window's observations (mean, min, max,
-        last, log count; :func:`~medseq.features.summary.grid_summary`) to ``static``.
+        last, log count; :func:`~medseq.features.icu.summary.grid_summary`) to ``static``.
         This "summary fusion" gives the model the same view a gradient-boosted tree on
         summaries has, beside the recurrent read of the trajectory; on PhysioNet 2012 it
         raised validation AUROC of a GRU from 0.856 to 0.869 (see README).

@@ -18,8 +18,8 @@ import logging
 
 import numpy as np
 
-from medseq.features.beats import beat_segments, rr_features
-from medseq.features.signal import resample
+from medseq.features.signals.beats import beat_segments, rr_features
+from medseq.features.signals.signal import resample
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def beat_feature_sequence(
 
     ``F = n_channels * round((before_s + after_s) * segment_fs_hz) + 6``: the window around
     each R peak resampled to ``segment_fs_hz`` (90 Hz keeps the QRS, < 40 Hz content, and
-    cuts the input 4x at 360 Hz), then :data:`~medseq.features.beats.RR_FEATURES`. RR
+    cuts the input 4x at 360 Hz), then :data:`~medseq.features.signals.beats.RR_FEATURES`. RR
     features are computed on all peaks before edge beats are dropped, so they are the same
     whether or not a neighbour's window fits in the record.
     """

@@ -1,0 +1,104 @@
+"""The metric tables of a task, shared by the runner, ``medseq evaluate`` and the report.
+
+Which metrics a task gets depends on its type; the dataset's spec may add its own (the
+challenge F1 of CinC 2017, recall@k of the history tasks). One place builds the table so the
+training run, a later evaluation and the report agree to the last digit.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from typing import Any
+
+import numpy as np
+
+from medseq.datasets.registry import DatasetSpec
+
+
+def class_labels(class_names: list[str] | None, n: int) -> list[str]:
+    """The bundle's class or label names, or ``"0" .. "n-1"`` when it has none."""
+    return list(class_names) if class_names else [str(k) for k in range(n)]
+
+
+def metric_table(spec: DatasetSpec, task: str, task_type: str, class_names: list[str]):
+    """``(y, prob) -> metrics`` of a multiclass/multilabel task, with the dataset's extras."""
+    from medseq.evaluation.multi import multiclass_metrics, multilabel_metrics
+
+    base = multiclass_metrics if task_type == "multiclass" else multilabel_metrics
+
+    def table(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
+        return with_extras(spec, task, base, y, prob, class_names)
+
+    return table
+
+
+def with_extras(spec, task, metrics, y, pred, *args, **kwargs) -> dict[str, float]:
+    """``metrics(y, pred, ...)`` plus the dataset's own metrics of the task."""
+    out = dict(metrics(y, pred, *args, **kwargs))
+    if spec.metrics is not None:
+        out |= spec.metrics(task, y, pred)
+    return out
+
+
+def metrics_with_cis(
+    spec: DatasetSpec,
+    task: str,
+    task_type: str,
+    y: np.ndarray,
+    pred: np.ndarray,
+    *,
+    threshold: float | None = None,
+    class_names: list[str] | None = None,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    random_state: int = 0,
+) -> dict[str, tuple[float, float, float]]:
+    """The test table of any task: its metrics with bootstrap CIs, plus the dataset's own.
+
+    One function for the training run, ``medseq evaluate`` and the report, so the three
+    agree to the last digit.
+    """
+    from medseq.evaluation import metrics_with_ci
+    from medseq.evaluation.multi import bootstrap_table
+
+    if task_type in ("multiclass", "multilabel"):
+        table = metric_table(spec, task, task_type, class_labels(class_names, pred.shape[-1]))
+        return bootstrap_table(
+            table, y, pred, n_boot=n_boot, alpha=alpha, random_state=random_state
+        )
+    out = metrics_with_ci(
+        y, pred, task=task_type, threshold=threshold, n_boot=n_boot, alpha=alpha,
+        random_state=random_state,
+    )  # fmt: skip
+    if spec.metrics is not None:
+        extras = functools.partial(spec.metrics, task)
+        out |= bootstrap_table(
+            extras, y, pred, n_boot=n_boot, alpha=alpha, random_state=random_state
+        )
+    return out
+
+
+def per_fold_summary(table, y, pred, fold_sizes: list[int]) -> dict[str, Any]:
+    """Each fold's validation metrics and their mean and sample sd over folds.
+
+    The pooled table hides how much the estimate moves from fold to fold; this is that
+    spread. A fold whose metrics cannot be computed (e.g. one class only) is reported with
+    its error and left out of the summary.
+    """
+    bounds = np.cumsum([0, *fold_sizes])
+    folds: list[dict[str, Any]] = []
+    for start, stop in itertools.pairwise(bounds):
+        try:
+            folds.append({k: float(v) for k, v in table(y[start:stop], pred[start:stop]).items()})
+        except ValueError as err:
+            folds.append({"error": str(err)})
+    scored = [f for f in folds if "error" not in f]
+    summary = {}
+    for name in scored[0] if scored else []:
+        values = np.array([f[name] for f in scored], dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if values.size:
+            sd = float(values.std(ddof=1)) if values.size > 1 else float("nan")
+            summary[name] = [float(values.mean()), sd]
+    return {"val_folds": folds, "val_fold_mean_sd": summary}

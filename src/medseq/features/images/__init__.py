@@ -1,0 +1,1 @@
+"""Image volumes (CT/MRI slice stacks) as slice sequences."""

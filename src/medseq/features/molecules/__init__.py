@@ -1,0 +1,1 @@
+"""Molecules: SMILES tokenisation and enumeration."""

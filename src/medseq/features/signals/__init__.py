@@ -1,0 +1,1 @@
+"""Physiological signals (ECG): filtering, R peaks, beat windows, rhythm summaries, featurizers."""
