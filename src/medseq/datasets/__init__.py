@@ -6,6 +6,6 @@ dataset means adding its module here, one line in :data:`DATASETS`, a config and
 (docs/architecture.md walks through it).
 """
 
-from medseq.datasets.registry import DATASETS, DatasetSpec, SplitIds, get_dataset
+from medseq.datasets.registry import DATASETS, DatasetSpec, SplitIds, StageUnsupported, get_dataset
 
-__all__ = ["DATASETS", "DatasetSpec", "SplitIds", "get_dataset"]
+__all__ = ["DATASETS", "DatasetSpec", "SplitIds", "StageUnsupported", "get_dataset"]

@@ -76,6 +76,11 @@ Labels = pd.Series | pd.DataFrame
 Protocol = Callable[[Any, Any, Labels], SplitIds]
 
 
+class StageUnsupported(ValueError):
+    """A later stage (serving, export, federated, report, explain) that a dataset's spec
+    does not support; the message names the dataset, the missing part and why."""
+
+
 @dataclass(frozen=True)
 class DatasetSpec:
     """How one dataset reaches the runner. See the module docstring.
@@ -113,6 +118,32 @@ class DatasetSpec:
         The patient (or record) behind each sample id, for datasets with several samples
         per patient (admissions, beats): a split the runner draws itself keeps each group
         on one side. None: every id is its own patient.
+
+    What later stages need (all optional; a stage that needs a missing part calls
+    :meth:`require`, which refuses at once with a sentence naming the dataset and the part):
+
+    subgroups : callable ``(data, ids) -> dict of str to Series``, optional
+        The report's subgroup columns for ``ids`` (e.g. age band, ICU type), each a Series
+        of group names indexed like ``ids``.
+    card_notes : callable ``(task) -> list of str``, optional
+        Dataset-specific paragraphs for the model card (cohort, label definition, caveats).
+    request : object, optional
+        The JSON body of ``POST /v1/predict`` for this dataset (see
+        :mod:`medseq.serving.requests`): parses a request into the ``data`` object that
+        ``transform`` takes, documents the body with an example, and names the bad field.
+    fhir : object, optional
+        How a FHIR R4 Bundle of one subject becomes this dataset's ``data`` object (the code
+        table for Observations, ``valueSampledData`` for waveforms, Conditions for visits).
+    partitions : mapping of str to callable, optional
+        Named ways to split this dataset into federated sites (a column such as the ICU
+        type, a record group, Dirichlet label skew); see :mod:`medseq.federated.partition`.
+    streaming : object, optional
+        How to advance one subject an observation at a time (the incremental form of the
+        featurizer), for the streaming service.
+    unsupported : mapping of str to str
+        Stage -> the sentence saying why that stage makes no sense for this dataset (e.g.
+        ``{"streaming": "a molecule is one string, not a sequence that arrives over time"}``);
+        :meth:`require` and ``medseq capabilities`` show it.
     """
 
     name: str
@@ -127,6 +158,13 @@ class DatasetSpec:
     metrics: Callable[[str, np.ndarray, np.ndarray], dict[str, float]] | None = None
     augment: Callable[[dict[str, Any], Any], Any] | None = None
     groups: Callable[[str, Any, np.ndarray], np.ndarray] | None = None
+    subgroups: Callable[[Any, np.ndarray], dict[str, pd.Series]] | None = None
+    card_notes: Callable[[str], list[str]] | None = None
+    request: Any = None
+    fhir: Any = None
+    partitions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    streaming: Any = None
+    unsupported: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         bad = {t: k for t, k in self.tasks.items() if k not in TASK_TYPES}
@@ -140,6 +178,24 @@ class DatasetSpec:
                 f"dataset {self.name!r} has no task {task!r}; its tasks: {sorted(self.tasks)}"
             )
         return self.tasks[task]
+
+    def require(self, part: str, stage: str) -> Any:
+        """The spec's ``part`` that ``stage`` needs; a clear refusal when the spec lacks it.
+
+        >>> get_dataset("tox21").require("streaming", "medseq serve --stream")
+        Traceback (most recent call last):
+        ...
+        medseq.datasets.registry.StageUnsupported: ...
+        """
+        value = getattr(self, part, None)
+        if value:
+            return value
+        why = self.unsupported.get(stage) or self.unsupported.get(part)
+        reason = f": {why}" if why else ""
+        raise StageUnsupported(
+            f"{stage} is not available for dataset {self.name!r}: its spec has no "
+            f"{part!r}{reason}"
+        )
 
     def protocol(self, name: str) -> Protocol:
         """The split protocol ``name``; unknown names list the dataset's protocols."""
