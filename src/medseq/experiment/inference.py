@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from medseq.datasets.registry import get_dataset
-from medseq.evaluation.scoring import class_labels, metrics_with_cis
+from medseq.evaluation.scoring import metrics_with_cis
 from medseq.experiment.data import resolve_data_path
+from medseq.predictions import ids_to_predict, prediction_frame
 
 logger = logging.getLogger(__name__)
 
@@ -57,22 +58,6 @@ def predict_file(bundle_dir: str | Path, data_path: str | Path) -> pd.DataFrame:
     bundle = load_bundle(bundle_dir)
     spec = get_dataset(bundle.provenance.get("dataset", "physionet2012"))
     data = spec.read(resolve_data_path(data_path))
-    static = getattr(data, "static", None)
-    if isinstance(static, pd.DataFrame):
-        ids = static.index.to_numpy()
-    else:
-        ids = spec.labels(bundle.provenance.get("task", ""), data).index.to_numpy()
+    ids = ids_to_predict(spec, data, bundle.provenance.get("task", ""))
     pred = bundle.predict_arrays(spec.transform(bundle.featurizer, data, ids))
-    frame = pd.DataFrame({"subject_id": ids})
-    if bundle.task == "binary":
-        frame["risk"] = pred
-        frame["decision"] = (pred >= bundle.threshold).astype(int)
-    elif bundle.task == "regression":
-        frame["prediction"] = pred
-    elif pred.ndim == 2:
-        names = class_labels(bundle.class_names, pred.shape[1])
-        for k, name in enumerate(names):
-            frame[f"p_{name}"] = pred[:, k]
-        if bundle.task == "multiclass":
-            frame["prediction"] = [names[k] for k in pred.argmax(axis=1)]
-    return frame
+    return prediction_frame(ids, pred, bundle.task, bundle.threshold, bundle.class_names)
