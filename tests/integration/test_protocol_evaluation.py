@@ -78,11 +78,19 @@ def test_report_of_a_slice_stack_bundle_uses_the_generic_sections(adrenal_run, t
     assert set(inputs) == {"featurizer"} and inputs["featurizer"] == "volume"
 
 
-def test_onnx_export_of_a_non_icu_bundle_is_a_clear_error(adrenal_run):
-    from medseq.serving.onnx import export_onnx
+def test_onnx_export_of_a_volume_bundle_matches_torch(adrenal_run, tmp_path):
+    """Once refused (ICU grids only); every bundle kind exports now."""
+    import shutil
 
-    with pytest.raises(ValueError, match="ONNX export covers ICU-grid bundles; this one reads"):
-        export_onnx(adrenal_run.bundle_dir)
+    from medseq.experiment.inference import predict_file
+    from medseq.serving.onnx import export_onnx, predict_file_onnx
+
+    target = tmp_path / "bundle"
+    shutil.copytree(adrenal_run.bundle_dir, target)
+    export_onnx(target)
+    by_onnx, by_torch = predict_file_onnx(target, DATA), predict_file(target, DATA)
+    assert (by_onnx["subject_id"] == by_torch["subject_id"]).all()
+    assert (by_onnx["risk"] - by_torch["risk"]).abs().max() <= 1e-5
 
 
 def test_selection_run_on_pooled_folds_then_one_evaluation_of_its_bundle(tmp_path):

@@ -97,9 +97,19 @@ def read_records(folder: Path, records: tuple[str, ...]) -> MitbihData:
 
 
 def read(path: Path) -> MitbihData:
-    """Every DS1 and DS2 record of the folder ``path`` (the paced records are not read)."""
+    """Every DS1 and DS2 record of the folder ``path`` (the paced records are not read).
+
+    A folder's WFDB ``RECORDS`` file, when present, says which records it holds: the full
+    database lists all 48, a subset folder (a quick look, a test) lists its own.
+    """
     ds1, ds2 = mitbih_split()
-    return read_records(Path(path), ds1 + ds2)
+    records, listing = ds1 + ds2, Path(path) / "RECORDS"
+    if listing.is_file():
+        present = set(listing.read_text().split())
+        records = tuple(r for r in records if r in present)
+        if not records:
+            raise DataError(f"{listing}: lists none of the DS1/DS2 records {ds1 + ds2}")
+    return read_records(Path(path), records)
 
 
 def _labels(task: str, data: MitbihData) -> pd.Series:

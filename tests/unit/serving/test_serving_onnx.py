@@ -1,4 +1,7 @@
-"""ONNX export of every model kind: parity with torch on real stays, and no torch to predict."""
+"""ONNX export of the ICU bundles trained on real stays: parity with torch, no torch to predict.
+
+Every other model kind and dataset: tests/integration/test_onnx_every_kind.py.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ TOL = 1e-5
 def _parity(bundle_dir, bundle, setb, n: int = 400) -> float:
     export_onnx(bundle_dir)
     ids = setb.static.index.to_numpy()[:n]
-    onnx_scores = OnnxPredictor(bundle_dir, n_threads=1).predict(setb.events, setb.static, ids)
+    onnx_scores = OnnxPredictor(bundle_dir, n_threads=1).predict(setb, ids)
     return float(np.abs(onnx_scores - bundle.predict(setb.events, setb.static, ids)).max())
 
 
@@ -43,6 +46,7 @@ def test_trained_bundles_export_with_parity(name, request, tmp_path, setb):
 )
 def test_other_kinds_export_with_parity(gru_bundle, setb, tmp_path, config):
     bundle = bundle_like(gru_bundle, n_members=2, hidden_size=8, **config)
+    bundle.provenance = {"dataset": "physionet2012", "task": "mortality"}
     save_bundle(bundle, tmp_path)
     assert _parity(tmp_path, bundle, setb, n=200) <= TOL
 
