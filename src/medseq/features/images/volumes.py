@@ -8,10 +8,12 @@ featurizer has no fitted statistics, so it behaves the same on any split.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the augmentation alone needs torch; featurising a volume does not
+    import torch
 
 
 class VolumeFeaturizer:
@@ -114,6 +116,8 @@ class VolumeFlipShift:
     def __call__(
         self, batch: dict[str, torch.Tensor], generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
+        import torch
+
         x = batch["slices"]
         n = x.shape[0]
         flips = torch.rand(n, 3, generator=generator) < self.flip_p

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the training augmentation alone needs torch; featurising does not
+    import torch
 
 from medseq.features.molecules.smiles import (
     UNK_ID,
@@ -141,6 +143,8 @@ class SmilesEnumerationAugment:
     def __call__(
         self, batch: dict[str, torch.Tensor], generator: torch.Generator
     ) -> dict[str, torch.Tensor]:
+        import torch
+
         tokens, lengths = batch["tokens"], batch["lengths"]
         if tokens.dim() == 3:
             tokens = tokens[:, 0]
