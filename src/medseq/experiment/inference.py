@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medseq.datasets.registry import get_dataset
 from medseq.evaluation.scoring import class_labels, metrics_with_cis
 from medseq.experiment.data import resolve_data_path
 
@@ -36,7 +35,7 @@ def evaluate_bundle(bundle_dir: str | Path, data_path: str | Path, *, n_boot: in
     pred = bundle.predict_arrays(chosen.spec.transform(bundle.featurizer, chosen.data, ids))
     return metrics_with_cis(
         chosen.spec,
-        bundle.provenance.get("task", ""),
+        bundle.dataset_task,
         bundle.task,
         chosen.labels.to_numpy(dtype=np.float32),
         pred,
@@ -55,13 +54,13 @@ def predict_file(bundle_dir: str | Path, data_path: str | Path) -> pd.DataFrame:
     from medseq.bundle import load_bundle
 
     bundle = load_bundle(bundle_dir)
-    spec = get_dataset(bundle.provenance.get("dataset", "physionet2012"))
+    spec = bundle.spec()
     data = spec.read(resolve_data_path(data_path))
     static = getattr(data, "static", None)
     if isinstance(static, pd.DataFrame):
         ids = static.index.to_numpy()
     else:
-        ids = spec.labels(bundle.provenance.get("task", ""), data).index.to_numpy()
+        ids = spec.labels(bundle.dataset_task, data).index.to_numpy()
     pred = bundle.predict_arrays(spec.transform(bundle.featurizer, data, ids))
     frame = pd.DataFrame({"subject_id": ids})
     if bundle.task == "binary":

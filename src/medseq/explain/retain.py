@@ -138,12 +138,11 @@ def explain_history(
 ) -> tuple[HistoryExplanation, list[Path]]:
     """Read ``data_path`` with the bundle's dataset, explain ``sample_id``, write its JSON."""
     from medseq.bundle import load_bundle
-    from medseq.datasets.registry import get_dataset
     from medseq.experiment.data import resolve_data_path
     from medseq.tasks.histories import samples
 
     bundle = load_bundle(bundle_dir)
-    spec = get_dataset(bundle.provenance.get("dataset", "mimic3"))
+    spec = bundle.spec()
     data = spec.read(resolve_data_path(data_path))
     task = bundle.featurizer.task
     spec.labels(task, data)

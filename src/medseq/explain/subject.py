@@ -203,12 +203,14 @@ def explain_subject(
     """
     from medseq.bundle import load_bundle
     from medseq.experiment.data import read_set
+    from medseq.explain.attribution import time_grid
 
     bundle = load_bundle(bundle_dir)
-    data = read_set(bundle.provenance.get("dataset", "physionet2012"), data_path)
+    time_grid(bundle)  # refuses at once a bundle without a time grid of named variables
+    data = read_set(bundle.dataset, data_path)
     if int(subject_id) not in set(data.static.index.tolist()):
         raise ValueError(f"{data_path}: no subject_id {subject_id} in this set")
-    features = bundle.featurizer.transform(data.events, data.static, [int(subject_id)])
+    features = bundle.spec().transform(bundle.featurizer, data, np.array([int(subject_id)]))
     expl = explain_stay(
         bundle,
         features,

@@ -201,6 +201,25 @@ class Featurizer(Protocol):
         ...
 
 
+GRID_OUTPUTS = ("values", "mask", "lengths", "static")
+
+
+def time_grid_gap(description: FeaturizerDescription) -> str | None:
+    """Why stages built on a time grid of named variables (per-variable missingness,
+    attributions per variable and hour, the streaming grid) do not apply; None when they do.
+
+    The grid needs the ``values``/``mask``/``lengths``/``static`` arrays, names along ``F``
+    and ``S``, and a clock (``step_size`` in hours).
+    """
+    d = description
+    missing = [name for name in GRID_OUTPUTS if name not in d.output_names]
+    if missing:
+        return f"featurizer {d.kind!r} gives no {missing} arrays"
+    if not {"F", "S"} <= set(d.feature_names) or d.time_unit != "h" or d.step_size is None:
+        return f"featurizer {d.kind!r} has no named variables on an hourly time grid"
+    return None
+
+
 def describe(featurizer: Any) -> FeaturizerDescription:
     """``featurizer.describe()``, or a clear error naming the class that lacks it."""
     method = getattr(featurizer, "describe", None)
