@@ -185,6 +185,19 @@ def _augment(features: dict[str, Any], featurizer: Any) -> Any:
     return RandomCropAugment(round(float(seconds) * featurizer.target_fs_hz))
 
 
+#: Stages that make no sense (or have no method yet) for ECG recordings, and why.
+UNSUPPORTED = {
+    "explain": (
+        "medseq explain covers time-grid (integrated gradients), RETAIN and slice-stack "
+        "models; an ECG model (ConvRNN over samples or beats) has no explanation method yet"
+    ),
+    "streaming": (
+        "the streaming service advances ICU time-grid models; streaming a waveform sample "
+        "by sample or beat by beat comes with signal monitoring, its own issue"
+    ),
+}
+
+
 CINC2017 = DatasetSpec(
     name="cinc2017",
     tasks={"rhythm": "multiclass"},
@@ -196,4 +209,5 @@ CINC2017 = DatasetSpec(
     class_names=_class_names,
     metrics=metrics,
     augment=_augment,
+    unsupported=UNSUPPORTED,
 )
