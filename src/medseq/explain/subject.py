@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from medseq.explain.attention import attention_weights, has_attention
-from medseq.explain.attribution import Attribution, integrated_gradients
+from medseq.explain.attribution import Attribution, integrated_gradients, time_grid
 from medseq.explain.occlusion import occlusion
 
 # What integrated gradients explain, by bundle task: the logit for risks (logits add up,
@@ -132,9 +132,9 @@ def explain_stay(
     ig = integrated_gradients(bundle, features, n_steps=n_steps)
     occ = occlusion(bundle, features, window_steps=occlusion_window) if occlusion_window else None
     att = attention_weights(bundle, features)[0] if has_attention(bundle) else None
-    f = bundle.featurizer
-    length, step = int(features["lengths"][0]), float(f.step_hours)
-    raw = _last_values(events, static, subject_id, f.n_steps * step)
+    grid = time_grid(bundle)
+    length, step = int(features["lengths"][0]), float(grid.step_size)
+    raw = _last_values(events, static, subject_id, float(grid.horizon))
     expl = SubjectExplanation(
         subject_id=int(subject_id),
         risk=risk,
@@ -203,7 +203,6 @@ def explain_subject(
     """
     from medseq.bundle import load_bundle
     from medseq.experiment.data import read_set
-    from medseq.explain.attribution import time_grid
 
     bundle = load_bundle(bundle_dir)
     time_grid(bundle)  # refuses at once a bundle without a time grid of named variables
