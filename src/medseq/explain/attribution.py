@@ -200,7 +200,7 @@ def integrated_gradients(
         feature_names=grid.names("F"),
         static_names=grid.names("S") if use_static else [],
         lengths=np.asarray(features["lengths"]),
-        step_hours=float(grid.step_size),
+        step_hours=grid.hours()[0],
         extra={"n_steps": float(n_steps)},
     )
 

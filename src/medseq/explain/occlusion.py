@@ -81,7 +81,7 @@ def occlusion(
         feature_names=grid.names("F"),
         static_names=[],
         lengths=np.asarray(features["lengths"]),
-        step_hours=float(grid.step_size),
+        step_hours=grid.hours()[0],
         method="occlusion",
         extra={"window_steps": float(window_steps)},
     )

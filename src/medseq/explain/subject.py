@@ -133,8 +133,8 @@ def explain_stay(
     occ = occlusion(bundle, features, window_steps=occlusion_window) if occlusion_window else None
     att = attention_weights(bundle, features)[0] if has_attention(bundle) else None
     grid = time_grid(bundle)
-    length, step = int(features["lengths"][0]), float(grid.step_size)
-    raw = _last_values(events, static, subject_id, float(grid.horizon))
+    (step, horizon), length = grid.hours(), int(features["lengths"][0])
+    raw = _last_values(events, static, subject_id, horizon)
     expl = SubjectExplanation(
         subject_id=int(subject_id),
         risk=risk,

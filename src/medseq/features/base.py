@@ -130,6 +130,15 @@ class FeaturizerDescription:
             )
         return list(self.feature_names[dim])
 
+    def hours(self) -> tuple[float, float]:
+        """``(step, horizon)`` in hours of an hourly grid; an error naming the kind otherwise."""
+        if self.time_unit != "h" or self.step_size is None or self.horizon is None:
+            raise ValueError(
+                f"featurizer {self.kind!r} has no hourly clock (step {self.step!r}, "
+                f"time unit {self.time_unit!r})"
+            )
+        return float(self.step_size), float(self.horizon)
+
     def check(self, arrays: Mapping[str, np.ndarray]) -> None:
         """Raise ValueError when ``arrays`` (a ``transform`` output) disagrees with this."""
         if sorted(arrays) != sorted(self.output_names):
@@ -215,7 +224,8 @@ def time_grid_gap(description: FeaturizerDescription) -> str | None:
     missing = [name for name in GRID_OUTPUTS if name not in d.output_names]
     if missing:
         return f"featurizer {d.kind!r} gives no {missing} arrays"
-    if not {"F", "S"} <= set(d.feature_names) or d.time_unit != "h" or d.step_size is None:
+    clocked = d.time_unit == "h" and d.step_size is not None and d.horizon is not None
+    if not {"F", "S"} <= set(d.feature_names) or not clocked:
         return f"featurizer {d.kind!r} has no named variables on an hourly time grid"
     return None
 
