@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from medseq.datasets import get_dataset
-from medseq.features.base import Featurizer, FeaturizerDescription
+from medseq.features.base import Featurizer, FeaturizerDescription, time_grid_gap
 from medseq.features.registry import FEATURIZERS, featurizer_from_state_dict
 from medseq.paths import dataset_dir
 
@@ -62,6 +62,13 @@ def test_featurizer_protocol_and_description_match_transform(kind):
     assert isinstance(description, FeaturizerDescription)
     arrays = spec.transform(featurizer, data, ids)
     description.check(arrays)  # names, dtypes, ranks and fixed sizes
+    # only the ICU grid supports the stages built on named variables over hours
+    assert (time_grid_gap(description) is None) == (kind == "ICUFeaturizer")
+    if kind == "ICUFeaturizer":
+        assert description.hours() == (1.0, 48.0)
+    else:
+        with pytest.raises(ValueError, match="no hourly clock"):
+            description.hours()
     assert all(len(a) == len(ids) for a in arrays.values())
     for name, values in description.feature_names.items():
         axes = [s for s in description.outputs if name in s.dims and name in s.sizes]
