@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent / "explain"))
-from explain_toys import toy_bundle, toy_tables  # noqa: E402
+from explain_toys import toy_bundle, toy_tables
 
-from medseq.bundle import (  # noqa: E402
+from medseq.bundle import (
     MANIFEST_FILE,
     WEIGHTS_FILE,
     BundleError,
