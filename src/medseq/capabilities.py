@@ -191,3 +191,15 @@ FORMATS: dict[str, Callable[[dict[str, dict[str, Cell]]], str]] = {
     "markdown": to_markdown,
     "text": to_text,
 }
+
+
+def show(fmt: str = "text", readme: str | Path | None = None) -> str:
+    """What ``medseq capabilities`` prints: the table in ``fmt``, or, with ``readme``, the
+    markdown table written into that README and a line saying whether it changed."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {sorted(FORMATS)}, got {fmt!r}")
+    table = matrix()
+    if readme is not None:
+        changed = write_readme(readme, to_markdown(table))
+        return f"{readme}: capability table {'updated' if changed else 'unchanged'}\n"
+    return FORMATS[fmt](table)

@@ -353,22 +353,13 @@ def explain(
 def capabilities(
     fmt: Annotated[str, typer.Option("--format", help="text or markdown.")] = "text",
     write_readme: Annotated[
-        Path | None,
-        typer.Option(help="Put the markdown table between the README's capability markers."),
+        Path | None, typer.Option(help="Put the table between the README's capability markers.")
     ] = None,
 ) -> None:
     """Which stage works for which dataset (datasets × stages), and why not where not."""
-    from medseq.capabilities import FORMATS, matrix, to_markdown
-    from medseq.capabilities import write_readme as write
+    from medseq.capabilities import show
 
-    if fmt not in FORMATS:
-        raise ValueError(f"--format must be one of {sorted(FORMATS)}, got {fmt!r}")
-    table = matrix()
-    if write_readme is not None:
-        changed = write(write_readme, to_markdown(table))
-        typer.echo(f"{write_readme}: capability table {'updated' if changed else 'unchanged'}")
-        return
-    typer.echo(FORMATS[fmt](table), nl=False)
+    typer.echo(show(fmt, write_readme), nl=False)
 
 
 class _FederateGroup(typer.core.TyperGroup):
