@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -74,7 +75,9 @@ def in_process(bundle, data, n_stays: int) -> dict:
             if k < 10 and i % 10 == 0:  # the alternative: featurize + run the whole history
                 ids = np.array([sid])
                 t0 = time.perf_counter_ns()
-                bundle.predict(events.iloc[: i + 1], data.static, ids)
+                bundle.predict(
+                    SimpleNamespace(events=events.iloc[: i + 1], static=data.static), ids
+                )
                 recompute.append(time.perf_counter_ns() - t0)
                 feats = bundle.featurizer.transform(events.iloc[: i + 1], data.static, ids)
                 t0 = time.perf_counter_ns()

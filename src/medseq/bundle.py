@@ -106,10 +106,34 @@ class Bundle:
         mean = np.mean(outputs, axis=0)
         return mean[:, 0] if mean.ndim == 2 and mean.shape[1] == 1 else mean
 
-    def predict(self, events, static, subject_ids, *, calibrated: bool = False) -> np.ndarray:
-        """Featurise raw event and static tables with the bundled pipeline, then predict."""
-        features = self.featurizer.transform(events, static, subject_ids)
+    def predict(self, data: Any, ids: Any, *, calibrated: bool = False) -> np.ndarray:
+        """Featurise ``ids`` of ``data`` with the bundled pipeline, then predict.
+
+        ``data`` is what the bundle's dataset reads (``spec.read``; for PhysioNet 2012 the
+        set with its event and static tables), ``ids`` the subject or sample ids, in the
+        order of the rows returned; the dataset spec's ``transform`` makes the arrays, so
+        this is the same call for every modality.
+        """
+        features = self.spec().transform(self.featurizer, data, np.asarray(ids))
         return self.predict_arrays(features, calibrated=calibrated)
+
+    @property
+    def dataset(self) -> str:
+        """The registered dataset this bundle was trained on (``provenance["dataset"]``)."""
+        return _origin(self.provenance, "bundle")[0]
+
+    @property
+    def dataset_task(self) -> str:
+        """The dataset's task the bundle predicts (``provenance["task"]``, e.g.
+        ``"mortality"``); :attr:`task` is its type (``"binary"``...)."""
+        return _origin(self.provenance, "bundle")[1]
+
+    def spec(self) -> Any:
+        """The bundle's :class:`~medseq.datasets.registry.DatasetSpec`, which every later
+        stage asks for what it needs (transform, subgroups, request body, ...)."""
+        from medseq.datasets.registry import get_dataset
+
+        return get_dataset(self.dataset)
 
     def calibrate(self, y_prob: np.ndarray | float) -> np.ndarray:
         """Raw risks (or a raw threshold) mapped through the stored calibration."""
@@ -124,6 +148,25 @@ class Bundle:
         from medseq.evaluation.calibration import apply_calibration
 
         return apply_calibration(y_prob, self.calibration)
+
+
+ORIGIN_KEYS = ("dataset", "task")
+
+
+def _origin(provenance: dict[str, Any], where: str) -> tuple[str, str]:
+    """``(dataset, task)`` of a bundle's provenance; a BundleError naming what is missing."""
+    missing = [
+        k for k in ORIGIN_KEYS if not isinstance(provenance.get(k), str) or not provenance[k]
+    ]
+    if missing:
+        raise BundleError(
+            f"{where}: provenance lacks {missing}; a bundle must record the registered dataset "
+            "and the task it was trained for (medseq train writes both). Fix: set "
+            "bundle.provenance['dataset'] (one of medseq.datasets.DATASETS) and "
+            "bundle.provenance['task'] before save_bundle, or load an older bundle with "
+            "load_bundle(path, origin=(dataset, task)) and save it again"
+        )
+    return provenance["dataset"], provenance["task"]
 
 
 def _input_names(member: torch.nn.Module, features: dict[str, Any]) -> list[str]:
@@ -174,8 +217,15 @@ def _content_hash(weights: bytes, manifest: dict[str, Any]) -> str:
 
 
 def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
-    """Write ``bundle`` to directory ``path`` (created; existing bundle files are replaced)."""
+    """Write ``bundle`` to directory ``path`` (created; existing bundle files are replaced).
+
+    Raises
+    ------
+    BundleError
+        If ``bundle.provenance`` does not name its ``dataset`` and ``task``.
+    """
     path = Path(path)
+    _origin(bundle.provenance, f"save_bundle({str(path)!r})")
     path.mkdir(parents=True, exist_ok=True)
     tensors = {
         f"m{i}.{name}": tensor.detach().cpu().contiguous()
@@ -212,13 +262,17 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
     return path
 
 
-def load_bundle(path: str | os.PathLike) -> Bundle:
+def load_bundle(path: str | os.PathLike, *, origin: tuple[str, str] | None = None) -> Bundle:
     """Read a bundle, verifying its content hash before any weight is used.
+
+    ``origin``: ``(dataset, task)`` for a bundle saved before they were required; only
+    filled in where the provenance lacks them (a different recorded value is an error).
 
     Raises
     ------
     BundleError
-        If a file is missing, the format version is unknown, or the hash does not match.
+        If a file is missing, the format version is unknown, the hash does not match, or
+        the provenance lacks the dataset or the task (and ``origin`` does not give them).
     """
     path = Path(path)
     weights_path, manifest_path = path / WEIGHTS_FILE, path / MANIFEST_FILE
@@ -239,9 +293,22 @@ def load_bundle(path: str | os.PathLike) -> Bundle:
             "saving; refusing to load"
         )
     card = _read_model_card(path, manifest)
+    _fill_origin(manifest.setdefault("provenance", {}), origin, path)
     bundle = _bundle_from(manifest, load_safetensors_bytes(weights))
     bundle.model_card_markdown = card
     return bundle
+
+
+def _fill_origin(provenance: dict[str, Any], origin: tuple[str, str] | None, path: Path) -> None:
+    """Add ``origin`` where the provenance lacks it, then require both keys."""
+    if origin is not None:
+        for key, value in zip(ORIGIN_KEYS, origin, strict=True):
+            recorded = provenance.setdefault(key, value)
+            if recorded != value:
+                raise BundleError(
+                    f"{path}: origin gives {key}={value!r}, the bundle records {recorded!r}"
+                )
+    _origin(provenance, str(path))
 
 
 def _read_model_card(path: Path, manifest: dict[str, Any]) -> str | None:

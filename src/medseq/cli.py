@@ -324,10 +324,12 @@ def explain(
     of sample SUBJECT (a subject_id for mortality).
     """
     from medseq.bundle import bundle_model_kind
+    from medseq.capabilities import require_bundle_stage
     from medseq.explain import explain_subject
     from medseq.explain.retain import explain_history, is_retain_bundle
     from medseq.explain.slices import explain_sample, is_slice_bundle
 
+    require_bundle_stage(bundle, "explain")
     if is_slice_bundle(bundle):
         result, written = explain_sample(bundle, data, subject, output_dir=output_dir)
     elif is_retain_bundle(bundle):
@@ -344,6 +346,20 @@ def explain(
         )
     typer.echo(result.summary())
     typer.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+@app.command()
+@_friendly_errors
+def capabilities(
+    fmt: Annotated[str, typer.Option("--format", help="text or markdown.")] = "text",
+    write_readme: Annotated[
+        Path | None, typer.Option(help="Put the table between the README's capability markers.")
+    ] = None,
+) -> None:
+    """Which stage works for which dataset (datasets × stages), and why not where not."""
+    from medseq.capabilities import show
+
+    typer.echo(show(fmt, write_readme), nl=False)
 
 
 class _FederateGroup(typer.core.TyperGroup):

@@ -108,7 +108,12 @@ def test_tiny_trained_beat_model_bundle_reloads_and_predicts_identically(mit, tm
     fit = trainer.fit(model, train, val)
     assert np.isfinite([r["train_loss"] for r in fit.history]).all()
     bundle = Bundle(
-        config, featurizer, [model], task="multiclass", class_names=["N", "S", "V", "F"]
+        config,
+        featurizer,
+        [model],
+        task="multiclass",
+        class_names=["N", "S", "V", "F"],
+        provenance={"dataset": "mitbih", "task": "beat"},
     )
     save_bundle(bundle, tmp_path / "bundle")
     loaded = load_bundle(tmp_path / "bundle")

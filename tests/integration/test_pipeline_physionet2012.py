@@ -57,7 +57,7 @@ def test_bundle_reproduces_the_test_predictions_exactly(smoke_run):
     saved = pd.read_csv(pd.io.common.Path(config.output_dir) / "test_predictions.csv")
     data = read_set("physionet2012", config.data.test)
     bundle = load_bundle(result.bundle_dir)
-    again = bundle.predict(data.events, data.static, saved["subject_id"].to_numpy())
+    again = bundle.predict(data, saved["subject_id"].to_numpy())
     np.testing.assert_allclose(again, saved["y_pred"].to_numpy(), rtol=0, atol=1e-7)
 
 

@@ -53,7 +53,7 @@ def attention_bundle(tmp_path_factory, physionet2012_dir) -> Path:
     bundle = load_bundle(path)
     data = read_set("physionet2012", physionet2012_dir / "set-a.tar.gz")
     labels = labels_for("mortality", data).sort_index().iloc[1000:1600]  # after the 1000 used
-    risk = bundle.predict(data.events, data.static, labels.index.to_numpy())
+    risk = bundle.predict(data, labels.index.to_numpy())
     bundle.calibration = fit_calibration(labels.to_numpy(), risk) | {"fitted_on": "set-a 1000:1600"}
     save_bundle(bundle, path)
     return path
@@ -117,7 +117,7 @@ def test_numbers_in_the_page_are_the_bundles(report, attention_bundle, physionet
     bundle = load_bundle(attention_bundle)
     data = read_set("physionet2012", physionet2012_dir / "set-b.tar.gz")
     labels = labels_for("mortality", data).sort_index().iloc[:1000]
-    risk = bundle.predict(data.events, data.static, labels.index.to_numpy())
+    risk = bundle.predict(data, labels.index.to_numpy())
     expected = metrics_with_ci(
         labels.to_numpy(), risk, threshold=bundle.threshold, n_boot=N_BOOT, random_state=0
     )

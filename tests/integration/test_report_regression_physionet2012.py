@@ -50,7 +50,7 @@ def test_page_numbers_are_metrics_with_ci_recomputed(los_report, trained_los_bun
     assert {c["data-metric"] for c in cells} == {"mse", "rmse", "mae", "r2"}
     bundle = load_bundle(trained_los_bundle)
     labels = labels_for("length_of_stay", set_b).sort_index().iloc[:N_SUBJECTS]
-    pred = bundle.predict(set_b.events, set_b.static, labels.index.to_numpy())
+    pred = bundle.predict(set_b, labels.index.to_numpy())
     expected = metrics_with_ci(
         labels.to_numpy(), pred, task="regression", n_boot=N_BOOT, random_state=0
     )

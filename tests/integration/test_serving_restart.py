@@ -105,7 +105,8 @@ def test_kill_9_and_restart_loses_nothing(trained_gru_bundle, physionet2012_dir,
                     )
                     assert status == 200 and abs(answer["risk"] - expected) <= 1e-12
             events = data.events[data.events.subject_id == sid]
-            batch = bundle.predict(events, data.static, np.array([sid]))[0]
+            features = bundle.featurizer.transform(events, data.static, np.array([sid]))
+            batch = bundle.predict_arrays(features)[0]
             assert abs(answer["risk"] - batch) <= 1e-5
     finally:
         server.send_signal(signal.SIGTERM)

@@ -95,6 +95,15 @@ def _metrics(task: str, y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
     return {"accuracy_at_0.5": float(np.mean((np.asarray(prob) >= 0.5) == (np.asarray(y) == 1)))}
 
 
+#: Stages that make no sense for image volumes, and why.
+UNSUPPORTED = {
+    "streaming": (
+        "a CT volume is acquired and read whole; its slices are a spatial sequence, not "
+        "observations arriving over time"
+    ),
+}
+
+
 ADRENALMNIST3D = DatasetSpec(
     name="adrenalmnist3d",
     tasks={"adrenal": "binary"},
@@ -106,4 +115,5 @@ ADRENALMNIST3D = DatasetSpec(
     protocols={"official": _official},
     metrics=_metrics,
     augment=_augment,
+    unsupported=UNSUPPORTED,
 )

@@ -37,7 +37,6 @@ import pandas as pd
 from medseq.datasets.registry import DatasetSpec
 from medseq.features.signals.beat_featurizer import BeatFeaturizer
 from medseq.features.signals.rhythm_summary import RhythmBeatFeaturizer
-from medseq.features.signals.signal import pad_batch
 from medseq.features.signals.signal_featurizer import SignalFeaturizer
 from medseq.schema import DataError, Signal, check_known_keys
 from medseq.sources import physionet2017
@@ -149,35 +148,10 @@ def fit_beats(featurizer: BeatFeaturizer, signals: list[Signal]) -> BeatFeaturiz
     return featurizer.fit([featurizer.raw_features(s)[0] for s in signals])
 
 
-def beat_sequences(featurizer: BeatFeaturizer, signals: list[Signal]) -> dict[str, np.ndarray]:
-    """Whole-record beat sequences ``(N, max beats, F)`` and their lengths in beats.
-
-    A recording where fewer than three beats were detected (flat or pure-noise traces)
-    gets one all-zero beat (the training mean after z-scoring), so it is still predicted;
-    their number is logged.
-    """
-    matrices, n_empty = [], 0
-    for signal in signals:
-        matrix, _ = featurizer.features(signal)
-        if len(matrix) == 0:
-            n_empty += 1
-            matrix = np.zeros((1, featurizer.n_features), np.float32)
-        matrices.append(matrix)
-    if n_empty:
-        logger.warning("%d recordings without detectable beats get one zero beat", n_empty)
-    values, lengths = pad_batch(matrices)
-    return {"values": values, "lengths": lengths}
-
-
 def transform(featurizer: Any, data: CincData, ids: np.ndarray) -> dict[str, np.ndarray]:
     """Model inputs ``values``/``lengths`` of ``ids`` (samples or beats per step), and
     ``static`` (the z-scored rhythm summaries) for a :class:`RhythmBeatFeaturizer`."""
-    signals = _signals(data, ids)
-    if isinstance(featurizer, RhythmBeatFeaturizer):
-        return {**beat_sequences(featurizer, signals), "static": featurizer.summaries(signals)}
-    if isinstance(featurizer, BeatFeaturizer):
-        return beat_sequences(featurizer, signals)
-    return featurizer.transform(signals)
+    return featurizer.transform(_signals(data, ids))
 
 
 def _sizes(featurizer: Any) -> dict[str, int]:
@@ -211,6 +185,19 @@ def _augment(features: dict[str, Any], featurizer: Any) -> Any:
     return RandomCropAugment(round(float(seconds) * featurizer.target_fs_hz))
 
 
+#: Stages that make no sense (or have no method yet) for ECG recordings, and why.
+UNSUPPORTED = {
+    "explain": (
+        "medseq explain covers time-grid (integrated gradients), RETAIN and slice-stack "
+        "models; an ECG model (ConvRNN over samples or beats) has no explanation method yet"
+    ),
+    "streaming": (
+        "the streaming service advances ICU time-grid models; streaming a waveform sample "
+        "by sample or beat by beat comes with signal monitoring, its own issue"
+    ),
+}
+
+
 CINC2017 = DatasetSpec(
     name="cinc2017",
     tasks={"rhythm": "multiclass"},
@@ -222,4 +209,5 @@ CINC2017 = DatasetSpec(
     class_names=_class_names,
     metrics=metrics,
     augment=_augment,
+    unsupported=UNSUPPORTED,
 )

@@ -150,6 +150,15 @@ def _metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, flo
     return ranking_metrics(y_true, y_prob)
 
 
+#: Stages that make no sense for visit histories, and why.
+UNSUPPORTED = {
+    "streaming": (
+        "a history grows by whole visits, days to years apart: score each new visit with a "
+        "batch or REST prediction; there is no per-observation state worth keeping"
+    ),
+}
+
+
 def history_spec(name: str, read: Callable[[Path], HistoryData]) -> DatasetSpec:
     """The spec of a history dataset called ``name`` whose reader is ``read``."""
     return DatasetSpec(
@@ -164,4 +173,5 @@ def history_spec(name: str, read: Callable[[Path], HistoryData]) -> DatasetSpec:
         protocols={"subject": _subject_split},
         metrics=_metrics,
         groups=_subjects,
+        unsupported=UNSUPPORTED,
     )

@@ -61,6 +61,88 @@ def _sizes(featurizer: ICUFeaturizer) -> dict[str, int]:
     return {"input_size": featurizer.n_features, "static_size": featurizer.n_static}
 
 
+# -- what the report and the model card read (spec parts ``subgroups``, ``card_notes``) ------
+MISSING = "not recorded"
+AGE_BANDS: tuple[tuple[float, float, str], ...] = (
+    (0.0, 50.0, "<50"),
+    (50.0, 65.0, "50-64"),
+    (65.0, 80.0, "65-79"),
+    (80.0, np.inf, "80+"),
+)
+SEXES = {0.0: "female", 1.0: "male"}
+ICU_TYPES = {
+    1.0: "Coronary Care",
+    2.0: "Cardiac Surgery Recovery",
+    3.0: "Medical",
+    4.0: "Surgical",
+}
+
+
+def _ordered(labels: pd.Series, order: list[str]) -> pd.Series:
+    """Categorical labels, so tables and plots list groups in a meaningful order."""
+    return labels.astype(pd.CategoricalDtype([*order, MISSING], ordered=True))
+
+
+def age_bands(age: pd.Series) -> pd.Series:
+    """Age in years -> band label (``<50``, ``50-64``, ``65-79``, ``80+``, not recorded)."""
+    out = pd.Series(MISSING, index=age.index, dtype=object)
+    for lo, hi, label in AGE_BANDS:
+        out[(age >= lo) & (age < hi)] = label
+    return _ordered(out, [label for _, _, label in AGE_BANDS])
+
+
+def physionet2012_subgroups(static: pd.DataFrame) -> dict[str, pd.Series]:
+    """Age band, sex and ICU type of each stay, from the PhysioNet 2012 descriptors."""
+    return {
+        "age": age_bands(static["Age"]),
+        "sex": _ordered(static["Gender"].map(SEXES).fillna(MISSING), list(SEXES.values())),
+        "ICU type": _ordered(
+            static["ICUType"].map(ICU_TYPES).fillna(MISSING), list(ICU_TYPES.values())
+        ),
+    }
+
+
+def _subgroups(data, ids: np.ndarray) -> dict[str, pd.Series]:
+    return physionet2012_subgroups(data.static.loc[np.asarray(ids, dtype=np.int64)])
+
+
+INTENDED_USE: dict[str, dict[str, Any]] = {
+    "mortality": {
+        "task": "in-hospital mortality risk of an adult ICU stay from its first 48 hours",
+        "primary_use": (
+            "decision support and research: flag stays at high risk for review by the care "
+            "team, and compare risk-adjusted outcomes between units"
+        ),
+        "users": "ICU clinicians, quality teams and researchers",
+        "out_of_scope": [
+            "automated decisions about treatment limitation or triage without clinician review",
+            "children, or patients outside ICUs",
+            "predictions before enough hours of data have been charted (risks from very short "
+            "windows were not validated)",
+        ],
+    },
+    "length_of_stay": {
+        "task": "length of stay (days) of an adult ICU stay from its first 48 hours",
+        "primary_use": "bed and staffing planning; research",
+        "users": "ICU managers and researchers",
+        "out_of_scope": ["decisions about an individual patient's discharge"],
+    },
+}
+DATA_NOTE = (
+    "PhysioNet/CinC Challenge 2012: adult stays in coronary care, cardiac surgery "
+    "recovery, medical and surgical ICUs of one US hospital database; 37 time series "
+    "and 5 descriptors over the first 48 h. Set C (the official external set) is not "
+    "available to this project, so no truly external site was tested."
+)
+
+
+def _card_notes(task: str) -> dict[str, Any]:
+    notes: dict[str, Any] = {"data": [DATA_NOTE]}
+    if task in INTENDED_USE:
+        notes["intended_use"] = INTENDED_USE[task]
+    return notes
+
+
 PHYSIONET2012 = DatasetSpec(
     name="physionet2012",
     tasks={
@@ -75,4 +157,6 @@ PHYSIONET2012 = DatasetSpec(
     transform=_transform,
     model_sizes=_sizes,
     class_names=_class_names,
+    subgroups=_subgroups,
+    card_notes=_card_notes,
 )

@@ -125,8 +125,10 @@ class DatasetSpec:
     subgroups : callable ``(data, ids) -> dict of str to Series``, optional
         The report's subgroup columns for ``ids`` (e.g. age band, ICU type), each a Series
         of group names indexed like ``ids``.
-    card_notes : callable ``(task) -> list of str``, optional
-        Dataset-specific paragraphs for the model card (cohort, label definition, caveats).
+    card_notes : callable ``(task) -> dict``, optional
+        Dataset-specific parts of the model card: ``"data"``, a list of paragraphs (cohort,
+        label definition, caveats; listed under the card's limitations) and optionally
+        ``"intended_use"`` (``task``, ``primary_use``, ``users``, ``out_of_scope``).
     request : object, optional
         The JSON body of ``POST /v1/predict`` for this dataset (see
         :mod:`medseq.serving.requests`): parses a request into the ``data`` object that
@@ -159,7 +161,7 @@ class DatasetSpec:
     augment: Callable[[dict[str, Any], Any], Any] | None = None
     groups: Callable[[str, Any, np.ndarray], np.ndarray] | None = None
     subgroups: Callable[[Any, np.ndarray], dict[str, pd.Series]] | None = None
-    card_notes: Callable[[str], list[str]] | None = None
+    card_notes: Callable[[str], dict[str, Any]] | None = None
     request: Any = None
     fhir: Any = None
     partitions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)

@@ -92,6 +92,19 @@ def _augment(features: dict[str, Any], featurizer: SmilesFeaturizer) -> Any:
     return SmilesEnumerationAugment(featurizer, p=float(features.get("enumerate_p", 1.0)))
 
 
+#: Stages that make no sense (or have no method yet) for molecules, and why.
+UNSUPPORTED = {
+    "explain": (
+        "medseq explain covers time-grid (integrated gradients), RETAIN and slice-stack "
+        "models; a SMILES token model has no explanation method yet"
+    ),
+    "streaming": (
+        "a molecule is one SMILES string known at once, not a sequence of observations "
+        "arriving over time"
+    ),
+}
+
+
 TOX21 = DatasetSpec(
     name="tox21",
     tasks={"toxicity": "multilabel"},
@@ -103,4 +116,5 @@ TOX21 = DatasetSpec(
     class_names=_class_names,
     protocols={"random": _random, "scaffold": _scaffold},
     augment=_augment,
+    unsupported=UNSUPPORTED,
 )

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from medseq.datasets.registry import DatasetSpec, get_dataset
+from medseq.datasets.registry import DatasetSpec
 from medseq.experiment.data import file_sha256, resolve_data_path
 
 
@@ -42,7 +42,7 @@ def _protocol_test_ids(bundle, spec: DatasetSpec, data, labels):
         dataset=spec.name,
         train=prov["files"]["train"]["path"],
         test="",
-        task=prov.get("task", ""),
+        task=bundle.dataset_task,
         val_fraction=split.get("val_fraction", 0.2),
         cv_folds=split.get("cv_folds", 0),
         split_seed=split.get("split_seed", 0),
@@ -80,10 +80,10 @@ def evaluation_set(bundle, path: str | Path, *, max_subjects: int | None = None)
     the first test samples by id.
     """
     prov = bundle.provenance
-    spec = get_dataset(prov.get("dataset", "physionet2012"))
+    spec = bundle.spec()
     resolved = resolve_data_path(path)
     data = spec.read(resolved)
-    labels = spec.labels(prov.get("task", "mortality"), data)
+    labels = spec.labels(bundle.dataset_task, data)
     sha = file_sha256(Path(resolved))
     protocol = prov.get("split", {}).get("protocol", "")
     chosen, note = False, None

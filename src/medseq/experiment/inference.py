@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medseq.datasets.registry import get_dataset
 from medseq.evaluation.scoring import metrics_with_cis
 from medseq.experiment.data import resolve_data_path
 from medseq.predictions import ids_to_predict, prediction_frame
@@ -37,7 +36,7 @@ def evaluate_bundle(bundle_dir: str | Path, data_path: str | Path, *, n_boot: in
     pred = bundle.predict_arrays(chosen.spec.transform(bundle.featurizer, chosen.data, ids))
     return metrics_with_cis(
         chosen.spec,
-        bundle.provenance.get("task", ""),
+        bundle.dataset_task,
         bundle.task,
         chosen.labels.to_numpy(dtype=np.float32),
         pred,
@@ -56,8 +55,8 @@ def predict_file(bundle_dir: str | Path, data_path: str | Path) -> pd.DataFrame:
     from medseq.bundle import load_bundle
 
     bundle = load_bundle(bundle_dir)
-    spec = get_dataset(bundle.provenance.get("dataset", "physionet2012"))
+    spec = bundle.spec()
     data = spec.read(resolve_data_path(data_path))
-    ids = ids_to_predict(spec, data, bundle.provenance.get("task", ""))
+    ids = ids_to_predict(spec, data, bundle.dataset_task)
     pred = bundle.predict_arrays(spec.transform(bundle.featurizer, data, ids))
     return prediction_frame(ids, pred, bundle.task, bundle.threshold, bundle.class_names)

@@ -32,6 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from medseq.features.base import FeaturizerDescription, describe, time_grid_gap
+
 _EPS = 1e-6
 
 
@@ -122,6 +124,19 @@ def _inputs(
     return (t["values"],), (t.get("static"), t["mask"], t["delta"], t["lengths"])
 
 
+def time_grid(bundle) -> FeaturizerDescription:
+    """The featurizer's description, refusing a bundle without a time grid of named
+    variables (attributions here are per variable and hour) with the reason."""
+    description = describe(bundle.featurizer)
+    gap = time_grid_gap(description)
+    if gap is not None:
+        raise ValueError(
+            f"attributions per variable and hour need a time grid of named variables, and "
+            f"{gap} (medseq explain picks the explanation that fits the model kind)"
+        )
+    return description
+
+
 def integrated_gradients(
     bundle,
     features: dict[str, np.ndarray],
@@ -153,6 +168,7 @@ def integrated_gradients(
 
     if isinstance(n_steps, bool) or not isinstance(n_steps, int) or n_steps < 2:
         raise ValueError(f"n_steps must be an int >= 2, got {n_steps!r}")
+    grid = time_grid(bundle)
     forward = BundleOutput(bundle.members, bundle.task)
     use_static = include_static and "static" in features and features["static"].shape[1] > 0
     ig = IntegratedGradients(forward)
@@ -181,10 +197,10 @@ def integrated_gradients(
         output=out[:, 0],
         baseline_output=out[:, 1],
         convergence_delta=np.concatenate(parts["delta"]),
-        feature_names=list(bundle.featurizer.feature_names_),
-        static_names=list(bundle.featurizer.static_names_) if use_static else [],
+        feature_names=grid.names("F"),
+        static_names=grid.names("S") if use_static else [],
         lengths=np.asarray(features["lengths"]),
-        step_hours=float(bundle.featurizer.step_hours),
+        step_hours=grid.hours()[0],
         extra={"n_steps": float(n_steps)},
     )
 

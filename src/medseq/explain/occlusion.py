@@ -14,7 +14,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from medseq.explain.attribution import Attribution, BundleOutput, _inputs, _outputs, _tensors
+from medseq.explain.attribution import (
+    Attribution,
+    BundleOutput,
+    _inputs,
+    _outputs,
+    _tensors,
+    time_grid,
+)
 
 
 def occlusion(
@@ -45,6 +52,7 @@ def occlusion(
 
     if isinstance(window_steps, bool) or not isinstance(window_steps, int) or window_steps < 1:
         raise ValueError(f"window_steps must be an int >= 1, got {window_steps!r}")
+    grid = time_grid(bundle)
     forward = BundleOutput(bundle.members, bundle.task)
     occluder = Occlusion(forward)
     maps, outs = [], []
@@ -70,10 +78,10 @@ def occlusion(
         output=out[:, 0],
         baseline_output=out[:, 1],
         convergence_delta=np.full(n, np.nan),
-        feature_names=list(bundle.featurizer.feature_names_),
+        feature_names=grid.names("F"),
         static_names=[],
         lengths=np.asarray(features["lengths"]),
-        step_hours=float(bundle.featurizer.step_hours),
+        step_hours=grid.hours()[0],
         method="occlusion",
         extra={"window_steps": float(window_steps)},
     )

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from medseq.bundle import bundle_model_kind
+from medseq.features.base import describe
 
 
 def is_retain_bundle(bundle_dir: str | os.PathLike) -> bool:
@@ -99,7 +100,7 @@ def explain_history_arrays(
     if len(features["lengths"]) != 1:
         raise ValueError(f"explain one sample at a time, got {len(features['lengths'])}")
     terms = retain_terms(bundle, features)
-    names = bundle.featurizer.code_names
+    names = describe(bundle.featurizer).names("C")
     length = int(features["lengths"][0])
     first = len(visit_starts) - length  # visits beyond max_visits were dropped from the front
     visits = []
@@ -138,14 +139,13 @@ def explain_history(
 ) -> tuple[HistoryExplanation, list[Path]]:
     """Read ``data_path`` with the bundle's dataset, explain ``sample_id``, write its JSON."""
     from medseq.bundle import load_bundle
-    from medseq.datasets.registry import get_dataset
     from medseq.experiment.data import resolve_data_path
     from medseq.tasks.histories import samples
 
     bundle = load_bundle(bundle_dir)
-    spec = get_dataset(bundle.provenance.get("dataset", "mimic3"))
+    spec = bundle.spec()
     data = spec.read(resolve_data_path(data_path))
-    task = bundle.featurizer.task
+    task = bundle.dataset_task
     spec.labels(task, data)
     table = samples(data.history, task)
     if int(sample_id) not in table.index:

@@ -184,16 +184,15 @@ def explain_sample(
     (``output_dir`` defaults to ``explain-<id>/``).
     """
     from medseq.bundle import load_bundle
-    from medseq.datasets.registry import get_dataset
     from medseq.experiment.data import read_set
 
     bundle = load_bundle(bundle_dir)
-    dataset = bundle.provenance.get("dataset", "adrenalmnist3d")
-    data = read_set(dataset, data_path)
-    labels = get_dataset(dataset).labels(bundle.provenance.get("task", "adrenal"), data)
+    spec = bundle.spec()
+    data = read_set(bundle.dataset, data_path)
+    labels = spec.labels(bundle.dataset_task, data)
     if int(sample_id) not in labels.index:
         raise ValueError(f"{data_path}: no sample_id {sample_id} (ids run 0..{labels.index.max()})")
-    features = get_dataset(dataset).transform(bundle.featurizer, data, np.array([sample_id]))
+    features = spec.transform(bundle.featurizer, data, np.array([sample_id]))
     expl = explain_volume(bundle, features["slices"], int(sample_id), int(labels[sample_id]))
     out = Path(output_dir or f"explain-{sample_id}")
     out.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from medseq.explain.attention import attention_weights, has_attention
-from medseq.explain.attribution import Attribution, integrated_gradients
+from medseq.explain.attribution import Attribution, integrated_gradients, time_grid
 from medseq.explain.occlusion import occlusion
 
 # What integrated gradients explain, by bundle task: the logit for risks (logits add up,
@@ -132,9 +132,9 @@ def explain_stay(
     ig = integrated_gradients(bundle, features, n_steps=n_steps)
     occ = occlusion(bundle, features, window_steps=occlusion_window) if occlusion_window else None
     att = attention_weights(bundle, features)[0] if has_attention(bundle) else None
-    f = bundle.featurizer
-    length, step = int(features["lengths"][0]), float(f.step_hours)
-    raw = _last_values(events, static, subject_id, f.n_steps * step)
+    grid = time_grid(bundle)
+    (step, horizon), length = grid.hours(), int(features["lengths"][0])
+    raw = _last_values(events, static, subject_id, horizon)
     expl = SubjectExplanation(
         subject_id=int(subject_id),
         risk=risk,
@@ -205,10 +205,11 @@ def explain_subject(
     from medseq.experiment.data import read_set
 
     bundle = load_bundle(bundle_dir)
-    data = read_set(bundle.provenance.get("dataset", "physionet2012"), data_path)
+    time_grid(bundle)  # refuses at once a bundle without a time grid of named variables
+    data = read_set(bundle.dataset, data_path)
     if int(subject_id) not in set(data.static.index.tolist()):
         raise ValueError(f"{data_path}: no subject_id {subject_id} in this set")
-    features = bundle.featurizer.transform(data.events, data.static, [int(subject_id)])
+    features = bundle.spec().transform(bundle.featurizer, data, np.array([int(subject_id)]))
     expl = explain_stay(
         bundle,
         features,

@@ -135,8 +135,12 @@ def _check_distinct(data: str | os.PathLike, validation: str | os.PathLike | Non
 def _load_sets(
     bundle, data: str | os.PathLike, external: str | os.PathLike | None, config: ReportConfig
 ) -> tuple[dict[str, EvaluatedSet], list[str]]:
-    if bundle.task == "regression" and not generic.is_icu_bundle(bundle):
-        raise ValueError("medseq report covers regression bundles of ICU data only")
+    gap = generic.time_grid_gap(bundle)
+    if bundle.task == "regression" and gap is not None:
+        raise ValueError(
+            f"medseq report covers regression bundles on a time grid of named variables "
+            f"only, and for dataset {bundle.dataset!r} {gap}"
+        )
     if bundle.task == "binary" and bundle.threshold is None:
         raise ValueError("the bundle has no decision threshold; retrain it with `medseq train`")
     limit = config.max_subjects
@@ -206,7 +210,7 @@ def build_report(
     original_hash = _manifest_hash(bundle_dir / MANIFEST_FILE)
     sets, notes = _load_sets(bundle, data, external, config)
     notes += _calibrate(bundle, validation, sets["internal"], config)
-    if bundle.task in generic.MULTI_TASKS or not generic.is_icu_bundle(bundle):
+    if bundle.task in generic.MULTI_TASKS or not generic.has_time_grid(bundle):
         return _build_generic(bundle, bundle_dir, sets, notes, original_hash, output, config)
     context, figs = _compute(bundle, sets, config, notes)
     card = build_model_card(
@@ -295,7 +299,7 @@ def _compute(
 
 
 def _task(bundle) -> str:
-    return bundle.provenance.get("task", "")
+    return bundle.dataset_task
 
 
 def _evaluate_regression(

@@ -68,13 +68,11 @@ def score_set(
 ) -> EvaluatedSet:
     """Featurise the labelled subjects of ``data`` with the bundle and predict them.
 
-    ``spec`` is the bundle's :class:`~medseq.datasets.registry.DatasetSpec` (looked up
-    from the provenance when omitted); its ``transform`` featurises any modality.
+    ``spec`` is the bundle's :class:`~medseq.datasets.registry.DatasetSpec` (the bundle's
+    own when omitted); its ``transform`` featurises any modality.
     """
     if spec is None:
-        from medseq.datasets.registry import get_dataset
-
-        spec = get_dataset(bundle.provenance.get("dataset", "physionet2012"))
+        spec = bundle.spec()
     ids = labels.index.to_numpy(dtype=np.int64)
     features = spec.transform(bundle.featurizer, data, ids)
     return EvaluatedSet(

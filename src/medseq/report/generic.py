@@ -1,9 +1,10 @@
 """Report sections for bundles of every modality: ECG rhythms, visit histories, molecules,
 image volumes, and multiclass or multilabel tasks of any dataset.
 
-The ICU report (:mod:`medseq.report.sections`, :mod:`medseq.report.insight`) adds
-sections that only a time grid of named clinical variables supports: missingness per
-variable, subgroups by age/sex/ICU type and integrated gradients per variable and hour.
+The time-grid report (:mod:`medseq.report.sections`, :mod:`medseq.report.insight`) adds
+sections that only a time grid of named clinical variables supports (the featurizer's
+description says so, :func:`time_grid_gap`): missingness per variable, the subgroups of the
+dataset spec and integrated gradients per variable and hour.
 For other data the report keeps what is defined for any model: metrics with bootstrap
 CIs on each set, the curves, the confusion matrix, calibration (binary) and the model
 card; the modality's own explanations come from ``medseq explain``.
@@ -17,15 +18,25 @@ import numpy as np
 
 from medseq.evaluation.multi import confusion, flatten_steps
 from medseq.explain.plotting import figure_png, pyplot
+from medseq.features import base
 from medseq.report.datasets import EvaluatedSet
 
 MULTI_TASKS = ("multiclass", "multilabel")
 
 
-def is_icu_bundle(bundle) -> bool:
-    """True when the bundle reads the ICU time grid that the full ICU report explains."""
-    featurizer = bundle.featurizer
-    return hasattr(featurizer, "feature_names_") and hasattr(featurizer, "n_steps")
+def time_grid_gap(bundle) -> str | None:
+    """Why the full time-grid report (missingness per variable, subgroups, integrated
+    gradients per variable and hour) does not apply to the bundle; None when it does.
+
+    Asked of the featurizer's description (:func:`medseq.features.base.time_grid_gap`),
+    never of its class.
+    """
+    return base.time_grid_gap(base.describe(bundle.featurizer))
+
+
+def has_time_grid(bundle) -> bool:
+    """True when the bundle reads a time grid of named variables (see :func:`time_grid_gap`)."""
+    return time_grid_gap(bundle) is None
 
 
 def _class_counts(bundle, ev: EvaluatedSet, names: list[str]) -> dict[str, int]:
@@ -37,13 +48,11 @@ def _class_counts(bundle, ev: EvaluatedSet, names: list[str]) -> dict[str, int]:
 
 def multi_set_metrics(bundle, ev: EvaluatedSet, *, n_boot: int, random_state: int = 0):
     """The training run's multiclass/multilabel metric table with bootstrap CIs."""
-    from medseq.datasets.registry import get_dataset
     from medseq.evaluation.scoring import class_labels, metrics_with_cis
 
-    spec = get_dataset(bundle.provenance.get("dataset", ""))
     names = class_labels(bundle.class_names, ev.risk.shape[-1])
     cis = metrics_with_cis(
-        spec, bundle.provenance.get("task", ""), bundle.task, ev.y, ev.risk,
+        bundle.spec(), bundle.dataset_task, bundle.task, ev.y, ev.risk,
         class_names=names, n_boot=n_boot, random_state=random_state,
     )  # fmt: skip
     return {

@@ -16,6 +16,7 @@ from medseq.explain import (
     integrated_gradients,
 )
 from medseq.explain.figures import importance_plot
+from medseq.features.base import describe
 from medseq.report import figures
 from medseq.report.data_quality import compare_missingness, missingness, static_missingness
 from medseq.report.datasets import EvaluatedSet
@@ -28,7 +29,7 @@ def subgroup_section(
     bundle, ev: EvaluatedSet, *, n_boot: int, random_state: int = 0
 ) -> tuple[pd.DataFrame | None, Figures]:
     """Subgroup table of the internal set and its AUROC forest plot (None: no definitions)."""
-    groups = subgroups_for(bundle.provenance.get("dataset", ""), ev.static)
+    groups = subgroups_for(bundle, ev)
     if not groups:
         return None, {}
     table = subgroup_table(
@@ -53,7 +54,7 @@ def quality_section(
     bundle, sets: dict[str, EvaluatedSet], *, flag_points: float = 10.0
 ) -> tuple[pd.DataFrame, pd.DataFrame, Figures]:
     """Missingness of time series and descriptors per set, compared with the first set."""
-    names = bundle.featurizer.feature_names_
+    names = describe(bundle.featurizer).names("F")
     series = {ev.name: missingness(ev.features, names) for ev in sets.values()}
     static = {ev.name: static_missingness(ev.static) for ev in sets.values()}
     table = compare_missingness(series, flag_points=flag_points)

@@ -13,56 +13,30 @@ from typing import Any
 import pandas as pd
 
 from medseq import __version__
+from medseq.features.base import describe
 
 CARD_SCHEMA = "medseq.model_card/1"
 RANKING_METRICS = ("auroc", "auprc", "mae", "r2")  # subgroup flags spelled out in limitations
 CARD_SUBGROUP_METRICS = ("auroc", "brier", "mae", "r2")
+SINGLE_SOURCE = "Trained and tested on a single data source."
 REGRESSION_NOTE = (
     "Regression model: it predicts a value, not a risk, so it has no decision threshold "
     "and no calibration map; calibration in the large (mean observed vs mean predicted "
     "per decile of prediction) is shown in the report instead."
 )
-INTENDED_USE = {
-    "mortality": {
-        "task": "in-hospital mortality risk of an adult ICU stay from its first 48 hours",
-        "primary_use": (
-            "decision support and research: flag stays at high risk for review by the care "
-            "team, and compare risk-adjusted outcomes between units"
-        ),
-        "users": "ICU clinicians, quality teams and researchers",
-        "out_of_scope": [
-            "automated decisions about treatment limitation or triage without clinician review",
-            "children, or patients outside ICUs",
-            "predictions before enough hours of data have been charted (risks from very short "
-            "windows were not validated)",
-        ],
-    },
-    "length_of_stay": {
-        "task": "length of stay (days) of an adult ICU stay from its first 48 hours",
-        "primary_use": "bed and staffing planning; research",
-        "users": "ICU managers and researchers",
-        "out_of_scope": ["decisions about an individual patient's discharge"],
-    },
-}
-DATASET_NOTES = {
-    "physionet2012": (
-        "PhysioNet/CinC Challenge 2012: adult stays in coronary care, cardiac surgery "
-        "recovery, medical and surgical ICUs of one US hospital database; 37 time series "
-        "and 5 descriptors over the first 48 h. Set C (the official external set) is not "
-        "available to this project, so no truly external site was tested."
-    ),
-}
 
 
 def _inputs(featurizer) -> dict[str, Any]:
-    """What the model reads: the ICU grid's variables and window, or the featurizer kind."""
-    if hasattr(featurizer, "feature_names_") and hasattr(featurizer, "n_steps"):
+    """What the model reads, from the featurizer's description: a clocked window of named
+    time series (and static features), or the featurizer kind and its arrays."""
+    d = describe(featurizer)
+    if d.time_unit == "h" and d.horizon is not None and "F" in d.feature_names:
         return {
-            "time_series": featurizer.feature_names_,
-            "n_static": featurizer.n_static,
-            "window_hours": featurizer.n_steps * featurizer.step_hours,
+            "time_series": d.names("F"),
+            "n_static": len(d.feature_names.get("S", [])),
+            "window_hours": d.horizon,
         }
-    return {"featurizer": featurizer.state_dict().get("kind", type(featurizer).__name__)}
+    return {"featurizer": d.kind, "arrays": {a.name: list(a.dims) for a in d.outputs}}
 
 
 def _inputs_md(inputs: dict[str, Any]) -> str:
@@ -72,6 +46,12 @@ def _inputs_md(inputs: dict[str, Any]) -> str:
             f"{inputs['window_hours']:g} h, {inputs['n_static']} static features"
         )
     return f"- inputs: featurised by {inputs['featurizer']}"
+
+
+def _dataset_notes(bundle) -> dict[str, Any]:
+    """The dataset spec's ``card_notes`` for the bundle's task (empty without that part)."""
+    spec = bundle.spec()
+    return {} if spec.card_notes is None else dict(spec.card_notes(bundle.dataset_task))
 
 
 def _model_details(bundle, bundle_sha256: str | None) -> dict[str, Any]:
@@ -100,8 +80,7 @@ def _subgroup_records(table: pd.DataFrame | None) -> list[dict[str, Any]]:
 def _limitations(
     bundle, sets: dict[str, Any], subgroups: pd.DataFrame | None, notes: list[str]
 ) -> list[str]:
-    dataset = bundle.provenance.get("dataset", "")
-    out = [DATASET_NOTES.get(dataset, "Trained and tested on a single data source.")]
+    out = list(_dataset_notes(bundle).get("data", [SINGLE_SOURCE]))
     n_train = bundle.provenance.get("n_subjects", {}).get("train")
     if n_train:
         out.append(f"Trained on {n_train} subjects; rare presentations are poorly represented.")
@@ -154,11 +133,11 @@ def build_model_card(
     bundle_sha256 : str, optional
         The bundle's content hash before the card was added.
     """
-    task = bundle.provenance.get("task", "mortality")
+    task = bundle.dataset_task
     return {
         "schema": CARD_SCHEMA,
         "model_details": _model_details(bundle, bundle_sha256),
-        "intended_use": INTENDED_USE.get(task, {"task": task}),
+        "intended_use": _dataset_notes(bundle).get("intended_use", {"task": task}),
         "training_data": bundle.provenance,
         "evaluation": sets,
         "cross_validation": _cross_validation(bundle),

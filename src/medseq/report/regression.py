@@ -148,7 +148,7 @@ def subgroup_section(
     bundle, ev: EvaluatedSet, *, n_boot: int, random_state: int = 0
 ) -> tuple[pd.DataFrame | None, Figures]:
     """Subgroup table of the internal set and its MAE forest plot (None: no definitions)."""
-    groups = subgroups_for(bundle.provenance.get("dataset", ""), ev.static)
+    groups = subgroups_for(bundle, ev)
     if not groups:
         return None, {}
     table = subgroup_table(ev.y, ev.risk, groups, n_boot=n_boot, random_state=random_state)

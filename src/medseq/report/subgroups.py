@@ -10,7 +10,7 @@ not a proof of bias: with many subgroups and metrics some flags arise by chance
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,56 +18,16 @@ import pandas as pd
 from medseq.evaluation.bootstrap import bootstrap_distribution
 
 SUBGROUP_METRICS: tuple[str, ...] = ("auroc", "auprc", "brier", "recall", "specificity")
-MISSING = "not recorded"
-AGE_BANDS: tuple[tuple[float, float, str], ...] = (
-    (0.0, 50.0, "<50"),
-    (50.0, 65.0, "50-64"),
-    (65.0, 80.0, "65-79"),
-    (80.0, np.inf, "80+"),
-)
-SEXES = {0.0: "female", 1.0: "male"}
-ICU_TYPES = {
-    1.0: "Coronary Care",
-    2.0: "Cardiac Surgery Recovery",
-    3.0: "Medical",
-    4.0: "Surgical",
-}
 
 
-def _ordered(labels: pd.Series, order: list[str]) -> pd.Series:
-    """Categorical labels, so tables and plots list groups in a meaningful order."""
-    return labels.astype(pd.CategoricalDtype([*order, MISSING], ordered=True))
-
-
-def age_bands(age: pd.Series) -> pd.Series:
-    """Age in years -> band label (``<50``, ``50-64``, ``65-79``, ``80+``, not recorded)."""
-    out = pd.Series(MISSING, index=age.index, dtype=object)
-    for lo, hi, label in AGE_BANDS:
-        out[(age >= lo) & (age < hi)] = label
-    return _ordered(out, [label for _, _, label in AGE_BANDS])
-
-
-def physionet2012_subgroups(static: pd.DataFrame) -> dict[str, pd.Series]:
-    """Age band, sex and ICU type of each stay, from the PhysioNet 2012 descriptors."""
-    return {
-        "age": age_bands(static["Age"]),
-        "sex": _ordered(static["Gender"].map(SEXES).fillna(MISSING), list(SEXES.values())),
-        "ICU type": _ordered(
-            static["ICUType"].map(ICU_TYPES).fillna(MISSING), list(ICU_TYPES.values())
-        ),
-    }
-
-
-SUBGROUPS: dict[str, Callable[[pd.DataFrame], dict[str, pd.Series]]] = {
-    "physionet2012": physionet2012_subgroups,
-}
-
-
-def subgroups_for(dataset: str, static: pd.DataFrame) -> dict[str, pd.Series]:
-    """The subgroup definitions registered for ``dataset`` (empty if there are none)."""
-    if dataset not in SUBGROUPS:
+def subgroups_for(bundle, ev) -> dict[str, pd.Series]:
+    """The subgroup columns the bundle's dataset spec defines for the set ``ev`` (an
+    :class:`~medseq.report.datasets.EvaluatedSet`), in its sample order; empty when the
+    spec has no ``subgroups`` part (the report then leaves the section out and says so)."""
+    spec = bundle.spec()
+    if spec.subgroups is None:
         return {}
-    return SUBGROUPS[dataset](static)
+    return dict(spec.subgroups(ev.data, ev.subject_ids))
 
 
 def _compare(

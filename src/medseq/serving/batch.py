@@ -50,7 +50,7 @@ def predict_histories(bundle: Bundle, histories: Sequence[History]) -> list[dict
     featurizer = bundle.featurizer
     window = featurizer.n_steps * float(featurizer.step_hours)
     events, static, ids = tables(histories, featurizer.static_encoder_.columns)
-    scores = bundle.predict(events, static, ids)
+    scores = bundle.predict_arrays(featurizer.transform(events, static, ids))
     results = []
     for k, history in enumerate(histories):
         late = _window_skips(history, window)

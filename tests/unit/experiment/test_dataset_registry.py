@@ -157,6 +157,7 @@ def test_multiclass_bundle_round_trip_keeps_class_names(tmp_path, set_a):
         [build_model(config)],
         task="multiclass",
         class_names=["low", "mid", "high"],
+        provenance={"dataset": "physionet2012", "task": "length_of_stay_class"},
     )
     save_bundle(bundle, tmp_path)
     loaded = load_bundle(tmp_path)

@@ -15,6 +15,8 @@ from medseq.features import ICUFeaturizer
 from medseq.models import ModelConfig, build_model
 
 VARIABLES = ("HR", "Lactate", "MAP")
+#: The toy stays are ICU stays: they borrow the ICU dataset's spec (subgroups, card notes).
+TOY_ORIGIN = {"dataset": "physionet2012", "task": "mortality"}
 
 
 def toy_tables(n_subjects: int = 12, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -56,5 +58,5 @@ def toy_bundle(pooling: str = "attention", kind: str = "rnn_classifier", n_membe
     for seed in range(n_members):
         torch.manual_seed(seed)
         members.append(build_model(config).eval())
-    bundle = Bundle(config, featurizer, members, threshold=0.5, provenance={"dataset": "toy"})
+    bundle = Bundle(config, featurizer, members, threshold=0.5, provenance=dict(TOY_ORIGIN))
     return bundle, features

@@ -194,7 +194,13 @@ def test_cinc_static_input_trains_the_model_and_survives_a_bundle(tmp_path):
     )
     torch.manual_seed(0)
     model = build_model(config).eval()
-    bundle = Bundle(model_config=config, featurizer=featurizer, members=[model], task="multiclass")
+    bundle = Bundle(
+        model_config=config,
+        featurizer=featurizer,
+        members=[model],
+        task="multiclass",
+        provenance={"dataset": "cinc2017", "task": "rhythm"},
+    )
     before = bundle.predict_arrays(arrays)
     again = load_bundle(save_bundle(bundle, tmp_path / "bundle"))
     after = again.predict_arrays(cinc2017.transform(again.featurizer, data, ids))

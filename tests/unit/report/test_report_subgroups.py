@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medseq.report.subgroups import age_bands, physionet2012_subgroups, subgroup_table
+from medseq.datasets.physionet2012 import age_bands, physionet2012_subgroups
+from medseq.report.subgroups import subgroup_table
 
 
 def test_age_bands_edges_and_missing():

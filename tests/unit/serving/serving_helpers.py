@@ -20,7 +20,7 @@ def bundle_like(base: Bundle, n_members: int = 1, seed: int = 0, **config) -> Bu
         input_size=base.featurizer.n_features, static_size=base.featurizer.n_static, **config
     )
     members = [build_model(cfg).eval() for _ in range(n_members)]
-    return Bundle(cfg, base.featurizer, members, threshold=0.3)
+    return Bundle(cfg, base.featurizer, members, threshold=0.3, provenance=dict(base.provenance))
 
 
 def stays(data, start: int, n: int):
@@ -38,7 +38,8 @@ def observations(events) -> list[Observation]:
 
 
 def batch_risk(bundle: Bundle, events, data, sid: int) -> float:
-    return float(bundle.predict(events, data.static, np.array([sid]))[0])
+    features = bundle.featurizer.transform(events, data.static, np.array([sid]))
+    return float(bundle.predict_arrays(features)[0])
 
 
 def event_rows(events) -> list[dict]:

@@ -34,7 +34,7 @@ def test_batch_json_equals_bundle_predict(client, gru_bundle, setb):
     out = answer.json()
     assert out["model_version"].startswith("sha256:")
     ids = np.array([sid for sid, _, _ in patients])
-    expected = gru_bundle.predict(setb.events, setb.static, ids)
+    expected = gru_bundle.predict(setb, ids)
     got = np.array([p["risk"] for p in out["predictions"]])
     assert np.abs(got - expected).max() <= TOL
     decisions = [p["decision"] for p in out["predictions"]]

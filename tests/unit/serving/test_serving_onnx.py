@@ -24,7 +24,7 @@ def _parity(bundle_dir, bundle, setb, n: int = 400) -> float:
     export_onnx(bundle_dir)
     ids = setb.static.index.to_numpy()[:n]
     onnx_scores = OnnxPredictor(bundle_dir, n_threads=1).predict(setb, ids)
-    return float(np.abs(onnx_scores - bundle.predict(setb.events, setb.static, ids)).max())
+    return float(np.abs(onnx_scores - bundle.predict(setb, ids)).max())
 
 
 @pytest.mark.parametrize("name", ["gru", "grud"])
@@ -81,7 +81,7 @@ def test_onnx_predict_cli_never_imports_torch(
 
     frame = pd.read_csv(out)
     ids = frame["subject_id"].to_numpy()
-    torch_risk = gru_bundle.predict(setb.events, setb.static, ids)
+    torch_risk = gru_bundle.predict(setb, ids)
     assert np.abs(frame["risk"].to_numpy() - torch_risk).max() <= TOL
     decisions = (torch_risk >= gru_bundle.threshold).astype(int)
     assert (frame["decision"].to_numpy() == decisions).mean() > 0.999

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from medseq.features.base import ArraySpec, FeaturizerDescription
 from medseq.features.histories.vocabulary import Vocabulary
 from medseq.schema import check_known_keys
 from medseq.sources.history import HistorySet
@@ -159,6 +160,21 @@ class VisitFeaturizer:
     def code_names(self) -> list[str]:
         """The code of each column."""
         return list(self._fitted().tokens_ or [])
+
+    def describe(self) -> FeaturizerDescription:
+        """``visits`` (N, T, C) multi-hot over the code vocabulary, ``lengths`` (N,)."""
+        names = self.code_names
+        return FeaturizerDescription(
+            kind=self.kind,
+            modality="visits",
+            inputs=f"patient histories and {self.task!r} samples (subject_id, cutoff)",
+            outputs=(
+                ArraySpec("visits", "float32", ("N", "T", "C"), {"C": len(names)}, "multi-hot"),
+                ArraySpec("lengths", "int64", ("N",), {}, "visits before the cutoff"),
+            ),
+            feature_names={"C": names},
+            step="visit",
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Plain JSON, ``kind`` included, for the bundle."""

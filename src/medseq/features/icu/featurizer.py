@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from medseq.features.base import ArraySpec, FeaturizerDescription
 from medseq.features.icu.discretizer import (
     Discretizer,
     as_subject_ids,
@@ -123,6 +124,8 @@ class ICUFeaturizer:
     >>> out["delta"][:, :, 0].tolist(), out["lengths"].tolist()
     ([[0.0, 1.0, 2.0, 0.0], [0.0, 1.0, 0.0, 0.0]], [3, 2])
     """
+
+    kind: ClassVar[str] = "ICUFeaturizer"
 
     def __init__(
         self,
@@ -303,7 +306,7 @@ class ICUFeaturizer:
         self._check_fitted()
         return {
             "version": STATE_VERSION,
-            "kind": "ICUFeaturizer",
+            "kind": self.kind,
             "params": self._params(),
             "variables": self.feature_names_,
             "normalizer": self.normalizer_.state_dict(),
@@ -327,6 +330,28 @@ class ICUFeaturizer:
         if self.normalizer_.names_ != list(state["variables"]):
             raise ValueError("ICUFeaturizer state: variables do not match the normalizer's")
         return self
+
+    def describe(self) -> FeaturizerDescription:
+        """The five arrays of :meth:`transform`, the variable and static names, the grid."""
+        sizes = {"T": int(self.n_steps), "F": self.n_features}
+        grid = ("N", "T", "F")
+        return FeaturizerDescription(
+            kind=self.kind,
+            modality="icu_events",
+            inputs="event table (subject_id, time, code, value) and static descriptors",
+            outputs=(
+                ArraySpec("values", "float32", grid, sizes, "normalised, imputed values"),
+                ArraySpec("mask", "float32", grid, sizes, "1 where observed in the bin"),
+                ArraySpec("delta", "float32", grid, sizes, "time since last observed"),
+                ArraySpec("lengths", "int64", ("N",), {}, "bins up to the last observed"),
+                ArraySpec("static", "float32", ("N", "S"), {"S": self.n_static}, "descriptors"),
+            ),
+            feature_names={"F": self.feature_names_, "S": self.static_names_},
+            step=f"{float(self.step_hours):g} h bin",
+            step_size=float(self.step_hours),
+            horizon=float(self.discretizer_.window_hours),
+            time_unit="h",
+        )
 
 
 def _observed_codes(events: pd.DataFrame, ids: np.ndarray) -> list[str]:

@@ -15,6 +15,8 @@ import numpy as np
 if TYPE_CHECKING:  # the augmentation alone needs torch; featurising a volume does not
     import torch
 
+from medseq.features.base import ArraySpec, FeaturizerDescription
+
 
 class VolumeFeaturizer:
     """Volumes (N, S, S, S) -> ``slices`` float32 (N, D, H, W) along ``axis``.
@@ -68,6 +70,19 @@ class VolumeFeaturizer:
                 f"on {self.slice_shape_} (a 28 vs 64 voxel mix-up?)"
             )
         return {"slices": np.ascontiguousarray(moved, dtype=np.float32) * np.float32(self.scale)}
+
+    def describe(self) -> FeaturizerDescription:
+        """``slices`` (N, D, H, W) float32 along ``axis``; D is the sequence."""
+        if self.slice_shape_ is None:
+            raise RuntimeError("VolumeFeaturizer is not fitted; call fit(train_volumes) first")
+        sizes = {"H": self.slice_shape_[0], "W": self.slice_shape_[1]}
+        return FeaturizerDescription(
+            kind=self.kind,
+            modality="volume",
+            inputs="volumes (N, S, S, S)",
+            outputs=(ArraySpec("slices", "float32", ("N", "D", "H", "W"), sizes, "scaled slices"),),
+            step=f"slice along volume axis {self.axis}",
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Plain JSON, ``kind`` included."""

@@ -24,6 +24,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from medseq.features.base import ArraySpec, FeaturizerDescription
+
 logger = logging.getLogger(__name__)
 
 PAD, UNK = "<pad>", "<unk>"
@@ -233,6 +235,25 @@ class SmilesFeaturizer:
         flat = pad_ids(self.encode(texts))
         tokens = flat["tokens"].reshape(len(smiles), n_variants, -1)
         return {"tokens": tokens, "lengths": flat["lengths"][::n_variants].copy()}
+
+    def describe(self) -> FeaturizerDescription:
+        """``tokens`` (N, T) or (N, K, T) int64 ids into the vocabulary, ``lengths`` (N,)."""
+        vocab = self.vocabulary._check_fitted()
+        if self.n_enumerations:
+            dims, sizes = ("N", "K", "T"), {"K": 1 + self.n_enumerations}
+        else:
+            dims, sizes = ("N", "T"), {}
+        return FeaturizerDescription(
+            kind=self.kind,
+            modality="molecule",
+            inputs="SMILES strings",
+            outputs=(
+                ArraySpec("tokens", "int64", dims, sizes, f"token ids (V={len(vocab)}), 0 pads"),
+                ArraySpec("lengths", "int64", ("N",), {}, "tokens of variant 0"),
+            ),
+            feature_names={"V": list(vocab)},
+            step="token",
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Plain JSON, ``kind`` included."""

@@ -527,6 +527,20 @@ class BeatFeaturizer:
         check_known_keys("BeatFeaturizer state", state, allowed)
         return cls(**state)
 
+    def transform(self, signals: list[Signal]) -> dict[str, np.ndarray]:
+        """Whole-record beat sequences ``values`` (N, T, F), ``lengths`` (N,) (see
+        :func:`~medseq.features.signals.beat_sequence.record_beat_sequences`)."""
+        from medseq.features.signals.beat_sequence import record_beat_sequences
+
+        return record_beat_sequences(self, signals)
+
+    def describe(self) -> Any:
+        """The featurizer protocol's description (:func:`~medseq.features.signals.
+        beat_sequence.describe_beats`)."""
+        from medseq.features.signals.beat_sequence import describe_beats
+
+        return describe_beats(self)
+
 
 def row_correlation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise Pearson correlation of ``a`` (n, m) with ``b`` (m,) or (n, m); 0 if flat."""

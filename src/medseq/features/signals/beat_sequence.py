@@ -15,11 +15,14 @@ Two ways to label every beat of a long record with one recurrent pass:
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 
+from medseq.features.base import ArraySpec, FeaturizerDescription
 from medseq.features.signals.beats import beat_segments, rr_features
-from medseq.features.signals.signal import resample
+from medseq.features.signals.signal import pad_batch, resample
+from medseq.schema import Signal
 
 logger = logging.getLogger(__name__)
 
@@ -77,3 +80,55 @@ def step_labels(
         )
     labels[steps] = values
     return labels
+
+
+def record_beat_sequences(featurizer: Any, signals: list[Signal]) -> dict[str, np.ndarray]:
+    """Whole-record beat sequences of a fitted beat featurizer: ``values`` (N, T, F) float32
+    z-scored, ``lengths`` (N,) int64 in beats (``BeatFeaturizer.transform``).
+
+    A recording where fewer than three beats were detected (flat or pure-noise traces)
+    gets one all-zero beat (the training mean after z-scoring), so it is still predicted;
+    their number is logged.
+    """
+    matrices, n_empty = [], 0
+    for signal in signals:
+        matrix, _ = featurizer.features(signal)
+        if len(matrix) == 0:
+            n_empty += 1
+            matrix = np.zeros((1, featurizer.n_features), np.float32)
+        matrices.append(matrix)
+    if n_empty:
+        logger.warning("%d recordings without detectable beats get one zero beat", n_empty)
+    values, lengths = pad_batch(matrices)
+    return {"values": values, "lengths": lengths}
+
+
+def beat_feature_names(featurizer: Any) -> list[str]:
+    """Names of the ``F`` columns of a beat featurizer's matrix: the window samples
+    (``window_i``), their deviation from the median beat (``deviation_i``), then
+    ``scalar_names``."""
+    n = featurizer.segment_length
+    windows = {
+        "both": [f"window_{i}" for i in range(n)] + [f"deviation_{i}" for i in range(n)],
+        "deviation": [f"deviation_{i}" for i in range(n)],
+        "none": [],
+    }[featurizer.morphology]
+    return windows + list(featurizer.scalar_names)
+
+
+def describe_beats(featurizer: Any) -> FeaturizerDescription:
+    """The :class:`~medseq.features.base.FeaturizerDescription` of a fitted beat featurizer."""
+    if featurizer.mean is None:
+        raise RuntimeError("BeatFeaturizer.describe called before fit")
+    names = beat_feature_names(featurizer)
+    return FeaturizerDescription(
+        kind=featurizer.kind,
+        modality="ecg",
+        inputs="recordings with R peaks (annotated or detected)",
+        outputs=(
+            ArraySpec("values", "float32", ("N", "T", "F"), {"F": len(names)}, "z-scored beats"),
+            ArraySpec("lengths", "int64", ("N",), {}, "beats before the padding"),
+        ),
+        feature_names={"F": names},
+        step="beat",
+    )

@@ -38,11 +38,12 @@ BeatFeaturizer` plus these summaries, z-scored on the training recordings; its
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 
+from medseq.features.base import ArraySpec, FeaturizerDescription
 from medseq.features.signals import signal as sig
 from medseq.features.signals.beat_featurizer import BeatFeaturizer, row_correlation, slope_width
 from medseq.schema import Signal
@@ -347,3 +348,19 @@ class RhythmBeatFeaturizer(BeatFeaturizer):
         z = (table - np.asarray(self.summary_mean)) / np.asarray(self.summary_std)
         z = np.where(np.isfinite(z), z, 0.0)
         return np.clip(z, -CLIP, CLIP).astype(np.float32)
+
+    def transform(self, signals: list[Signal]) -> dict[str, np.ndarray]:
+        """The beat sequences and ``static``, the z-scored summaries ``(N, S)``."""
+        return {**super().transform(signals), "static": self.summaries(signals)}
+
+    def describe(self) -> FeaturizerDescription:
+        """The beat featurizer's description plus ``static`` (N, S) and its names."""
+        beats = super().describe()
+        static = ArraySpec(
+            "static", "float32", ("N", "S"), {"S": self.n_summaries}, "z-scored summaries"
+        )
+        return replace(
+            beats,
+            outputs=(*beats.outputs, static),
+            feature_names={**beats.feature_names, "S": list(self.summary_names)},
+        )

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from medseq.features.base import ArraySpec, FeaturizerDescription
 from medseq.features.signals import signal as sig
 from medseq.schema import DataError, Signal, check_known_keys
 
@@ -120,6 +121,27 @@ class SignalFeaturizer:
                 f"{self.n_channels}"
             )
         return {"values": values, "lengths": lengths}
+
+    def describe(self) -> FeaturizerDescription:
+        """``values`` (N, T, C) at ``target_fs_hz`` and ``lengths`` (N,) in samples."""
+        if self.n_channels is None:
+            raise RuntimeError("SignalFeaturizer.describe called before fit")
+        sizes = {"C": int(self.n_channels)}
+        if self.max_samples is not None:
+            sizes["T"] = self.max_samples
+        return FeaturizerDescription(
+            kind=self.kind,
+            modality="ecg",
+            inputs="recordings (samples x channels at their own rate)",
+            outputs=(
+                ArraySpec("values", "float32", ("N", "T", "C"), sizes, "filtered, normalised"),
+                ArraySpec("lengths", "int64", ("N",), {}, "samples before the padding"),
+            ),
+            step=f"sample at {self.target_fs_hz:g} Hz",
+            step_size=1.0 / self.target_fs_hz,
+            horizon=self.max_seconds,
+            time_unit="s",
+        )
 
     def state_dict(self) -> dict[str, Any]:
         """Plain JSON: the options, the channel count and ``kind``."""

@@ -1,0 +1,94 @@
+"""The capability matrix is computed from the registry, says why wherever a stage is not
+supported, matches the README's table, and a command the matrix rules out refuses with the
+matrix's sentence."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from medseq.capabilities import (
+    README_END,
+    README_START,
+    STAGE_KEYS,
+    cell,
+    matrix,
+    readme_section,
+    require_bundle_stage,
+    require_stage,
+    to_markdown,
+    write_readme,
+)
+from medseq.cli import app
+from medseq.datasets import DATASETS, StageUnsupported, get_dataset
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+REGENERATE = "medseq capabilities --write-readme README.md"
+
+
+def test_readme_table_is_the_generated_one():
+    written = readme_section(README.read_text())
+    assert written == to_markdown(matrix()), f"the README table is stale: run `{REGENERATE}`"
+
+
+def test_every_dataset_and_stage_has_a_cell_and_every_gap_a_reason():
+    table = matrix()
+    assert list(table) == list(DATASETS)
+    for name, row in table.items():
+        assert tuple(row) == STAGE_KEYS
+        for stage, c in row.items():
+            assert c.supported or len(c.reason) > 20, (name, stage)
+        assert all(row[k].supported for k in ("train", "evaluate", "predict", "report"))
+
+
+def test_a_cell_asks_the_spec_sentence_first_then_the_part():
+    spec = get_dataset("tox21")
+    assert not cell(spec, "rest").supported
+    assert "`request`" in cell(spec, "rest").reason
+    served = replace(spec, request=object())
+    assert cell(served, "rest").supported
+    streamed = replace(spec, streaming=object())  # the spec's sentence still rules it out
+    assert cell(streamed, "streaming").reason.startswith("a molecule is one SMILES string")
+    with pytest.raises(StageUnsupported, match="medseq serve --stream is not available for "):
+        require_stage(streamed, "streaming")
+    with pytest.raises(ValueError, match="unknown stage 'stream'"):
+        cell(spec, "stream")
+
+
+def test_explain_refuses_a_bundle_of_a_dataset_without_a_method(tmp_path):
+    (tmp_path / "medseq.json").write_text(
+        json.dumps({"provenance": {"dataset": "cinc2017", "task": "rhythm"}})
+    )
+    sentence = get_dataset("cinc2017").unsupported["explain"]
+    with pytest.raises(StageUnsupported, match="ECG model"):
+        require_bundle_stage(tmp_path, "explain")
+    result = CliRunner().invoke(
+        app, ["explain", str(tmp_path), "--data", str(tmp_path), "--subject", "1"]
+    )
+    assert result.exit_code == 2
+    assert sentence[:60] in " ".join(result.output.split())
+
+
+def test_cli_prints_the_table_and_writes_the_readme(tmp_path):
+    result = CliRunner().invoke(app, ["capabilities", "--format", "markdown"])
+    assert result.exit_code == 0, result.output
+    assert result.output == to_markdown(matrix())
+    text = CliRunner().invoke(app, ["capabilities"]).output
+    assert text.splitlines()[0].split()[:3] == ["dataset", "train", "evaluate"]
+    copy = tmp_path / "README.md"
+    shutil.copy(README, copy)
+    stale = copy.read_text().replace("| tox21 |", "| tox21 (old) |")
+    copy.write_text(stale)
+    result = CliRunner().invoke(app, ["capabilities", "--write-readme", str(copy)])
+    assert "updated" in result.output
+    assert copy.read_text() == README.read_text()
+    assert not write_readme(copy, to_markdown(matrix()))
+    copy.write_text("# no markers\n")
+    with pytest.raises(ValueError, match=README_START):
+        write_readme(copy, "x")
+    assert README_END in README.read_text()
