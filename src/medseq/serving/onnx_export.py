@@ -10,7 +10,7 @@ What the graph takes is read from the bundle, never from a table of datasets:
 * **dtypes and shapes**: integer inputs (``lengths``, ``tokens``) int64, the others
   float32, as ``Bundle.predict_arrays`` casts them; feature sizes from the model config;
   ``tokens`` gets a variants axis when the featurizer averages randomised SMILES
-  (``n_enumerations``), as its ``transform`` does;
+  (its ``describe()``: the ``K`` axis of ``tokens``), as its ``transform`` does;
 * **dynamic axes**: the batch axis of every input, and the time (steps, visits, tokens,
   slices) axis, except for models listed in :data:`STATIC_TIME` whose graph unrolls a
   loop over time.
@@ -88,12 +88,14 @@ def _time_steps(bundle: Bundle) -> int:
     kind = bundle.model_config.kind
     if kind not in STATIC_TIME:
         return 7
-    n_steps = getattr(bundle.featurizer, "n_steps", None)
+    described = bundle.featurizer.describe()
+    grid = described.outputs[0]
+    n_steps = grid.sizes.get("T")
     if not isinstance(n_steps, int):
         raise ValueError(
             f"ONNX export of a {kind!r} model needs a fixed number of time steps "
             f"({STATIC_TIME[kind]}), but its featurizer "
-            f"{bundle.featurizer.state_dict().get('kind')!r} has no fixed n_steps"
+            f"{bundle.featurizer.state_dict().get('kind')!r} describes no fixed time axis T"
         )
     return n_steps
 
@@ -133,7 +135,7 @@ def _tokens(bundle: Bundle, batch: int, t: int, lengths: torch.Tensor, gen) -> t
     vocab = bundle.model_config.vocab_size
     tokens = torch.randint(1, vocab, (batch, t), generator=gen)
     tokens = tokens.masked_fill(torch.arange(t) >= lengths.unsqueeze(1), 0)
-    n_variants = 1 + int(getattr(bundle.featurizer, "n_enumerations", 0) or 0)
+    n_variants = int(bundle.featurizer.describe().output("tokens").sizes.get("K", 1))
     return tokens if n_variants == 1 else tokens.unsqueeze(1).repeat(1, n_variants, 1)
 
 
