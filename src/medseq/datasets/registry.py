@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -72,7 +72,7 @@ class SplitIds:
                         )
 
 
-Labels = pd.Series | pd.DataFrame
+Labels: TypeAlias = pd.Series | pd.DataFrame
 Protocol = Callable[[Any, Any, Labels], SplitIds]
 
 

@@ -283,6 +283,7 @@ class Trainer:
         n_batches = math.ceil(n_samples(run.train) / cfg.batch_size)
         if run.dist is not None:
             distributed.reseed(cfg.seed, run.epoch, run.dist.rank)
+        count: float
         total, count = 0.0, 0
         bar = tqdm(
             total=n_batches,
