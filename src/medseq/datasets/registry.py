@@ -185,7 +185,8 @@ class DatasetSpec:
         >>> get_dataset("tox21").require("streaming", "medseq serve --stream")
         Traceback (most recent call last):
         ...
-        medseq.datasets.registry.StageUnsupported: ...
+        medseq.datasets.registry.StageUnsupported: medseq serve --stream is not available for
+        dataset 'tox21': its spec has no 'streaming'...
         """
         value = getattr(self, part, None)
         if value:
