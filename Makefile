@@ -24,6 +24,8 @@ main: setup  ## train the default model on set A, evaluate on set B, print the m
 test: setup  ## the whole test suite, including the real-data integration tests
 	bash scripts/install_chromium.sh  # Debian's chromium, for the report's screenshot test
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy src  # [tool.mypy] in pyproject.toml
+	$(BIN)/python -m pytest -q --doctest-modules src/medseq  # the docstring examples
 	$(BIN)/python -m pytest -q
 
 # PEERS=1 first installs Keras/TensorFlow CPU and PyPOTS into benchmarks/.peer-venvs/ (never
@@ -38,4 +40,4 @@ bench: setup
 	$(BIN)/python benchmarks/bench_scaling.py --steps 5 --repeats 3
 
 clean:
-	rm -rf $(VENV) runs .pytest_cache
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache

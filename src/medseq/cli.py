@@ -6,7 +6,7 @@ import functools
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -330,6 +330,7 @@ def explain(
     from medseq.explain.slices import explain_sample, is_slice_bundle
 
     require_bundle_stage(bundle, "explain")
+    result: Any  # a slice, history or ICU-stay explanation: each has summary()
     if is_slice_bundle(bundle):
         result, written = explain_sample(bundle, data, subject, output_dir=output_dir)
     elif is_retain_bundle(bundle):
@@ -365,7 +366,7 @@ def capabilities(
 class _FederateGroup(typer.core.TyperGroup):
     """``medseq federate CONFIG`` means ``medseq federate simulate CONFIG``."""
 
-    def parse_args(self, ctx, args):  # type: ignore[no-untyped-def]
+    def parse_args(self, ctx, args):
         if args and args[0] not in self.commands and not args[0].startswith("-"):
             args = ["simulate", *args]
         return super().parse_args(ctx, args)
@@ -381,7 +382,7 @@ FederateConfig = Annotated[Path, typer.Argument(help="Federated TOML: configs/fe
 Address = Annotated[str, typer.Option(help="Server host:port (loopback for a local try).")]
 
 
-def _print_federated(result) -> None:  # type: ignore[no-untyped-def]
+def _print_federated(result) -> None:
     from medseq.federated.simulation import summary
 
     typer.echo(summary(result))

@@ -12,6 +12,7 @@ or repaired is counted and shown to the user instead of disappearing.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -99,7 +100,7 @@ def validate_events(events: pd.DataFrame, where: str = "events") -> pd.DataFrame
     )
 
 
-def check_known_keys(where: str, given: dict, allowed: set[str] | list[str]) -> None:
+def check_known_keys(where: str, given: dict, allowed: Collection[str]) -> None:
     """Reject keys a config section does not define, so a typo never falls back to a default.
 
     Raises

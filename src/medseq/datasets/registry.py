@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -72,7 +72,7 @@ class SplitIds:
                         )
 
 
-Labels = pd.Series | pd.DataFrame
+Labels: TypeAlias = pd.Series | pd.DataFrame
 Protocol = Callable[[Any, Any, Labels], SplitIds]
 
 
@@ -187,7 +187,8 @@ class DatasetSpec:
         >>> get_dataset("tox21").require("streaming", "medseq serve --stream")
         Traceback (most recent call last):
         ...
-        medseq.datasets.registry.StageUnsupported: ...
+        medseq.datasets.registry.StageUnsupported: medseq serve --stream is not available for
+        dataset 'tox21': its spec has no 'streaming'...
         """
         value = getattr(self, part, None)
         if value:

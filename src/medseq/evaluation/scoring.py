@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import functools
 import itertools
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medseq.datasets.registry import DatasetSpec
+
+if TYPE_CHECKING:
+    from medseq.evaluation.bootstrap import CI
 
 
 def class_labels(class_names: list[str] | None, n: int) -> list[str]:
@@ -53,7 +56,7 @@ def metrics_with_cis(
     n_boot: int = 1000,
     alpha: float = 0.05,
     random_state: int = 0,
-) -> dict[str, tuple[float, float, float]]:
+) -> dict[str, CI]:
     """The test table of any task: its metrics with bootstrap CIs, plus the dataset's own.
 
     One function for the training run, ``medseq evaluate`` and the report, so the three

@@ -44,6 +44,7 @@ def format_table(
     """
     if style not in ("markdown", "plain"):
         raise ValueError(f"style must be 'markdown' or 'plain', got {style!r}")
+    rows: list[tuple[str, ...]]  # (name, value, ci), or (name, value) when no entry has a CI
     rows = [(name, *_cells(value, digits)) for name, value in metrics.items()]
     has_ci = any(ci for _, _, ci in rows)
     header = ("metric", "value", ci_label) if has_ci else ("metric", "value")

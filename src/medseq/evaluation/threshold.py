@@ -9,6 +9,8 @@ candidates are observed probabilities, and a sample is positive when
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from sklearn.metrics import precision_recall_curve, roc_curve
 
@@ -88,5 +90,5 @@ def select_threshold(
     if method == "f1":
         return _best_f1(y, p)
     if method == "sensitivity":
-        return _at_sensitivity(y, p, float(target))
-    return _at_specificity(y, p, float(target))
+        return _at_sensitivity(y, p, float(cast(float, target)))  # not None: checked above
+    return _at_specificity(y, p, float(cast(float, target)))

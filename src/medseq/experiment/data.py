@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from medseq.datasets.registry import DatasetSpec, SplitIds, get_dataset
 from medseq.paths import data_root
 
 
-def resolve_data_path(path: str | Path) -> Path:
+def resolve_data_path(path: str | os.PathLike) -> Path:
     """Absolute paths stay; relative ones are tried from the cwd, then from the data root."""
     path = Path(path).expanduser()
     if path.is_absolute() or path.exists():
@@ -25,7 +26,7 @@ def resolve_data_path(path: str | Path) -> Path:
     return candidate
 
 
-def read_set(dataset: str, path: str | Path) -> Any:
+def read_set(dataset: str, path: str | os.PathLike) -> Any:
     """Read one dataset split with the reader registered for ``dataset``."""
     return get_dataset(dataset).read(resolve_data_path(path))
 
@@ -112,7 +113,8 @@ def default_split_ids(spec, labels: pd.Series | pd.DataFrame) -> SplitIds:
 
 def folds_from_ids(data, labels: pd.Series | pd.DataFrame, split: SplitIds) -> list[Fold]:
     """Labelled folds of ``data`` from the ids of a split."""
-    early = split.early_stop or [None] * len(split.folds)
+    early: list[np.ndarray | None] = [None] * len(split.folds)
+    early = list(split.early_stop) if split.early_stop else early
     return [
         Fold(
             LabelledSet.select(data, labels, tr),

@@ -10,6 +10,7 @@ report`` and the training run agree on which samples are the test set.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,9 @@ def is_training_source(bundle, resolved: Path, sha256: str) -> bool:
     return given == trained or trained in given.parents or given in trained.parents
 
 
-def evaluation_set(bundle, path: str | Path, *, max_subjects: int | None = None) -> EvaluationSet:
+def evaluation_set(
+    bundle, path: str | os.PathLike, *, max_subjects: int | None = None
+) -> EvaluationSet:
     """Read ``path`` with the bundle's dataset and label it with the bundle's task.
 
     When ``path`` is the file the bundle was trained on under a split protocol, only the

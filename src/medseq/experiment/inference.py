@@ -7,6 +7,7 @@ the bundle's fitted featurizer, so a file is read the same way it was during tra
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +47,7 @@ def evaluate_bundle(bundle_dir: str | Path, data_path: str | Path, *, n_boot: in
     )
 
 
-def predict_file(bundle_dir: str | Path, data_path: str | Path) -> pd.DataFrame:
+def predict_file(bundle_dir: str | os.PathLike, data_path: str | os.PathLike) -> pd.DataFrame:
     """Predictions of a saved bundle for every subject in ``data_path``.
 
     Every subject the reader returns is predicted, labelled or not; datasets whose reader

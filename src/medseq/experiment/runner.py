@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -38,6 +38,9 @@ from medseq.experiment.data import (
 )
 from medseq.training.distributed import is_rank_zero
 
+if TYPE_CHECKING:
+    from medseq.evaluation.bootstrap import CI
+
 logger = logging.getLogger(__name__)
 
 
@@ -47,7 +50,7 @@ class ExperimentResult:
 
     name: str
     task: str
-    test_metrics: dict[str, tuple[float, float, float]]
+    test_metrics: dict[str, CI]
     val_metrics: dict[str, float]
     threshold: float | None
     bundle_dir: str | None
@@ -182,7 +185,7 @@ def run_experiment(
 
             fitted = fit_calibration(val_y, val_pred)
             bundle.calibration = fitted | {"fitted_on": "out-of-fold validation predictions"}
-        if is_rank_zero():
+        if is_rank_zero() and bundle_dir is not None:  # set whenever there is no baseline
             save_bundle(bundle, bundle_dir)
     result = ExperimentResult(
         name=config.name,
@@ -222,7 +225,7 @@ def _predictions_frame(ids, y, pred, class_names) -> pd.DataFrame:
     return pd.concat([frame, pd.DataFrame(columns)], axis=1)
 
 
-def _listed(metrics: dict[str, tuple[float, float, float]]) -> dict[str, list[float]]:
+def _listed(metrics: dict[str, CI]) -> dict[str, list[float]]:
     return {k: [float(x) for x in v] for k, v in metrics.items()}
 
 
@@ -230,7 +233,7 @@ def _listed(metrics: dict[str, tuple[float, float, float]]) -> dict[str, list[fl
 class _Scores:
     threshold: float | None
     val: dict[str, float]
-    test: dict[str, tuple[float, float, float]]
+    test: dict[str, CI]
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -80,7 +80,7 @@ class HistoryExplanation:
         return "\n".join(lines)
 
 
-def retain_terms(bundle, features: dict[str, np.ndarray], output: int = 0) -> dict[str, np.ndarray]:
+def retain_terms(bundle, features: dict[str, np.ndarray], output: int = 0) -> dict[str, Any]:
     """Members' mean ``contributions`` (N, T, C), ``alpha`` (N, T), ``logit`` and ``bias``."""
     visits = torch.as_tensor(features["visits"], dtype=torch.float32)
     lengths = torch.as_tensor(features["lengths"], dtype=torch.int64)

@@ -158,7 +158,7 @@ def _figures(
     from medseq.explain.figures import ATTRIBUTION_LABEL, attention_plot, attribution_heatmap
 
     is_risk = expl.explained_output == EXPLAINED_OUTPUT["binary"]
-    common = {"length": length, "step_hours": step, "mask": expl.mask}
+    common: dict[str, Any] = {"length": length, "step_hours": step, "mask": expl.mask}
     common["label"] = (
         ATTRIBUTION_LABEL if is_risk else f"contribution to the {expl.explained_output}"
     )

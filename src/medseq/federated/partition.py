@@ -54,6 +54,7 @@ class SitePartition:
 
     def summary(self, labels: pd.Series | None = None) -> pd.DataFrame:
         """Subjects per site and, given labels, the positive rate."""
+        rows: dict[str, dict[str, float]]
         rows = {name: {"subjects": len(ids)} for name, ids in self.sites.items()}
         if labels is not None:
             for name, ids in self.sites.items():

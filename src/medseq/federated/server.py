@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -54,7 +54,7 @@ def build_inner_strategy(experiment: FederatedExperiment, n_sites: int) -> Any:
     from flwr.server.strategy import FedAvg, FedProx
 
     fed = experiment.federated
-    common = {
+    common: dict[str, Any] = {
         "fraction_fit": 1.0,
         "fraction_evaluate": 1.0,
         "min_fit_clients": min(fed.min_fit_clients, n_sites),
@@ -114,7 +114,8 @@ class MedseqStrategy:
                 num_clients=client_manager.num_available(),
                 min_num_clients=self.inner.min_fit_clients,
             )
-            config = {"stage": stage, "payload": json.dumps(self._payload, default=_json_default)}
+            payload = json.dumps(self._payload, default=_json_default)
+            config: dict[str, Any] = {"stage": stage, "payload": payload}
             return [(c, FitIns(parameters, config)) for c in clients]
         pairs = self.inner.configure_fit(server_round - N_STATS_ROUNDS, parameters, client_manager)
         extra = self._train_config(server_round)
@@ -248,10 +249,12 @@ def start_server(experiment: FederatedExperiment, address: str, n_sites: int) ->
     """Serve a run to real site processes (gRPC on ``address``); returns the finished strategy."""
     from flwr.server import ServerConfig
     from flwr.server import start_server as flwr_start_server
+    from flwr.server.strategy import Strategy
 
     strategy = make_strategy(experiment, n_sites)
     config = ServerConfig(
         num_rounds=n_server_rounds(experiment), round_timeout=experiment.federated.round_timeout_s
     )
-    flwr_start_server(server_address=address, config=config, strategy=strategy)
+    flower_strategy = cast(Strategy, strategy)  # make_strategy's class subclasses Strategy
+    flwr_start_server(server_address=address, config=config, strategy=flower_strategy)
     return strategy

@@ -177,7 +177,7 @@ def cell_from_fused(fused: nn.RNNBase, layer: int = 0, reverse: bool = False) ->
     >>> torch.allclose(run_cell(cell, x)[0], gru(x)[0], atol=1e-6)
     True
     """
-    if fused.mode not in _MODES or getattr(fused, "proj_size", 0):
+    if fused.mode not in _MODES or fused.proj_size:
         raise ValueError(
             f"cell_from_fused supports RNN (tanh), LSTM without proj_size and GRU, got {fused!r}"
         )

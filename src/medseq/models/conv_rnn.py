@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, fields
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -338,4 +339,4 @@ class ConvRNN(nn.Module):
                 pool = self.pool_update(pool, outputs)
         if self.config.mode == "sequence":
             return torch.cat(step_logits, dim=1)
-        return self.pool_logits(pool, static)
+        return self.pool_logits(cast(tuple[Tensor, Tensor, Tensor], pool), static)

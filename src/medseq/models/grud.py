@@ -68,6 +68,8 @@ class GRUD(nn.Module):
     logits : Tensor of shape (B, n_outputs)
     """
 
+    x_mean: Tensor  # buffer, registered in __init__
+
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         check_model_config(config, "grud", "GRUD")

@@ -124,7 +124,7 @@ def _backward(
     steps = zip(*(x.unbind(0) for x in (grad_out, gamma, z, grad_gh, dh, dbar)), strict=True)
     dbar_next, gamma_next = None, None
     for grad_t, gamma_t, z_t, dgh_t, dh_t, dbar_t in reversed(list(steps)):
-        if dbar_next is not None:
+        if dbar_next is not None and gamma_next is not None:  # both set after the last step
             torch.addcmul(grad_t, dbar_next, gamma_next, out=dh_t)
         dgh_t.mul_(dh_t.unsqueeze(1))
         torch.mul(dh_t, z_t, out=dbar_t).addmm_(dgh_t.view(batch, 3 * hidden), weight_hh)

@@ -119,7 +119,7 @@ class OutputHead(nn.Module):
         n_outputs: int,
     ) -> None:
         super().__init__()
-        self.static_net: nn.Module | None = None
+        self.static_net: nn.Sequential | None = None
         fused = pooled_size
         if static_size > 0:
             self.static_net = nn.Sequential(nn.Linear(static_size, static_hidden_size), nn.ReLU())

@@ -46,7 +46,7 @@ def _entry(kind: Any) -> tuple[str, str]:
     return MODEL_KINDS[kind]
 
 
-def model_config_class(kind: str) -> type:
+def model_config_class(kind: str) -> type[Any]:
     """The config dataclass of model ``kind``."""
     return load_object(_entry(kind)[0])
 

@@ -20,7 +20,7 @@ each visit (the paper's eq. 6):
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -164,7 +164,7 @@ class Retain(nn.Module):
         self.eval()
         try:
             _, alpha, beta = self._attend(visits, lengths)
-            logits = self.forward(visits, lengths)
+            logits = cast(Tensor, self.forward(visits, lengths))  # no attention asked
         finally:
             self.train(was_training)
         w_emb = self.embedding.weight  # (m, C)

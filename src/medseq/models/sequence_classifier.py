@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -10,7 +12,7 @@ from medseq.models.head import OutputHead, check_inputs, check_model_config, zer
 from medseq.models.init import init_recurrent_
 from medseq.models.pooling import Pooling, valid_steps
 
-_FUSED: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+_FUSED: dict[str, Callable[..., nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:

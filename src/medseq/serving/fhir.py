@@ -115,7 +115,7 @@ def _collect(bundle: Any, now: datetime, max_future: timedelta) -> tuple[list[_O
 def _values(res: Any) -> list[tuple[Any, Any, str | None]]:
     """(codeable concept, value, unit) of the resource and of each component."""
     items = [(res.code, res)] + [(c.code, c) for c in (res.component or [])]
-    out = []
+    out: list[tuple[Any, float | None, str | None]] = []
     for code, holder in items:
         q = getattr(holder, "valueQuantity", None)
         if q is not None and q.value is not None:

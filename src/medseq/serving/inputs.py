@@ -58,7 +58,11 @@ def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        where = f" at line {err.lineno} column {err.colno}" if hasattr(err, "lineno") else ""
+        where = (
+            f" at line {err.lineno} column {err.colno}"
+            if isinstance(err, json.JSONDecodeError)
+            else ""
+        )
         raise InputError.at(("body",), f"invalid JSON{where}", "json_invalid") from None
 
 

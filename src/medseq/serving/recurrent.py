@@ -23,6 +23,8 @@ refuses them with :class:`StreamingUnsupported`.
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 from torch import nn
 
@@ -51,7 +53,7 @@ class NumpyMember:
     """
 
     def __init__(self, module: nn.Module) -> None:
-        config: ModelConfig = module.config
+        config = cast(ModelConfig, module.config)
         if config.bidirectional:
             raise StreamingUnsupported(
                 "a bidirectional model reads each stay backwards from its last step, so it "
@@ -81,7 +83,7 @@ class NumpyMember:
         self.x_mean = _np(module.x_mean)
         self.layers = [tuple(_np(getattr(module, name)) for name in _WEIGHTS)]
 
-    def _load_head(self, module: nn.Module) -> None:
+    def _load_head(self, module: SequenceClassifier | GRUD) -> None:
         attention = module.pooling.attention
         self.pooling = self.config.pooling
         if attention is not None:

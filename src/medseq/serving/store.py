@@ -92,7 +92,7 @@ def encode_state(state: PatientState) -> tuple[str, bytes]:
 def decode_state(scalars_json: str, blob: bytes) -> PatientState:
     """Inverse of :func:`encode_state`."""
     scalars = json.loads(scalars_json)
-    arrays = load_arrays(blob)
+    arrays: dict[str, Any] = load_arrays(blob)
     static = {k: (np.nan if v is None else float(v)) for k, v in scalars["static_raw"].items()}
     features = FeatureState(
         open_bin=int(scalars["open_bin"]),

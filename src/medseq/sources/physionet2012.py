@@ -157,10 +157,14 @@ def read(
 
     Examples
     --------
+    Set A of the Challenge (``../shared/data`` or ``$MEDSEQ_DATA``): 4000 stays, 554 deaths.
+
     >>> from medseq.paths import dataset_dir
-    >>> data = read(dataset_dir("physionet2012") / "set-a.tar.gz")  # doctest: +SKIP
-    >>> data.outcomes["in_hospital_death"].sum()  # doctest: +SKIP
-    554
+    >>> data = read(dataset_dir("physionet2012") / "set-a.tar.gz")
+    >>> len(data.static), int(data.outcomes["in_hospital_death"].sum())
+    (4000, 554)
+    >>> data.report.n_events
+    1729936
     """
     check_policy(on_bad_row)
     path = Path(path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
 from medseq.schema import check_known_keys
 
@@ -178,7 +178,7 @@ class TrainConfig:
         return DEFAULT_LOSS[self.task] if self.loss == "auto" else self.loss
 
     @property
-    def monitor_mode(self) -> str:
+    def monitor_mode(self) -> Literal["min", "max"]:
         """``"max"`` for AUROC/AUPRC and multiclass scores, ``"min"`` for losses and errors."""
         return "max" if self.monitor in MAXIMISED else "min"
 

@@ -53,6 +53,8 @@ class MaskedBCEWithLogitsLoss(nn.Module):
         Multiplies the positive term, as in :class:`torch.nn.BCEWithLogitsLoss`.
     """
 
+    pos_weight: torch.Tensor | None  # buffer, registered in __init__
+
     def __init__(self, pos_weight: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("pos_weight", pos_weight)
@@ -116,6 +118,8 @@ class MaskedCrossEntropyLoss(nn.Module):
     ``(B, T)`` (sequence labelling; NaN marks unlabelled steps and padding).
     """
 
+    weight: torch.Tensor | None  # buffer, registered in __init__
+
     def __init__(self, weight: torch.Tensor | None = None) -> None:
         super().__init__()
         self.register_buffer("weight", weight)
@@ -178,7 +182,7 @@ def build_loss(config: TrainConfig, y_train: np.ndarray) -> nn.Module:
     """The loss module named by ``config``, with weights computed from the training labels."""
     name = config.loss_name
     if name == "bce":
-        weight = config.pos_weight
+        weight: str | float | np.ndarray | None = config.pos_weight
         if weight == "balanced":
             weight = balanced_pos_weight(y_train)
         tensor = None if weight is None else torch.as_tensor(weight, dtype=torch.float32)
@@ -187,11 +191,11 @@ def build_loss(config: TrainConfig, y_train: np.ndarray) -> nn.Module:
         return FocalLoss(gamma=config.focal_gamma, alpha=config.focal_alpha)
     if name == "mse":
         return MaskedMSELoss()
-    weight = None
+    class_weight: torch.Tensor | None = None
     if config.class_weight in ("balanced", "sqrt_balanced"):
         n_classes = int(np.nanmax(y_train)) + 1
         balanced = balanced_class_weight(y_train, n_classes)
         if config.class_weight == "sqrt_balanced":
             balanced = np.sqrt(balanced)
-        weight = torch.as_tensor(balanced)
-    return MaskedCrossEntropyLoss(weight=weight)
+        class_weight = torch.as_tensor(balanced)
+    return MaskedCrossEntropyLoss(weight=class_weight)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -63,7 +64,7 @@ class RunState:
         ckpt.unwrap_model(self.model).load_state_dict(state.model)
         self.optimizer.load_state_dict(state.optimizer)
         if self.scheduler is not None:
-            self.scheduler.load_state_dict(state.scheduler)
+            self.scheduler.load_state_dict(cast(dict[str, Any], state.scheduler))
         self.epoch, self.history = state.epoch, list(state.history)
         self.best_score, self.best_epoch = state.best_score, state.best_epoch
         self.best_model, self.stopped_early = state.best_model, state.stopped_early

@@ -22,6 +22,8 @@ A model qualifies when it has ``init_state()``, ``forward_chunk(values, state)``
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import torch
 from torch import Tensor, nn
 
@@ -33,6 +35,9 @@ REQUIRED = (
     "pool_logits",
     "step_logits",
 )
+#: A module with the methods in REQUIRED and ``config.total_stride`` (checked by
+#: :func:`check_tbptt_model`); duck-typed, since nn.Module types its attributes as Tensor | Module.
+ChunkedModel: TypeAlias = Any
 
 
 def check_tbptt_model(model: nn.Module) -> None:
@@ -59,7 +64,7 @@ def window_start(n_samples: int, window_samples: int, stride: int) -> int:
 
 
 def tbptt_forward(
-    model: nn.Module,
+    model: ChunkedModel,
     values: Tensor,
     lengths: Tensor,
     tbptt_steps: int,
@@ -102,7 +107,7 @@ def _label_mass(loss_fn: nn.Module, y: Tensor) -> Tensor:
 
 
 def _sequence_backward(
-    model: nn.Module, values: Tensor, y: Tensor, loss_fn: nn.Module, tbptt_steps: int
+    model: ChunkedModel, values: Tensor, y: Tensor, loss_fn: nn.Module, tbptt_steps: int
 ) -> Tensor:
     stride = model.config.total_stride
     n_steps = -(-values.shape[1] // stride)
@@ -127,7 +132,7 @@ def _sequence_backward(
 
 
 def tbptt_backward(
-    model: nn.Module,
+    model: ChunkedModel,
     values: Tensor,
     lengths: Tensor,
     y: Tensor,

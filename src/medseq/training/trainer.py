@@ -74,9 +74,27 @@ class Trainer:
 
     Examples
     --------
-    >>> trainer = Trainer(TrainConfig(task="binary", epochs=20, monitor="auroc"))
-    >>> result = trainer.fit(model, train, val)  # doctest: +SKIP
-    >>> risk = trainer.predict(model, test)  # doctest: +SKIP
+    A GRU learns whether feature 0 is positive on average over a stay:
+
+    >>> from medseq.evaluation import binary_metrics
+    >>> from medseq.models import ModelConfig, build_model
+    >>> rng = np.random.default_rng(0)
+    >>> def stays(n, t=8):  # fully observed, so mask and delta are ones
+    ...     values = rng.normal(size=(n, t, 2)).astype(np.float32)
+    ...     y = (values[:, :, 0].mean(axis=1) > 0).astype(np.float32)
+    ...     ones = np.ones_like(values)
+    ...     return dict(values=values, mask=ones, delta=ones, lengths=np.full(n, t), y=y)
+    >>> train, val, test = stays(512), stays(128), stays(128)
+    >>> _ = torch.manual_seed(0)  # the initial weights
+    >>> model = build_model(ModelConfig(input_size=2, hidden_size=16))
+    >>> config = TrainConfig(task="binary", epochs=10, lr=1e-2, monitor="auroc", progress=False)
+    >>> trainer = Trainer(config)
+    >>> result = trainer.fit(model, train, val)  # the model now holds the best epoch
+    >>> risk = trainer.predict(model, test)  # P(y = 1), one per test stay
+    >>> risk.shape, result.monitor, result.best_epoch is not None
+    ((128,), 'val_auroc', True)
+    >>> bool(binary_metrics(test["y"], risk)["auroc"] > 0.9)
+    True
     """
 
     def __init__(
@@ -283,6 +301,7 @@ class Trainer:
         n_batches = math.ceil(n_samples(run.train) / cfg.batch_size)
         if run.dist is not None:
             distributed.reseed(cfg.seed, run.epoch, run.dist.rank)
+        count: float
         total, count = 0.0, 0
         bar = tqdm(
             total=n_batches,

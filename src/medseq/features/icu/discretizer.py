@@ -279,7 +279,7 @@ def time_since_observed(last: np.ndarray, step_hours: float) -> np.ndarray:
 
 def sequence_lengths(mask: np.ndarray) -> np.ndarray:
     """Bins up to and including the last one with any observation, at least 1; (N,) int64."""
-    any_obs = mask.any(axis=2)  # (N, T)
+    any_obs = np.asarray(mask.any(axis=2))  # (N, T)
     t = mask.shape[1]
     last = t - 1 - np.argmax(any_obs[:, ::-1], axis=1)
     return np.where(any_obs.any(axis=1), last + 1, 1).astype(np.int64)

@@ -67,7 +67,7 @@ def check_quantiles(clip_quantiles: Sequence[float] | None) -> tuple[float, floa
     pair = tuple(float(q) for q in clip_quantiles)
     if len(pair) != 2 or not 0.0 <= pair[0] < pair[1] <= 1.0:
         raise ValueError(f"clip_quantiles must be (low, high), 0 <= low < high <= 1, got {pair}")
-    return pair  # type: ignore[return-value]
+    return pair
 
 
 def _group_quantile(

@@ -11,7 +11,7 @@ RDKit is imported lazily (``pip install "medseq[molecules]"``).
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,7 +35,7 @@ def _chem() -> Any:
         raise ImportError(
             "SMILES enumeration and scaffolds need RDKit: pip install 'medseq[molecules]'"
         ) from err
-    RDLogger.DisableLog("rdApp.*")
+    RDLogger.DisableLog("rdApp.*")  # type: ignore[attr-defined]  # missing from rdkit's stubs
     return Chem
 
 
@@ -127,7 +127,7 @@ class SmilesEnumerationAugment:
                 self._cache[smiles] = None
         return self._cache[smiles]
 
-    def _rewrite(self, ids: Sequence[int], seed: int) -> list[int]:
+    def _rewrite(self, ids: Iterable[int], seed: int) -> list[int]:
         ids = [int(i) for i in ids]
         if UNK_ID in ids or len(ids) >= self.featurizer.max_length:
             return ids

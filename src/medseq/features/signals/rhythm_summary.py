@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -119,7 +119,7 @@ def rr_summaries(rr_s: np.ndarray) -> dict[str, float]:
     rr = np.asarray(rr_s, dtype=np.float64)
     rr = rr[np.isfinite(rr) & (rr > 0)]
     names = (*SUMMARY_FEATURES[:17], "implausible_rr_share")
-    out = dict.fromkeys(names, float("nan"))
+    out: dict[str, Any] = dict.fromkeys(names, float("nan"))  # floats and numpy floats
     if len(rr) < MIN_BEATS - 1:
         return out
     mean, median = rr.mean(), float(np.median(rr))
