@@ -59,9 +59,7 @@ class ModelConfigBase:
     def required_keys(cls) -> tuple[str, ...]:
         """Fields without a default, in field order: ``from_dict`` needs each of them."""
         return tuple(
-            f.name
-            for f in fields(cls)
-            if f.default is MISSING and f.default_factory is MISSING  # type: ignore[misc]
+            f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING
         )
 
     def to_dict(self) -> dict[str, Any]:
