@@ -32,7 +32,8 @@ import pandas as pd
 
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.evaluation.multi import confusion
-from medseq.features.signals.beat_featurizer import BeatFeaturizer, beat_context
+from medseq.features.signals.beat_featurizer import BeatFeaturizer
+from medseq.features.signals.beat_sequence import beat_context
 from medseq.features.signals.beats import AAMI_CLASSES, beat_annotations
 from medseq.schema import DataError, ReadReport, Signal, check_known_keys
 from medseq.sources import wfdb_records

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
-from medseq.schema import check_known_keys
+from medseq.models.config_base import ModelConfigBase
+from medseq.models.config_checks import check_bool, check_choice, check_dropout, check_int
 
 KINDS: tuple[str, ...] = ("rnn_classifier", "grud")
 CELLS: tuple[str, ...] = ("rnn", "lstm", "gru")
@@ -23,7 +24,6 @@ _INT_BOUNDS: tuple[tuple[str, int], ...] = (
     ("n_outputs", 1),
 )
 _CHOICES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("kind", KINDS),
     ("cell", CELLS),
     ("pooling", POOLINGS),
     ("init", INITS),
@@ -32,7 +32,7 @@ _BOOLS: tuple[str, ...] = ("bidirectional", "input_mask", "input_delta")
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(ModelConfigBase):
     """Hyperparameters of a sequence model; ``build_model(config)`` turns it into a module.
 
     Parameters
@@ -70,6 +70,8 @@ class ModelConfig:
         ``"orthogonal"``: :func:`medseq.models.init.init_recurrent_`; ``"default"``: torch's.
     """
 
+    KINDS: ClassVar[tuple[str, ...]] = KINDS
+
     input_size: int
     kind: str = "rnn_classifier"
     cell: str = "gru"
@@ -86,19 +88,14 @@ class ModelConfig:
     input_delta: bool = False
     init: str = "orthogonal"
 
-    def __post_init__(self) -> None:
+    def _check_fields(self) -> None:
         for name, low in _INT_BOUNDS:
-            check_int(name, getattr(self, name), low)
+            check_int("ModelConfig", name, getattr(self, name), low)
         for name, choices in _CHOICES:
-            check_choice(name, getattr(self, name), choices)
+            check_choice("ModelConfig", name, getattr(self, name), choices)
         for name in _BOOLS:
-            value = getattr(self, name)
-            if not isinstance(value, bool):
-                raise TypeError(
-                    f"ModelConfig.{name} must be a bool, got {type(value).__name__} {value!r}"
-                )
-        check_dropout(self.dropout)
-        object.__setattr__(self, "dropout", float(self.dropout))
+            check_bool("ModelConfig", name, getattr(self, name))
+        object.__setattr__(self, "dropout", check_dropout("ModelConfig", self.dropout))
         if self.kind == "grud":
             self._check_grud()
 
@@ -116,41 +113,3 @@ class ModelConfig:
     def recurrent_input_size(self) -> int:
         """Per-step recurrent input size: ``F * (1 + input_mask + input_delta)``."""
         return self.input_size * (1 + int(self.input_mask) + int(self.input_delta))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of every field."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        """Build from :meth:`to_dict` output; unknown keys raise ``ValueError`` naming them."""
-        check_known_keys("ModelConfig", data, {f.name for f in fields(cls)})
-        if "input_size" not in data:
-            raise ValueError("ModelConfig: missing required key 'input_size'")
-        return cls(**data)
-
-
-def check_int(name: str, value: Any, low: int, owner: str = "ModelConfig") -> None:
-    """An int (not a bool) ``>= low``; shared by every model config's checks."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{owner}.{name} must be an int, got {type(value).__name__} {value!r}")
-    if value < low:
-        raise ValueError(f"{owner}.{name} must be >= {low}, got {value!r}")
-
-
-def check_choice(
-    name: str, value: Any, choices: tuple[str, ...], owner: str = "ModelConfig"
-) -> None:
-    """A str among ``choices``."""
-    if not isinstance(value, str):
-        raise TypeError(f"{owner}.{name} must be a str, got {type(value).__name__} {value!r}")
-    if value not in choices:
-        raise ValueError(f"{owner}.{name} must be one of {choices}, got {value!r}")
-
-
-def check_dropout(value: Any, owner: str = "ModelConfig", name: str = "dropout") -> None:
-    """A probability in ``[0, 1)``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{owner}.{name} must be a float, got {type(value).__name__} {value!r}")
-    if not 0.0 <= value < 1.0:
-        raise ValueError(f"{owner}.{name} must be in [0, 1), got {value!r}")

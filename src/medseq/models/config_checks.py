@@ -1,4 +1,4 @@
-"""Field checks shared by the frozen model configs of the molecule and slice-stack models.
+"""Field checks shared by every model config (:mod:`medseq.models.config_base`).
 
 Each check names the config class, the field, the bound or choices and the value given, so a
 typo in a TOML ``[model]`` table fails before any data is read.
@@ -19,8 +19,10 @@ def check_int(owner: str, name: str, value: Any, low: int) -> None:
 
 
 def check_choice(owner: str, name: str, value: Any, choices: Iterable[str]) -> None:
-    """``value`` is one of ``choices``."""
+    """``value`` is a str among ``choices``."""
     choices = tuple(choices)
+    if not isinstance(value, str):
+        raise TypeError(f"{owner}.{name} must be a str, got {type(value).__name__} {value!r}")
     if value not in choices:
         raise ValueError(f"{owner}.{name} must be one of {choices}, got {value!r}")
 
@@ -31,10 +33,10 @@ def check_bool(owner: str, name: str, value: Any) -> None:
         raise TypeError(f"{owner}.{name} must be a bool, got {type(value).__name__} {value!r}")
 
 
-def check_dropout(owner: str, value: Any) -> float:
+def check_dropout(owner: str, value: Any, name: str = "dropout") -> float:
     """``value`` is a probability in ``[0, 1)``; returned as float."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{owner}.dropout must be a float, got {type(value).__name__} {value!r}")
+        raise TypeError(f"{owner}.{name} must be a float, got {type(value).__name__} {value!r}")
     if not 0.0 <= value < 1.0:
-        raise ValueError(f"{owner}.dropout must be in [0, 1), got {value!r}")
+        raise ValueError(f"{owner}.{name} must be in [0, 1), got {value!r}")
     return float(value)

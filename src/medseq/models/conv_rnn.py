@@ -13,16 +13,16 @@ same outputs as one pass over the whole record (:meth:`ConvRNN.forward_chunk`).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import cast
+from dataclasses import dataclass
+from typing import Any, ClassVar, cast
 
 import torch
 from torch import Tensor, nn
 
+from medseq.models.config_base import ModelConfigBase
 from medseq.models.config_checks import check_bool, check_choice, check_dropout, check_int
 from medseq.models.pooling import AdditiveAttention, gather_steps, valid_steps
 from medseq.models.sequence_classifier import RecurrentEncoder
-from medseq.schema import check_known_keys
 
 MODES = ("recording", "sequence")
 CELLS = ("lstm", "gru")
@@ -31,7 +31,7 @@ KIND = "conv_rnn"
 
 
 @dataclass(frozen=True)
-class SignalModelConfig:
+class SignalModelConfig(ModelConfigBase):
     """Hyperparameters of :class:`ConvRNN` (JSON round-trip with ``to_dict``/``from_dict``).
 
     ``mode="recording"`` pools the RNN outputs into one prediction per input sequence, with
@@ -50,6 +50,8 @@ class SignalModelConfig:
     reported the same way for every model kind.
     """
 
+    KINDS: ClassVar[tuple[str, ...]] = (KIND,)
+
     in_channels: int = 1
     n_outputs: int = 4
     kind: str = KIND
@@ -67,9 +69,8 @@ class SignalModelConfig:
     static_size: int = 0
     static_hidden_size: int = 32
 
-    def __post_init__(self) -> None:
+    def _check_fields(self) -> None:
         owner = type(self).__name__
-        check_choice(owner, "kind", self.kind, (KIND,))
         for name in ("in_channels", "n_outputs", "hidden_size", "num_layers", "kernel_size"):
             check_int(owner, name, getattr(self, name), 1)
         check_int(owner, "attention_size", self.attention_size, 1)
@@ -103,19 +104,14 @@ class SignalModelConfig:
         """Input samples per RNN step."""
         return math.prod(self.conv_strides)
 
-    def to_dict(self) -> dict:
-        """Plain JSON: tuples become lists; the static fields only when ``static_size > 0``."""
-        out = asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON (tuples as lists); the static fields only when ``static_size > 0``, so
+        a model without summary fusion keeps the JSON of bundles saved before it existed."""
+        out = super().to_dict()
         if not self.static_size:
             out.pop("static_size")
             out.pop("static_hidden_size")
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SignalModelConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error naming them."""
-        check_known_keys(cls.__name__, data, [f.name for f in fields(cls)])
-        return cls(**data)
+        return out
 
 
 class CausalConv(nn.Module):

@@ -10,19 +10,19 @@ AUROC come from the same output).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor, nn
 
-from medseq.models.config_checks import check_choice, check_dropout, check_int
+from medseq.models.config_base import ModelConfigBase
+from medseq.models.config_checks import check_dropout, check_int
 from medseq.models.init import init_recurrent_
 from medseq.models.pooling import gather_steps
-from medseq.schema import check_known_keys
 
 
 @dataclass(frozen=True)
-class DoctorAIConfig:
+class DoctorAIConfig(ModelConfigBase):
     """Hyperparameters of :class:`DoctorAI`.
 
     Parameters
@@ -39,6 +39,8 @@ class DoctorAIConfig:
         On the visit embeddings, between GRU layers and before the output layer.
     """
 
+    KINDS: ClassVar[tuple[str, ...]] = ("doctorai",)
+
     vocab_size: int
     kind: str = "doctorai"
     n_outputs: int = 1
@@ -47,25 +49,12 @@ class DoctorAIConfig:
     num_layers: int = 1
     dropout: float = 0.3
 
-    def __post_init__(self) -> None:
+    def _check_fields(self) -> None:
         owner = type(self).__name__
-        check_choice(owner, "kind", self.kind, ("doctorai",))
         check_int(owner, "vocab_size", self.vocab_size, 2)
         for name in ("n_outputs", "embedding_size", "hidden_size", "num_layers"):
             check_int(owner, name, getattr(self, name), 1)
         object.__setattr__(self, "dropout", check_dropout(owner, self.dropout))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of every field."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DoctorAIConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
-        check_known_keys(cls.__name__, data, {f.name for f in fields(cls)})
-        if "vocab_size" not in data:
-            raise ValueError(f"{cls.__name__}: missing required key 'vocab_size'")
-        return cls(**data)
 
 
 class DoctorAI(nn.Module):

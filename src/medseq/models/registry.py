@@ -5,8 +5,10 @@ class and its module class. They are imported only when a config of that kind is
 the image, molecule or signal models (and whatever they import) cost nothing to a user of
 the ICU models. A new model is one line here plus its two classes:
 
-- the config is a frozen dataclass with ``kind`` and ``n_outputs`` fields, ``to_dict()``
-  and a ``from_dict(d)`` classmethod that rejects unknown keys;
+- the config is a frozen dataclass subclassing
+  :class:`~medseq.models.config_base.ModelConfigBase` (which gives ``to_dict()``,
+  ``from_dict(d)`` refusing unknown and missing keys, and the ``kind`` check), with
+  ``KINDS``, a ``kind`` and an ``n_outputs`` field and its checks in ``_check_fields``;
 - the module's ``__init__`` takes the config; ``forward`` takes by keyword the arrays it
   names (``values``, ``lengths``, ``tokens``, ...) and returns logits ``(B, n_outputs)``,
   or ``(B, T', n_outputs)`` for a per-step labelling model.

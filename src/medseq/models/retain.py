@@ -19,21 +19,21 @@ each visit (the paper's eq. 6):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import ClassVar, cast
 
 import torch
 from torch import Tensor, nn
 
-from medseq.models.config_checks import check_choice, check_dropout, check_int
+from medseq.models.config_base import ModelConfigBase
+from medseq.models.config_checks import check_dropout, check_int
 from medseq.models.init import init_recurrent_
 from medseq.models.pooling import valid_steps
 from medseq.models.sequence_classifier import reverse_within_length
-from medseq.schema import check_known_keys
 
 
 @dataclass(frozen=True)
-class RetainConfig:
+class RetainConfig(ModelConfigBase):
     """Hyperparameters of :class:`Retain`.
 
     Parameters
@@ -51,6 +51,8 @@ class RetainConfig:
         the paper; neither is active in evaluation, where contributions are exact.
     """
 
+    KINDS: ClassVar[tuple[str, ...]] = ("retain",)
+
     vocab_size: int
     kind: str = "retain"
     n_outputs: int = 1
@@ -60,30 +62,13 @@ class RetainConfig:
     dropout_embedding: float = 0.3
     dropout_context: float = 0.3
 
-    def __post_init__(self) -> None:
+    def _check_fields(self) -> None:
         owner = type(self).__name__
-        check_choice(owner, "kind", self.kind, ("retain",))
         check_int(owner, "vocab_size", self.vocab_size, 2)
         for name in ("n_outputs", "embedding_size", "alpha_hidden_size", "beta_hidden_size"):
             check_int(owner, name, getattr(self, name), 1)
         for name in ("dropout_embedding", "dropout_context"):
-            try:
-                value = check_dropout(owner, getattr(self, name))
-            except (TypeError, ValueError) as err:
-                raise type(err)(str(err).replace(".dropout", f".{name}")) from None
-            object.__setattr__(self, name, value)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of every field."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RetainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
-        check_known_keys(cls.__name__, data, {f.name for f in fields(cls)})
-        if "vocab_size" not in data:
-            raise ValueError(f"{cls.__name__}: missing required key 'vocab_size'")
-        return cls(**data)
+            object.__setattr__(self, name, check_dropout(owner, getattr(self, name), name))
 
 
 class Retain(nn.Module):

@@ -9,24 +9,24 @@ rests on; ``medseq explain`` shows them.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from medseq.models.config_base import ModelConfigBase
 from medseq.models.config_checks import check_bool, check_choice, check_dropout, check_int
 from medseq.models.init import init_recurrent_
 from medseq.models.pooling import AdditiveAttention
 from medseq.models.sequence_classifier import RecurrentEncoder
-from medseq.schema import check_known_keys
 
 # Every combination of flipping the depth, height and width axes of (B, D, H, W), identity first.
 MIRRORS: tuple[tuple[int, ...], ...] = ((), (1,), (2,), (3,), (1, 2), (1, 3), (2, 3), (1, 2, 3))
 
 
 @dataclass(frozen=True)
-class SliceRNNConfig:
+class SliceRNNConfig(ModelConfigBase):
     """Hyperparameters of :class:`SliceRNN`.
 
     Parameters
@@ -54,6 +54,8 @@ class SliceRNNConfig:
         prediction at 8x the inference cost. Training is unchanged.
     """
 
+    KINDS: ClassVar[tuple[str, ...]] = ("slice_rnn",)
+
     slice_size: int
     kind: str = "slice_rnn"
     n_outputs: int = 1
@@ -66,9 +68,8 @@ class SliceRNNConfig:
     dropout: float = 0.2
     test_time_flips: bool = False
 
-    def __post_init__(self) -> None:
+    def _check_fields(self) -> None:
         owner = type(self).__name__
-        check_choice(owner, "kind", self.kind, ("slice_rnn",))
         check_int(owner, "slice_size", self.slice_size, 4)
         if isinstance(self.channels, (str, bytes)) or not hasattr(self.channels, "__iter__"):
             raise TypeError(f"{owner}.channels must be a list of ints, got {self.channels!r}")
@@ -88,20 +89,6 @@ class SliceRNNConfig:
         check_bool(owner, "bidirectional", self.bidirectional)
         check_bool(owner, "test_time_flips", self.test_time_flips)
         object.__setattr__(self, "dropout", check_dropout(owner, self.dropout))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of every field (``channels`` as a list)."""
-        d = asdict(self)
-        d["channels"] = list(self.channels)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SliceRNNConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
-        check_known_keys(cls.__name__, data, {f.name for f in fields(cls)})
-        if "slice_size" not in data:
-            raise ValueError(f"{cls.__name__}: missing required key 'slice_size'")
-        return cls(**data)
 
 
 class SliceEncoder(nn.Module):

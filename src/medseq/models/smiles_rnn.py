@@ -10,17 +10,17 @@ left out by the trainer's masked loss, so one model learns all tasks from every 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from medseq.models.config_base import ModelConfigBase
 from medseq.models.config_checks import check_bool, check_choice, check_dropout, check_int
 from medseq.models.init import init_recurrent_
 from medseq.models.pooling import AdditiveAttention
 from medseq.models.sequence_classifier import RecurrentEncoder
-from medseq.schema import check_known_keys
 
 CELLS = ("gru", "lstm")
 #: Molecules per length bucket inside one forward pass (see ``SmilesRNN.forward``).
@@ -28,7 +28,7 @@ BUCKET_SIZE = 16
 
 
 @dataclass(frozen=True)
-class SmilesRNNConfig:
+class SmilesRNNConfig(ModelConfigBase):
     """Hyperparameters of :class:`SmilesRNN`.
 
     Parameters
@@ -49,6 +49,8 @@ class SmilesRNNConfig:
         On the embeddings, between layers and before the output layer.
     """
 
+    KINDS: ClassVar[tuple[str, ...]] = ("smiles_rnn",)
+
     vocab_size: int
     kind: str = "smiles_rnn"
     n_outputs: int = 12
@@ -60,27 +62,14 @@ class SmilesRNNConfig:
     attention_size: int = 64
     dropout: float = 0.2
 
-    def __post_init__(self) -> None:
+    def _check_fields(self) -> None:
         owner = type(self).__name__
-        check_choice(owner, "kind", self.kind, ("smiles_rnn",))
         check_int(owner, "vocab_size", self.vocab_size, 3)
         for name in ("n_outputs", "embedding_size", "hidden_size", "num_layers", "attention_size"):
             check_int(owner, name, getattr(self, name), 1)
         check_choice(owner, "cell", self.cell, CELLS)
         check_bool(owner, "bidirectional", self.bidirectional)
         object.__setattr__(self, "dropout", check_dropout(owner, self.dropout))
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able dict of every field."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SmilesRNNConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
-        check_known_keys(cls.__name__, data, {f.name for f in fields(cls)})
-        if "vocab_size" not in data:
-            raise ValueError(f"{cls.__name__}: missing required key 'vocab_size'")
-        return cls(**data)
 
 
 class SmilesRNN(nn.Module):

@@ -4,17 +4,11 @@ import numpy as np
 import pytest
 
 from medseq.datasets import mitbih
-from medseq.features.signals.beat_featurizer import (
-    LOCAL_RHYTHM_FEATURES,
-    LOCAL_TEMPLATE_FEATURES,
-    QRS_SHAPE_FEATURES,
-    SCALAR_FEATURES,
-    BeatFeaturizer,
-    local_rhythm_values,
-    local_template_values,
-    qrs_shape_values,
-    scalar_feature_names,
-)
+from medseq.features.signals.beat_columns import SCALAR_FEATURES, scalar_feature_names
+from medseq.features.signals.beat_featurizer import BeatFeaturizer
+from medseq.features.signals.beat_rhythm import LOCAL_RHYTHM_FEATURES, local_rhythm_values
+from medseq.features.signals.beat_template import LOCAL_TEMPLATE_FEATURES, local_template_values
+from medseq.features.signals.qrs_shape import QRS_SHAPE_FEATURES, qrs_shape_values
 from medseq.schema import Signal
 
 FS = 360.0

@@ -8,7 +8,8 @@ import torch
 
 from medseq.datasets.ecg_augment import RandomCropAugment
 from medseq.features.registry import featurizer_from_state_dict
-from medseq.features.signals.beat_featurizer import BeatFeaturizer, beat_context
+from medseq.features.signals.beat_featurizer import BeatFeaturizer
+from medseq.features.signals.beat_sequence import beat_context
 from medseq.features.signals.signal_featurizer import SignalFeaturizer
 from medseq.schema import Signal
 

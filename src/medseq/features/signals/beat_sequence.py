@@ -132,3 +132,37 @@ def describe_beats(featurizer: Any) -> FeaturizerDescription:
         feature_names={"F": names},
         step="beat",
     )
+
+
+def beat_context(
+    matrix: np.ndarray, rows: np.ndarray, context_beats: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's beat with up to ``context_beats`` preceding beats, left-aligned.
+
+    Beats near the record start have fewer predecessors and a shorter length (zero padding
+    after), so no beat is dropped and none reads a beat of another record.
+
+    Parameters
+    ----------
+    matrix : ndarray of shape (N, F)
+        One record's beat matrix.
+    rows : ndarray of shape (B,)
+        The beats to read, as row indices of ``matrix``.
+    context_beats : int
+        ``C``, the preceding beats read with each beat.
+
+    Returns
+    -------
+    values : ndarray of shape (B, C + 1, F), float32
+        Step ``lengths - 1`` is the beat itself (what ``ConvRNN(pooling="last")`` reads out).
+    lengths : ndarray of shape (B,), int64
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    width = context_beats + 1
+    first = np.maximum(rows - context_beats, 0)
+    lengths = rows - first + 1
+    offsets = np.arange(width)[None, :]
+    index = np.minimum(first[:, None] + offsets, rows[:, None])
+    values = matrix[index]
+    values[offsets >= lengths[:, None]] = 0.0
+    return values.astype(np.float32), lengths.astype(np.int64)

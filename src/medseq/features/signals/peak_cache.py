@@ -24,6 +24,9 @@ from pathlib import Path
 import numpy as np
 import wfdb
 
+from medseq.features.signals import beats
+from medseq.features.signals import signal as sig
+
 logger = logging.getLogger(__name__)
 
 CACHE_ENV = "MEDSEQ_CACHE"
@@ -86,3 +89,26 @@ def save_peaks(key: str, peaks: np.ndarray) -> None:
         os.replace(tmp, folder / f"{key}.npy")
     except OSError as err:
         logger.debug("R-peak cache %s not written: %s", folder, err)
+
+
+def detected_peaks(lead: np.ndarray, fs_hz: float) -> np.ndarray:
+    """R peaks of one lead: from the cache, else XQRS on its 5-25 Hz band-pass, then stored.
+
+    Parameters
+    ----------
+    lead : ndarray of shape (T, 1)
+        The channel the peaks are detected on.
+    fs_hz : float
+
+    Returns
+    -------
+    ndarray of shape (N,), int64
+        Sample positions (:func:`~medseq.features.signals.beats.detect_r_peaks`).
+    """
+    key = peak_key(lead, fs_hz)
+    peaks = load_peaks(key)
+    if peaks is None:
+        x = sig.bandpass_filter(lead, fs_hz, low_hz=5.0, high_hz=25.0)
+        peaks = beats.detect_r_peaks(x, fs_hz)
+        save_peaks(key, peaks)
+    return peaks

@@ -45,7 +45,9 @@ import numpy as np
 
 from medseq.features.base import ArraySpec, FeaturizerDescription
 from medseq.features.signals import signal as sig
-from medseq.features.signals.beat_featurizer import BeatFeaturizer, row_correlation, slope_width
+from medseq.features.signals.beat_featurizer import BeatFeaturizer
+from medseq.features.signals.beat_template import row_correlation
+from medseq.features.signals.qrs_shape import slope_width
 from medseq.schema import Signal
 
 logger = logging.getLogger(__name__)
