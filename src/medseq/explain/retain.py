@@ -106,7 +106,7 @@ def explain_history_arrays(
     visits = []
     for t in range(length):
         present = np.flatnonzero(features["visits"][0, t])
-        codes = [
+        codes: list[dict[str, Any]] = [
             {"code": names[c], "contribution": float(terms["contributions"][0, t, c])}
             for c in present
         ]

@@ -109,8 +109,8 @@ def example_inputs(bundle: Bundle, names: list[str], batch: int = 2) -> dict[str
     config, t = bundle.model_config, _time_steps(bundle)
     gen = torch.Generator().manual_seed(0)
     lengths = torch.tensor([t] + [max(1, t // 2)] * (batch - 1), dtype=torch.int64)
-    width = getattr(config, "input_size", None) or getattr(config, "in_channels", None)
-    vocab = getattr(config, "vocab_size", None)
+    width = int(getattr(config, "input_size", 0) or getattr(config, "in_channels", 0) or 1)
+    vocab = int(getattr(config, "vocab_size", 0) or 1)
     makers = {
         "values": lambda: torch.randn(batch, t, width, generator=gen),
         "mask": lambda: (torch.rand(batch, t, width, generator=gen) > 0.5).float(),

@@ -239,6 +239,8 @@ class SmilesFeaturizer:
     def describe(self) -> FeaturizerDescription:
         """``tokens`` (N, T) or (N, K, T) int64 ids into the vocabulary, ``lengths`` (N,)."""
         vocab = self.vocabulary._check_fitted()
+        dims: tuple[str, ...]
+        sizes: dict[str, int]
         if self.n_enumerations:
             dims, sizes = ("N", "K", "T"), {"K": 1 + self.n_enumerations}
         else:
