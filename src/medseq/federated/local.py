@@ -89,8 +89,13 @@ def proximal_term(
 def local_train_config(
     train: dict[str, Any], *, epochs: int, seed: int, task: str = "binary"
 ) -> TrainConfig:
-    """The ``[train]`` section as the config of one site's local epochs (no early stop)."""
-    raw = {"monitor": "auroc", "progress": False, "num_threads": 1, **train}
+    """The ``[train]`` section as the config of one site's local epochs (no early stop).
+
+    The monitor (which of several local epochs is kept) defaults to AUROC where the task
+    has one (binary, multilabel), else to the loss.
+    """
+    monitor = "auroc" if task in ("binary", "multilabel") else "loss"
+    raw = {"monitor": monitor, "progress": False, "num_threads": 1, **train}
     raw.update(epochs=epochs, seed=seed, patience=None, checkpoint_dir=None, task=task)
     return TrainConfig.from_dict(raw)
 
