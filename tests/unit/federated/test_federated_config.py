@@ -52,6 +52,15 @@ def test_mistakes_are_named(raw, message):
         parse_federated(raw)
 
 
+@pytest.mark.parametrize(
+    ("name", "dataset", "partition"),
+    [("federated-cinc2017", "cinc2017", "dirichlet"), ("federated-tox21", "tox21", "scaffold")],
+)
+def test_shipped_configs_of_other_datasets_parse(name, dataset, partition):
+    experiment = load_federated(CONFIGS / f"{name}.toml")
+    assert (experiment.dataset, experiment.federated.partition) == (dataset, partition)
+
+
 def test_a_dataset_without_partitions_is_refused_with_the_specs_sentence():
     from medseq.datasets.registry import StageUnsupported
 

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medseq.datasets.physionet2012 import ICU_TYPE_NAMES
 from medseq.federated import (
     partition_by_column,
     partition_dirichlet,
     partition_iid,
     partition_sets,
 )
-from medseq.datasets.physionet2012 import ICU_TYPE_NAMES
 from medseq.tasks.physionet2012 import mortality_labels
 
 
