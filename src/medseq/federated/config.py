@@ -164,16 +164,15 @@ _DATA = {"dataset", "task", "train", "test"}
 
 def _data_section(raw: dict[str, Any]) -> dict[str, str]:
     """``[data]`` with dataset, task and train present and checked against the registry."""
-    from medseq.datasets.registry import get_dataset
+    from medseq.datasets.registry import DATASETS, get_dataset
 
     data = dict(raw.get("data", {}))
     check_known_keys("[data]", data, _DATA)
     for key in ("dataset", "task", "train"):
         if not data.get(key):
             raise ValueError(
-                f"[data] {key} is required in a federated file (no default dataset): e.g. "
-                'dataset = "physionet2012", task = "mortality", '
-                'train = "physionet2012/set-a.tar.gz"'
+                f"[data] {key} is required in a federated file (there is no default "
+                f"dataset): [data] names dataset (one of {sorted(DATASETS)}), task and train"
             )
     spec = get_dataset(str(data["dataset"]))
     task_type = spec.task_type(str(data["task"]))

@@ -30,17 +30,6 @@ def featurise(spec: DatasetSpec, featurizer: Any, data: Any, ids: np.ndarray, la
     return out
 
 
-def n_outputs(spec: DatasetSpec, task: str, data: Any, labels: Any) -> int:
-    """Logits the model needs: one (binary), one per class or per label column."""
-    task_type = spec.task_type(task)
-    if task_type == "multilabel":
-        return int(labels.shape[1])
-    if task_type == "multiclass":
-        names = list(spec.class_names(task, data)) if spec.class_names else []
-        return len(names) if names else int(np.nanmax(labels.to_numpy())) + 1
-    return 1
-
-
 def model_config(model: dict[str, Any], sizes: dict[str, Any]) -> Any:
     """``[model]`` (any registered ``kind``) plus the sizes the data fixes."""
     clash = sorted(set(sizes) & set(model))
