@@ -58,7 +58,8 @@ def _experiment(experiment_json: str) -> FederatedExperiment:
 def _federated_fit(experiment_json: str) -> Any:
     """The dataset's staged featurizer fit (one per process keeps its caches warm)."""
     experiment = _experiment(experiment_json)
-    return get_dataset(experiment.dataset).federated_fit(dict(experiment.features))
+    make = get_dataset(experiment.dataset).require("federated_fit", "medseq federate")
+    return make(dict(experiment.features))
 
 
 def federated_fit(experiment: FederatedExperiment) -> Any:

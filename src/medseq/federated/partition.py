@@ -74,7 +74,9 @@ class SitePartition:
 
     def summary(self, labels: pd.Series | None = None) -> pd.DataFrame:
         """Subjects per site and, given labels, the positive rate."""
-        rows = {name: {"subjects": len(ids)} for name, ids in self.sites.items()}
+        rows: dict[str, dict[str, float]] = {
+            name: {"subjects": len(ids)} for name, ids in self.sites.items()
+        }
         if labels is not None:
             for name, ids in self.sites.items():
                 rows[name]["positive_rate"] = float(labels.reindex(ids).mean())

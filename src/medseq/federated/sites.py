@@ -15,7 +15,7 @@ import functools
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ from medseq.federated.partition import SitePartition
 
 logger = logging.getLogger(__name__)
 
-Labels = pd.Series | pd.DataFrame
+Labels: TypeAlias = pd.Series | pd.DataFrame
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,7 @@ class SignalFederatedFit(FederatedFit):
     ) -> dict[str, Any]:
         self.check_stage(stage)
         signals = self.recordings(data, np.asarray(ids, dtype=np.int64))
-        return {"n_channels": int(self.make().fit(signals).n_channels)}
+        return {"n_channels": self.make().fit(signals).n_channels}
 
     def merge(self, stage: str, payload: Any, replies: Sequence[dict[str, Any]]) -> Any:
         self.check_stage(stage)
