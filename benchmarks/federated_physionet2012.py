@@ -34,10 +34,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from medseq.datasets.registry import get_dataset
 from medseq.features import ICUFeaturizer
 from medseq.federated import PrivacyConfig, load_federated, local
-from medseq.federated.simulation import read_set, run_simulation, site_aurocs, site_labels
-from medseq.federated.sites import cut_site, make_partition
+from medseq.federated.simulation import run_simulation, site_aurocs
+from medseq.federated.sites import cut_site, make_partition, read_set
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "federated.md"
@@ -50,9 +51,11 @@ def _pooled(sites: list, attr: str) -> np.ndarray:
 
 def _fit(experiment, featurizer, data, labels, train_ids, val_ids, epochs: int, seed: int):
     """Train one model with early stopping on ``val_ids``; return it."""
-    train = local.featurise(featurizer, data, train_ids, labels)
-    val = local.featurise(featurizer, data, val_ids, labels)
-    model = local.build_site_model(experiment.model, featurizer, seed=seed)
+    spec = get_dataset(experiment.dataset)
+    train = local.featurise(spec, featurizer, data, train_ids, labels)
+    val = local.featurise(spec, featurizer, data, val_ids, labels)
+    sizes = {**spec.model_sizes(featurizer), "n_outputs": 1}
+    model = local.build_site_model(local.model_config(experiment.model, sizes), seed=seed)
     config = local.local_train_config(experiment.local_train, epochs=epochs, seed=seed)
     config = replace(config, patience=8)
     result = local.Trainer(config).fit(model, train, val)
@@ -85,9 +88,10 @@ def main() -> None:
         output_dir="",
         federated=replace(experiment.federated, rounds=args.rounds),
     )
-    train_set, test_set = read_set(experiment.train), read_set(experiment.test)
-    labels, test_labels = site_labels(train_set), site_labels(test_set)
-    part = make_partition(train_set.static, labels, experiment.federated)
+    train_set, labels = read_set(experiment, experiment.train)
+    test_set, test_labels = read_set(experiment, experiment.test)
+    spec = get_dataset(experiment.dataset)
+    part = make_partition(spec, train_set, labels, experiment.federated)
     sites = [
         cut_site(train_set, n, ids, labels, experiment.federated) for n, ids in part.sites.items()
     ]
@@ -120,10 +124,17 @@ def main() -> None:
     for site in sites:
         t = time.perf_counter()
         feat = ICUFeaturizer(**experiment.features).fit(
-            site.raw.events, site.raw.static, site.train_ids
+            site.data.events, site.data.static, site.train_ids
         )
         model, val, epoch = _fit(
-            experiment, feat, site.raw, site.labels, site.train_ids, site.val_ids, args.epochs, seed
+            experiment,
+            feat,
+            site.data,
+            site.labels,
+            site.train_ids,
+            site.val_ids,
+            args.epochs,
+            seed,
         )
         prob = _test_prob(experiment, feat, model, test_set, test_labels)
         add(f"{site.name} alone", prob, val, time.perf_counter() - t, f"best epoch {epoch}")

@@ -39,31 +39,32 @@ class Cell:
 
 @dataclass(frozen=True)
 class Stage:
-    """A stage of the matrix: its key (as in ``spec.unsupported``), title, the spec part it
-    needs (None: none beyond the core spec) and how the user runs it."""
+    """A stage of the matrix: its key (as in ``spec.unsupported``), title, the spec parts it
+    needs (empty: none beyond the core spec) and how the user runs it."""
 
     key: str
     title: str
-    part: str | None
+    parts: tuple[str, ...]
     command: str
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("train", "train", None, "medseq train CONFIG"),
-    Stage("evaluate", "evaluate", None, "medseq evaluate BUNDLE DATA"),
-    Stage("predict", "predict (file)", None, "medseq predict BUNDLE DATA"),
-    Stage("report", "report", None, "medseq report BUNDLE DATA"),
-    Stage("explain", "explain", None, "medseq explain BUNDLE DATA --subject ID"),
-    Stage("onnx", "ONNX export", None, "medseq export BUNDLE --format onnx"),
-    Stage("rest", "REST predict", "request", "POST /v1/predict"),
-    Stage("streaming", "streaming", "streaming", "medseq serve --stream"),
-    Stage("federated", "federated", "partitions", "medseq federate"),
+    Stage("train", "train", (), "medseq train CONFIG"),
+    Stage("evaluate", "evaluate", (), "medseq evaluate BUNDLE DATA"),
+    Stage("predict", "predict (file)", (), "medseq predict BUNDLE DATA"),
+    Stage("report", "report", (), "medseq report BUNDLE DATA"),
+    Stage("explain", "explain", (), "medseq explain BUNDLE DATA --subject ID"),
+    Stage("onnx", "ONNX export", (), "medseq export BUNDLE --format onnx"),
+    Stage("rest", "REST predict", ("request",), "POST /v1/predict"),
+    Stage("streaming", "streaming", ("streaming",), "medseq serve --stream"),
+    Stage("federated", "federated", ("partitions", "federated_fit"), "medseq federate"),
 )
 #: What each part a stage needs does, for the reason of a cell whose spec lacks it.
 PART_ROLES = {
     "request": "the JSON body of a prediction request",
     "streaming": "how to advance one subject an observation at a time",
     "partitions": "how to split the data into sites",
+    "federated_fit": "how to fit the featurizer from per-site statistics",
 }
 STAGE_KEYS = tuple(stage.key for stage in STAGES)
 
@@ -83,13 +84,14 @@ def cell(spec: DatasetSpec, key: str) -> Cell:
     A stage needing a part is supported when the spec has it, and otherwise names it.
     """
     stage = _stage(key)
-    why = spec.unsupported.get(stage.key) or (
-        spec.unsupported.get(stage.part) if stage.part else None
+    why = spec.unsupported.get(stage.key) or next(
+        (spec.unsupported[part] for part in stage.parts if part in spec.unsupported), None
     )
     if why:
         return Cell(False, why)
-    if stage.part is not None and not getattr(spec, stage.part, None):
-        return Cell(False, f"its spec has no `{stage.part}` part ({PART_ROLES[stage.part]})")
+    for part in stage.parts:
+        if not getattr(spec, part, None):
+            return Cell(False, f"its spec has no `{part}` part ({PART_ROLES[part]})")
     return Cell(True)
 
 

@@ -33,7 +33,10 @@ def test_federate_bad_config_is_one_clear_line(tmp_path):
     assert missing.exit_code == 2
     assert "nope.toml does not exist" in missing.output
     bad = tmp_path / "bad.toml"
-    bad.write_text('[federated]\nstrategy = "fedsgd"\n')
+    bad.write_text(
+        '[data]\ndataset = "physionet2012"\ntask = "mortality"\ntrain = "x"\n'
+        '[federated]\npartition = "icu_type"\nstrategy = "fedsgd"\n'
+    )
     result = runner.invoke(app, ["federate", "simulate", str(bad)])
     assert result.exit_code == 2
     assert "strategy must be one of" in result.output and "bad.toml" in result.output
@@ -64,6 +67,8 @@ def test_server_and_site_processes_on_loopback_survive_a_killed_site(physionet20
 name = "loopback"
 output_dir = "{tmp_path / "run"}"
 [data]
+dataset = "physionet2012"
+task = "mortality"
 train = "{physionet2012_dir / "set-a.tar.gz"}"
 [features]
 static_summary = true

@@ -20,11 +20,20 @@ def _experiment(physionet2012_dir, tmp_path):
     return parse_federated(
         {
             "name": "tiny",
-            "data": {"train": str(physionet2012_dir / "set-a.tar.gz")},
+            "data": {
+                "dataset": "physionet2012",
+                "task": "mortality",
+                "train": str(physionet2012_dir / "set-a.tar.gz"),
+            },
             "features": {"static_summary": True, "delta_scale": "horizon"},
             "model": {"cell": "gru", "hidden_size": 8, "pooling": "mean", "static_hidden_size": 16},
             "train": {"lr": 1e-2, "batch_size": 32},
-            "federated": {"rounds": 2, "max_subjects_per_site": 100, "min_fit_clients": 2},
+            "federated": {
+                "partition": "icu_type",
+                "rounds": 2,
+                "max_subjects_per_site": 100,
+                "min_fit_clients": 2,
+            },
             "output_dir": str(tmp_path),
         }
     )
@@ -46,6 +55,7 @@ def dying_client(experiment, index):
 def test_simulation_learns_and_survives_a_dead_site(physionet2012_dir, tmp_path):
     import ray.cloudpickle
 
+    from medseq.datasets.physionet2012 import PHYSIONET2012 as spec
     from medseq.features import ICUFeaturizer
     from medseq.federated.simulation import run_simulation
 
@@ -68,7 +78,7 @@ def test_simulation_learns_and_survives_a_dead_site(physionet2012_dir, tmp_path)
     initial, n = [], []
     for index in range(4):
         site = load_site(experiment, index)
-        val = featurise(featurizer, site.raw, site.val_ids, site.labels)
+        val = featurise(spec, featurizer, site.data, site.val_ids, site.labels)
         initial.append(score(model, val, experiment.local_train)["auroc"])
         n.append(len(val["y"]))
     round0 = float(np.average(initial, weights=n))

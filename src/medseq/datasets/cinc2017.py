@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medseq.datasets import partitions
 from medseq.datasets.registry import DatasetSpec
 from medseq.features.signals.beat_featurizer import BeatFeaturizer
 from medseq.features.signals.rhythm_summary import RhythmBeatFeaturizer
@@ -43,6 +44,7 @@ from medseq.sources import physionet2017
 from medseq.tasks.ecg import CINC2017_CLASSES, challenge_f1, cinc2017_labels
 
 logger = logging.getLogger(__name__)
+
 
 KINDS = ("signal", "beats")
 AUGMENT_KEYS = {"signal": ("crop_seconds",), "beats": ("crop_beats",)}
@@ -198,6 +200,29 @@ UNSUPPORTED = {
 }
 
 
+def _record_blocks(data, labels, *, n_sites: int, alpha: float, seed: int) -> pd.Series:
+    """Blocks of 100 consecutive record numbers kept whole, spread over ``n_sites``."""
+    return partitions.by_group(pd.Series(labels.index // 100, index=labels.index), n_sites, seed)
+
+
+def _iid(data, labels, *, n_sites: int, alpha: float, seed: int) -> pd.Series:
+    return partitions.iid(labels.index.to_numpy(), n_sites, seed)
+
+
+def federated_fit(features: dict[str, Any]) -> Any:
+    """The featurizer of ``[features]`` fitted across sites from per-site moments."""
+    from medseq.features.signals.federated import BeatFederatedFit, SignalFederatedFit
+
+    if _kind(features) == "signal":
+        options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS["signal"]}
+        return SignalFederatedFit(lambda: SignalFeaturizer(**options), _site_signals)
+    return BeatFederatedFit(lambda: beat_featurizer(features), _site_signals)
+
+
+def _site_signals(data: CincData, ids: np.ndarray) -> list[Signal]:
+    return _signals(data, ids)
+
+
 CINC2017 = DatasetSpec(
     name="cinc2017",
     tasks={"rhythm": "multiclass"},
@@ -210,4 +235,10 @@ CINC2017 = DatasetSpec(
     metrics=metrics,
     augment=_augment,
     unsupported=UNSUPPORTED,
+    partitions={
+        "dirichlet": partitions.dirichlet,
+        "record_blocks": _record_blocks,
+        "iid": _iid,
+    },
+    federated_fit=federated_fit,
 )

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medseq.datasets import partitions
 from medseq.datasets.registry import DatasetSpec
 from medseq.features import ICUFeaturizer
 from medseq.sources import physionet2012
@@ -33,6 +34,13 @@ LABELLERS = {
     "outcomes": outcome_labels,
 }
 CLASS_NAMES = {"length_of_stay_class": LOS_CLASS_NAMES, "outcomes": OUTCOME_LABELS}
+#: Site names of PhysioNet 2012's ICUType codes (the Challenge's own labels).
+ICU_TYPE_NAMES: dict[int, str] = {
+    1: "coronary_care",
+    2: "cardiac_surgery",
+    3: "medical",
+    4: "surgical",
+}
 
 
 def _read(path: Path) -> physionet2012.PhysioNet2012Set:
@@ -143,6 +151,22 @@ def _card_notes(task: str) -> dict[str, Any]:
     return notes
 
 
+def _icu_type(data, labels, *, n_sites: int, alpha: float, seed: int) -> pd.Series:
+    """The four ICU types as four "hospitals" (case mix and mortality differ)."""
+    values = data.static["ICUType"].reindex(labels.index)
+    return partitions.by_column(values, ICU_TYPE_NAMES)
+
+
+def _iid(data, labels, *, n_sites: int, alpha: float, seed: int) -> pd.Series:
+    return partitions.iid(labels.index.to_numpy(), n_sites, seed)
+
+
+def _federated_fit(features: dict[str, Any]) -> Any:
+    from medseq.features.icu.federated import ICUFederatedFit
+
+    return ICUFederatedFit(features, lambda data, ids: (data.events, data.static))
+
+
 PHYSIONET2012 = DatasetSpec(
     name="physionet2012",
     tasks={
@@ -159,4 +183,6 @@ PHYSIONET2012 = DatasetSpec(
     class_names=_class_names,
     subgroups=_subgroups,
     card_notes=_card_notes,
+    partitions={"icu_type": _icu_type, "dirichlet": partitions.dirichlet, "iid": _iid},
+    federated_fit=_federated_fit,
 )

@@ -136,9 +136,17 @@ class DatasetSpec:
     fhir : object, optional
         How a FHIR R4 Bundle of one subject becomes this dataset's ``data`` object (the code
         table for Observations, ``valueSampledData`` for waveforms, Conditions for visits).
-    partitions : mapping of str to callable, optional
-        Named ways to split this dataset into federated sites (a column such as the ICU
-        type, a record group, Dirichlet label skew); see :mod:`medseq.federated.partition`.
+    partitions : mapping of str to callable ``(data, labels, *, n_sites, alpha, seed) -> Series``
+        Named ways to split this dataset into federated sites (``[federated] partition``):
+        a column such as the ICU type, whole record groups, Dirichlet label skew. Each
+        returns the site name of every sample it places, indexed by sample id (absent:
+        left out, counted); categorical Series give the site order. ``labels`` are the
+        task's labels; ``n_sites``, ``alpha`` (Dirichlet concentration) and ``seed`` come
+        from ``[federated]``. Helpers: :mod:`medseq.datasets.partitions`.
+    federated_fit : callable ``(features) -> FederatedFit``, optional
+        How the featurizer of the ``[features]`` table is fitted across sites from per-site
+        counts and moments, never rows (:class:`medseq.features.federated.FederatedFit`);
+        ``medseq federate`` needs it with ``partitions``.
     streaming : object, optional
         How to advance one subject an observation at a time (the incremental form of the
         featurizer), for the streaming service.
@@ -164,7 +172,8 @@ class DatasetSpec:
     card_notes: Callable[[str], dict[str, Any]] | None = None
     request: Any = None
     fhir: Any = None
-    partitions: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    partitions: Mapping[str, Callable[..., pd.Series]] = field(default_factory=dict)
+    federated_fit: Callable[[dict[str, Any]], Any] | None = None
     streaming: Any = None
     unsupported: Mapping[str, str] = field(default_factory=dict)
 
@@ -196,8 +205,7 @@ class DatasetSpec:
         why = self.unsupported.get(stage) or self.unsupported.get(part)
         reason = f": {why}" if why else ""
         raise StageUnsupported(
-            f"{stage} is not available for dataset {self.name!r}: its spec has no "
-            f"{part!r}{reason}"
+            f"{stage} is not available for dataset {self.name!r}: its spec has no {part!r}{reason}"
         )
 
     def protocol(self, name: str) -> Protocol:

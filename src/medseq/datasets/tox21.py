@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medseq.datasets import partitions
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.features.molecules.smiles import SmilesFeaturizer
 from medseq.schema import check_known_keys
@@ -105,6 +106,22 @@ UNSUPPORTED = {
 }
 
 
+def _scaffolds(data: Molecules, labels, *, n_sites: int, alpha: float, seed: int) -> pd.Series:
+    """Bemis-Murcko scaffold groups kept whole, spread over ``n_sites`` (chemical series
+    differ between sites, as between companies' compound libraries)."""
+    from medseq.tasks.molecules import murcko_scaffolds
+
+    return partitions.by_group(murcko_scaffolds(data.raw.smiles.loc[labels.index]), n_sites, seed)
+
+
+def _federated_fit(features: dict[str, Any]) -> Any:
+    from medseq.features.molecules.federated import SmilesFederatedFit
+
+    check_known_keys("[features] (tox21)", features, FEATURIZER_KEYS + AUGMENT_KEYS)
+    options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS}
+    return SmilesFederatedFit(options, lambda data, ids: list(data.canonical.loc[ids]))
+
+
 TOX21 = DatasetSpec(
     name="tox21",
     tasks={"toxicity": "multilabel"},
@@ -117,4 +134,6 @@ TOX21 = DatasetSpec(
     protocols={"random": _random, "scaffold": _scaffold},
     augment=_augment,
     unsupported=UNSUPPORTED,
+    partitions={"dirichlet": partitions.dirichlet, "scaffold": _scaffolds},
+    federated_fit=_federated_fit,
 )

@@ -3,9 +3,14 @@
 Importing this package does not import Flower, Ray or Opacus (``pip install
 'medseq[federated]'``); the functions that need them import them when called.
 
-* :mod:`.partition`: sites by a static column (ICU type), by set, IID or Dirichlet non-IID.
-* :mod:`.statistics`: one featurizer fitted from per-site aggregates (no pooled rows).
-* :mod:`.client` / :mod:`.server`: the Flower site client and strategy (FedAvg, FedProx).
+Any registered dataset whose spec names ``partitions`` and a ``federated_fit`` runs here;
+nothing in this package names a dataset, a task, a model kind or a featurizer class.
+
+* :mod:`.sites`: the sites of the spec's named partition, each with its local split.
+* :mod:`.partition`: :class:`SitePartition`, and direct partitions (column, set, IID, Dirichlet).
+* :mod:`.client` / :mod:`.server`: the Flower site client and strategy (FedAvg, FedProx);
+  the featurizer is fitted from per-site aggregates first (:mod:`medseq.features.federated`).
+* :mod:`.local`: one site's featurising, training and scoring, for any task type.
 * :mod:`.privacy`: DP-SGD with Opacus' DP recurrent layers, epsilon accounting.
 * :mod:`.simulation`: run in Flower's simulation engine, or as a site process.
 """

@@ -2,17 +2,18 @@
 
 Every message from the server carries a ``stage`` in its config:
 
-* ``codes`` / ``bounds`` / ``moments``: the three exchanges of the federated featurizer
-  statistics (:mod:`medseq.federated.statistics`); the reply's metrics hold the site's
-  aggregates as JSON, its parameters are empty.
+* one of the dataset's featurizer-statistics stages (``spec.federated_fit(features).stages``,
+  :mod:`medseq.features.federated`); the reply's metrics hold the site's aggregates as
+  JSON, its parameters are empty;
 * ``train``: load the global weights, train ``local_epochs`` epochs on the site's training
-  subjects (plus FedProx's proximal term when the server sends ``proximal_mu`` > 0, or
+  samples (plus FedProx's proximal term when the server sends ``proximal_mu`` > 0, or
   DP-SGD when the config has ``[federated.privacy]``), return the new weights.
 
-``evaluate`` scores the global weights on the site's own validation subjects (loss and
-AUROC); the server averages them, weighted by subjects, to pick the best round.
+``evaluate`` scores the global weights on the site's own validation samples (loss and the
+task's AUROC); the server averages them, weighted by samples, to pick the best round.
 The client keeps no state between messages except caches, so Flower's simulation may
-rebuild it every round.
+rebuild it every round. Nothing here names a dataset or a featurizer: the experiment's
+dataset spec featurises, sizes the model and fits the featurizer statistics.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from medseq.features import ICUFeaturizer
-from medseq.federated import local, statistics
+from medseq.datasets.registry import get_dataset
+from medseq.features.registry import featurizer_from_state_dict
+from medseq.federated import local
 from medseq.federated.config import FederatedExperiment
 from medseq.federated.sites import Site, load_site
 
@@ -36,10 +38,11 @@ logger = logging.getLogger(__name__)
 def _site_arrays(experiment_json: str, index: int, state_json: str) -> tuple[dict, dict]:
     """Featurised train and validation arrays of a site (cached per featurizer state)."""
     experiment = _experiment(experiment_json)
+    spec = get_dataset(experiment.dataset)
     site = load_site(experiment, index)
-    featurizer = ICUFeaturizer.from_state_dict(json.loads(state_json))
-    train = local.featurise(featurizer, site.raw, site.train_ids, site.labels)
-    val = local.featurise(featurizer, site.raw, site.val_ids, site.labels)
+    featurizer = featurizer_from_state_dict(json.loads(state_json))
+    train = local.featurise(spec, featurizer, site.data, site.train_ids, site.labels)
+    val = local.featurise(spec, featurizer, site.data, site.val_ids, site.labels)
     return train, val
 
 
@@ -51,11 +54,29 @@ def _experiment(experiment_json: str) -> FederatedExperiment:
     return parse_federated(raw, default_name=raw.get("name", "federated"))
 
 
+@functools.lru_cache(maxsize=4)
+def _federated_fit(experiment_json: str) -> Any:
+    """The dataset's staged featurizer fit (one per process keeps its caches warm)."""
+    experiment = _experiment(experiment_json)
+    make = get_dataset(experiment.dataset).require("federated_fit", "medseq federate")
+    return make(dict(experiment.features))
+
+
+def federated_fit(experiment: FederatedExperiment) -> Any:
+    """The :class:`~medseq.features.federated.FederatedFit` of the experiment's featurizer."""
+    return _federated_fit(experiment_json(experiment))
+
+
 def experiment_json(experiment: FederatedExperiment) -> str:
     """The experiment as the JSON of its TOML dict (a hashable, picklable cache key)."""
     raw = {
         "name": experiment.name,
-        "data": {"train": experiment.train, "test": experiment.test},
+        "data": {
+            "dataset": experiment.dataset,
+            "task": experiment.task,
+            "train": experiment.train,
+            "test": experiment.test,
+        },
         "features": experiment.features,
         "model": experiment.model,
         "train": experiment.local_train,
@@ -69,9 +90,35 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: _drop_none(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
 
 
-def make_model(experiment: FederatedExperiment, featurizer: ICUFeaturizer, seed: int) -> Any:
+def class_names(experiment: FederatedExperiment) -> list[str] | None:
+    """The spec's class names (multiclass) or label columns (multilabel); None for binary.
+
+    Asked without data (``spec.class_names(task, None)``): the server, which holds no
+    rows, must size the model's output too.
+    """
+    spec = get_dataset(experiment.dataset)
+    if spec.task_type(experiment.task) == "binary":
+        return None
+    names = list(spec.class_names(experiment.task, None)) if spec.class_names else []
+    if not names:
+        raise ValueError(
+            f"dataset {spec.name!r}: a federated {spec.task_type(experiment.task)} task needs "
+            "the spec's class_names (the server sizes the model without reading data)"
+        )
+    return names
+
+
+def model_config(experiment: FederatedExperiment, featurizer: Any) -> Any:
+    """The global model's config: ``[model]`` plus the spec's sizes and the output count."""
+    spec = get_dataset(experiment.dataset)
+    names = class_names(experiment)
+    sizes = {**spec.model_sizes(featurizer), "n_outputs": 1 if names is None else len(names)}
+    return local.model_config(experiment.model, sizes)
+
+
+def make_model(experiment: FederatedExperiment, featurizer: Any, seed: int) -> Any:
     """The global model's architecture (DP layers when the run is private)."""
-    model = local.build_site_model(experiment.model, featurizer, seed=seed)
+    model = local.build_site_model(model_config(experiment, featurizer), seed=seed)
     if experiment.federated.privacy is not None:
         from medseq.federated.privacy import make_dp_model
 
@@ -86,6 +133,7 @@ class SiteClient:
         self.experiment = experiment
         self.index = index
         self._json = experiment_json(experiment)
+        self.task_type = get_dataset(experiment.dataset).task_type(experiment.task)
 
     @property
     def site(self) -> Site:
@@ -94,23 +142,17 @@ class SiteClient:
     def get_parameters(self, config: dict[str, Any]) -> list[np.ndarray]:
         return []  # the server builds the initial weights once the featurizer is known
 
-    def _featurizer_and_arrays(self, config: dict[str, Any]) -> tuple[ICUFeaturizer, dict, dict]:
+    def _featurizer_and_arrays(self, config: dict[str, Any]) -> tuple[Any, dict, dict]:
         state_json = str(config["featurizer"])
-        state = json.loads(state_json)
         train, val = _site_arrays(self._json, self.index, state_json)
-        return ICUFeaturizer.from_state_dict(state), train, val
+        return featurizer_from_state_dict(json.loads(state_json)), train, val
 
     def statistics(self, config: dict[str, Any]) -> dict[str, Any]:
-        stage = config["stage"]
+        """The site's aggregates for the server's statistics ``stage`` (no rows)."""
         payload = json.loads(str(config.get("payload", "null")))
         site = self.site
-        if stage == "codes":
-            return statistics.site_codes(site.raw)
-        if stage == "bounds":
-            return statistics.site_bounds(site.raw, self.experiment.features, payload)
-        if stage == "moments":
-            return statistics.site_moments(site.raw, payload)
-        raise ValueError(f"unknown stage {stage!r}")
+        fit = _federated_fit(self._json)
+        return fit.site_statistics(str(config["stage"]), payload, site.data, site.train_ids)
 
     def fit(
         self, parameters: list[np.ndarray], config: dict[str, Any]
@@ -125,7 +167,7 @@ class SiteClient:
         local.set_weights(model, parameters)
         seed = fed.seed + 1000 * round_ + self.index
         train_cfg = local.local_train_config(
-            self.experiment.local_train, epochs=fed.local_epochs, seed=seed
+            self.experiment.local_train, epochs=fed.local_epochs, seed=seed, task=self.task_type
         )
         metrics: dict[str, Any] = {"site": self.site.name}
         if fed.privacy is not None:
@@ -140,9 +182,17 @@ class SiteClient:
         else:
             mu = float(config.get("proximal_mu", 0.0))
             extra = local.proximal_term(parameters, mu) if mu > 0 else None
-            loss = local.train_local(model, train, val, train_cfg, extra_loss=extra)
+            loss = local.train_local(
+                model, train, val, train_cfg, extra_loss=extra, augment=self._augment(featurizer)
+            )
         metrics["train_loss"] = loss
         return local.get_weights(model), len(train["y"]), metrics
+
+    def _augment(self, featurizer: Any) -> Any:
+        spec = get_dataset(self.experiment.dataset)
+        if spec.augment is None:
+            return None
+        return spec.augment(dict(self.experiment.features), featurizer)
 
     def evaluate(
         self, parameters: list[np.ndarray], config: dict[str, Any]
@@ -150,7 +200,7 @@ class SiteClient:
         featurizer, _, val = self._featurizer_and_arrays(config)
         model = make_model(self.experiment, featurizer, seed=self.experiment.federated.seed)
         local.set_weights(model, parameters)
-        scores = local.score(model, val, self.experiment.local_train)
+        scores = local.score(model, val, self.experiment.local_train, self.task_type)
         return scores["loss"], len(val["y"]), {"auroc": scores["auroc"], "site": self.site.name}
 
 

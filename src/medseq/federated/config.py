@@ -3,7 +3,11 @@
 A federated experiment file is an experiment file (``[data]``, ``[features]``, ``[model]``,
 ``[train]``) plus ``[federated]``; ``[train]`` is the *local* training of each site in each
 round (``epochs`` is ignored: ``local_epochs`` counts them), ``[federated.privacy]`` turns on
-per-site DP-SGD. Unknown keys raise, naming the section.
+per-site DP-SGD. ``[data]`` names ``dataset`` and ``task`` (required, no default) like the
+runner's config, ``train`` (the set the sites are drawn from) and optionally ``test``;
+``[federated] partition`` names one of the dataset spec's partitions. A dataset whose spec
+has no partitions (or no federated featurizer fit) is refused here, with the spec's
+sentence. Unknown keys raise, naming the section.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ from typing import Any
 from medseq.schema import check_known_keys
 
 STRATEGIES = ("fedavg", "fedprox")
-PARTITIONS = ("column", "iid", "dirichlet")
+#: Task types a federated run selects rounds for (by the sites' mean validation AUROC).
+TASK_TYPES = ("binary", "multiclass", "multilabel")
 
 
 @dataclass(frozen=True)
@@ -48,12 +53,14 @@ class FederatedConfig:
 
     Parameters
     ----------
-    partition : {"column", "iid", "dirichlet"}, default="column"
-        Sites by ``partition_column`` of the static table, random IID shares, or
-        label-skewed Dirichlet shares (``n_sites``, ``dirichlet_alpha``).
-    partition_column : str, default="ICUType"
+    partition : str
+        One of the dataset spec's ``partitions`` (e.g. ``"icu_type"``, ``"dirichlet"``,
+        ``"scaffold"``); required, checked against the spec when the file is parsed.
     n_sites : int, default=4
-        For ``iid`` and ``dirichlet``.
+        For partitions that draw sites (Dirichlet, IID, groups); a partition by a real
+        column ignores it.
+    dirichlet_alpha : float, default=0.5
+        Concentration of a Dirichlet label-skew partition (small: skewed sites).
     strategy : {"fedavg", "fedprox"}, default="fedavg"
     proximal_mu : float, default=0.01
         FedProx's μ: each site's loss gets ``mu / 2 * ||w - w_global||^2``.
@@ -73,8 +80,7 @@ class FederatedConfig:
     privacy : PrivacyConfig or None, default=None
     """
 
-    partition: str = "column"
-    partition_column: str = "ICUType"
+    partition: str = ""
     n_sites: int = 4
     dirichlet_alpha: float = 0.5
     strategy: str = "fedavg"
@@ -89,10 +95,13 @@ class FederatedConfig:
     privacy: PrivacyConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.partition not in PARTITIONS:
+        if not self.partition:
             raise ValueError(
-                f"[federated] partition must be one of {PARTITIONS}, got {self.partition!r}"
+                "[federated] partition is required: name one of the dataset's partitions "
+                '(e.g. partition = "dirichlet")'
             )
+        if not self.dirichlet_alpha > 0:
+            raise ValueError(f"[federated] dirichlet_alpha must be > 0, got {self.dirichlet_alpha}")
         if self.strategy not in STRATEGIES:
             raise ValueError(
                 f"[federated] strategy must be one of {STRATEGIES}, got {self.strategy!r}"
@@ -128,14 +137,16 @@ class FederatedConfig:
 
 @dataclass(frozen=True)
 class FederatedExperiment:
-    """A parsed federated experiment file (PhysioNet 2012 in-hospital mortality).
+    """A parsed federated experiment file: any registered dataset whose spec has partitions.
 
     ``train`` is the set the sites are drawn from; ``test`` (optional) is scored once by the
-    final global model, overall and per site (its subjects partitioned the same way).
+    final global model, overall and per site (its samples partitioned the same way).
     """
 
     name: str
-    train: str = "physionet2012/set-a.tar.gz"
+    dataset: str
+    task: str
+    train: str
     test: str = ""
     features: dict[str, Any] = field(default_factory=dict)
     model: dict[str, Any] = field(default_factory=dict)
@@ -148,25 +159,67 @@ class FederatedExperiment:
 
 
 _TOP = {"name", "data", "features", "model", "train", "federated", "output_dir"}
-_DATA = {"train", "test", "task"}
+_DATA = {"dataset", "task", "train", "test"}
+
+
+def _data_section(raw: dict[str, Any]) -> dict[str, str]:
+    """``[data]`` with dataset, task and train present and checked against the registry."""
+    from medseq.datasets.registry import DATASETS, get_dataset
+
+    data = dict(raw.get("data", {}))
+    check_known_keys("[data]", data, _DATA)
+    for key in ("dataset", "task", "train"):
+        if not data.get(key):
+            raise ValueError(
+                f"[data] {key} is required in a federated file (there is no default "
+                f"dataset): [data] names dataset (one of {sorted(DATASETS)}), task and train"
+            )
+    spec = get_dataset(str(data["dataset"]))
+    task_type = spec.task_type(str(data["task"]))
+    if task_type not in TASK_TYPES:
+        raise ValueError(
+            f"[data] task {data['task']!r} is a {task_type} task; federated runs select "
+            f"rounds by validation AUROC and support {TASK_TYPES}"
+        )
+    spec.require("partitions", "medseq federate")
+    spec.require("federated_fit", "medseq federate")
+    return {k: str(v) for k, v in data.items()}
 
 
 def parse_federated(raw: dict[str, Any], default_name: str = "federated") -> FederatedExperiment:
-    """Build a :class:`FederatedExperiment` from a TOML-shaped dict; unknown keys raise."""
+    """Build a :class:`FederatedExperiment` from a TOML-shaped dict; unknown keys raise.
+
+    The dataset must name partitions in its spec (``spec.require("partitions", ...)``), and
+    ``[federated] partition`` must be one of them.
+    """
+    from medseq.datasets.registry import get_dataset
+
     check_known_keys("top level", raw, _TOP)
-    data = dict(raw.get("data", {}))
-    check_known_keys("[data]", data, _DATA)
-    if data.get("task", "mortality") != "mortality":
-        raise ValueError(f"[data] task: federated runs support 'mortality', got {data['task']!r}")
+    data = _data_section(raw)
+    federated = FederatedConfig.from_dict(dict(raw.get("federated", {})))
+    partitions = get_dataset(data["dataset"]).partitions
+    if federated.partition not in partitions:
+        raise ValueError(
+            f"[federated] partition {federated.partition!r} is not one of dataset "
+            f"{data['dataset']!r}'s partitions {sorted(partitions)}"
+        )
+    task_type = get_dataset(data["dataset"]).task_type(data["task"])
+    if federated.privacy is not None and task_type != "binary":
+        raise ValueError(
+            f"[federated.privacy] DP-SGD supports binary tasks only; task {data['task']!r} "
+            f"is {task_type}: remove [federated.privacy]"
+        )
     name = str(raw.get("name", default_name))
     return FederatedExperiment(
         name=name,
-        train=str(data.get("train", "physionet2012/set-a.tar.gz")),
-        test=str(data.get("test", "")),
+        dataset=data["dataset"],
+        task=data["task"],
+        train=data["train"],
+        test=data.get("test", ""),
         features=dict(raw.get("features", {})),
         model=dict(raw.get("model", {})),
         local_train=dict(raw.get("train", {})),
-        federated=FederatedConfig.from_dict(dict(raw.get("federated", {}))),
+        federated=federated,
         output_dir=str(raw.get("output_dir", f"runs/{name}")),
     )
 

@@ -1,7 +1,10 @@
 """One site's local work in a round: featurise, train from the global weights, score.
 
-Used by the Flower client (:mod:`medseq.federated.client`) and, without Flower, by the
-benchmarks' "site alone" and "centralised" rows, so every row trains with the same code.
+Everything dataset-shaped comes from the experiment's dataset spec: ``spec.transform``
+featurises, ``spec.model_sizes`` sizes the model of whatever ``kind`` ``[model]`` names (the
+model registry builds it), and the task type picks the loss and the AUROC. Used by the Flower
+client (:mod:`medseq.federated.client`) and, without Flower, by the benchmarks' "site
+alone" and "centralised" rows, so every row trains with the same code.
 """
 
 from __future__ import annotations
@@ -13,26 +16,30 @@ import numpy as np
 import torch
 from torch import nn
 
-from medseq.features import ICUFeaturizer
+from medseq.datasets.registry import DatasetSpec
 from medseq.models import build_model
 from medseq.models.registry import model_config_from_dict
 from medseq.training import TrainConfig, Trainer
 
 
-def featurise(featurizer: ICUFeaturizer, raw: Any, ids: np.ndarray, labels: Any) -> dict:
-    """Model inputs plus ``y`` for ``ids`` of a site's own tables."""
-    out = featurizer.transform(raw.events, raw.static, ids)
-    out["y"] = labels.reindex(ids).to_numpy(dtype=np.float32)
+def featurise(spec: DatasetSpec, featurizer: Any, data: Any, ids: np.ndarray, labels: Any) -> dict:
+    """Model inputs plus ``y`` ((N,) or (N, K) with NaN for missing labels) for ``ids``."""
+    ids = np.asarray(ids, dtype=np.int64)
+    out = dict(spec.transform(featurizer, data, ids))
+    out["y"] = labels.loc[ids].to_numpy(dtype=np.float32)
     return out
 
 
-def build_site_model(model: dict[str, Any], featurizer: ICUFeaturizer, *, seed: int) -> nn.Module:
-    """The configured model, sized by the featurizer, initialised from ``seed``."""
-    sizes = {"input_size": featurizer.n_features, "static_size": featurizer.n_static}
+def model_config(model: dict[str, Any], sizes: dict[str, Any]) -> Any:
+    """``[model]`` (any registered ``kind``) plus the sizes the data fixes."""
     clash = sorted(set(sizes) & set(model))
     if clash:
         raise ValueError(f"[model]: {clash} are inferred from the data; remove them")
-    config = model_config_from_dict({"kind": "rnn_classifier", "n_outputs": 1, **model, **sizes})
+    return model_config_from_dict({**model, **sizes})
+
+
+def build_site_model(config: Any, *, seed: int) -> nn.Module:
+    """The model of ``config`` (from :func:`model_config`), initialised from ``seed``."""
     torch.manual_seed(seed)
     return build_model(config)
 
@@ -68,10 +75,17 @@ def proximal_term(
     return term
 
 
-def local_train_config(train: dict[str, Any], *, epochs: int, seed: int) -> TrainConfig:
-    """The ``[train]`` section as the config of one site's local epochs (no early stop)."""
-    raw = {"monitor": "auroc", "progress": False, "num_threads": 1, **train}
-    raw.update(epochs=epochs, seed=seed, patience=None, checkpoint_dir=None, task="binary")
+def local_train_config(
+    train: dict[str, Any], *, epochs: int, seed: int, task: str = "binary"
+) -> TrainConfig:
+    """The ``[train]`` section as the config of one site's local epochs (no early stop).
+
+    The monitor (which of several local epochs is kept) defaults to AUROC where the task
+    has one (binary, multilabel), else to the loss.
+    """
+    monitor = "auroc" if task in ("binary", "multilabel") else "loss"
+    raw = {"monitor": monitor, "progress": False, "num_threads": 1, **train}
+    raw.update(epochs=epochs, seed=seed, patience=None, checkpoint_dir=None, task=task)
     return TrainConfig.from_dict(raw)
 
 
@@ -81,23 +95,69 @@ def train_local(
     val: dict[str, np.ndarray],
     config: TrainConfig,
     extra_loss: Callable[[nn.Module], torch.Tensor] | None = None,
+    augment: Any = None,
 ) -> float:
     """Train in place from the current weights; returns the mean training loss of the last epoch."""
-    result = Trainer(config, extra_loss=extra_loss).fit(model, train, val)
+    result = Trainer(config, extra_loss=extra_loss).fit(model, train, val, augment=augment)
     return float(result.history[-1]["train_loss"])
 
 
-def score(model: nn.Module, data: dict[str, np.ndarray], train: dict[str, Any]) -> dict[str, float]:
-    """Validation/test loss and AUROC of ``model`` on ``data`` (labels in ``data['y']``)."""
-    from sklearn.metrics import log_loss, roc_auc_score
+def score(
+    model: nn.Module, data: dict[str, np.ndarray], train: dict[str, Any], task: str = "binary"
+) -> dict[str, float]:
+    """Validation/test loss and AUROC of ``model`` on ``data`` (labels in ``data['y']``).
 
-    prob = predict(model, data, train)
-    y = data["y"]
-    loss = float(log_loss(y, prob, labels=[0, 1]))
-    auroc = float(roc_auc_score(y, prob)) if len(np.unique(y)) == 2 else float("nan")
-    return {"loss": loss, "auroc": auroc}
+    The AUROC is the task's: binary, or the mean one-vs-rest AUROC over the classes
+    (multiclass) or label columns (multilabel) that hold both outcomes here; NaN when none
+    does (a small label-skewed site), which the server's weighted mean then skips.
+    """
+    prob = predict(model, data, train, task)
+    return {"loss": log_loss(data["y"], prob, task), "auroc": mean_auroc(data["y"], prob, task)}
 
 
-def predict(model: nn.Module, data: dict[str, np.ndarray], train: dict[str, Any]) -> np.ndarray:
-    """Risk (N,) of every subject in ``data``, batched as in ``[train]``."""
-    return Trainer(local_train_config(train, epochs=1, seed=0)).predict(model, data)
+def _columns(y: np.ndarray, prob: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and probabilities as (N, K) one-vs-rest columns, NaN for missing labels."""
+    if task == "binary":
+        return y.reshape(-1, 1).astype(float), prob.reshape(-1, 1)
+    if task == "multiclass":
+        k = prob.shape[1]
+        return (y.reshape(-1, 1) == np.arange(k)).astype(float), prob
+    return y.astype(float), prob
+
+
+def mean_auroc(y: np.ndarray, prob: np.ndarray, task: str) -> float:
+    """See :func:`score`."""
+    from sklearn.metrics import roc_auc_score
+
+    labels, probs = _columns(np.asarray(y), np.asarray(prob), task)
+    values = []
+    for k in range(labels.shape[1]):
+        seen = ~np.isnan(labels[:, k])
+        if len(np.unique(labels[seen, k])) == 2:
+            values.append(float(roc_auc_score(labels[seen, k], probs[seen, k])))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def log_loss(y: np.ndarray, prob: np.ndarray, task: str) -> float:
+    """Mean negative log-likelihood: cross-entropy (multiclass) or binary (others, missing
+    labels left out)."""
+    y = np.asarray(y)
+    if task == "binary":  # scikit-learn's, as federated runs have always reported
+        from sklearn.metrics import log_loss as sk_log_loss
+
+        return float(sk_log_loss(y, prob, labels=[0, 1]))
+    p = np.clip(np.asarray(prob, dtype=np.float64), 1e-15, 1 - 1e-15)
+    if task == "multiclass":
+        rows = np.arange(len(y))
+        picked = p[rows, y.astype(int)] / p.sum(axis=1)
+        return float(-np.mean(np.log(picked)))
+    seen = ~np.isnan(y)
+    terms = y[seen] * np.log(p[seen]) + (1 - y[seen]) * np.log(1 - p[seen])
+    return float(-np.mean(terms)) if terms.size else float("nan")
+
+
+def predict(
+    model: nn.Module, data: dict[str, np.ndarray], train: dict[str, Any], task: str = "binary"
+) -> np.ndarray:
+    """Probabilities of every sample in ``data``, batched as in ``[train]``."""
+    return Trainer(local_train_config(train, epochs=1, seed=0, task=task)).predict(model, data)

@@ -1,11 +1,11 @@
-"""Split one cohort into "hospitals": every subject in exactly one site.
+"""Split one cohort into "sites": every subject in exactly one site.
 
-Federated learning is only meaningful when sites differ, so a partition is either by a real
-column of the static table (PhysioNet 2012's ``ICUType``: coronary care, cardiac surgery
-recovery, medical and surgical units as four hospitals, whose case mix and mortality differ),
-by the set a stay came from (set A vs set B as two sites), or synthetic: IID (random equal
-shares) or label-skewed non-IID (each site's share of deaths drawn from a Dirichlet, the usual
-benchmark of Hsu et al. 2019, "Measuring the effects of non-identical data distribution").
+A :class:`SitePartition` holds the sites' ids. A run gets it from its dataset spec's named
+partition (``spec.partitions[name]``, which gives a site name per sample:
+:meth:`SitePartition.from_assignment`); the functions below build one directly, for
+benchmarks and notebooks: by a column of a descriptor table, by the set a subject came
+from, IID (random equal shares) or label-skewed non-IID (each class spread over the sites
+by Dirichlet shares, Hsu et al. 2019; :mod:`medseq.datasets.partitions`).
 """
 
 from __future__ import annotations
@@ -16,13 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-#: Site names of PhysioNet 2012's ICUType codes (the Challenge's own labels).
-ICU_TYPE_NAMES: dict[int, str] = {
-    1: "coronary_care",
-    2: "cardiac_surgery",
-    3: "medical",
-    4: "surgical",
-}
+from medseq.datasets import partitions as assign
 
 
 @dataclass(frozen=True)
@@ -43,6 +37,32 @@ class SitePartition:
     by: str
     dropped: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def from_assignment(cls, site_of: pd.Series, *, by: str, n_total: int) -> SitePartition:
+        """Sites from a site name per sample id (a spec partition's answer).
+
+        Categorical ``site_of`` gives the site order, else sites are sorted by name; the
+        ``n_total - len(site_of)`` samples it did not place are counted as ``unassigned``.
+        """
+        site_of = site_of.dropna()
+        if isinstance(site_of.dtype, pd.CategoricalDtype):
+            order = [str(c) for c in site_of.cat.categories]
+        else:
+            order = sorted(str(v) for v in site_of.unique())
+        names = site_of.astype(str)
+        index = np.asarray(site_of.index, dtype=np.int64)
+        sites = {name: np.sort(index[(names == name).to_numpy()]) for name in order}
+        _check_disjoint(sites)
+        dropped = {"unassigned": n_total - len(site_of)} if n_total > len(site_of) else {}
+        return cls(sites=sites, by=by, dropped=dropped)
+
+    def without_empty(self) -> SitePartition:
+        """The sites that hold at least one subject (a label-skewed draw may leave one empty)."""
+        kept = {k: v for k, v in self.sites.items() if len(v)}
+        empty = len(self.sites) - len(kept)
+        dropped = {**self.dropped, "empty_sites": empty} if empty else dict(self.dropped)
+        return SitePartition(kept, by=self.by, dropped=dropped)
+
     @property
     def names(self) -> list[str]:
         return list(self.sites)
@@ -54,8 +74,9 @@ class SitePartition:
 
     def summary(self, labels: pd.Series | None = None) -> pd.DataFrame:
         """Subjects per site and, given labels, the positive rate."""
-        rows: dict[str, dict[str, float]]
-        rows = {name: {"subjects": len(ids)} for name, ids in self.sites.items()}
+        rows: dict[str, dict[str, float]] = {
+            name: {"subjects": len(ids)} for name, ids in self.sites.items()
+        }
         if labels is not None:
             for name, ids in self.sites.items():
                 rows[name]["positive_rate"] = float(labels.reindex(ids).mean())
@@ -87,7 +108,8 @@ def partition_by_column(
     subject_ids : ndarray, optional
         Only these subjects (default: every row).
     names : mapping of value to site name, optional
-        Default for ``ICUType``: :data:`ICU_TYPE_NAMES`; otherwise ``<column>=<value>``.
+        Default ``<column>=<value>`` (PhysioNet 2012's ICU type names are
+        :data:`medseq.datasets.physionet2012.ICU_TYPE_NAMES`).
     on_missing : {"raise", "drop"}, default="raise"
         A subject whose value is missing: raise naming the ids, or leave it out (counted
         in ``dropped``).
@@ -108,8 +130,6 @@ def partition_by_column(
             )
         dropped[f"missing:{column}"] = int(missing.sum())
         values = values[~missing]
-    if names is None and column == "ICUType":
-        names = ICU_TYPE_NAMES
     sites: dict[str, np.ndarray] = {}
     for value in sorted(values.unique()):
         key = int(value) if float(value).is_integer() else value
@@ -138,16 +158,10 @@ def partition_dirichlet(
         raise ValueError(f"n_sites must be >= 1, got {n_sites}")
     if not alpha > 0:
         raise ValueError(f"dirichlet_alpha must be > 0, got {alpha}")
-    rng = np.random.default_rng(random_state)
-    chunks: list[list[np.ndarray]] = [[] for _ in range(n_sites)]
-    for cls in sorted(labels.unique()):
-        ids = rng.permutation(labels.index[labels == cls].to_numpy(dtype=np.int64))
-        shares = rng.dirichlet(np.full(n_sites, alpha))
-        cuts = (np.cumsum(shares)[:-1] * len(ids)).astype(int)
-        for k, part in enumerate(np.split(ids, cuts)):
-            chunks[k].append(part)
-    sites = {f"site_{k}": np.sort(np.concatenate(c)) for k, c in enumerate(chunks)}
-    return SitePartition(sites, by=f"dirichlet(alpha={alpha:g})")
+    site_of = assign.dirichlet_label_skew(labels, n_sites, alpha, random_state)
+    return SitePartition.from_assignment(
+        site_of, by=f"dirichlet(alpha={alpha:g})", n_total=len(labels)
+    )
 
 
 def partition_sets(sets: Mapping[str, np.ndarray]) -> SitePartition:

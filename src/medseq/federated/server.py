@@ -3,14 +3,17 @@
 :class:`MedseqStrategy` wraps one of Flower's built-in strategies (``FedAvg``, ``FedProx``)
 and adds what a medseq run needs around it:
 
-* server rounds 1-3 are the federated featurizer statistics (codes, bounds, moments;
-  :mod:`medseq.federated.statistics`): every connected site is asked, only aggregates come
-  back, and the server builds the featurizer and then the initial global model from it;
-* training rounds (4 onwards) are the wrapped strategy's, with the featurizer state and the
-  round number added to each site's config;
+* the first server rounds are the federated featurizer statistics, one per stage of the
+  dataset's :class:`~medseq.features.federated.FederatedFit` (three for the ICU featurizer:
+  codes, bounds, moments; one for the beat and SMILES featurizers): every connected site
+  is asked, only aggregates come back, and the server builds the featurizer and then the
+  initial global model from it;
+* the training rounds after them are the wrapped strategy's, with the featurizer state and
+  the round number added to each site's config;
 * after each training round the sites score the new global weights on their own
-  validation subjects; the subject-weighted mean AUROC selects the best round (validation
-  only: the test set is never seen here).
+  validation samples; the sample-weighted mean of the sites' AUROCs (the task's: binary,
+  or the mean over classes / label columns) selects the best round (validation only: the
+  test set is never seen here).
 
 Failures: Flower's ``accept_failures=True`` aggregates whatever sites answered, and a round
 needs only ``min_fit_clients`` of them, so a site that dies mid-round costs that round its
@@ -26,14 +29,10 @@ from typing import Any, cast
 
 import numpy as np
 
-from medseq.features import ICUFeaturizer
-from medseq.federated import statistics
+from medseq.features.registry import featurizer_from_state_dict
 from medseq.federated.config import FederatedExperiment
 
 logger = logging.getLogger(__name__)
-
-N_STATS_ROUNDS = 3
-_STAGES = ("codes", "bounds", "moments")
 
 
 @dataclass
@@ -93,6 +92,15 @@ class MedseqStrategy:
         self.best_val_auroc = -np.inf
         self.history: list[RoundRecord] = []
         self.stats_sites: dict[str, list[str]] = {}
+        from medseq.federated.client import federated_fit
+
+        self.fit_stats = federated_fit(experiment)
+        self.stages: tuple[str, ...] = tuple(self.fit_stats.stages)
+
+    @property
+    def n_stats_rounds(self) -> int:
+        """Server rounds spent on the featurizer statistics, before training."""
+        return len(self.stages)
 
     # ------------------------------------------------------------------ Flower API
 
@@ -104,12 +112,12 @@ class MedseqStrategy:
     def configure_fit(self, server_round: int, parameters: Any, client_manager: Any) -> list:
         from flwr.common import FitIns
 
-        if server_round <= N_STATS_ROUNDS:
+        if server_round <= self.n_stats_rounds:
             if server_round == 1 and not client_manager.wait_for(self.n_sites, self.wait_timeout_s):
                 logger.warning(
                     "only %d of %d sites connected", client_manager.num_available(), self.n_sites
                 )
-            stage = _STAGES[server_round - 1]
+            stage = self.stages[server_round - 1]
             clients = client_manager.sample(
                 num_clients=client_manager.num_available(),
                 min_num_clients=self.inner.min_fit_clients,
@@ -117,7 +125,9 @@ class MedseqStrategy:
             payload = json.dumps(self._payload, default=_json_default)
             config: dict[str, Any] = {"stage": stage, "payload": payload}
             return [(c, FitIns(parameters, config)) for c in clients]
-        pairs = self.inner.configure_fit(server_round - N_STATS_ROUNDS, parameters, client_manager)
+        pairs = self.inner.configure_fit(
+            server_round - self.n_stats_rounds, parameters, client_manager
+        )
         extra = self._train_config(server_round)
         return [(c, FitIns(ins.parameters, {**ins.config, **extra})) for c, ins in pairs]
 
@@ -127,13 +137,13 @@ class MedseqStrategy:
         # Flower lists results in arrival order; a fixed order makes the float sums of the
         # aggregate, and so the whole run, the same every time.
         results = sorted(results, key=lambda pair: str(pair[1].metrics.get("site", "")))
-        if server_round <= N_STATS_ROUNDS:
+        if server_round <= self.n_stats_rounds:
             return self._aggregate_statistics(server_round, results), {}
         parameters, metrics = self.inner.aggregate_fit(
-            server_round - N_STATS_ROUNDS, results, failures
+            server_round - self.n_stats_rounds, results, failures
         )
         self._latest = parameters
-        record = RoundRecord(server_round - N_STATS_ROUNDS, len(results), len(failures))
+        record = RoundRecord(server_round - self.n_stats_rounds, len(results), len(failures))
         for _, res in results:
             if "epsilon" in res.metrics:
                 record.epsilon[str(res.metrics["site"])] = float(res.metrics["epsilon"])
@@ -146,10 +156,10 @@ class MedseqStrategy:
     def configure_evaluate(self, server_round: int, parameters: Any, client_manager: Any) -> list:
         from flwr.common import EvaluateIns
 
-        if server_round <= N_STATS_ROUNDS:
+        if server_round <= self.n_stats_rounds:
             return []
         pairs = self.inner.configure_evaluate(
-            server_round - N_STATS_ROUNDS, parameters, client_manager
+            server_round - self.n_stats_rounds, parameters, client_manager
         )
         extra = self._train_config(server_round)
         return [(c, EvaluateIns(ins.parameters, {**ins.config, **extra})) for c, ins in pairs]
@@ -157,13 +167,12 @@ class MedseqStrategy:
     def aggregate_evaluate(
         self, server_round: int, results: list, failures: list
     ) -> tuple[Any, dict]:
-        if server_round <= N_STATS_ROUNDS or not results:
+        if server_round <= self.n_stats_rounds or not results:
             return None, {}
         n = np.array([res.num_examples for _, res in results], dtype=float)
         auroc = np.array([float(res.metrics["auroc"]) for _, res in results])
         loss = np.array([float(res.loss) for _, res in results])
-        val_auroc = float(np.sum(n * auroc) / n.sum())
-        val_loss = float(np.sum(n * loss) / n.sum())
+        val_auroc, val_loss = _weighted_mean(auroc, n), _weighted_mean(loss, n)
         record = self.history[-1]
         record.val_auroc, record.val_loss = val_auroc, val_loss
         record.site_auroc = {
@@ -190,31 +199,30 @@ class MedseqStrategy:
     def _train_config(self, server_round: int) -> dict[str, Any]:
         return {
             "stage": "train",
-            "round": server_round - N_STATS_ROUNDS,
+            "round": server_round - self.n_stats_rounds,
             "featurizer": json.dumps(self.featurizer_state, default=_json_default),
         }
 
     def _aggregate_statistics(self, server_round: int, results: list) -> Any:
         from flwr.common import ndarrays_to_parameters
 
-        stage = _STAGES[server_round - 1]
+        stage = self.stages[server_round - 1]
         replies = [json.loads(str(res.metrics["stats"])) for _, res in results]
         self.stats_sites[stage] = sorted(str(res.metrics["site"]) for _, res in results)
         logger.info("statistics stage %r: %d sites answered", stage, len(replies))
-        if stage == "codes":
-            self._payload = statistics.merge_codes(replies)
-        elif stage == "bounds":
-            self._payload = statistics.merge_bounds(replies)
-        else:
-            self.featurizer_state = statistics.merge_moments(self._payload, replies)
-            self._payload = None
-            return ndarrays_to_parameters(self.initial_weights())
-        return ndarrays_to_parameters([])
+        merged = self.fit_stats.merge(stage, self._payload, replies)
+        if server_round < self.n_stats_rounds:
+            self._payload = merged
+            return ndarrays_to_parameters([])
+        # a JSON round trip: the state every site rebuilds from is exactly this one
+        self.featurizer_state = json.loads(json.dumps(merged, default=_json_default))
+        self._payload = None
+        return ndarrays_to_parameters(self.initial_weights())
 
-    def featurizer(self) -> ICUFeaturizer:
+    def featurizer(self) -> Any:
         if self.featurizer_state is None:
             raise RuntimeError("the featurizer statistics rounds have not completed")
-        return ICUFeaturizer.from_state_dict(self.featurizer_state)
+        return featurizer_from_state_dict(self.featurizer_state)
 
     def initial_weights(self) -> list[np.ndarray]:
         from medseq.federated.client import make_model
@@ -222,6 +230,14 @@ class MedseqStrategy:
 
         model = make_model(self.experiment, self.featurizer(), seed=self.experiment.federated.seed)
         return get_weights(model)
+
+
+def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted mean over the finite values (a site whose AUROC is undefined is skipped)."""
+    keep = np.isfinite(values)
+    if not keep.any():
+        return float("nan")
+    return float(np.sum(weights[keep] * values[keep]) / weights[keep].sum())
 
 
 def _describe(failure: Any) -> str:
@@ -242,7 +258,9 @@ def make_strategy(experiment: FederatedExperiment, n_sites: int) -> MedseqStrate
 
 def n_server_rounds(experiment: FederatedExperiment) -> int:
     """Flower rounds of a run: the statistics rounds plus the training rounds."""
-    return N_STATS_ROUNDS + experiment.federated.rounds
+    from medseq.federated.client import federated_fit
+
+    return len(federated_fit(experiment).stages) + experiment.federated.rounds
 
 
 def start_server(experiment: FederatedExperiment, address: str, n_sites: int) -> MedseqStrategy:

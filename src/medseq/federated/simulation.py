@@ -3,8 +3,9 @@
 :func:`run_simulation` starts Flower's Ray-based simulation engine with one virtual client
 per site (each loads only its own partition), runs the statistics and training rounds, and
 then :func:`finish` scores the selected global model once on the test set, overall and per
-site. :func:`run_client` is one site as its own process, talking gRPC to
-:func:`medseq.federated.server.start_server`.
+site, and saves the selected global model as a bundle (``output_dir/bundle``) that
+``medseq evaluate``, ``predict`` and ``report`` read like any other. :func:`run_client` is
+one site as its own process, talking gRPC to :func:`medseq.federated.server.start_server`.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from medseq.datasets.registry import get_dataset
 from medseq.federated import local
-from medseq.federated.client import make_model, numpy_client
+from medseq.federated.client import class_names, make_model, model_config, numpy_client
 from medseq.federated.config import FederatedExperiment
 from medseq.federated.server import MedseqStrategy, make_strategy, n_server_rounds
-from medseq.federated.sites import load_site, make_partition, n_sites, read_set, site_labels
+from medseq.federated.sites import load_site, make_partition, n_sites, read_set
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class FederatedResult:
     test_site_auroc: dict[str, float] = field(default_factory=dict)
     epsilon: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    bundle_dir: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,7 +99,8 @@ def run_simulation(
 def finish(
     experiment: FederatedExperiment, strategy: MedseqStrategy, start: float
 ) -> FederatedResult:
-    """Score the best-validation global model on the test set once; write results.json."""
+    """Score the best-validation global model on the test set once; write results.json,
+    the featurizer state and the bundle."""
     if strategy.best_parameters is None:
         raise RuntimeError("no training round was evaluated: every site failed?")
     featurizer = strategy.featurizer()
@@ -109,50 +113,90 @@ def finish(
         history=[asdict(r) for r in strategy.history],
         epsilon=dict(strategy.history[-1].epsilon) if strategy.history else {},
     )
+    model = make_model(experiment, featurizer, seed=experiment.federated.seed)
+    local.set_weights(model, strategy.best_parameters)
     if experiment.test:
-        model = make_model(experiment, featurizer, seed=experiment.federated.seed)
-        local.set_weights(model, strategy.best_parameters)
-        overall, per_site = test_scores(experiment, featurizer, model)
-        result.test_auroc, result.test_site_auroc = overall, per_site
+        result.test_auroc, result.test_site_auroc = test_scores(experiment, featurizer, model)
     result.seconds = time.perf_counter() - start
     if experiment.output_dir:
         out = Path(experiment.output_dir)
         out.mkdir(parents=True, exist_ok=True)
+        if experiment.federated.privacy is None:
+            result.bundle_dir = str(save_global_bundle(experiment, featurizer, model, result))
+        else:  # Opacus' DP layers have other weight names than the plain model
+            logger.warning("a private run saves no bundle: its DP layers are not a model kind")
         (out / "results.json").write_text(json.dumps(result.to_dict(), indent=2, default=float))
         (out / "featurizer.json").write_text(json.dumps(strategy.featurizer_state))
     return result
 
 
+def save_global_bundle(
+    experiment: FederatedExperiment, featurizer: Any, model: Any, result: FederatedResult
+) -> Path:
+    """The selected global model as ``output_dir/bundle``, with its dataset and task."""
+    from medseq.bundle import Bundle, save_bundle
+    from medseq.experiment.data import file_sha256, resolve_data_path
+
+    task_type = get_dataset(experiment.dataset).task_type(experiment.task)
+    paths = {"train": experiment.train, **({"test": experiment.test} if experiment.test else {})}
+    bundle = Bundle(
+        model_config=model_config(experiment, featurizer),
+        featurizer=featurizer,
+        members=[model.eval()],
+        task=task_type,
+        class_names=class_names(experiment),
+        threshold=0.5 if task_type == "binary" else None,
+        metrics={"validation": {"auroc": result.best_val_auroc}},
+        provenance={
+            "dataset": experiment.dataset,
+            "task": experiment.task,
+            "files": {
+                role: {"path": str(p), "sha256": file_sha256(resolve_data_path(p))}
+                for role, p in paths.items()
+            },
+            "federated": {
+                "partition": experiment.federated.partition,
+                "sites": result.sites,
+                "strategy": experiment.federated.strategy,
+                "best_round": result.best_round,
+            },
+        },
+        train_config={**experiment.local_train, "federated": experiment.federated.to_dict()},
+    )
+    return save_bundle(bundle, Path(experiment.output_dir) / "bundle")
+
+
 def test_scores(
     experiment: FederatedExperiment, featurizer: Any, model: Any
 ) -> tuple[float, dict[str, float]]:
-    """Test AUROC overall and per site (test subjects partitioned like the training set)."""
-    data = read_set(experiment.test)
-    labels = site_labels(data)
+    """Test AUROC (the task's) overall and per site (test samples partitioned like the
+    training set; sites where it is undefined are left out)."""
+    spec = get_dataset(experiment.dataset)
+    data, labels = read_set(experiment, experiment.test)
     ids = labels.index.to_numpy(dtype=np.int64)
-    arrays = featurizer.transform(data.events, data.static, ids) | {
-        "y": labels.to_numpy(dtype=np.float32)
-    }
-    prob = local.predict(model, arrays, experiment.local_train)
+    arrays = local.featurise(spec, featurizer, data, ids, labels)
+    task_type = spec.task_type(experiment.task)
+    prob = local.predict(model, arrays, experiment.local_train, task_type)
     return site_aurocs(experiment, data, labels, prob)
 
 
 def site_aurocs(
     experiment: FederatedExperiment, data: Any, labels: Any, prob: np.ndarray
 ) -> tuple[float, dict[str, float]]:
-    """AUROC of ``prob`` (one per subject of ``labels``) overall and within each site."""
-    from sklearn.metrics import roc_auc_score
-
-    y = labels.to_numpy()
-    overall = float(roc_auc_score(y, prob))
+    """AUROC of ``prob`` (one row per sample of ``labels``) overall and within each site."""
+    spec = get_dataset(experiment.dataset)
+    task_type = spec.task_type(experiment.task)
+    y = labels.to_numpy(dtype=np.float32)
+    overall = local.mean_auroc(y, prob, task_type)
+    whole = replace(experiment.federated, max_subjects_per_site=None)
+    part = make_partition(spec, data, labels, whole)
+    position = {int(sid): k for k, sid in enumerate(labels.index)}
     per_site: dict[str, float] = {}
-    if experiment.federated.partition == "column":
-        whole = replace(experiment.federated, max_subjects_per_site=None)
-        part = make_partition(data.static, labels, whole)
-        position = {sid: k for k, sid in enumerate(labels.index)}
-        for name, site_ids in part.sites.items():
-            rows = np.array([position[s] for s in site_ids])
-            per_site[name] = float(roc_auc_score(y[rows], prob[rows]))
+    for name, site_ids in part.sites.items():
+        rows = np.array([position[int(s)] for s in site_ids])
+        value = local.mean_auroc(y[rows], prob[rows], task_type)
+        if np.isfinite(value):
+            per_site[name] = value
     return overall, per_site
 
 
@@ -193,6 +237,8 @@ def summary(result: FederatedResult) -> str:
     if result.test_auroc is not None:
         per_site = ", ".join(f"{k} {v:.4f}" for k, v in result.test_site_auroc.items())
         lines.append(f"test AUROC {result.test_auroc:.4f} ({per_site})")
+    if result.bundle_dir:
+        lines.append(f"bundle: {result.bundle_dir}")
     if result.epsilon:
         lines.append(f"spent epsilon per site: {result.epsilon}")
     lines.append(f"{result.seconds:.0f} s")

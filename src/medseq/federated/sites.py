@@ -1,110 +1,130 @@
-"""Each site's own data: its subjects' events, descriptors, labels and local split.
+"""Each site's own data: its samples of the read set, their labels and its local split.
 
-A site process (or a simulated site) calls :func:`load_site` and gets only its partition; the
-set is read from the data root and cut to the site's subjects at once. Results are cached per
-process, so a simulated site that is rebuilt every round does not read the set again.
+The experiment's dataset spec reads the set, labels it for the task and names the sites
+(``spec.partitions[partition]``); a site process (or a simulated site) calls
+:func:`load_site` and works on its own sample ids only: the featurizer statistics, the
+local training and the local validation all take ``site.train_ids`` / ``site.val_ids``.
+(Here every site reads the one configured set and keeps its share; a real deployment
+points each site at its own data.) Reads are cached per process, so a simulated site that
+is rebuilt every round does not read the set again.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import logging
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
 
+from medseq.datasets.registry import DatasetSpec, get_dataset
 from medseq.federated.config import FederatedConfig, FederatedExperiment
-from medseq.federated.partition import (
-    SitePartition,
-    partition_by_column,
-    partition_dirichlet,
-    partition_iid,
-)
-from medseq.federated.statistics import SiteRaw
+from medseq.federated.partition import SitePartition
+
+logger = logging.getLogger(__name__)
+
+Labels: TypeAlias = pd.Series | pd.DataFrame
 
 
 @dataclass(frozen=True)
 class Site:
-    """One site's data. ``raw.train_ids`` and ``val_ids`` split its subjects, stratified."""
+    """One site: the read set, its own training and validation ids and their labels."""
 
     name: str
-    raw: SiteRaw
+    data: Any
+    train_ids: np.ndarray
     val_ids: np.ndarray
-    labels: pd.Series
-
-    @property
-    def train_ids(self) -> np.ndarray:
-        return self.raw.train_ids
+    labels: Labels
 
     @property
     def n_train(self) -> int:
-        return len(self.raw.train_ids)
+        return len(self.train_ids)
 
 
 def make_partition(
-    static: pd.DataFrame, labels: pd.Series, config: FederatedConfig
+    spec: DatasetSpec, data: Any, labels: Labels, config: FederatedConfig
 ) -> SitePartition:
-    """The configured partition of a set's subjects."""
-    if config.partition == "column":
-        part = partition_by_column(static, config.partition_column)
-    elif config.partition == "iid":
-        part = partition_iid(labels.index.to_numpy(), config.n_sites, random_state=config.seed)
-    else:
-        part = partition_dirichlet(
-            labels, config.n_sites, alpha=config.dirichlet_alpha, random_state=config.seed
+    """The configured partition (``spec.partitions[config.partition]``) of ``labels``' ids."""
+    partitions = spec.require("partitions", "medseq federate")
+    if config.partition not in partitions:
+        raise ValueError(
+            f"[federated] partition {config.partition!r} is not one of dataset "
+            f"{spec.name!r}'s partitions {sorted(partitions)}"
         )
+    assignment = partitions[config.partition](
+        data, labels, n_sites=config.n_sites, alpha=config.dirichlet_alpha, seed=config.seed
+    )
+    part = SitePartition.from_assignment(assignment, by=config.partition, n_total=len(labels))
+    part = part.without_empty()
+    if part.dropped:
+        logger.warning("partition %r of %s left out: %s", config.partition, spec.name, part.dropped)
     if config.max_subjects_per_site is not None:
         keep = {k: v[: config.max_subjects_per_site] for k, v in part.sites.items()}
         part = SitePartition(keep, by=part.by, dropped=part.dropped)
     return part
 
 
-def cut_site(
-    data: Any, name: str, ids: np.ndarray, labels: pd.Series, config: FederatedConfig
-) -> Site:
-    """Keep only ``ids`` of a read set and split them into local train and validation."""
+def _strata(y: Labels) -> np.ndarray:
+    """What a site's local split is stratified on: classes with two or more members (rarer
+    ones pooled, as a small label-skewed site may hold one sample of a class)."""
+    if isinstance(y, pd.DataFrame):
+        return np.zeros(len(y), dtype=np.int64)
+    values = y.to_numpy()
+    uniques, counts = np.unique(values, return_counts=True)
+    if len(uniques) > 20:  # a continuous label: the splitter bins it itself
+        return values
+    rare = np.isin(values, uniques[counts < 2])
+    out = np.where(rare, -1, values)
+    if 0 < rare.sum() < 2:  # a pool of one: join it to the largest class
+        out = np.where(rare, uniques[np.argmax(counts)], out)
+    return out
+
+
+def local_split(
+    ids: np.ndarray, y: Labels, config: FederatedConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """A site's stratified train/validation split of its own ids."""
     from medseq.tasks.splits import stratified_split
 
-    y = labels.reindex(ids)
-    train_ids, val_ids = stratified_split(
-        ids, y.to_numpy(), val_fraction=config.val_fraction, random_state=config.seed
-    )
-    events = data.events[data.events["subject_id"].isin(ids)].reset_index(drop=True)
-    static = data.static.loc[ids]
-    return Site(name, SiteRaw(events, static, np.asarray(train_ids, np.int64)), val_ids, y)
+    target = _strata(y)
+    return stratified_split(ids, target, val_fraction=config.val_fraction, random_state=config.seed)
+
+
+def cut_site(
+    data: Any, name: str, ids: np.ndarray, labels: Labels, config: FederatedConfig
+) -> Site:
+    """Site ``name``: its ``ids`` of a read set, split into local train and validation."""
+    y = labels.loc[np.asarray(ids, dtype=np.int64)]
+    train_ids, val_ids = local_split(np.asarray(ids, dtype=np.int64), y, config)
+    return Site(name, data, np.asarray(train_ids, np.int64), np.asarray(val_ids, np.int64), y)
 
 
 @functools.lru_cache(maxsize=4)
-def _read(path: str) -> Any:
-    from medseq.paths import data_root
-    from medseq.sources import physionet2012
+def _read(dataset: str, task: str, path: str) -> tuple[Any, Labels]:
+    from medseq.experiment.data import resolve_data_path
 
-    full = Path(path) if Path(path).is_absolute() else data_root() / path
-    return physionet2012.read(full)
-
-
-def read_set(path: str) -> Any:
-    """A PhysioNet 2012 set (path under the data root, or absolute), read once per process."""
-    return _read(str(path))
+    spec = get_dataset(dataset)
+    data = spec.read(resolve_data_path(path))
+    return data, spec.labels(task, data)
 
 
-def site_labels(data: Any) -> pd.Series:
-    from medseq.tasks.physionet2012 import mortality_labels
-
-    return mortality_labels(data)
+def read_set(experiment: FederatedExperiment, path: str) -> tuple[Any, Labels]:
+    """The experiment's dataset at ``path`` (under the data root, or absolute) and its task
+    labels, read once per process."""
+    return _read(experiment.dataset, experiment.task, str(path))
 
 
 @functools.lru_cache(maxsize=8)
 def _load_site(key: str) -> Site:
-    spec = json.loads(key)
-    fed = FederatedConfig.from_dict(spec["federated"])
-    data = read_set(spec["train"])
-    labels = site_labels(data)
-    part = make_partition(data.static, labels, fed)
-    index = spec["site"]
+    spec_key = json.loads(key)
+    fed = FederatedConfig.from_dict(spec_key["federated"])
+    dataset, task = spec_key["dataset"], spec_key["task"]
+    data, labels = _read(dataset, task, spec_key["train"])
+    part = make_partition(get_dataset(dataset), data, labels, fed)
+    index = spec_key["site"]
     if not 0 <= index < len(part.sites):
         raise ValueError(
             f"--site must be in [0, {len(part.sites)}), got {index}: sites {part.names}"
@@ -113,13 +133,26 @@ def _load_site(key: str) -> Site:
     return cut_site(data, name, part.sites[name], labels, fed)
 
 
+def _key(experiment: FederatedExperiment) -> dict[str, Any]:
+    return {
+        "dataset": experiment.dataset,
+        "task": experiment.task,
+        "train": experiment.train,
+        "federated": experiment.federated.to_dict(),
+    }
+
+
 def load_site(experiment: FederatedExperiment, index: int) -> Site:
     """Site ``index`` (in partition order) of the experiment's training set."""
-    key = {"train": experiment.train, "federated": experiment.federated.to_dict(), "site": index}
-    return _load_site(json.dumps(key, sort_keys=True))
+    return _load_site(json.dumps({**_key(experiment), "site": index}, sort_keys=True))
+
+
+def partition_of(experiment: FederatedExperiment) -> SitePartition:
+    """The experiment's partition of its training set."""
+    data, labels = read_set(experiment, experiment.train)
+    return make_partition(get_dataset(experiment.dataset), data, labels, experiment.federated)
 
 
 def n_sites(experiment: FederatedExperiment) -> int:
     """How many sites the experiment's partition makes."""
-    data = read_set(experiment.train)
-    return len(make_partition(data.static, site_labels(data), experiment.federated).sites)
+    return len(partition_of(experiment).sites)

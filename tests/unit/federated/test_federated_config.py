@@ -14,20 +14,35 @@ CONFIGS = Path(__file__).resolve().parents[3] / "configs"
 @pytest.mark.parametrize("name", ["federated", "federated_fedprox", "federated_dp"])
 def test_shipped_configs_parse(name):
     experiment = load_federated(CONFIGS / f"{name}.toml")
-    assert experiment.federated.partition_column == "ICUType"
+    assert (experiment.dataset, experiment.task) == ("physionet2012", "mortality")
+    assert experiment.federated.partition == "icu_type"
     assert (experiment.federated.privacy is not None) == (name == "federated_dp")
+
+
+DATA = {"dataset": "physionet2012", "task": "mortality", "train": "physionet2012/set-a.tar.gz"}
+
+
+def _raw(data=None, federated=None):
+    return {
+        "data": {**DATA, **(data or {})},
+        "federated": {"partition": "icu_type", **(federated or {})},
+    }
 
 
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"federated": {"round": 3}}, r"\[federated\].*round"),
-        ({"federated": {"privacy": {"epsilon": 1}}}, r"\[federated.privacy\].*epsilon"),
-        ({"federated": {"privacy": {"target_epsilon": 0}}}, "target_epsilon must be > 0"),
-        ({"federated": {"min_fit_clients": 0}}, "min_fit_clients must be >= 1"),
-        ({"data": {"task": "length_of_stay"}}, "support 'mortality'"),
+        (_raw(federated={"round": 3}), r"\[federated\].*round"),
+        (_raw(federated={"privacy": {"epsilon": 1}}), r"\[federated.privacy\].*epsilon"),
+        (_raw(federated={"privacy": {"target_epsilon": 0}}), "target_epsilon must be > 0"),
+        (_raw(federated={"min_fit_clients": 0}), "min_fit_clients must be >= 1"),
+        (_raw(data={"task": "length_of_stay"}), "is a regression task"),
+        (_raw(data={"task": "sofa"}), "has no task 'sofa'"),
+        (_raw(federated={"partition": "scaffold"}), r"not one of dataset 'physionet2012'"),
+        ({"data": {"task": "mortality", "train": "x"}}, r"\[data\] dataset is required"),
+        ({"data": DATA}, r"\[federated\] partition is required"),
         (
-            {"federated": {"strategy": "fedprox", "privacy": {"target_epsilon": 2.0}}},
+            _raw(federated={"strategy": "fedprox", "privacy": {"target_epsilon": 2.0}}),
             "not supported",
         ),
     ],
@@ -35,3 +50,23 @@ def test_shipped_configs_parse(name):
 def test_mistakes_are_named(raw, message):
     with pytest.raises(ValueError, match=message):
         parse_federated(raw)
+
+
+@pytest.mark.parametrize(
+    ("name", "dataset", "partition"),
+    [("federated-cinc2017", "cinc2017", "dirichlet"), ("federated-tox21", "tox21", "scaffold")],
+)
+def test_shipped_configs_of_other_datasets_parse(name, dataset, partition):
+    experiment = load_federated(CONFIGS / f"{name}.toml")
+    assert (experiment.dataset, experiment.federated.partition) == (dataset, partition)
+
+
+def test_a_dataset_without_partitions_is_refused_with_the_specs_sentence():
+    from medseq.datasets.registry import StageUnsupported
+
+    raw = {"data": {"dataset": "mitbih", "task": "beat", "train": "mitdb_full"}}
+    with pytest.raises(StageUnsupported) as err:
+        parse_federated({**raw, "federated": {"partition": "dirichlet"}})
+    assert str(err.value) == (
+        "medseq federate is not available for dataset 'mitbih': its spec has no 'partitions'"
+    )

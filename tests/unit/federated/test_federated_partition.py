@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medseq.datasets.physionet2012 import ICU_TYPE_NAMES
 from medseq.federated import (
     partition_by_column,
     partition_dirichlet,
     partition_iid,
     partition_sets,
 )
-from medseq.federated.partition import ICU_TYPE_NAMES
 from medseq.tasks.physionet2012 import mortality_labels
 
 
@@ -21,7 +21,7 @@ def _all_ids(part) -> np.ndarray:
 
 
 def test_icu_type_sites_are_disjoint_complete_and_pure(set_a):
-    part = partition_by_column(set_a.static, "ICUType")
+    part = partition_by_column(set_a.static, "ICUType", names=ICU_TYPE_NAMES)
     assert part.names == [ICU_TYPE_NAMES[k] for k in (1, 2, 3, 4)]
     ids = _all_ids(part)
     assert len(ids) == len(np.unique(ids)) == len(set_a.static)  # no subject in two sites

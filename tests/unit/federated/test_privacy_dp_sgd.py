@@ -7,10 +7,10 @@ import pytest
 from opacus.layers import DPGRU
 from torch import nn
 
+from medseq.datasets.physionet2012 import PHYSIONET2012 as SPEC
 from medseq.federated import FederatedConfig, PrivacyConfig, local
 from medseq.federated.privacy import make_dp_model, plan_budget, spent_epsilon, train_dp_local
 from medseq.federated.sites import cut_site
-from medseq.federated.statistics import federated_featurizer
 from medseq.tasks.physionet2012 import mortality_labels
 
 MODEL = {"cell": "gru", "hidden_size": 8, "pooling": "mean", "static_hidden_size": 16}
@@ -18,15 +18,17 @@ MODEL = {"cell": "gru", "hidden_size": 8, "pooling": "mean", "static_hidden_size
 
 def test_dp_sgd_spends_at_most_the_target_epsilon(set_a):
     labels = mortality_labels(set_a)
-    site = cut_site(set_a, "s0", labels.index.to_numpy()[:200], labels, FederatedConfig())
-    featurizer = federated_featurizer({"static_summary": True}, [site.raw])
-    train = local.featurise(featurizer, site.raw, site.train_ids, site.labels)
-    plain = local.build_site_model(MODEL, featurizer, seed=0)
+    config = FederatedConfig(partition="icu_type")
+    site = cut_site(set_a, "s0", labels.index.to_numpy()[:200], labels, config)
+    featurizer = SPEC.federated_fit({"static_summary": True}).fit([(set_a, site.train_ids)])
+    train = local.featurise(SPEC, featurizer, set_a, site.train_ids, site.labels)
+    sizes = {**SPEC.model_sizes(featurizer), "n_outputs": 1}
+    plain = local.build_site_model(local.model_config(MODEL, sizes), seed=0)
     model = make_dp_model(plain)
     assert any(isinstance(m, DPGRU) for m in model.modules())
     assert not any(type(m) is nn.GRU for m in model.modules())
     # same weights after the swap: the DP model computes what the plain one did
-    val = local.featurise(featurizer, site.raw, site.val_ids, site.labels)
+    val = local.featurise(SPEC, featurizer, set_a, site.val_ids, site.labels)
     np.testing.assert_allclose(
         local.predict(model, val, {}), local.predict(plain, val, {}), rtol=1e-4, atol=1e-5
     )

@@ -1,8 +1,7 @@
-"""Fit one :class:`~medseq.features.ICUFeaturizer` across sites without pooling their data.
+"""Fit one :class:`~medseq.features.icu.featurizer.ICUFeaturizer` across sites, from aggregates.
 
-Normalisation must be the same at every site (one global model reads the inputs), but no
-site may send patient rows. So the statistics are federated, in three exchanges, each of
-which reveals only per-variable aggregates of a site:
+Three stages (:class:`medseq.features.federated.FederatedFit`), each revealing only
+per-variable aggregates of a site:
 
 1. ``codes``: the variable names a site observed. The server takes their union.
 2. ``bounds``: the site fits the featurizer on its own training subjects and sends its state
@@ -24,28 +23,20 @@ that must hide those should set ``clip_quantiles`` to None or add noise to them.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from medseq.features import ICUFeaturizer
+from medseq.features.federated import FederatedFit, require_replies
 from medseq.features.icu.discretizer import index_events
+from medseq.features.icu.featurizer import ICUFeaturizer
 from medseq.features.icu.normalizer import Normalizer
 from medseq.features.icu.static import static_rows
 
-STAGES = ("codes", "bounds", "moments")
-
-
-@dataclass(frozen=True)
-class SiteRaw:
-    """What one site holds: its own events and descriptors and its training subjects."""
-
-    events: pd.DataFrame
-    static: pd.DataFrame
-    train_ids: np.ndarray
+#: ``(data, ids) -> (events, static)``: a dataset's event and descriptor tables.
+Tables = Callable[[Any, np.ndarray], tuple[pd.DataFrame, pd.DataFrame]]
 
 
 def _featurizer(features: dict[str, Any], variables: Sequence[str] | None) -> ICUFeaturizer:
@@ -55,32 +46,37 @@ def _featurizer(features: dict[str, Any], variables: Sequence[str] | None) -> IC
     return ICUFeaturizer(**params)
 
 
-def site_codes(site: SiteRaw) -> dict[str, Any]:
+def site_codes(events: pd.DataFrame, ids: np.ndarray) -> dict[str, Any]:
     """Stage 1: the variable names with a finite value among the site's training subjects."""
-    keep = site.events["subject_id"].isin(site.train_ids) & np.isfinite(site.events["value"])
-    return {"codes": sorted(str(c) for c in site.events.loc[keep, "code"].dropna().unique())}
+    keep = events["subject_id"].isin(ids) & np.isfinite(events["value"])
+    return {"codes": sorted(str(c) for c in events.loc[keep, "code"].dropna().unique())}
 
 
-def site_bounds(site: SiteRaw, features: dict[str, Any], variables: list[str]) -> dict[str, Any]:
+def site_bounds(
+    events: pd.DataFrame,
+    static: pd.DataFrame,
+    ids: np.ndarray,
+    features: dict[str, Any],
+    variables: list[str],
+) -> dict[str, Any]:
     """Stage 2: the site's own fitted featurizer state (aggregates only)."""
-    fitted = _featurizer(features, variables).fit(site.events, site.static, site.train_ids)
-    return fitted.state_dict()
+    return _featurizer(features, variables).fit(events, static, ids).state_dict()
 
 
 def _site_observations(
-    site: SiteRaw, featurizer: ICUFeaturizer
+    events: pd.DataFrame, static: pd.DataFrame, ids: np.ndarray, featurizer: ICUFeaturizer
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """(variable, value) of the time series and of the static continuous columns."""
+    ids = np.asarray(ids, dtype=np.int64)
     index = index_events(
-        site.events,
-        np.asarray(site.train_ids, dtype=np.int64),
+        events,
+        ids,
         featurizer.feature_names_,
         window_hours=featurizer.discretizer_.window_hours,
         where="federated statistics",
     )
-    encoder = featurizer.static_encoder_
-    columns = encoder._continuous()
-    rows = static_rows(site.static, np.asarray(site.train_ids, np.int64), columns)
+    columns = featurizer.static_encoder_._continuous()
+    rows = static_rows(static, ids, columns)
     var = np.broadcast_to(np.arange(len(columns)), rows.shape)
     seen = ~np.isnan(rows)
     return (index.var, index.value), (var[seen], rows[seen])
@@ -98,10 +94,12 @@ def _sums(normalizer: Normalizer, var: np.ndarray, value: np.ndarray) -> dict[st
     }
 
 
-def site_moments(site: SiteRaw, partial_state: dict[str, Any]) -> dict[str, Any]:
+def site_moments(
+    events: pd.DataFrame, static: pd.DataFrame, ids: np.ndarray, partial_state: dict[str, Any]
+) -> dict[str, Any]:
     """Stage 3: count, sum and sum of squares under the server's common bounds and logs."""
     featurizer = ICUFeaturizer.from_state_dict(partial_state)
-    (ts_var, ts_value), (st_var, st_value) = _site_observations(site, featurizer)
+    (ts_var, ts_value), (st_var, st_value) = _site_observations(events, static, ids, featurizer)
     return {
         "series": _sums(featurizer.normalizer_, ts_var, ts_value),
         "static": _sums(featurizer.static_encoder_.normalizer_, st_var, st_value),
@@ -113,8 +111,7 @@ def site_moments(site: SiteRaw, partial_state: dict[str, Any]) -> dict[str, Any]
 
 def merge_codes(replies: Sequence[dict[str, Any]]) -> list[str]:
     """The union of the sites' variable names, sorted."""
-    if not replies:
-        raise ValueError("federated statistics: no site answered the 'codes' stage")
+    require_replies("codes", replies)
     return sorted(set().union(*(r["codes"] for r in replies)))
 
 
@@ -151,8 +148,7 @@ def _merge_normalizer(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 def merge_bounds(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Stage 2 on the server: one featurizer state with common bounds and log choices."""
-    if not states:
-        raise ValueError("federated statistics: no site answered the 'bounds' stage")
+    require_replies("bounds", states)
     merged = copy.deepcopy(states[0])
     merged["normalizer"] = _merge_normalizer([s["normalizer"] for s in states])
     merged["static"]["normalizer"] = _merge_normalizer([s["static"]["normalizer"] for s in states])
@@ -172,8 +168,7 @@ def _moments(sums: Sequence[dict[str, list[float]]]) -> tuple[list[float], list[
 
 def merge_moments(partial: dict[str, Any], replies: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Stage 3 on the server: the pooled means and standard deviations; the final state."""
-    if not replies:
-        raise ValueError("federated statistics: no site answered the 'moments' stage")
+    require_replies("moments", replies)
     state = copy.deepcopy(partial)
     state["normalizer"]["mean"], state["normalizer"]["std"] = _moments(
         [r["series"] for r in replies]
@@ -183,9 +178,42 @@ def merge_moments(partial: dict[str, Any], replies: Sequence[dict[str, Any]]) ->
     return state
 
 
-def federated_featurizer(features: dict[str, Any], sites: Sequence[SiteRaw]) -> ICUFeaturizer:
-    """All three stages in one process (tests, benchmarks): only aggregates cross sites."""
-    variables = merge_codes([site_codes(s) for s in sites])
-    partial = merge_bounds([site_bounds(s, features, variables) for s in sites])
-    state = merge_moments(partial, [site_moments(s, partial) for s in sites])
-    return ICUFeaturizer.from_state_dict(state)
+class ICUFederatedFit(FederatedFit):
+    """The three-stage federated fit of an :class:`ICUFeaturizer` (module docstring).
+
+    Parameters
+    ----------
+    features : dict
+        The ``[features]`` table: the featurizer's keyword arguments.
+    tables : callable ``(data, ids) -> (events, static)``
+        A site's event and descriptor tables (the dataset module knows its data object).
+    """
+
+    stages = ("codes", "bounds", "moments")
+
+    def __init__(self, features: dict[str, Any], tables: Tables) -> None:
+        self.features = dict(features)
+        self.tables = tables
+
+    def site_statistics(
+        self, stage: str, payload: Any, data: Any, ids: np.ndarray
+    ) -> dict[str, Any]:
+        self.check_stage(stage)
+        ids = np.asarray(ids, dtype=np.int64)
+        events, static = self.tables(data, ids)
+        if stage == "codes":
+            return site_codes(events, ids)
+        if stage == "bounds":
+            return site_bounds(events, static, ids, self.features, payload)
+        return site_moments(events, static, ids, payload)
+
+    def merge(self, stage: str, payload: Any, replies: Sequence[dict[str, Any]]) -> Any:
+        self.check_stage(stage)
+        if stage == "codes":
+            return merge_codes(replies)
+        if stage == "bounds":
+            return merge_bounds(replies)
+        return merge_moments(payload, replies)
+
+    def from_statistics(self, merged: dict[str, Any]) -> ICUFeaturizer:
+        return ICUFeaturizer.from_state_dict(merged)
