@@ -23,8 +23,12 @@ segments for early stopping.
 
 ``[features]`` keys: the :class:`~medseq.features.signals.signal_featurizer.SignalFeaturizer`
 options (``target_fs_hz``, ``low_hz``, ``high_hz``, ``filter_order``, ``normalize``,
-``max_seconds``) and ``crop_seconds``, the length of the random sub-windows that training
-batches are cut to (:class:`~medseq.datasets.ecg_augment.RandomCropAugment`). A segment's
+``max_seconds``); ``band_power_summaries`` (default false): also give the model each
+segment's z-scored band powers as its ``static`` input
+(:class:`~medseq.features.signals.band_power.BandPowerSignalFeaturizer`, for a ``ConvRNN``
+with ``static_size`` set from it: summary fusion); and ``crop_seconds``, the length of the
+random sub-windows that training batches are cut to
+(:class:`~medseq.datasets.ecg_augment.RandomCropAugment`). A segment's
 prediction reads the whole segment: the causal ConvRNN runs over all 23.6 s and attention
 pools its steps (``mode = "recording"``), so training sees many shifted sub-windows of each
 segment and prediction sees all of them at once.
@@ -43,13 +47,14 @@ import numpy as np
 import pandas as pd
 
 from medseq.datasets.registry import DatasetSpec, SplitIds
-from medseq.features.signals.band_power import band_power_features
+from medseq.features.signals.band_power import BandPowerSignalFeaturizer, band_power_features
 from medseq.features.signals.signal_featurizer import SignalFeaturizer
 from medseq.schema import DataError, ReadReport, Signal, check_known_keys
 from medseq.sources import bonn_eeg
 from medseq.sources.bonn_eeg import SETS
 
 TASKS = {"seizure": "binary", "five_set": "multiclass"}
+OTHER_KEYS = ("crop_seconds", "band_power_summaries")
 FEATURIZER_KEYS = ("target_fs_hz", "low_hz", "high_hz", "filter_order", "normalize", "max_seconds")
 SET_NAMES = {
     "Z": "healthy, eyes open (scalp)",
@@ -101,19 +106,31 @@ def _signals(data: BonnData, ids: np.ndarray) -> list[Signal]:
 
 def fit_featurizer(features: dict[str, Any], data: BonnData, ids: np.ndarray) -> SignalFeaturizer:
     """The raw-waveform :class:`SignalFeaturizer` of ``[features]``, fitted on ``ids``."""
-    check_known_keys("[features] (bonn_eeg)", features, (*FEATURIZER_KEYS, "crop_seconds"))
+    check_known_keys("[features] (bonn_eeg)", features, (*FEATURIZER_KEYS, *OTHER_KEYS))
     options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS}
-    return SignalFeaturizer(**options).fit(_signals(data, ids))
+    fusion = features.get("band_power_summaries", False)
+    if not isinstance(fusion, bool):
+        raise ValueError(f"[features] band_power_summaries must be true or false, got {fusion!r}")
+    cls = BandPowerSignalFeaturizer if fusion else SignalFeaturizer
+    return cls(**options).fit(_signals(data, ids))
 
 
 def transform(featurizer: Any, data: BonnData, ids: np.ndarray) -> dict[str, np.ndarray]:
-    """``values`` ``(N, T, 1)`` and ``lengths`` of whole segments, for a ``ConvRNN``."""
+    """``values`` ``(N, T, 1)`` and ``lengths`` of whole segments, for a ``ConvRNN`` (and
+    ``static``, the z-scored band powers, with ``band_power_summaries``)."""
     return featurizer.transform(_signals(data, ids))
 
 
 def summaries(data: BonnData, ids: np.ndarray) -> np.ndarray:
     """Band powers and statistics ``(N, F)`` of whole segments, for the ``[baseline]``."""
     return band_power_features(_signals(data, ids))
+
+
+def _sizes(featurizer: Any) -> dict[str, int]:
+    sizes = {"in_channels": int(featurizer.n_channels)}
+    if isinstance(featurizer, BandPowerSignalFeaturizer):
+        sizes["static_size"] = featurizer.n_summaries
+    return sizes
 
 
 def _augment(features: dict[str, Any], featurizer: Any) -> Any:
@@ -169,7 +186,7 @@ BONN_EEG = DatasetSpec(
     labels=_labels,
     fit_featurizer=fit_featurizer,
     transform=transform,
-    model_sizes=lambda featurizer: {"in_channels": int(featurizer.n_channels)},
+    model_sizes=_sizes,
     class_names=_class_names,
     protocols={"by_set": by_set},
     augment=_augment,

@@ -12,11 +12,14 @@ overlap). Bands (Hz): delta 0.5-4, theta 4-8, alpha 8-13, beta 13-30, gamma 30-4
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from scipy import signal as scipy_signal
 from scipy import stats
 
+from medseq.features.signals.signal_featurizer import SignalFeaturizer
 from medseq.schema import Signal
 
 BANDS_HZ: dict[str, tuple[float, float]] = {
@@ -91,3 +94,49 @@ def band_power_features(signals: Sequence[Signal], *, window_s: float = 2.0) -> 
         x = s.samples[:, 0].astype(np.float64)
         rows.append(_spectral(x, s.fs_hz, window_s) + _temporal(x))
     return np.asarray(rows, dtype=np.float32)
+
+
+@dataclass
+class BandPowerSignalFeaturizer(SignalFeaturizer):
+    """A :class:`SignalFeaturizer` that also gives each recording's band powers as ``static``.
+
+    For a ``ConvRNN`` with ``static_size`` = :attr:`n_summaries` ("summary fusion", as the
+    CinC 2017 rhythm summaries): the recurrence reads the raw waveform, and the head also
+    sees :func:`band_power_features` of the whole recording, z-scored with the mean and sd
+    of the recordings it was fitted on (stored in the state, so a bundle re-applies them).
+
+    Parameters
+    ----------
+    window_s : float, default=2.0
+        Welch window of the band powers.
+    summary_mean_, summary_scale_ : list of float
+        Fitted z-scoring of the summaries (set by :meth:`fit`).
+    """
+
+    kind: ClassVar[str] = "signal_band_power"
+
+    window_s: float = 2.0
+    summary_mean_: list[float] | None = None
+    summary_scale_: list[float] | None = None
+
+    @property
+    def n_summaries(self) -> int:
+        """Width of ``static``: the number of :func:`feature_names`."""
+        return len(feature_names())
+
+    def fit(self, signals: Sequence[Signal]) -> BandPowerSignalFeaturizer:
+        """The channel count, and the z-scoring of the summaries of ``signals``."""
+        super().fit(signals)
+        x = band_power_features(signals, window_s=self.window_s).astype(np.float64)
+        sd = x.std(axis=0)
+        self.summary_mean_ = x.mean(axis=0).tolist()
+        self.summary_scale_ = np.where(sd > 0, sd, 1.0).tolist()
+        return self
+
+    def transform(self, signals: Sequence[Signal]) -> dict[str, np.ndarray]:
+        """``values`` and ``lengths`` as :class:`SignalFeaturizer`, plus ``static`` ``(N, F)``."""
+        out = super().transform(signals)
+        x = band_power_features(signals, window_s=self.window_s)
+        mean, scale = np.asarray(self.summary_mean_), np.asarray(self.summary_scale_)
+        out["static"] = ((x - mean) / scale).astype(np.float32)
+        return out
