@@ -197,12 +197,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rerun", action="store_true", help="run every config again")
     parser.add_argument("--write-only", action="store_true", help="only rebuild the markdown")
+    parser.add_argument("--only", nargs="*", default=None, help="run only these configs")
     args = parser.parse_args()
     results = {}
     for name, _ in TASKS.values():
         for run in (name + "-hgb", name):
             result = _load(run)
-            if not args.write_only and (args.rerun or result is None):
+            wanted = args.only is None or run in args.only
+            if wanted and not args.write_only and (args.rerun or result is None):
                 result = _run(run)
             if result is not None:
                 results[run] = result
