@@ -60,7 +60,26 @@ powers (delta 0.5-4, theta 4-8, alpha 8-13, beta 13-30, gamma 30-45 Hz; Welch, 2
 windows) and simple statistics (log sd, skewness, kurtosis, line length, zero-crossing rate,
 Hjorth mobility and complexity, spectral edge, peak frequency, range) of the whole segment,
 fitted on each fold's training and early-stopping segments.
+
+Selection, stated plainly. *Seizure*: the configuration was fixed before its one 10-fold
+run (only a 2-fold, 2-epoch smoke run came before it); it missed the target, and one more
+run with summary fusion was made after seeing that: it is the "post hoc" row, not a
+selected result. *Five-set*: a first 10-fold run of the raw ConvRNN (batch 32, otherwise as
+the seizure config) underfitted (training loss still falling at the last epoch; mean
+early-stopping loss 0.466; its out-of-fold accuracy, seen too, 0.768 ± 0.061, with N and F
+confused). The configuration was then changed once (batch 16, band-power summary fusion),
+which lowered the early-stopping loss to a mean of {five_set_stop_loss}, and that run is the
+five-set row: one change after one look at these folds, so that row is not free of selection.
 """
+#: Runs made after the pre-registered row of their task was seen: reported, never selected.
+POST_HOC = {
+    "bonn-eeg-seizure-fusion": (
+        "seizure",
+        "ConvRNN + band-power fusion, run after the ConvRNN row missed",
+        "medseq train configs/bonn-eeg-seizure.toml --set features.band_power_summaries=true "
+        "-o runs/bonn-eeg-seizure-fusion",
+    ),
+}
 TASKS = {"seizure": ("bonn-eeg-seizure", 0.99), "five_set": ("bonn-eeg-five-set", 0.90)}
 
 
@@ -101,6 +120,15 @@ def _load(name: str) -> dict | None:
     return result
 
 
+def _stop_loss(name: str) -> str:
+    """Mean over the members of their best early-stopping loss, from the bundle's fits."""
+    manifest = ROOT / "runs" / name / "bundle" / "medseq.json"
+    if not manifest.exists():
+        return "(not run)"
+    fits = json.loads(manifest.read_text())["train_config"]["fits"]
+    return f"{sum(f['best_score'] for f in fits) / len(fits):.3f}"
+
+
 def _acc(result: dict) -> str:
     mean, sd = result["val_fold_mean_sd"]["accuracy"]
     return f"{mean:.3f} ± {sd:.3f}"
@@ -133,6 +161,13 @@ def _summary(results: dict[str, dict]) -> list[str]:
                 f"| {task} | {label} | {_acc(result)} | {result['val_metrics']['accuracy']:.3f} "
                 f"| ≥ {target}{status} | {_time(result)} | {command} |"
             )
+    for name, (task, label, command) in POST_HOC.items():
+        result = results.get(name)
+        if result is not None:
+            lines.append(
+                f"| {task} | {label} | {_acc(result)} | {result['val_metrics']['accuracy']:.3f} "
+                f"| (post hoc) | {_time(result)} | `{command}` |"
+            )
     return lines
 
 
@@ -164,9 +199,10 @@ def _binary(result: dict) -> list[str]:
 def section(results: dict[str, dict]) -> str:
     """The markdown of the Bonn section (between the markers)."""
     out = [BEGIN, "## Bonn EEG (Andrzejak et al. 2001): seizure and five-set classification", ""]
-    out += NOTES.strip().splitlines()
+    notes = NOTES.replace("{five_set_stop_loss}", _stop_loss("bonn-eeg-five-set"))
+    out += notes.strip().splitlines()
     out += ["", "### Results (out-of-fold, 10 folds by segment)", "", *_summary(results), ""]
-    for name in ("bonn-eeg-seizure", "bonn-eeg-seizure-hgb"):
+    for name in ("bonn-eeg-seizure", "bonn-eeg-seizure-hgb", *POST_HOC):
         if name in results:
             out += [f"#### `{name}`", "", *_binary(results[name]), ""]
     for name in ("bonn-eeg-five-set", "bonn-eeg-five-set-hgb"):
@@ -200,6 +236,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="run only these configs")
     args = parser.parse_args()
     results = {}
+    results |= {n: r for n in POST_HOC if (r := _load(n)) is not None}
     for name, _ in TASKS.values():
         for run in (name + "-hgb", name):
             result = _load(run)
