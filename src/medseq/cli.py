@@ -321,23 +321,28 @@ def explain(
 
     For a slice-stack bundle (volumes): attention and occlusion per slice of sample SUBJECT.
     For a RETAIN bundle (histories): visit attention and each code's contribution to the logit
-    of sample SUBJECT (a subject_id for mortality).
+    of sample SUBJECT (a subject_id for mortality). For a waveform (ConvRNN) bundle: the drop
+    of the call when each second of recording SUBJECT is blanked (occlusion).
     """
     from medseq.bundle import bundle_model_kind
     from medseq.capabilities import require_bundle_stage
     from medseq.explain import explain_subject
     from medseq.explain.retain import explain_history, is_retain_bundle
     from medseq.explain.slices import explain_sample, is_slice_bundle
+    from medseq.explain.waveforms import explain_recording, is_waveform_bundle
 
     require_bundle_stage(bundle, "explain")
     result: Any  # a slice, history or ICU-stay explanation: each has summary()
     if is_slice_bundle(bundle):
         result, written = explain_sample(bundle, data, subject, output_dir=output_dir)
+    elif is_waveform_bundle(bundle):
+        result, written = explain_recording(bundle, data, subject, output_dir=output_dir)
     elif is_retain_bundle(bundle):
         result, written = explain_history(bundle, data, subject, output_dir=output_dir)
     elif bundle_model_kind(bundle) not in (None, "rnn_classifier", "grud"):
         raise ValueError(
-            f"{bundle}: medseq explain covers ICU-grid, RETAIN and slice-stack bundles; this "
+            f"{bundle}: medseq explain covers ICU-grid, RETAIN, slice-stack and waveform "
+            "(ConvRNN) bundles; this "
             f"one holds a {bundle_model_kind(bundle)!r} model (use medseq.explain's attention "
             "and Captum helpers from Python, or `medseq report` for its metrics)"
         )

@@ -32,6 +32,7 @@ DATASETS: dict[str, str] = {
     "adrenalmnist3d": "medseq.datasets.adrenalmnist3d:ADRENALMNIST3D",
     "mimic3": "medseq.datasets.mimic3:MIMIC3",
     "meds": "medseq.datasets.meds:MEDS",
+    "bonn_eeg": "medseq.datasets.bonn_eeg:BONN_EEG",
 }
 
 
@@ -118,6 +119,10 @@ class DatasetSpec:
         The patient (or record) behind each sample id, for datasets with several samples
         per patient (admissions, beats): a split the runner draws itself keeps each group
         on one side. None: every id is its own patient.
+    summaries : callable ``(data, ids) -> array of shape (N, F)``, optional
+        The feature matrix a ``[baseline]`` estimator reads for ``ids`` (e.g. EEG band
+        powers). None: the ICU per-variable summaries
+        (:func:`medseq.features.icu.summary.summary_features`).
 
     What later stages need (all optional; a stage that needs a missing part calls
     :meth:`require`, which refuses at once with a sentence naming the dataset and the part):
@@ -168,6 +173,7 @@ class DatasetSpec:
     metrics: Callable[[str, np.ndarray, np.ndarray], dict[str, float]] | None = None
     augment: Callable[[dict[str, Any], Any], Any] | None = None
     groups: Callable[[str, Any, np.ndarray], np.ndarray] | None = None
+    summaries: Callable[[Any, np.ndarray], np.ndarray] | None = None
     subgroups: Callable[[Any, np.ndarray], dict[str, pd.Series]] | None = None
     card_notes: Callable[[str], dict[str, Any]] | None = None
     request: Any = None

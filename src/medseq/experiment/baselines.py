@@ -1,7 +1,10 @@
-"""Non-neural baselines on per-variable summary statistics (scikit-learn).
+"""Non-neural baselines on per-sample summary features (scikit-learn).
 
 A recurrent model is only worth shipping if it beats these, so they run through the same
-split, threshold selection and bootstrap as the neural models.
+split, threshold selection and bootstrap as the neural models. The features are the
+dataset spec's ``summaries`` (e.g. EEG band powers) or, when it has none, the ICU
+per-variable summary statistics. Binary and multiclass tasks get classifiers (class
+probabilities), regression tasks regressors.
 """
 
 from __future__ import annotations
@@ -13,30 +16,44 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from medseq.datasets.registry import DatasetSpec, get_dataset
 from medseq.experiment.config import ExperimentConfig
 from medseq.experiment.data import Fold, LabelledSet
 from medseq.features.icu.summary import summary_features
+
+CLASSIFIED = ("binary", "multiclass")
 
 
 def _estimator(kind: str, task_type: str, params: dict) -> Pipeline:
     if kind == "hist_gradient_boosting":
         cls = (
             HistGradientBoostingClassifier
-            if task_type == "binary"
+            if task_type in CLASSIFIED
             else HistGradientBoostingRegressor
         )
         return make_pipeline(cls(random_state=0, **params))
     linear = (
-        LogisticRegression(max_iter=2000, **params) if task_type == "binary" else Ridge(**params)
+        LogisticRegression(max_iter=2000, **params) if task_type in CLASSIFIED else Ridge(**params)
     )
     return make_pipeline(
         SimpleImputer(strategy="median", add_indicator=True), StandardScaler(), linear
     )
 
 
-def _summaries(split: LabelledSet) -> np.ndarray:
+def _summaries(spec: DatasetSpec, split: LabelledSet) -> np.ndarray:
+    if spec.summaries is not None:
+        return np.asarray(spec.summaries(split.data, split.subject_ids), dtype=np.float64)
     matrix, _ = summary_features(split.data.events, split.data.static, split.subject_ids)
     return matrix
+
+
+def _predictor(model: Pipeline, task_type: str):
+    """Risk of class 1 (binary), class probabilities (multiclass) or values (regression)."""
+    if task_type == "binary":
+        return lambda x: model.predict_proba(x)[:, 1]
+    if task_type == "multiclass":
+        return model.predict_proba
+    return model.predict
 
 
 def fit_baseline(
@@ -49,19 +66,16 @@ def fit_baseline(
     """
     if config.baseline is None:
         raise ValueError(f"{config.name}: fit_baseline needs a [baseline] section")
-    test_x = None if test is None else _summaries(test)
+    spec = get_dataset(config.data.dataset)
+    test_x = None if test is None else _summaries(spec, test)
     val_y, val_pred, test_pred = [], [], []
     for fold in folds:
         model = _estimator(config.baseline.kind, config.task_type, dict(config.baseline.params))
         fitting = fold.fitting()  # no early stopping here: the held-out part is fitted on
-        model.fit(_summaries(fitting), fitting.y)
-        predict = (
-            (lambda x, m=model: m.predict_proba(x)[:, 1])
-            if config.task_type == "binary"
-            else model.predict
-        )
+        model.fit(_summaries(spec, fitting), fitting.y)
+        predict = _predictor(model, config.task_type)
         val_y.append(fold.val.y)
-        val_pred.append(predict(_summaries(fold.val)))
+        val_pred.append(predict(_summaries(spec, fold.val)))
         if test_x is not None:
             test_pred.append(predict(test_x))
     test_mean = np.mean(test_pred, axis=0) if test_pred else None

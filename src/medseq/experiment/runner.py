@@ -161,6 +161,8 @@ def run_experiment(
     if config.baseline is not None:
         val_y, val_pred, test_pred = fit_baseline(config, folds, test)
         bundle_dir = None
+        if config.task_type == "multiclass":  # name the classes of the metric table
+            class_names = _class_names(config, folds[0].train.data)
     else:
         from medseq.experiment.neural import train_bundle
 
@@ -205,6 +207,11 @@ def run_experiment(
             out_dir / "test_predictions.csv", index=False
         )
     return result
+
+
+def _class_names(config: ExperimentConfig, data: Any) -> list[str] | None:
+    spec = get_dataset(config.data.dataset)
+    return None if spec.class_names is None else list(spec.class_names(config.data.task, data))
 
 
 def _predictions_frame(ids, y, pred, class_names) -> pd.DataFrame:

@@ -18,6 +18,7 @@ FEATURIZERS: dict[str, str] = {
     "smiles": "medseq.features.molecules.smiles:SmilesFeaturizer",
     "volume": "medseq.features.images.volumes:VolumeFeaturizer",
     "signal": "medseq.features.signals.signal_featurizer:SignalFeaturizer",
+    "signal_band_power": "medseq.features.signals.band_power:BandPowerSignalFeaturizer",
     "beats": "medseq.features.signals.beat_featurizer:BeatFeaturizer",
     "beats_rhythm": "medseq.features.signals.rhythm_summary:RhythmBeatFeaturizer",
     "VisitFeaturizer": "medseq.features.histories.visits:VisitFeaturizer",
