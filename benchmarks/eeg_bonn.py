@@ -68,7 +68,8 @@ selected result. *Five-set*: a first 10-fold run of the raw ConvRNN (batch 32, o
 the seizure config) underfitted (training loss still falling at the last epoch; mean
 early-stopping loss 0.466; its out-of-fold accuracy, seen too, 0.768 ± 0.061, with N and F
 confused); a second trial (batch 16, 60 epochs, dropout 0.1) was stopped after one fold
-because it would have taken over an hour here. The configuration was then changed once (batch 16, band-power summary fusion),
+because it would have taken over an hour here. The configuration was then changed once
+(batch 16, band-power summary fusion),
 which lowered the early-stopping loss to a mean of {five_set_stop_loss}, and that run is the
 five-set row: one change after one look at these folds, so that row is not free of selection.
 """

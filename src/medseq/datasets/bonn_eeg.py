@@ -164,15 +164,15 @@ def _subgroups(data: BonnData, ids: np.ndarray) -> dict[str, pd.Series]:
     return {"set": sets.rename("set"), "recording": recording.rename("recording")}
 
 
-def _card_notes(task: str) -> list[str]:
-    return [
+def _card_notes(task: str) -> dict[str, Any]:
+    return {"data": [
         "Bonn EEG database (Andrzejak et al. 2001): 500 single-channel segments of 23.6 s at "
         "173.61 Hz, 100 per set: " + "; ".join(f"{k} {v}" for k, v in SET_NAMES.items()) + ".",
         "Segments carry no subject label, so cross-validation splits by segment: segments of "
         "one person fall on both sides and the figures are optimistic about new people.",
         "Sets differ by recording type (Z and O scalp, N, F and S intracranial): part of what "
         "separates healthy from epileptic segments is the electrode, not the brain state.",
-    ]
+    ]}
 
 
 NO_SITES = (

@@ -84,8 +84,8 @@ def parse_segment(data: bytes, where: str, report: ReadReport | None = None) -> 
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise DataError(f"{where}:{line}: not ASCII text (byte {err.start}); expected one "
+        line_no = data[: err.start].count(b"\n") + 1
+        raise DataError(f"{where}:{line_no}: not ASCII text (byte {err.start}); expected one "
                         "integer per line") from None  # fmt: skip
     lines = text.splitlines()
     if report is not None:
