@@ -32,6 +32,7 @@ DATASETS: dict[str, str] = {
     "adrenalmnist3d": "medseq.datasets.adrenalmnist3d:ADRENALMNIST3D",
     "mimic3": "medseq.datasets.mimic3:MIMIC3",
     "meds": "medseq.datasets.meds:MEDS",
+    "sleepedf": "medseq.datasets.sleepedf:SLEEPEDF",
 }
 
 

@@ -2,6 +2,11 @@
 
 A recurrent model is only worth shipping if it beats these, so they run through the same
 split, threshold selection and bootstrap as the neural models.
+
+Sequence-labelling tasks (multiclass labels per step, ``y`` of shape (N, T)) get a
+per-step baseline instead: every labelled step of the dataset's own featurised ``values``
+becomes one row, so the estimator sees exactly the inputs of the recurrent model but no
+neighbouring step, which shows what the recurrence adds (:func:`fit_step_baseline`).
 """
 
 from __future__ import annotations
@@ -49,6 +54,10 @@ def fit_baseline(
     """
     if config.baseline is None:
         raise ValueError(f"{config.name}: fit_baseline needs a [baseline] section")
+    if config.task_type == "multiclass" and folds[0].train.y.ndim == 2:
+        from medseq.experiment.step_baseline import fit_step_baseline
+
+        return fit_step_baseline(config, folds, test)
     test_x = None if test is None else _summaries(test)
     val_y, val_pred, test_pred = [], [], []
     for fold in folds:

@@ -158,6 +158,9 @@ def run_experiment(
     if config.baseline is not None:
         val_y, val_pred, test_pred = fit_baseline(config, folds, test)
         bundle_dir = None
+        spec = get_dataset(config.data.dataset)
+        if config.task_type in ("multiclass", "multilabel") and spec.class_names is not None:
+            class_names = list(spec.class_names(config.data.task, folds[0].train.data))
     else:
         from medseq.experiment.neural import train_bundle
 
