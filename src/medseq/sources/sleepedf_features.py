@@ -213,7 +213,7 @@ def hypnogram_epochs(
     if not annotations:
         raise DataError(f"{path}: no annotations; expected a Sleep-EDF hypnogram")
     end = max(onset + duration for onset, duration, _ in annotations)
-    epochs = np.full(int(round(end / EPOCH_S)), UNSCORED, dtype=np.int64)
+    epochs = np.full(round(end / EPOCH_S), UNSCORED, dtype=np.int64)
     covered = np.zeros(len(epochs), dtype=bool)
     for number, (onset, duration, text) in enumerate(annotations):
         if onset % EPOCH_S or duration % EPOCH_S or onset < 0:
@@ -242,9 +242,7 @@ def hypnogram_epochs(
     return epochs
 
 
-def align_rows(
-    stages: np.ndarray, hypnogram: np.ndarray, where: str
-) -> tuple[np.ndarray, int]:
+def align_rows(stages: np.ndarray, hypnogram: np.ndarray, where: str) -> tuple[np.ndarray, int]:
     """Epoch index of each feature row, and how many scored epochs lie past the last row.
 
     Rows are the hypnogram's scored epochs in order; ``stages`` must equal the first of them
@@ -300,9 +298,7 @@ def read_night(path: Path, *, on_unknown: str = "raise", report: ReadReport | No
     return Night(night_id, subject, features, stages, epoch, hypnogram)
 
 
-def read_folder(
-    folder: Path, *, on_unknown: str = "raise"
-) -> tuple[list[Night], ReadReport]:
+def read_folder(folder: Path, *, on_unknown: str = "raise") -> tuple[list[Night], ReadReport]:
     """Every ``SC4ssNE0.npz`` of ``folder`` with its hypnogram, by night id."""
     folder = Path(folder)
     if not folder.is_dir():
