@@ -322,14 +322,19 @@ def explain(
     For a slice-stack bundle (volumes): attention and occlusion per slice of sample SUBJECT.
     For a RETAIN bundle (histories): visit attention and each code's contribution to the logit
     of sample SUBJECT (a subject_id for mortality).
+    For a sequence-labelling bundle (a class per step, e.g. sleep epochs of a night): labels
+    and predictions per step, input occlusion per class and how far the context reaches.
     """
     from medseq.bundle import bundle_model_kind
     from medseq.explain import explain_subject
     from medseq.explain.retain import explain_history, is_retain_bundle
     from medseq.explain.slices import explain_sample, is_slice_bundle
+    from medseq.explain.steps import explain_steps, is_step_bundle
 
     if is_slice_bundle(bundle):
         result, written = explain_sample(bundle, data, subject, output_dir=output_dir)
+    elif is_step_bundle(bundle):
+        result, written = explain_steps(bundle, data, subject, output_dir=output_dir)
     elif is_retain_bundle(bundle):
         result, written = explain_history(bundle, data, subject, output_dir=output_dir)
     elif bundle_model_kind(bundle) not in (None, "rnn_classifier", "grud"):

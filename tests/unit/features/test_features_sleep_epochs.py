@@ -67,7 +67,9 @@ def test_scaling_uses_the_training_nights_and_the_state_round_trips(night):
 def test_bad_input_and_use_before_fit_are_clear_errors(night):
     with pytest.raises(ValueError, match="not fitted"):
         SleepEpochFeaturizer().transform(night[0])
-    with pytest.raises(ValueError, match=r"expects \(n_epochs, 72\) stored features, got \(50, 18\)"):
+    with pytest.raises(
+        ValueError, match=r"expects \(n_epochs, 72\) stored features, got \(50, 18\)"
+    ):
         SleepEpochFeaturizer().fit([night[0][:, :18]])
     with pytest.raises(TypeError, match="recover_power must be a bool"):
         SleepEpochFeaturizer(recover_power="yes")  # type: ignore[arg-type]

@@ -14,7 +14,8 @@ from medseq.sources import sleepedf_features as sef
 def write_hypnogram(path: Path, annotations: list[tuple[int, int, str]], *, raw: bytes = b""):
     """A minimal EDF+ hypnogram: one 'EDF Annotations' signal in one data record."""
     tals = b"+0\x14\x14\x00" + b"".join(
-        f"+{onset}\x15{duration}\x14{text}\x14\x00".encode() for onset, duration, text in annotations
+        f"+{onset}\x15{duration}\x14{text}\x14\x00".encode()
+        for onset, duration, text in annotations
     )
     tals += raw
     samples = (len(tals) + 1) // 2 + 8
@@ -124,12 +125,12 @@ def test_an_unknown_stage_text_follows_the_policy(tmp_path):
 
 def test_annotations_off_the_epoch_grid_are_an_error(tmp_path):
     path = night(tmp_path, annotations=[(0, 45, "Sleep stage W"), *STAGED[1:]])
-    with pytest.raises(DataError, match="annotation 0 .* not on the 30-s epoch grid"):
+    with pytest.raises(DataError, match=r"annotation 0 .* not on the 30-s epoch grid"):
         sef.read_night(path)
 
 
 def test_a_folder_without_feature_files_and_a_missing_hypnogram(tmp_path):
-    with pytest.raises(DataError, match="no SC4ssNE0.npz feature files"):
+    with pytest.raises(DataError, match=r"no SC4ssNE0\.npz feature files"):
         sef.read_folder(tmp_path)
     night(tmp_path)
     (tmp_path / "SC4001EC-Hypnogram.edf").unlink()
