@@ -124,7 +124,7 @@ def fit_featurizer(
     features: dict[str, Any], data: SleepEdfData, ids: np.ndarray
 ) -> SleepEpochFeaturizer:
     """A :class:`SleepEpochFeaturizer` z-scored on the windowed epochs of the nights ``ids``."""
-    check_known_keys("[features] (sleepedf)", features, FEATURE_KEYS)
+    check_known_keys("[features] (sleepedf)", features, list(FEATURE_KEYS))
     options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS}
     matrices = [_night(data, int(i)).features[data.rows[int(i)]] for i in ids]
     return SleepEpochFeaturizer(**options).fit(matrices)

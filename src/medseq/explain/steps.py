@@ -126,8 +126,8 @@ def context_reach(members, values: np.ndarray, reach: int = 30, n_targets: int =
     lengths = torch.full((n_targets,), n)
     logits = torch.stack([m(x, lengths) for m in members]).mean(0)  # (B, T, K)
     at_target = logits[torch.arange(n_targets), targets]  # (B, K)
-    at_target.max(dim=1).values.sum().backward()
-    norms = x.grad.norm(dim=2).numpy()  # (B, T)
+    (grad,) = torch.autograd.grad(at_target.max(dim=1).values.sum(), x)
+    norms = grad.norm(dim=2).numpy()  # (B, T)
     total = sum(norms[b, t - reach : t + reach + 1] for b, t in enumerate(targets.tolist()))
     return total / total.max() if total.max() > 0 else total
 
@@ -170,8 +170,8 @@ def explain_steps(
 
     bundle = load_bundle(bundle_dir)
     dataset = bundle.provenance["dataset"]
-    spec, data = get_dataset(dataset), read_set(dataset, data_path)
-    labels = spec.labels(bundle.provenance["task"], data)
+    spec, data = get_dataset(dataset), read_set(dataset, Path(data_path))
+    labels: Any = spec.labels(bundle.provenance["task"], data)
     if int(sample_id) not in labels.index:
         raise ValueError(f"{data_path}: no sample_id {sample_id}; ids: {labels.index.tolist()}")
     arrays = spec.transform(bundle.featurizer, data, np.array([sample_id]))
