@@ -323,18 +323,23 @@ def explain(
     For a RETAIN bundle (histories): visit attention and each code's contribution to the logit
     of sample SUBJECT (a subject_id for mortality). For a waveform (ConvRNN) bundle: the drop
     of the call when each second of recording SUBJECT is blanked (occlusion).
+    For a sequence-labelling bundle (a class per step, e.g. sleep epochs of a night): labels
+    and predictions per step, input occlusion per class and how far the context reaches.
     """
     from medseq.bundle import bundle_model_kind
     from medseq.capabilities import require_bundle_stage
     from medseq.explain import explain_subject
     from medseq.explain.retain import explain_history, is_retain_bundle
     from medseq.explain.slices import explain_sample, is_slice_bundle
+    from medseq.explain.steps import explain_steps, is_step_bundle
     from medseq.explain.waveforms import explain_recording, is_waveform_bundle
 
     require_bundle_stage(bundle, "explain")
     result: Any  # a slice, history or ICU-stay explanation: each has summary()
     if is_slice_bundle(bundle):
         result, written = explain_sample(bundle, data, subject, output_dir=output_dir)
+    elif is_step_bundle(bundle):
+        result, written = explain_steps(bundle, data, subject, output_dir=output_dir)
     elif is_waveform_bundle(bundle):
         result, written = explain_recording(bundle, data, subject, output_dir=output_dir)
     elif is_retain_bundle(bundle):

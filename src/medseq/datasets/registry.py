@@ -33,6 +33,7 @@ DATASETS: dict[str, str] = {
     "mimic3": "medseq.datasets.mimic3:MIMIC3",
     "meds": "medseq.datasets.meds:MEDS",
     "bonn_eeg": "medseq.datasets.bonn_eeg:BONN_EEG",
+    "sleepedf": "medseq.datasets.sleepedf:SLEEPEDF",
 }
 
 

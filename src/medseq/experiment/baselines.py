@@ -5,6 +5,11 @@ split, threshold selection and bootstrap as the neural models. The features are 
 dataset spec's ``summaries`` (e.g. EEG band powers) or, when it has none, the ICU
 per-variable summary statistics. Binary and multiclass tasks get classifiers (class
 probabilities), regression tasks regressors.
+
+Sequence-labelling tasks (multiclass labels per step, ``y`` of shape (N, T)) get a
+per-step baseline instead: every labelled step of the dataset's own featurised ``values``
+becomes one row, so the estimator sees exactly the inputs of the recurrent model but no
+neighbouring step, which shows what the recurrence adds (:func:`fit_step_baseline`).
 """
 
 from __future__ import annotations
@@ -67,6 +72,10 @@ def fit_baseline(
     if config.baseline is None:
         raise ValueError(f"{config.name}: fit_baseline needs a [baseline] section")
     spec = get_dataset(config.data.dataset)
+    if config.task_type == "multiclass" and folds[0].train.y.ndim == 2:
+        from medseq.experiment.step_baseline import fit_step_baseline
+
+        return fit_step_baseline(config, folds, test)
     test_x = None if test is None else _summaries(spec, test)
     val_y, val_pred, test_pred = [], [], []
     for fold in folds:

@@ -161,7 +161,7 @@ def run_experiment(
     if config.baseline is not None:
         val_y, val_pred, test_pred = fit_baseline(config, folds, test)
         bundle_dir = None
-        if config.task_type == "multiclass":  # name the classes of the metric table
+        if config.task_type in ("multiclass", "multilabel"):  # name the metric table's classes
             class_names = _class_names(config, folds[0].train.data)
     else:
         from medseq.experiment.neural import train_bundle

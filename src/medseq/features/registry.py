@@ -22,6 +22,7 @@ FEATURIZERS: dict[str, str] = {
     "beats": "medseq.features.signals.beat_featurizer:BeatFeaturizer",
     "beats_rhythm": "medseq.features.signals.rhythm_summary:RhythmBeatFeaturizer",
     "VisitFeaturizer": "medseq.features.histories.visits:VisitFeaturizer",
+    "sleep_epochs": "medseq.features.signals.sleep_epochs:SleepEpochFeaturizer",
 }
 
 
