@@ -11,6 +11,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from medseq import __version__
+from medseq._imports import missing_extra_message
 
 app = typer.Typer(
     name="medseq",
@@ -21,36 +22,6 @@ app = typer.Typer(
 
 
 F = TypeVar("F", bound=Callable[..., None])
-
-# Which optional-dependency group ships each third-party module a command may import.
-EXTRA_OF_MODULE = {
-    "sklearn": "train",
-    "scipy": "train",
-    "wfdb": "train",
-    "matplotlib": "report",
-    "jinja2": "report",
-    "captum": "report",
-    "fastapi": "serve",
-    "uvicorn": "serve",
-    "fhir": "serve",
-    "onnx": "serve",
-    "onnxruntime": "serve",
-    "flwr": "federated",
-    "ray": "federated",
-    "opacus": "federated",
-}
-
-
-def missing_extra_message(err: ModuleNotFoundError) -> str:
-    """Name the extra to install for a missing optional module, instead of a traceback."""
-    module = (err.name or "").split(".")[0]
-    extra = EXTRA_OF_MODULE.get(module)
-    if extra is None:
-        return f"error: missing Python module {module!r} ({err})"
-    return (
-        f"error: this command needs the optional module {module!r}: pip install 'medseq[{extra}]'"
-    )
-
 
 def _friendly_errors(command: F) -> F:
     """Turn input errors into one clear line and exit code 2 instead of a traceback."""
