@@ -20,7 +20,7 @@ def bundle_like(base: Bundle, n_members: int = 1, seed: int = 0, **config) -> Bu
         input_size=base.featurizer.n_features, static_size=base.featurizer.n_static, **config
     )
     members = [build_model(cfg).eval() for _ in range(n_members)]
-    return Bundle(cfg, base.featurizer, members, threshold=0.3)
+    return Bundle(cfg, base.featurizer, members, threshold=0.3, provenance=dict(base.provenance))
 
 
 def stays(data, start: int, n: int):
