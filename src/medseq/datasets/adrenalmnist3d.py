@@ -23,6 +23,7 @@ import pandas as pd
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.features.images.volumes import VolumeFeaturizer, VolumeFlipShift
 from medseq.schema import check_known_keys
+from medseq.serving.requests import LazyBody
 from medseq.sources import medmnist3d
 
 FEATURIZER_KEYS = ("axis", "scale")
@@ -95,6 +96,8 @@ def _metrics(task: str, y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
     return {"accuracy_at_0.5": float(np.mean((np.asarray(prob) >= 0.5) == (np.asarray(y) == 1)))}
 
 
+VOLUME_EXAMPLE = {"volumes": [{"id": "scan-1", "voxels": [[[0] * 28] * 28] * 28}]}
+
 ADRENALMNIST3D = DatasetSpec(
     name="adrenalmnist3d",
     tasks={"adrenal": "binary"},
@@ -106,4 +109,12 @@ ADRENALMNIST3D = DatasetSpec(
     protocols={"official": _official},
     metrics=_metrics,
     augment=_augment,
+    request=LazyBody(
+        "medseq.datasets.adrenalmnist3d_serving:parse", "volume", VOLUME_EXAMPLE
+    ),
+    unsupported={
+        "POST /v1/predict with a FHIR Bundle": "a volume is sent as nested arrays; FHIR "
+        "ImagingStudy references DICOM, which medseq does not read",
+        "streaming": "a CT volume is read whole, not as a sequence that arrives over time",
+    },
 )

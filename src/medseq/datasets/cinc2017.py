@@ -29,23 +29,24 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from medseq.datasets.registry import DatasetSpec
-from medseq.features.signals.beat_featurizer import BeatFeaturizer
-from medseq.features.signals.rhythm_summary import RhythmBeatFeaturizer
-from medseq.features.signals.signal import pad_batch
-from medseq.features.signals.signal_featurizer import SignalFeaturizer
 from medseq.schema import DataError, Signal, check_known_keys
-from medseq.sources import physionet2017
-from medseq.tasks.ecg import CINC2017_CLASSES, challenge_f1, cinc2017_labels
+from medseq.serving.requests import LazyBody
+
+if TYPE_CHECKING:
+    from medseq.features.signals.beat_featurizer import BeatFeaturizer
+    from medseq.sources import physionet2017
 
 logger = logging.getLogger(__name__)
 
 KINDS = ("signal", "beats")
+#: The featurizer kinds (``featurizer.kind``) of the two beat featurizers.
+BEAT_KINDS = ("beats", "beats_rhythm")
 AUGMENT_KEYS = {"signal": ("crop_seconds",), "beats": ("crop_beats",)}
 OTHER_KEYS = {"signal": (), "beats": ("rhythm_summary", "beat_morphology")}
 FEATURIZER_KEYS = {
@@ -81,6 +82,8 @@ def record_number(record_id: str) -> int:
 
 def from_set(data: physionet2017.PhysioNet2017Set) -> CincData:
     """Index a read :class:`~medseq.sources.physionet2017.PhysioNet2017Set` by record number."""
+    from medseq.tasks.ecg import cinc2017_labels
+
     signals = {record_number(s.record_id): s for s in data.signals}
     labels = cinc2017_labels(data.labels)
     labels.index = pd.Index([record_number(r) for r in labels.index], name="subject_id")
@@ -89,6 +92,8 @@ def from_set(data: physionet2017.PhysioNet2017Set) -> CincData:
 
 def read(path: Path, *, max_records: int | None = None) -> CincData:
     """Read the recordings under ``path`` (folder or ``.tar.xz`` part) with their labels."""
+    from medseq.sources import physionet2017
+
     return from_set(physionet2017.read(path, max_records=max_records))
 
 
@@ -124,6 +129,8 @@ def _signals(data: CincData, ids: np.ndarray) -> list[Signal]:
 
 def fit_featurizer(features: dict[str, Any], data: CincData, ids: np.ndarray) -> Any:
     """A :class:`SignalFeaturizer` or an XQRS :class:`BeatFeaturizer` fitted on ``ids``."""
+    from medseq.features.signals.signal_featurizer import SignalFeaturizer
+
     kind = _kind(features)
     signals = _signals(data, ids)
     if kind == "signal":
@@ -135,6 +142,9 @@ def fit_featurizer(features: dict[str, Any], data: CincData, ids: np.ndarray) ->
 def beat_featurizer(features: dict[str, Any]) -> BeatFeaturizer:
     """The unfitted XQRS featurizer of ``[features]`` with ``kind = "beats"`` (a
     :class:`RhythmBeatFeaturizer` with ``rhythm_summary``); other keys are ignored."""
+    from medseq.features.signals.beat_featurizer import BeatFeaturizer
+    from medseq.features.signals.rhythm_summary import RhythmBeatFeaturizer
+
     options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS["beats"]}
     if features.get("rhythm_summary", False):
         morphology = features.get("beat_morphology", False)
@@ -144,7 +154,7 @@ def beat_featurizer(features: dict[str, Any]) -> BeatFeaturizer:
 
 def fit_beats(featurizer: BeatFeaturizer, signals: list[Signal]) -> BeatFeaturizer:
     """Fit the beat z-scoring (and the summaries' z-scoring) on the training ``signals``."""
-    if isinstance(featurizer, RhythmBeatFeaturizer):
+    if featurizer.kind == "beats_rhythm":
         featurizer.fit_summaries(signals)
     return featurizer.fit([featurizer.raw_features(s)[0] for s in signals])
 
@@ -156,6 +166,8 @@ def beat_sequences(featurizer: BeatFeaturizer, signals: list[Signal]) -> dict[st
     gets one all-zero beat (the training mean after z-scoring), so it is still predicted;
     their number is logged.
     """
+    from medseq.features.signals.signal import pad_batch
+
     matrices, n_empty = [], 0
     for signal in signals:
         matrix, _ = featurizer.features(signal)
@@ -171,29 +183,37 @@ def beat_sequences(featurizer: BeatFeaturizer, signals: list[Signal]) -> dict[st
 
 def transform(featurizer: Any, data: CincData, ids: np.ndarray) -> dict[str, np.ndarray]:
     """Model inputs ``values``/``lengths`` of ``ids`` (samples or beats per step), and
-    ``static`` (the z-scored rhythm summaries) for a :class:`RhythmBeatFeaturizer`."""
+    ``static`` (the z-scored rhythm summaries) for a :class:`RhythmBeatFeaturizer`.
+
+    Dispatched on ``featurizer.kind``, so this module imports no signal code (scipy, wfdb)
+    until a featurizer exists: the spec loads in the serve-only install.
+    """
     signals = _signals(data, ids)
-    if isinstance(featurizer, RhythmBeatFeaturizer):
+    if featurizer.kind == "beats_rhythm":
         return {**beat_sequences(featurizer, signals), "static": featurizer.summaries(signals)}
-    if isinstance(featurizer, BeatFeaturizer):
+    if featurizer.kind == "beats":
         return beat_sequences(featurizer, signals)
     return featurizer.transform(signals)
 
 
 def _sizes(featurizer: Any) -> dict[str, int]:
-    if isinstance(featurizer, RhythmBeatFeaturizer):
+    if featurizer.kind == "beats_rhythm":
         return {"in_channels": featurizer.n_features, "static_size": featurizer.n_summaries}
-    if isinstance(featurizer, BeatFeaturizer):
+    if featurizer.kind == "beats":
         return {"in_channels": featurizer.n_features}
     return {"in_channels": int(featurizer.n_channels)}
 
 
 def _class_names(task: str, data: CincData) -> list[str]:
+    from medseq.tasks.ecg import CINC2017_CLASSES
+
     return list(CINC2017_CLASSES)
 
 
 def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
     """The challenge F1: mean F1 of N, A and O of the argmax predictions."""
+    from medseq.tasks.ecg import challenge_f1
+
     y = np.asarray(y_true)
     keep = ~np.isnan(y)
     return {"challenge_f1": challenge_f1(y[keep].astype(int), np.argmax(y_prob[keep], axis=1))}
@@ -202,7 +222,7 @@ def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, floa
 def _augment(features: dict[str, Any], featurizer: Any) -> Any:
     from medseq.datasets.ecg_augment import RandomCropAugment
 
-    if isinstance(featurizer, BeatFeaturizer):
+    if featurizer.kind in BEAT_KINDS:
         beats = features.get("crop_beats")
         return None if beats is None else RandomCropAugment(int(beats))
     seconds = features.get("crop_seconds")
@@ -210,6 +230,37 @@ def _augment(features: dict[str, Any], featurizer: Any) -> Any:
         return None
     return RandomCropAugment(round(float(seconds) * featurizer.target_fs_hz))
 
+
+_SERVING = "medseq.datasets.ecg_serving"
+RECORDS_EXAMPLE = {
+    "records": [
+        {
+            "record_id": "A00001",
+            "fs_hz": 300,
+            "samples": [[-0.127, -0.162, -0.197, -0.229, -0.245, -0.250, -0.238, -0.220]],
+            "channel_names": ["lead I"],
+        }
+    ]
+}
+FHIR_EXAMPLE = {
+    "resourceType": "Bundle",
+    "type": "collection",
+    "entry": [
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "id": "A00001",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "131328",
+                                     "display": "MDC_ECG_ELEC_POTL"}]},
+                "subject": {"reference": "Patient/p1"},
+                "valueSampledData": {"origin": {"value": 0}, "period": 3.3333333333,
+                                     "factor": 0.001, "dimensions": 1,
+                                     "data": "-127 -162 -197 -229 -245 -250 -238 -220"},
+            }
+        }
+    ],
+}  # fmt: skip
 
 CINC2017 = DatasetSpec(
     name="cinc2017",
@@ -222,4 +273,10 @@ CINC2017 = DatasetSpec(
     class_names=_class_names,
     metrics=metrics,
     augment=_augment,
+    request=LazyBody(f"{_SERVING}:parse_cinc", "ecg", RECORDS_EXAMPLE),
+    fhir=LazyBody(f"{_SERVING}:parse_cinc_fhir", "ecg", FHIR_EXAMPLE),
+    unsupported={
+        "streaming": "a CinC 2017 recording is classified whole; streaming signals are a "
+        "later issue"
+    },
 )

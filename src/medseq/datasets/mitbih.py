@@ -25,18 +25,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from medseq.datasets.registry import DatasetSpec, SplitIds
-from medseq.evaluation.multi import confusion
-from medseq.features.signals.beat_featurizer import BeatFeaturizer, beat_context
-from medseq.features.signals.beats import AAMI_CLASSES, beat_annotations
 from medseq.schema import DataError, ReadReport, Signal, check_known_keys
-from medseq.sources import wfdb_records
-from medseq.tasks.ecg import MITBIH_DS1, MITBIH_DS2, MITBIH_PACED, mitbih_split
+from medseq.serving.requests import LazyBody
+
+if TYPE_CHECKING:
+    from medseq.features.signals.beat_featurizer import BeatFeaturizer
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +74,10 @@ class MitbihData:
 
 def read_records(folder: Path, records: tuple[str, ...]) -> MitbihData:
     """Read ``records`` (lead signals and reference beats) from a WFDB folder."""
+    from medseq.features.signals.beats import AAMI_CLASSES, beat_annotations
+    from medseq.sources import wfdb_records
+    from medseq.tasks.ecg import MITBIH_PACED
+
     paced = sorted(set(records) & set(MITBIH_PACED))
     if paced:
         raise DataError(f"paced records {paced} are excluded from AAMI beat classification")
@@ -98,6 +101,8 @@ def read_records(folder: Path, records: tuple[str, ...]) -> MitbihData:
 
 def read(path: Path) -> MitbihData:
     """Every DS1 and DS2 record of the folder ``path`` (the paced records are not read)."""
+    from medseq.tasks.ecg import mitbih_split
+
     ds1, ds2 = mitbih_split()
     return read_records(Path(path), ds1 + ds2)
 
@@ -110,6 +115,8 @@ def _labels(task: str, data: MitbihData) -> pd.Series:
 
 def fit_featurizer(features: dict[str, Any], data: MitbihData, ids: np.ndarray) -> BeatFeaturizer:
     """A :class:`BeatFeaturizer` (annotated R peaks) z-scored on the records of ``ids``."""
+    from medseq.features.signals.beat_featurizer import BeatFeaturizer
+
     check_known_keys("[features] (mitbih)", features, FEATURIZER_KEYS)
     featurizer = BeatFeaturizer(peaks="annotations", **features)
     records = sorted({str(r) for r in data.beats.loc[ids, "record"]})
@@ -118,6 +125,8 @@ def fit_featurizer(features: dict[str, Any], data: MitbihData, ids: np.ndarray) 
 
 def transform(featurizer: BeatFeaturizer, data: MitbihData, ids: np.ndarray) -> dict:
     """Each beat of ``ids`` with its ``context_beats`` predecessors: ``values``, ``lengths``."""
+    from medseq.features.signals.beat_featurizer import beat_context
+
     ids = np.asarray(ids, dtype=np.int64)
     unknown = np.setdiff1d(ids, data.beats.index.to_numpy())
     if unknown.size:
@@ -149,6 +158,8 @@ def _ids_of(labels: pd.Series, records: tuple[str, ...]) -> np.ndarray:
 
 def de_chazal(spec: Any, data: MitbihData, labels: pd.Series) -> SplitIds:
     """Train: DS1 minus :data:`VALIDATION_RECORDS`; validation: those; test: DS2."""
+    from medseq.tasks.ecg import MITBIH_DS1, MITBIH_DS2
+
     train_records = tuple(r for r in MITBIH_DS1 if r not in VALIDATION_RECORDS)
     folds = [(_ids_of(labels, train_records), _ids_of(labels, VALIDATION_RECORDS))]
     test = _ids_of(labels, MITBIH_DS2)
@@ -165,6 +176,8 @@ def _records(task: str, data: MitbihData, ids: np.ndarray) -> np.ndarray:
 
 def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
     """Per-class sensitivity (``se_*``) and positive predictivity (``ppv_*``), accuracy."""
+    from medseq.evaluation.multi import confusion
+
     matrix = confusion(y_true, y_prob, len(BEAT_CLASSES)).astype(np.float64)
     tp = np.diag(matrix)
     out = {"accuracy": float(tp.sum() / max(matrix.sum(), 1.0))}
@@ -175,6 +188,20 @@ def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, floa
         out[f"se_{name}"], out[f"ppv_{name}"] = float(se[k]), float(ppv[k])
     return out
 
+
+BEATS_EXAMPLE = {
+    "records": [
+        {
+            "record_id": "100",
+            "fs_hz": 360,
+            "samples": [[-0.145, -0.145, -0.145, -0.145, -0.145, -0.145, -0.145, -0.145],
+                        [-0.065, -0.065, -0.065, -0.065, -0.065, -0.065, -0.065, -0.065]],
+            "channel_names": ["MLII", "V1"],
+            "r_peaks": [2, 5],
+            "beats": [1],
+        }
+    ]
+}  # fmt: skip
 
 MITBIH = DatasetSpec(
     name="mitbih",
@@ -188,4 +215,12 @@ MITBIH = DatasetSpec(
     protocols={"de_chazal": de_chazal},
     metrics=metrics,
     groups=_records,
+    request=LazyBody("medseq.datasets.ecg_serving:parse_mitbih", "ecg_beats", BEATS_EXAMPLE),
+    unsupported={
+        "POST /v1/predict with a FHIR Bundle": "a beat classifier needs the R-peak positions "
+        "of the beats, which a FHIR SampledData does not carry; send the arrays body "
+        "with r_peaks",
+        "streaming": "beats are classified per record from the record's median beat; "
+        "streaming signals are a later issue",
+    },
 )

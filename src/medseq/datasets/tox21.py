@@ -25,6 +25,7 @@ import pandas as pd
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.features.molecules.smiles import SmilesFeaturizer
 from medseq.schema import check_known_keys
+from medseq.serving.requests import LazyBody
 from medseq.sources import tox21
 
 AUGMENT_KEYS = ("enumerate", "enumerate_p")
@@ -33,9 +34,10 @@ FEATURIZER_KEYS = ("min_count", "max_length", "n_enumerations", "seed")
 
 @dataclass(frozen=True)
 class Molecules:
-    """The read file and each molecule's canonical SMILES (same index)."""
+    """The read file (None for a request's molecules) and each molecule's canonical SMILES
+    (same index)."""
 
-    raw: tox21.Tox21Data
+    raw: tox21.Tox21Data | None
     canonical: pd.Series
 
 
@@ -92,6 +94,13 @@ def _augment(features: dict[str, Any], featurizer: SmilesFeaturizer) -> Any:
     return SmilesEnumerationAugment(featurizer, p=float(features.get("enumerate_p", 1.0)))
 
 
+SMILES_EXAMPLE = {
+    "molecules": [
+        {"id": "aspirin", "smiles": "CC(=O)Oc1ccccc1C(=O)O"},
+        {"id": "caffeine", "smiles": "Cn1cnc2c1c(=O)n(C)c(=O)n2C"},
+    ]
+}
+
 TOX21 = DatasetSpec(
     name="tox21",
     tasks={"toxicity": "multilabel"},
@@ -103,4 +112,10 @@ TOX21 = DatasetSpec(
     class_names=_class_names,
     protocols={"random": _random, "scaffold": _scaffold},
     augment=_augment,
+    request=LazyBody("medseq.datasets.tox21_serving:parse", "smiles", SMILES_EXAMPLE),
+    unsupported={
+        "POST /v1/predict with a FHIR Bundle": "a molecule is a SMILES string; FHIR has no "
+        "resource for it here",
+        "streaming": "a molecule is one string, not a sequence that arrives over time",
+    },
 )
