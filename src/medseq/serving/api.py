@@ -38,14 +38,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from medseq.serving import schemas
-from medseq.serving.engine import AlertPolicy, ObservationError
+from medseq.serving.engine import AlertPolicy
 from medseq.serving.inputs import parse_json
 from medseq.serving.manifest import model_version, read_manifest
 from medseq.serving.metrics import Metrics
@@ -59,9 +58,9 @@ from medseq.serving.requests import (
     is_fhir_bundle,
 )
 from medseq.serving.settings import ServeSettings
+from medseq.serving.stream_routes import discharge, observe, patient
 
 logger = logging.getLogger(__name__)
-PatientIdPath = Annotated[str, PathParam(pattern=schemas.PATIENT_ID_PATTERN)]
 _bearer = HTTPBearer(auto_error=False)
 STREAM_STAGE = "streaming (/v1/patients/...)"
 
@@ -236,10 +235,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _skipped(items: list[dict]) -> list[schemas.Skipped]:
-    return [schemas.Skipped(**s) for s in items]
-
-
 async def healthz() -> dict[str, str]:
     """Liveness: the process answers (no token needed)."""
     return {"status": "ok"}
@@ -359,76 +354,3 @@ async def _predict(request: Request) -> dict[str, Any]:
     used = sum(p.get("n_events_used") or 0 for p in out["predictions"])
     state.metrics.count_observations("batch", used)
     return {"model_version": state.version, **out}
-
-
-def _stream_state(request: Request, patient_id: str, stay) -> dict[str, Any]:
-    state, bundle = stay.state, request.app.state.bundle
-    threshold = bundle.threshold
-    decision = None if threshold is None or bundle.task != "binary" else state.risk >= threshold
-    return {
-        "patient_id": patient_id,
-        "model_version": request.app.state.version,
-        "risk": state.risk,
-        "decision": decision,
-        "alert": state.alert,
-        "n_observations": state.n_observations,
-        "hours_covered": state.features.open_bin + 1 if state.n_observations else 0,
-        "admission_time": stay.admission_time,
-    }
-
-
-def _stream(request: Request) -> Any:
-    stream = request.app.state.stream
-    if stream is None:
-        raise RequestUnavailable(request.app.state.unavailable or "streaming is not available")
-    return stream
-
-
-def _history_for(request: Request, patient_id: str, obj: Any, stream: Any):
-    state = request.app.state
-    stay = stream.get(patient_id)
-    admission = stay.admission_time if stay is not None else None
-    context = RequestContext(
-        state.bundle.featurizer, task=state.served.task, now=_now(),
-        max_future=timedelta(minutes=state.settings.max_future_minutes),
-    )  # fmt: skip
-    return state.served.streaming.load().observations(obj, patient_id, admission, context)
-
-
-async def observe(request: Request, patient_id: PatientIdPath) -> schemas.StreamUpdate:
-    """Add observations for one patient; answers after the new state is committed."""
-    stream = _stream(request)
-    if stream.engine is None:
-        raise StreamingUnsupported(stream.unsupported)
-    obj = parse_json(await request.body())
-    history, prefix = _history_for(request, patient_id, obj, stream)
-    try:
-        stay, result = stream.update(patient_id, history)
-    except ObservationError as err:
-        origin = history.origins[err.index] if err.index >= 0 else None
-        loc = (*prefix, origin, err.field) if origin is not None else ("body", err.field)
-        raise RequestError.at(loc, str(err)) from None
-    skipped = history.skipped + [
-        {**s, "index": history.origins[s["index"]]} for s in result.skipped
-    ]
-    metrics = request.app.state.metrics
-    metrics.count_observations("applied", result.n_applied)
-    metrics.count_observations("skipped", len(skipped))
-    body = _stream_state(request, patient_id, stay)
-    return schemas.StreamUpdate(**body, n_applied=result.n_applied, skipped=_skipped(skipped))
-
-
-async def patient(request: Request, patient_id: PatientIdPath) -> schemas.StreamState:
-    """The current state of an open stay (404 if none)."""
-    stay = _stream(request).get(patient_id)
-    if stay is None:
-        raise HTTPException(404, "no open stay for this patient")
-    return schemas.StreamState(**_stream_state(request, patient_id, stay))
-
-
-async def discharge(request: Request, patient_id: PatientIdPath) -> schemas.StreamState:
-    """End a stay; answers its final state. The stored state and observations are deleted."""
-    stay = _stream(request).discharge(patient_id)
-    if stay is None:
-        raise HTTPException(404, "no open stay for this patient")
-    return schemas.StreamState(**_stream_state(request, patient_id, stay))
