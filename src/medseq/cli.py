@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -41,10 +42,12 @@ def _friendly_errors(command: F) -> F:
 
 
 def _setup_logging(verbose: bool) -> None:
-    from medseq.training.distributed import is_rank_zero  # torchrun ranks > 0 log warnings only
-
+    # torchrun ranks > 0 log warnings only. RANK is read here, as
+    # medseq.training.distributed.is_rank_zero does, so that `serve`, `export` and
+    # `predict --runtime onnx` never import the training stack.
+    rank_zero = os.environ.get("RANK", "0") == "0"
     logging.basicConfig(
-        level=logging.INFO if verbose and is_rank_zero() else logging.WARNING,
+        level=logging.INFO if verbose and rank_zero else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
