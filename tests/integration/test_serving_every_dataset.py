@@ -273,13 +273,15 @@ def test_tox21_smiles_body_matches_offline(client_of, tmp_path):
 # -- AdrenalMNIST3D ----------------------------------------------------------------------
 
 
-def test_adrenal_volume_body_matches_offline(client_of, tmp_path):
+def test_adrenal_volume_body_matches_offline(client_of, tmp_path, caplog):
     spec = get_dataset("adrenalmnist3d")
     data = spec.read(dataset_dir("adrenalmnist3d"))
     ids = data.ids("train")[:64]
     model = {"kind": "slice_rnn", "channels": [4], "slice_embedding_size": 8, "hidden_size": 8}
     bundle_dir = _tiny_bundle(tmp_path / "b", "adrenalmnist3d", "adrenal", data, ids, {}, model)
-    client = client_of(bundle_dir)
+    with caplog.at_level("WARNING", logger="medseq.serving.api"):
+        client = client_of(bundle_dir)
+    assert any("streaming routes disabled" in r.getMessage() for r in caplog.records)
     chosen = data.ids("test")[:2]
     body = {"volumes": [{"id": f"v{i}", "voxels": data.images[i].tolist()} for i in chosen]}
     out, got = _served(client, body)
@@ -290,6 +292,12 @@ def test_adrenal_volume_body_matches_offline(client_of, tmp_path):
                       ["body", "volumes", 0, "voxels"])  # fmt: skip
     assert "28" in detail[0]["msg"]
     _no_streaming(client, "adrenalmnist3d")
+    card = client.get("/v1/model", headers=AUTH).json()
+    assert card["dataset"] == "adrenalmnist3d" and card["request"]["request"]["modality"]
+    assert "read whole" in card["streaming"]["reason"]
+    openapi = client.get("/openapi.json").json()["paths"]["/v1/predict"]["post"]
+    examples = openapi["requestBody"]["content"]["application/json"]["examples"]
+    assert examples["request"]["value"]["volumes"][0]["id"] == "scan-1"
 
 
 # -- MIMIC-III demo ----------------------------------------------------------------------
