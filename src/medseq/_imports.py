@@ -34,6 +34,19 @@ EXTRA_OF_MODULE = {
 }
 
 
+def install_hint(err: ModuleNotFoundError) -> str:
+    """``"the optional module 'wfdb' (pip install 'medseq[train]')"`` for a missing module.
+
+    >>> install_hint(ModuleNotFoundError("No module named 'wfdb'", name="wfdb"))
+    "the optional module 'wfdb' (pip install 'medseq[train]')"
+    """
+    module = (err.name or "").split(".")[0]
+    extra = EXTRA_OF_MODULE.get(module)
+    if extra is None:
+        return f"the Python module {module!r}, which is not installed"
+    return f"the optional module {module!r} (pip install 'medseq[{extra}]')"
+
+
 def missing_extra_message(err: ModuleNotFoundError) -> str:
     """Name the extra to install for a missing optional module, instead of a traceback.
 

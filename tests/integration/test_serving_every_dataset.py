@@ -369,3 +369,40 @@ def _visits_fhir(patient: dict) -> dict:
             encounter = {"reference": f"Encounter/{eid}"}
             entries.append({"resource": {**resource, "subject": subject, "encounter": encounter}})
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+BLOCKED_RUN = """
+import importlib.abc, json, sys, warnings
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"sklearn", "scipy", "wfdb"}:
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+warnings.simplefilter("ignore")
+from fastapi.testclient import TestClient
+from medseq.serving.api import create_app
+from medseq.serving.settings import ServeSettings
+token = "test-token-0123456789abcdef"
+app = create_app(sys.argv[1], ServeSettings(tokens=(token,)))
+with TestClient(app) as client:
+    body = {"records": [{"record_id": "r1", "fs_hz": 300, "samples": [0.0] * 3000}]}
+    answer = client.post("/v1/predict", json=body, headers={"Authorization": f"Bearer {token}"})
+    print(json.dumps({"status": answer.status_code, "body": answer.json()}))
+"""
+
+
+def test_a_bundle_needing_wfdb_starts_without_it_and_names_the_extra(cinc_bundle):
+    """As in the serve-only install (no scipy, wfdb): the service starts; the XQRS beat
+    bundle's predictions answer 503 naming the extra to install, not a traceback."""
+    import json
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", BLOCKED_RUN, str(cinc_bundle)],
+        capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["status"] == 503, out
+    assert "pip install 'medseq[train]'" in out["body"]["detail"]
+    assert "Traceback" not in run.stderr

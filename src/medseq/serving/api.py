@@ -120,14 +120,13 @@ def _auth(
 
 def _load(bundle_dir: Path) -> tuple[Any, str | None]:
     """The bundle, or None and why (a module of an extra missing in this install)."""
-    from medseq._imports import missing_extra_message
+    from medseq._imports import install_hint
     from medseq.bundle import load_bundle
 
     try:
         return load_bundle(bundle_dir), None
     except ModuleNotFoundError as err:
-        why = missing_extra_message(err).removeprefix("error: ")
-        return None, f"this bundle's featurizer cannot be loaded here: {why}"
+        return None, f"this bundle's featurizer needs {install_hint(err)}"
 
 
 @asynccontextmanager

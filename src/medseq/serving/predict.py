@@ -44,10 +44,9 @@ def featurise(spec: Any, bundle: Any, parsed: Parsed) -> dict[str, np.ndarray]:
     try:
         return spec.transform(bundle.featurizer, parsed.data, parsed.ids)
     except ModuleNotFoundError as err:
-        from medseq._imports import missing_extra_message
+        from medseq._imports import install_hint
 
-        message = missing_extra_message(err).removeprefix("error: ")
-        raise RequestUnavailable(f"this bundle's featurizer: {message}") from None
+        raise RequestUnavailable(f"this bundle's featurizer needs {install_hint(err)}") from None
     except ValueError as err:
         raise RequestError.at(("body",), f"the featurizer refused the input: {err}") from None
 
