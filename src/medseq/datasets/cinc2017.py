@@ -152,7 +152,7 @@ def beat_featurizer(features: dict[str, Any]) -> BeatFeaturizer:
     return BeatFeaturizer(peaks="xqrs", **options)
 
 
-def fit_beats(featurizer: BeatFeaturizer, signals: list[Signal]) -> BeatFeaturizer:
+def fit_beats(featurizer: Any, signals: list[Signal]) -> BeatFeaturizer:
     """Fit the beat z-scoring (and the summaries' z-scoring) on the training ``signals``."""
     if featurizer.kind == "beats_rhythm":
         featurizer.fit_summaries(signals)

@@ -163,7 +163,9 @@ def parse_cinc_fhir(body: Any, context: RequestContext) -> Parsed:
 
 def _sampled_signal(res: Any, i: int, name: str) -> Signal:
     where = ("body", "entry", i, "resource")
-    parts = [(res.code, res.valueSampledData, (*where, "valueSampledData"))]
+    parts: list[tuple[Any, Any, tuple]] = [
+        (res.code, res.valueSampledData, (*where, "valueSampledData"))
+    ]
     if res.valueSampledData is None:
         parts = [
             (c.code, c.valueSampledData, (*where, "component", j, "valueSampledData"))
@@ -172,7 +174,9 @@ def _sampled_signal(res: Any, i: int, name: str) -> Signal:
         ]
     if not parts:
         raise RequestError.at((*where, "valueSampledData"), "an ECG Observation needs samples")
-    rows, periods, leads = [], set(), []
+    rows: list[np.ndarray] = []
+    periods: set[float] = set()
+    leads: list[str] = []
     for code, sampled, loc in parts:
         rows.append(_sampled_values(sampled, loc))
         periods.add(float(sampled.period))

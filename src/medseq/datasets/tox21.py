@@ -48,10 +48,16 @@ def _read(path: Path) -> Molecules:
     return Molecules(raw=data, canonical=data.smiles.map(canonical_smiles))
 
 
+def _file(data: Molecules) -> tox21.Tox21Data:
+    if data.raw is None:
+        raise ValueError("these molecules come from a request: they have no labels or file")
+    return data.raw
+
+
 def _labels(task: str, data: Molecules) -> pd.DataFrame:
     if task != "toxicity":
         raise ValueError(f"unknown Tox21 task {task!r}; supported: ['toxicity']")
-    return data.raw.labels
+    return _file(data).labels
 
 
 def _fit(features: dict[str, Any], data: Molecules, ids: np.ndarray) -> SmilesFeaturizer:
@@ -82,7 +88,7 @@ def _random(spec: Any, data: Molecules, labels: pd.DataFrame) -> SplitIds:
 def _scaffold(spec: Any, data: Molecules, labels: pd.DataFrame) -> SplitIds:
     from medseq.tasks.molecules import scaffold_split
 
-    train, val, test = scaffold_split(data.raw.smiles.loc[labels.index])
+    train, val, test = scaffold_split(_file(data).smiles.loc[labels.index])
     return SplitIds(folds=[(train, val)], test=test)
 
 
