@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 CONFIG ?= configs/default.toml
 
-.PHONY: setup main test lint bench clean
+.PHONY: setup main test lint bench clean serve-only-check
 
 $(BIN)/medseq: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ test: setup  ## the whole test suite, including the real-data integration tests
 	$(BIN)/mypy src  # [tool.mypy] in pyproject.toml
 	$(BIN)/python -m pytest -q --doctest-modules src/medseq  # the docstring examples
 	$(BIN)/python -m pytest -q
+
+# The `serve` extra alone (no scikit-learn, scipy, wfdb) in a fresh venv: serve, ONNX export and
+# ONNX predict of a small bundle trained here (1 epoch, 300 stays).
+SERVE_ONLY_DIR ?= runs/serve-only
+serve-only-check: setup
+	$(BIN)/medseq train configs/gru.toml --no-test --set train.epochs=1 --set data.max_subjects=300 \
+		--set data.cv_folds=0 -o $(SERVE_ONLY_DIR)
+	PYTHON=$(PYTHON) TORCH_SPEC="$(TORCH_SPEC)" bash scripts/check_serve_only.sh \
+		$(SERVE_ONLY_DIR)/bundle $${MEDSEQ_DATA:-../shared/data}/physionet2012/set-b.tar.gz
 
 # PEERS=1 first installs Keras/TensorFlow CPU and PyPOTS into benchmarks/.peer-venvs/ (never
 # into $(VENV)); without them the training comparison runs medseq alone. Results: benchmarks/results/

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -11,6 +12,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from medseq import __version__
+from medseq._imports import missing_extra_message
 
 app = typer.Typer(
     name="medseq",
@@ -21,36 +23,6 @@ app = typer.Typer(
 
 
 F = TypeVar("F", bound=Callable[..., None])
-
-# Which optional-dependency group ships each third-party module a command may import.
-EXTRA_OF_MODULE = {
-    "sklearn": "train",
-    "scipy": "train",
-    "wfdb": "train",
-    "matplotlib": "report",
-    "jinja2": "report",
-    "captum": "report",
-    "fastapi": "serve",
-    "uvicorn": "serve",
-    "fhir": "serve",
-    "onnx": "serve",
-    "onnxruntime": "serve",
-    "flwr": "federated",
-    "ray": "federated",
-    "opacus": "federated",
-}
-
-
-def missing_extra_message(err: ModuleNotFoundError) -> str:
-    """Name the extra to install for a missing optional module, instead of a traceback."""
-    module = (err.name or "").split(".")[0]
-    extra = EXTRA_OF_MODULE.get(module)
-    if extra is None:
-        return f"error: missing Python module {module!r} ({err})"
-    return (
-        f"error: this command needs the optional module {module!r}: pip install 'medseq[{extra}]'"
-    )
-
 
 def _friendly_errors(command: F) -> F:
     """Turn input errors into one clear line and exit code 2 instead of a traceback."""
@@ -70,10 +42,12 @@ def _friendly_errors(command: F) -> F:
 
 
 def _setup_logging(verbose: bool) -> None:
-    from medseq.training.distributed import is_rank_zero  # torchrun ranks > 0 log warnings only
-
+    # torchrun ranks > 0 log warnings only. RANK is read here, as
+    # medseq.training.distributed.is_rank_zero does, so that `serve`, `export` and
+    # `predict --runtime onnx` never import the training stack.
+    rank_zero = os.environ.get("RANK", "0") == "0"
     logging.basicConfig(
-        level=logging.INFO if verbose and is_rank_zero() else logging.WARNING,
+        level=logging.INFO if verbose and rank_zero else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 

@@ -35,6 +35,20 @@ def test_serving_needs_no_training_dependency():
     assert "medseq.training" not in loaded
 
 
+def test_serve_command_and_every_dataset_spec_load_without_training_dependencies():
+    """What `medseq serve` imports before the bundle (CLI logging, the app, the server) and
+    every dataset spec, as the serve-only install has them: no sklearn, scipy, wfdb, RDKit,
+    and not medseq.training (scripts/check_serve_only.sh installs it for real)."""
+    loaded = _loaded_after(
+        "import medseq.cli; medseq.cli._setup_logging(False); "
+        "import medseq.serving.server, medseq.serving.api, medseq.serving.onnx; "
+        "from medseq.datasets import DATASETS, get_dataset; "
+        "specs = [get_dataset(name) for name in DATASETS]"
+    )
+    assert not {"sklearn", "scipy", "wfdb", "rdkit"} & loaded
+    assert "medseq.training" not in loaded
+
+
 def test_core_dependencies_leave_training_to_extras():
     from pathlib import Path
 

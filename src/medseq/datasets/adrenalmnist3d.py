@@ -23,6 +23,7 @@ import pandas as pd
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.features.images.volumes import VolumeFeaturizer, VolumeFlipShift
 from medseq.schema import check_known_keys
+from medseq.serving.requests import LazyBody
 from medseq.sources import medmnist3d
 
 FEATURIZER_KEYS = ("axis", "scale")
@@ -97,11 +98,17 @@ def _metrics(task: str, y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
 
 #: Stages that make no sense for image volumes, and why.
 UNSUPPORTED = {
+    "POST /v1/predict with a FHIR Bundle": (
+        "a volume is sent as nested arrays; FHIR ImagingStudy references DICOM, which "
+        "medseq does not read"
+    ),
     "streaming": (
         "a CT volume is acquired and read whole; its slices are a spatial sequence, not "
         "observations arriving over time"
     ),
 }
+
+VOLUME_EXAMPLE = {"volumes": [{"id": "scan-1", "voxels": [[[0] * 28] * 28] * 28}]}
 
 
 ADRENALMNIST3D = DatasetSpec(
@@ -115,5 +122,8 @@ ADRENALMNIST3D = DatasetSpec(
     protocols={"official": _official},
     metrics=_metrics,
     augment=_augment,
+    request=LazyBody(
+        "medseq.datasets.adrenalmnist3d_serving:parse", "volume", VOLUME_EXAMPLE
+    ),
     unsupported=UNSUPPORTED,
 )

@@ -29,24 +29,26 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from medseq.datasets import partitions
 from medseq.datasets.registry import DatasetSpec
-from medseq.features.signals.beat_featurizer import BeatFeaturizer
-from medseq.features.signals.rhythm_summary import RhythmBeatFeaturizer
-from medseq.features.signals.signal_featurizer import SignalFeaturizer
 from medseq.schema import DataError, Signal, check_known_keys
-from medseq.sources import physionet2017
-from medseq.tasks.ecg import CINC2017_CLASSES, challenge_f1, cinc2017_labels
+from medseq.serving.requests import LazyBody
+
+if TYPE_CHECKING:
+    from medseq.features.signals.beat_featurizer import BeatFeaturizer
+    from medseq.sources import physionet2017
 
 logger = logging.getLogger(__name__)
 
 
 KINDS = ("signal", "beats")
+#: The featurizer kinds (``featurizer.kind``) of the two beat featurizers.
+BEAT_KINDS = ("beats", "beats_rhythm")
 AUGMENT_KEYS = {"signal": ("crop_seconds",), "beats": ("crop_beats",)}
 OTHER_KEYS = {"signal": (), "beats": ("rhythm_summary", "beat_morphology")}
 FEATURIZER_KEYS = {
@@ -82,6 +84,8 @@ def record_number(record_id: str) -> int:
 
 def from_set(data: physionet2017.PhysioNet2017Set) -> CincData:
     """Index a read :class:`~medseq.sources.physionet2017.PhysioNet2017Set` by record number."""
+    from medseq.tasks.ecg import cinc2017_labels
+
     signals = {record_number(s.record_id): s for s in data.signals}
     labels = cinc2017_labels(data.labels)
     labels.index = pd.Index([record_number(r) for r in labels.index], name="subject_id")
@@ -90,6 +94,8 @@ def from_set(data: physionet2017.PhysioNet2017Set) -> CincData:
 
 def read(path: Path, *, max_records: int | None = None) -> CincData:
     """Read the recordings under ``path`` (folder or ``.tar.xz`` part) with their labels."""
+    from medseq.sources import physionet2017
+
     return from_set(physionet2017.read(path, max_records=max_records))
 
 
@@ -125,6 +131,8 @@ def _signals(data: CincData, ids: np.ndarray) -> list[Signal]:
 
 def fit_featurizer(features: dict[str, Any], data: CincData, ids: np.ndarray) -> Any:
     """A :class:`SignalFeaturizer` or an XQRS :class:`BeatFeaturizer` fitted on ``ids``."""
+    from medseq.features.signals.signal_featurizer import SignalFeaturizer
+
     kind = _kind(features)
     signals = _signals(data, ids)
     if kind == "signal":
@@ -136,6 +144,9 @@ def fit_featurizer(features: dict[str, Any], data: CincData, ids: np.ndarray) ->
 def beat_featurizer(features: dict[str, Any]) -> BeatFeaturizer:
     """The unfitted XQRS featurizer of ``[features]`` with ``kind = "beats"`` (a
     :class:`RhythmBeatFeaturizer` with ``rhythm_summary``); other keys are ignored."""
+    from medseq.features.signals.beat_featurizer import BeatFeaturizer
+    from medseq.features.signals.rhythm_summary import RhythmBeatFeaturizer
+
     options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS["beats"]}
     if features.get("rhythm_summary", False):
         morphology = features.get("beat_morphology", False)
@@ -143,9 +154,9 @@ def beat_featurizer(features: dict[str, Any]) -> BeatFeaturizer:
     return BeatFeaturizer(peaks="xqrs", **options)
 
 
-def fit_beats(featurizer: BeatFeaturizer, signals: list[Signal]) -> BeatFeaturizer:
+def fit_beats(featurizer: Any, signals: list[Signal]) -> BeatFeaturizer:
     """Fit the beat z-scoring (and the summaries' z-scoring) on the training ``signals``."""
-    if isinstance(featurizer, RhythmBeatFeaturizer):
+    if featurizer.kind == "beats_rhythm":
         featurizer.fit_summaries(signals)
     return featurizer.fit([featurizer.raw_features(s)[0] for s in signals])
 
@@ -157,19 +168,23 @@ def transform(featurizer: Any, data: CincData, ids: np.ndarray) -> dict[str, np.
 
 
 def _sizes(featurizer: Any) -> dict[str, int]:
-    if isinstance(featurizer, RhythmBeatFeaturizer):
+    if featurizer.kind == "beats_rhythm":
         return {"in_channels": featurizer.n_features, "static_size": featurizer.n_summaries}
-    if isinstance(featurizer, BeatFeaturizer):
+    if featurizer.kind == "beats":
         return {"in_channels": featurizer.n_features}
     return {"in_channels": int(featurizer.n_channels)}
 
 
 def _class_names(task: str, data: CincData) -> list[str]:
+    from medseq.tasks.ecg import CINC2017_CLASSES
+
     return list(CINC2017_CLASSES)
 
 
 def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
     """The challenge F1: mean F1 of N, A and O of the argmax predictions."""
+    from medseq.tasks.ecg import challenge_f1
+
     y = np.asarray(y_true)
     keep = ~np.isnan(y)
     return {"challenge_f1": challenge_f1(y[keep].astype(int), np.argmax(y_prob[keep], axis=1))}
@@ -178,7 +193,7 @@ def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, floa
 def _augment(features: dict[str, Any], featurizer: Any) -> Any:
     from medseq.datasets.ecg_augment import RandomCropAugment
 
-    if isinstance(featurizer, BeatFeaturizer):
+    if featurizer.kind in BEAT_KINDS:
         beats = features.get("crop_beats")
         return None if beats is None else RandomCropAugment(int(beats))
     seconds = features.get("crop_seconds")
@@ -212,6 +227,7 @@ def _iid(data, labels, *, n_sites: int, alpha: float, seed: int) -> pd.Series:
 def federated_fit(features: dict[str, Any]) -> Any:
     """The featurizer of ``[features]`` fitted across sites from per-site moments."""
     from medseq.features.signals.federated import BeatFederatedFit, SignalFederatedFit
+    from medseq.features.signals.signal_featurizer import SignalFeaturizer
 
     if _kind(features) == "signal":
         options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS["signal"]}
@@ -222,6 +238,36 @@ def federated_fit(features: dict[str, Any]) -> Any:
 def _site_signals(data: CincData, ids: np.ndarray) -> list[Signal]:
     return _signals(data, ids)
 
+_SERVING = "medseq.datasets.ecg_serving"
+RECORDS_EXAMPLE = {
+    "records": [
+        {
+            "record_id": "A00001",
+            "fs_hz": 300,
+            "samples": [[-0.127, -0.162, -0.197, -0.229, -0.245, -0.250, -0.238, -0.220]],
+            "channel_names": ["lead I"],
+        }
+    ]
+}
+FHIR_EXAMPLE = {
+    "resourceType": "Bundle",
+    "type": "collection",
+    "entry": [
+        {
+            "resource": {
+                "resourceType": "Observation",
+                "id": "A00001",
+                "status": "final",
+                "code": {"coding": [{"system": "http://loinc.org", "code": "131328",
+                                     "display": "MDC_ECG_ELEC_POTL"}]},
+                "subject": {"reference": "Patient/p1"},
+                "valueSampledData": {"origin": {"value": 0}, "period": 3.3333333333,
+                                     "factor": 0.001, "dimensions": 1,
+                                     "data": "-127 -162 -197 -229 -245 -250 -238 -220"},
+            }
+        }
+    ],
+}  # fmt: skip
 
 CINC2017 = DatasetSpec(
     name="cinc2017",
@@ -234,6 +280,8 @@ CINC2017 = DatasetSpec(
     class_names=_class_names,
     metrics=metrics,
     augment=_augment,
+    request=LazyBody(f"{_SERVING}:parse_cinc", "ecg", RECORDS_EXAMPLE),
+    fhir=LazyBody(f"{_SERVING}:parse_cinc_fhir", "ecg", FHIR_EXAMPLE),
     unsupported=UNSUPPORTED,
     partitions={
         "dirichlet": partitions.dirichlet,

@@ -35,6 +35,7 @@ import pandas as pd
 
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.features.histories.visits import VisitFeaturizer
+from medseq.serving.requests import LazyBody
 from medseq.sources.history import HistorySet
 from medseq.tasks import histories
 
@@ -44,10 +45,15 @@ TASKS = {"next_visit": "multilabel", "next_visit_chapter": "multilabel", "mortal
 
 @dataclass
 class HistoryData:
-    """A read history and the task it was last labelled for (which fixes the samples)."""
+    """A read history and the task it was last labelled for (which fixes the samples).
+
+    ``samples``, when set, are the samples to featurise instead of the task's (a request's
+    patients, predicted after their last visit: :mod:`medseq.datasets.histories_serving`).
+    """
 
     history: HistorySet
     task: str | None = None
+    samples: pd.DataFrame | None = None
 
     @property
     def report(self):
@@ -62,7 +68,7 @@ def _labels(task: str, data: HistoryData) -> pd.Series | pd.DataFrame:
 
 
 def _samples(data: HistoryData, task: str, ids: np.ndarray) -> pd.DataFrame:
-    table = histories.samples(data.history, task)
+    table = histories.samples(data.history, task) if data.samples is None else data.samples
     ids = np.asarray(ids, dtype=np.int64)
     unknown = ids[~np.isin(ids, table.index.to_numpy())]
     if unknown.size:
@@ -157,6 +163,40 @@ UNSUPPORTED = {
         "batch or REST prediction; there is no per-observation state worth keeping"
     ),
 }
+_SERVING = "medseq.datasets.histories_serving"
+VISITS_EXAMPLE = {
+    "patients": [
+        {
+            "patient_id": "p1",
+            "visits": [
+                {"codes": ["ADMISSION/EMERGENCY", "ICD9DX/4019", "ICD9DX/42731"]},
+                {"codes": ["ADMISSION/ELECTIVE", "ICD9DX/25000", "ICD9PX/3615"]},
+            ],
+        }
+    ]
+}
+FHIR_EXAMPLE = {
+    "resourceType": "Bundle",
+    "type": "collection",
+    "entry": [
+        {"resource": {"resourceType": "Encounter", "id": "e1", "status": "finished",
+                      "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                "code": "IMP"},
+                      "subject": {"reference": "Patient/p1"},
+                      "period": {"start": "2101-10-20T19:08:00+00:00"}}},
+        {"resource": {"resourceType": "Condition",
+                      "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-9-cm",
+                                           "code": "401.9"}]},
+                      "subject": {"reference": "Patient/p1"},
+                      "encounter": {"reference": "Encounter/e1"}}},
+        {"resource": {"resourceType": "MedicationRequest", "status": "completed",
+                      "intent": "order",
+                      "medicationCodeableConcept": {"coding": [
+                          {"system": "http://hl7.org/fhir/sid/ndc", "code": "00904516561"}]},
+                      "subject": {"reference": "Patient/p1"},
+                      "encounter": {"reference": "Encounter/e1"}}},
+    ],
+}  # fmt: skip
 
 
 def history_spec(name: str, read: Callable[[Path], HistoryData]) -> DatasetSpec:
@@ -173,5 +213,7 @@ def history_spec(name: str, read: Callable[[Path], HistoryData]) -> DatasetSpec:
         protocols={"subject": _subject_split},
         metrics=_metrics,
         groups=_subjects,
+        request=LazyBody(f"{_SERVING}:parse_visits", "visits", VISITS_EXAMPLE),
+        fhir=LazyBody(f"{_SERVING}:parse_fhir", "visits", FHIR_EXAMPLE),
         unsupported=UNSUPPORTED,
     )

@@ -25,19 +25,17 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from medseq.datasets.registry import DatasetSpec, SplitIds
-from medseq.evaluation.multi import confusion
-from medseq.features.signals.beat_featurizer import BeatFeaturizer
-from medseq.features.signals.beat_sequence import beat_context
-from medseq.features.signals.beats import AAMI_CLASSES, beat_annotations
 from medseq.schema import DataError, ReadReport, Signal, check_known_keys
-from medseq.sources import wfdb_records
-from medseq.tasks.ecg import MITBIH_DS1, MITBIH_DS2, MITBIH_PACED, mitbih_split
+from medseq.serving.requests import LazyBody
+
+if TYPE_CHECKING:
+    from medseq.features.signals.beat_featurizer import BeatFeaturizer
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +74,10 @@ class MitbihData:
 
 def read_records(folder: Path, records: tuple[str, ...]) -> MitbihData:
     """Read ``records`` (lead signals and reference beats) from a WFDB folder."""
+    from medseq.features.signals.beats import AAMI_CLASSES, beat_annotations
+    from medseq.sources import wfdb_records
+    from medseq.tasks.ecg import MITBIH_PACED
+
     paced = sorted(set(records) & set(MITBIH_PACED))
     if paced:
         raise DataError(f"paced records {paced} are excluded from AAMI beat classification")
@@ -103,6 +105,8 @@ def read(path: Path) -> MitbihData:
     A folder's WFDB ``RECORDS`` file, when present, says which records it holds: the full
     database lists all 48, a subset folder (a quick look, a test) lists its own.
     """
+    from medseq.tasks.ecg import mitbih_split
+
     ds1, ds2 = mitbih_split()
     records, listing = ds1 + ds2, Path(path) / "RECORDS"
     if listing.is_file():
@@ -121,6 +125,8 @@ def _labels(task: str, data: MitbihData) -> pd.Series:
 
 def fit_featurizer(features: dict[str, Any], data: MitbihData, ids: np.ndarray) -> BeatFeaturizer:
     """A :class:`BeatFeaturizer` (annotated R peaks) z-scored on the records of ``ids``."""
+    from medseq.features.signals.beat_featurizer import BeatFeaturizer
+
     check_known_keys("[features] (mitbih)", features, FEATURIZER_KEYS)
     featurizer = BeatFeaturizer(peaks="annotations", **features)
     records = sorted({str(r) for r in data.beats.loc[ids, "record"]})
@@ -129,6 +135,8 @@ def fit_featurizer(features: dict[str, Any], data: MitbihData, ids: np.ndarray) 
 
 def transform(featurizer: BeatFeaturizer, data: MitbihData, ids: np.ndarray) -> dict:
     """Each beat of ``ids`` with its ``context_beats`` predecessors: ``values``, ``lengths``."""
+    from medseq.features.signals.beat_featurizer import beat_context
+
     ids = np.asarray(ids, dtype=np.int64)
     unknown = np.setdiff1d(ids, data.beats.index.to_numpy())
     if unknown.size:
@@ -160,6 +168,8 @@ def _ids_of(labels: pd.Series, records: tuple[str, ...]) -> np.ndarray:
 
 def de_chazal(spec: Any, data: MitbihData, labels: pd.Series) -> SplitIds:
     """Train: DS1 minus :data:`VALIDATION_RECORDS`; validation: those; test: DS2."""
+    from medseq.tasks.ecg import MITBIH_DS1, MITBIH_DS2
+
     train_records = tuple(r for r in MITBIH_DS1 if r not in VALIDATION_RECORDS)
     folds = [(_ids_of(labels, train_records), _ids_of(labels, VALIDATION_RECORDS))]
     test = _ids_of(labels, MITBIH_DS2)
@@ -176,6 +186,8 @@ def _records(task: str, data: MitbihData, ids: np.ndarray) -> np.ndarray:
 
 def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
     """Per-class sensitivity (``se_*``) and positive predictivity (``ppv_*``), accuracy."""
+    from medseq.evaluation.multi import confusion
+
     matrix = confusion(y_true, y_prob, len(BEAT_CLASSES)).astype(np.float64)
     tp = np.diag(matrix)
     out = {"accuracy": float(tp.sum() / max(matrix.sum(), 1.0))}
@@ -189,6 +201,10 @@ def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, floa
 
 #: Stages that have no method yet for beats, and why.
 UNSUPPORTED = {
+    "POST /v1/predict with a FHIR Bundle": (
+        "a beat classifier needs the R-peak positions of the beats, which a FHIR "
+        "SampledData does not carry; send the arrays body with r_peaks"
+    ),
     "explain": (
         "medseq explain covers time-grid (integrated gradients), RETAIN and slice-stack "
         "models; an ECG model (ConvRNN over samples or beats) has no explanation method yet"
@@ -199,6 +215,19 @@ UNSUPPORTED = {
     ),
 }
 
+BEATS_EXAMPLE = {
+    "records": [
+        {
+            "record_id": "100",
+            "fs_hz": 360,
+            "samples": [[-0.145, -0.145, -0.145, -0.145, -0.145, -0.145, -0.145, -0.145],
+                        [-0.065, -0.065, -0.065, -0.065, -0.065, -0.065, -0.065, -0.065]],
+            "channel_names": ["MLII", "V1"],
+            "r_peaks": [2, 5],
+            "beats": [1],
+        }
+    ]
+}  # fmt: skip
 
 MITBIH = DatasetSpec(
     name="mitbih",
@@ -212,5 +241,6 @@ MITBIH = DatasetSpec(
     protocols={"de_chazal": de_chazal},
     metrics=metrics,
     groups=_records,
+    request=LazyBody("medseq.datasets.ecg_serving:parse_mitbih", "ecg_beats", BEATS_EXAMPLE),
     unsupported=UNSUPPORTED,
 )

@@ -4,6 +4,10 @@ The data object is the reader's :class:`~medseq.sources.physionet2012.PhysioNet2
 (event table, static descriptors, outcomes); the featurizer is
 :class:`~medseq.features.ICUFeaturizer`, whose ``[features]`` table is its keyword
 arguments.
+
+Serving (:mod:`medseq.datasets.physionet2012_serving`, imported on the first request):
+``POST /v1/predict`` takes the event table as JSON or a FHIR R4 Bundle of LOINC-coded
+Observations, and the streaming routes advance one stay an observation at a time.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import pandas as pd
 from medseq.datasets import partitions
 from medseq.datasets.registry import DatasetSpec
 from medseq.features import ICUFeaturizer
+from medseq.serving.requests import LazyBody, LazyModule
 from medseq.sources import physionet2012
 from medseq.tasks.physionet2012 import (
     LOS_CLASS_NAMES,
@@ -167,6 +172,40 @@ def _federated_fit(features: dict[str, Any]) -> Any:
     return ICUFederatedFit(features, lambda data, ids: (data.events, data.static))
 
 
+_SERVING = "medseq.datasets.physionet2012_serving"
+EVENTS_EXAMPLE = {
+    "patients": [
+        {
+            "patient_id": "stay-1",
+            "static": {"Age": 54, "Gender": 0, "Height": 165.1, "ICUType": 4, "Weight": 70.2},
+            "events": [
+                {"time": 0.5, "code": "HR", "value": 88},
+                {"time": 0.5, "code": "8310-5", "value": 98.6, "unit": "[degF]"},
+                {"time": 1.25, "code": "Glucose", "value": 5.1, "unit": "mmol/L"},
+            ],
+        }
+    ]
+}
+FHIR_EXAMPLE = {
+    "resourceType": "Bundle",
+    "type": "collection",
+    "entry": [
+        {"resource": {"resourceType": "Patient", "id": "stay-1", "gender": "female",
+                      "birthDate": "1970-01-01"}},
+        {"resource": {"resourceType": "Encounter", "status": "in-progress",
+                      "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                "code": "IMP"},
+                      "subject": {"reference": "Patient/stay-1"},
+                      "period": {"start": "2024-03-01T08:00:00+00:00"}}},
+        {"resource": {"resourceType": "Observation", "status": "final",
+                      "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                      "subject": {"reference": "Patient/stay-1"},
+                      "effectiveDateTime": "2024-03-01T08:30:00+00:00",
+                      "valueQuantity": {"value": 88, "system": "http://unitsofmeasure.org",
+                                        "code": "/min"}}},
+    ],
+}  # fmt: skip
+
 PHYSIONET2012 = DatasetSpec(
     name="physionet2012",
     tasks={
@@ -185,4 +224,7 @@ PHYSIONET2012 = DatasetSpec(
     card_notes=_card_notes,
     partitions={"icu_type": _icu_type, "dirichlet": partitions.dirichlet, "iid": _iid},
     federated_fit=_federated_fit,
+    request=LazyBody(f"{_SERVING}:parse_events", "icu", EVENTS_EXAMPLE),
+    fhir=LazyBody(f"{_SERVING}:parse_fhir", "icu", FHIR_EXAMPLE),
+    streaming=LazyModule(_SERVING),
 )

@@ -183,8 +183,8 @@ def _subgroups(data: SleepEdfData, ids: np.ndarray) -> dict[str, pd.Series]:
     return {"night": pd.Series(night, index=ids)}
 
 
-def _card_notes(task: str) -> list[str]:
-    return [
+def _card_notes(task: str) -> dict[str, Any]:
+    return {"data": [
         "Sleep-EDF Expanded, sleep-cassette nights SC4001-SC4092: 20 nights of 10 healthy "
         "subjects aged 25-34 (all recorded as female), scored by Rechtschaffen & Kales rules; "
         "stages 3 and 4 merged into N3.",
@@ -195,7 +195,7 @@ def _card_notes(task: str) -> list[str]:
         "epoch. SC4011E0's feature file stops after 951 epochs (no REM).",
         "The model labels an epoch from the whole night, after it as well as before it: it "
         "scores finished recordings, not a night as it happens.",
-    ]
+    ]}
 
 
 UNSUPPORTED = {

@@ -26,6 +26,7 @@ from medseq.datasets import partitions
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.features.molecules.smiles import SmilesFeaturizer
 from medseq.schema import check_known_keys
+from medseq.serving.requests import LazyBody
 from medseq.sources import tox21
 
 AUGMENT_KEYS = ("enumerate", "enumerate_p")
@@ -34,9 +35,10 @@ FEATURIZER_KEYS = ("min_count", "max_length", "n_enumerations", "seed")
 
 @dataclass(frozen=True)
 class Molecules:
-    """The read file and each molecule's canonical SMILES (same index)."""
+    """The read file (None for a request's molecules) and each molecule's canonical SMILES
+    (same index)."""
 
-    raw: tox21.Tox21Data
+    raw: tox21.Tox21Data | None
     canonical: pd.Series
 
 
@@ -47,10 +49,16 @@ def _read(path: Path) -> Molecules:
     return Molecules(raw=data, canonical=data.smiles.map(canonical_smiles))
 
 
+def _file(data: Molecules) -> tox21.Tox21Data:
+    if data.raw is None:
+        raise ValueError("these molecules come from a request: they have no labels or file")
+    return data.raw
+
+
 def _labels(task: str, data: Molecules) -> pd.DataFrame:
     if task != "toxicity":
         raise ValueError(f"unknown Tox21 task {task!r}; supported: ['toxicity']")
-    return data.raw.labels
+    return _file(data).labels
 
 
 def _fit(features: dict[str, Any], data: Molecules, ids: np.ndarray) -> SmilesFeaturizer:
@@ -81,7 +89,7 @@ def _random(spec: Any, data: Molecules, labels: pd.DataFrame) -> SplitIds:
 def _scaffold(spec: Any, data: Molecules, labels: pd.DataFrame) -> SplitIds:
     from medseq.tasks.molecules import scaffold_split
 
-    train, val, test = scaffold_split(data.raw.smiles.loc[labels.index])
+    train, val, test = scaffold_split(_file(data).smiles.loc[labels.index])
     return SplitIds(folds=[(train, val)], test=test)
 
 
@@ -95,6 +103,9 @@ def _augment(features: dict[str, Any], featurizer: SmilesFeaturizer) -> Any:
 
 #: Stages that make no sense (or have no method yet) for molecules, and why.
 UNSUPPORTED = {
+    "POST /v1/predict with a FHIR Bundle": (
+        "a molecule is a SMILES string; FHIR has no resource for it here"
+    ),
     "explain": (
         "medseq explain covers time-grid (integrated gradients), RETAIN and slice-stack "
         "models; a SMILES token model has no explanation method yet"
@@ -111,6 +122,8 @@ def _scaffolds(data: Molecules, labels, *, n_sites: int, alpha: float, seed: int
     differ between sites, as between companies' compound libraries)."""
     from medseq.tasks.molecules import murcko_scaffolds
 
+    if data.raw is None:
+        raise ValueError("a scaffold partition needs the Tox21 table, not request molecules")
     return partitions.by_group(murcko_scaffolds(data.raw.smiles.loc[labels.index]), n_sites, seed)
 
 
@@ -121,6 +134,13 @@ def _federated_fit(features: dict[str, Any]) -> Any:
     options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS}
     return SmilesFederatedFit(options, lambda data, ids: list(data.canonical.loc[ids]))
 
+
+SMILES_EXAMPLE = {
+    "molecules": [
+        {"id": "aspirin", "smiles": "CC(=O)Oc1ccccc1C(=O)O"},
+        {"id": "caffeine", "smiles": "Cn1cnc2c1c(=O)n(C)c(=O)n2C"},
+    ]
+}
 
 TOX21 = DatasetSpec(
     name="tox21",
@@ -133,6 +153,7 @@ TOX21 = DatasetSpec(
     class_names=_class_names,
     protocols={"random": _random, "scaffold": _scaffold},
     augment=_augment,
+    request=LazyBody("medseq.datasets.tox21_serving:parse", "smiles", SMILES_EXAMPLE),
     unsupported=UNSUPPORTED,
     partitions={"dirichlet": partitions.dirichlet, "scaffold": _scaffolds},
     federated_fit=_federated_fit,

@@ -1,21 +1,29 @@
-"""The FastAPI service: batch prediction, streaming updates, model card, health, metrics.
+"""The FastAPI service: prediction for any bundle, streaming where the dataset has it.
 
 ``create_app(bundle_dir, settings)`` only assembles; the bundle is loaded in the lifespan.
-Routes (all but ``/healthz`` need ``Authorization: Bearer <token>``):
+The service never names a dataset or a featurizer: it reads the bundle's dataset
+(``provenance["dataset"]``) and asks that spec for what each route needs
+(:mod:`medseq.serving.requests`). Routes (all but ``/healthz`` need
+``Authorization: Bearer <token>``):
 
 ========  ====================================  ==========================================
-POST      /v1/predict                           histories (event-table JSON or FHIR
-                                                Bundle) -> risk, decision, model version
+POST      /v1/predict                           the dataset's JSON body (or a FHIR R4
+                                                Bundle) -> probabilities, class names,
+                                                threshold, model version
 POST      /v1/patients/{patient_id}/observations  add observations, get updated risk+alert
 GET       /v1/patients/{patient_id}             current state
 DELETE    /v1/patients/{patient_id}             end the stay (state and rows deleted)
-GET       /v1/model                             model card and metrics
+GET       /v1/model                             model card, metrics, request example
 GET       /healthz                              liveness (no token)
 GET       /metrics                              Prometheus text format
 ========  ====================================  ==========================================
 
+The ``/v1/patients`` routes exist where the spec has a ``streaming`` part (ICU grids);
+elsewhere they answer 404 with the spec's sentence saying why, also logged at start-up.
 Bad input is answered 422 with ``detail: [{loc, msg, type}]`` naming the field (the
-input value is not echoed); no bad input leads to a 500.
+input value is not echoed); no bad input leads to a 500. A bundle whose featurizer needs a
+module this install lacks (wfdb, scipy, RDKit) still starts; its predictions answer 503
+naming the extra to install.
 """
 
 from __future__ import annotations
@@ -24,36 +32,80 @@ import hmac
 import logging
 import traceback
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from medseq.serving import schemas
-from medseq.serving.batch import predict_histories
-from medseq.serving.codes import CodeTable
-from medseq.serving.engine import AlertPolicy, ObservationError
-from medseq.serving.fhir import histories_from_bundle, is_fhir_bundle
-from medseq.serving.inputs import InputError, history_from_events, parse_json, validate
+from medseq.serving.engine import AlertPolicy
+from medseq.serving.inputs import parse_json
 from medseq.serving.manifest import model_version, read_manifest
 from medseq.serving.metrics import Metrics
 from medseq.serving.middleware import ServingMiddleware
+from medseq.serving.predict import answer, featurise
 from medseq.serving.recurrent import StreamingUnsupported
+from medseq.serving.requests import (
+    RequestContext,
+    RequestError,
+    RequestUnavailable,
+    is_fhir_bundle,
+)
 from medseq.serving.settings import ServeSettings
+from medseq.serving.stream_routes import discharge, observe, patient
 
 logger = logging.getLogger(__name__)
-PatientIdPath = Annotated[str, PathParam(pattern=schemas.PATIENT_ID_PATTERN)]
 _bearer = HTTPBearer(auto_error=False)
+STREAM_STAGE = "streaming (/v1/patients/...)"
 
 
 class Unauthorized(Exception):
     """No or an unknown bearer token."""
+
+
+@dataclass(frozen=True)
+class Served:
+    """What the routes ask of the bundle's dataset, looked up once in :func:`create_app`.
+
+    Attributes
+    ----------
+    spec : DatasetSpec
+        The bundle's dataset (``provenance["dataset"]``).
+    task : str
+        The dataset task the bundle was trained for (``provenance["task"]``).
+    streaming : object or None
+        The spec's streaming part; None with ``refusal`` saying why.
+    """
+
+    spec: Any
+    task: str
+    streaming: Any
+    refusal: str | None
+
+
+def served_dataset(manifest: dict[str, Any], bundle_dir: Path) -> Served:
+    """The bundle's dataset spec and its streaming part (or the sentence refusing it)."""
+    from medseq.datasets import StageUnsupported, get_dataset
+
+    provenance = manifest.get("provenance") or {}
+    name = provenance.get("dataset")
+    if not name:
+        raise ValueError(
+            f"{bundle_dir}: the bundle records no dataset (provenance['dataset']); "
+            "retrain it with this medseq version so the service knows its request body"
+        )
+    spec = get_dataset(name)
+    try:
+        streaming, refusal = spec.require("streaming", STREAM_STAGE), None
+    except StageUnsupported as err:
+        streaming, refusal = None, str(err)
+    return Served(spec, str(provenance.get("task", "")), streaming, refusal)
 
 
 def _auth(
@@ -66,46 +118,78 @@ def _auth(
         raise Unauthorized()
 
 
+def _load(bundle_dir: Path) -> tuple[Any, str | None]:
+    """The bundle, or None and why (a module of an extra missing in this install)."""
+    from medseq._imports import install_hint
+    from medseq.bundle import load_bundle
+
+    try:
+        return load_bundle(bundle_dir), None
+    except ModuleNotFoundError as err:
+        return None, f"this bundle's featurizer needs {install_hint(err)}"
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
-    from medseq.bundle import load_bundle
-    from medseq.serving.service import StreamService
-    from medseq.serving.store import StateStore
-
     settings: ServeSettings = app.state.settings
-    bundle_dir = app.state.bundle_dir
-    manifest = read_manifest(bundle_dir)
-    bundle = load_bundle(bundle_dir)
-    version = model_version(manifest)
-    threshold = settings.alert_threshold
-    if threshold is None:
-        threshold = 0.5 if bundle.threshold is None else float(bundle.threshold)
-    store = StateStore(settings.state_db, settings.synchronous)
-    app.state.bundle, app.state.manifest, app.state.version = bundle, manifest, version
-    app.state.codes = CodeTable.load()
-    app.state.stream = StreamService(
-        bundle, version, store, AlertPolicy(threshold, settings.alert_hysteresis)
-    )
-    app.state.metrics.gauge("medseq_active_patients", "Open streaming stays.", store.count)
-    logger.info("serving model %s (%s)", version, bundle.model_config.kind)
+    served: Served = app.state.served
+    bundle, unavailable = _load(app.state.bundle_dir)
+    app.state.bundle, app.state.unavailable = bundle, unavailable
+    if unavailable:
+        logger.error("%s; /v1/predict answers 503", unavailable)
+    store = None
+    app.state.stream = None
+    if served.streaming is not None and bundle is not None:
+        from medseq.serving.store import StateStore
+
+        threshold = settings.alert_threshold
+        if threshold is None:
+            threshold = 0.5 if bundle.threshold is None else float(bundle.threshold)
+        store = StateStore(settings.state_db, settings.synchronous)
+        policy = AlertPolicy(threshold, settings.alert_hysteresis)
+        part = served.streaming.load()
+        app.state.stream = part.open_service(bundle, app.state.version, store, policy)
+        app.state.metrics.gauge("medseq_active_patients", "Open streaming stays.", store.count)
+    elif served.refusal:
+        logger.warning("streaming routes disabled: %s", served.refusal)
+    kind = app.state.manifest.get("model_config", {}).get("kind", "?")
+    logger.info("serving model %s (%s, %s)", app.state.version, kind, served.spec.name)
     yield
-    store.close()
+    if store is not None:
+        store.close()
 
 
 def create_app(bundle_dir: str | Path, settings: ServeSettings) -> FastAPI:
-    """The ASGI app serving the bundle in ``bundle_dir``; see the module doc."""
+    """The ASGI app serving the bundle in ``bundle_dir``; see the module doc.
+
+    Raises
+    ------
+    ValueError
+        The bundle is not readable or records no dataset (a clear refusal before start).
+    """
+    bundle_dir = Path(bundle_dir)
+    manifest = read_manifest(bundle_dir)
+    served = served_dataset(manifest, bundle_dir)
     app = FastAPI(title="medseq", version="1", lifespan=_lifespan)
-    app.state.settings, app.state.bundle_dir = settings, Path(bundle_dir)
-    app.state.metrics = Metrics()
+    app.state.settings, app.state.bundle_dir = settings, bundle_dir
+    app.state.manifest, app.state.version = manifest, model_version(manifest)
+    app.state.served, app.state.metrics = served, Metrics()
     _handlers(app)
     app.add_api_route("/healthz", healthz, methods=["GET"])
     secured = APIRouter(dependencies=[Depends(_auth)])
     secured.add_api_route("/metrics", metrics, methods=["GET"])
     secured.add_api_route("/v1/model", model_card, methods=["GET"])
-    secured.add_api_route("/v1/predict", predict, methods=["POST"])
-    secured.add_api_route("/v1/patients/{patient_id}/observations", observe, methods=["POST"])
-    secured.add_api_route("/v1/patients/{patient_id}", patient, methods=["GET"])
-    secured.add_api_route("/v1/patients/{patient_id}", discharge, methods=["DELETE"])
+    secured.add_api_route(
+        "/v1/predict", predict, methods=["POST"], response_model=schemas.PredictResponse,
+        openapi_extra=_openapi_body(served),
+    )  # fmt: skip
+    if served.streaming is not None:
+        secured.add_api_route("/v1/patients/{patient_id}/observations", observe, methods=["POST"])
+        secured.add_api_route("/v1/patients/{patient_id}", patient, methods=["GET"])
+        secured.add_api_route("/v1/patients/{patient_id}", discharge, methods=["DELETE"])
+    else:
+        methods = ["GET", "POST", "DELETE"]
+        secured.add_api_route("/v1/patients/{rest:path}", no_streaming, methods=methods)
     app.include_router(secured)
     app.add_middleware(
         ServingMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics
@@ -122,9 +206,13 @@ def _handlers(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"}
         return errors(401, "missing or invalid bearer token", headers)
 
-    @app.exception_handler(InputError)
-    async def _input(request: Request, err: InputError):
+    @app.exception_handler(RequestError)
+    async def _input(request: Request, err: RequestError):
         return errors(422, err.errors)
+
+    @app.exception_handler(RequestUnavailable)
+    async def _unavailable(request: Request, err: RequestUnavailable):
+        return errors(503, str(err))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, err: RequestValidationError):
@@ -146,10 +234,6 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _skipped(items: list[dict]) -> list[schemas.Skipped]:
-    return [schemas.Skipped(**s) for s in items]
-
-
 async def healthz() -> dict[str, str]:
     """Liveness: the process answers (no token needed)."""
     return {"status": "ok"}
@@ -161,133 +245,111 @@ async def metrics(request: Request) -> PlainTextResponse:
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
 
 
+async def no_streaming(request: Request, rest: str) -> None:
+    """The streaming routes of a dataset without streaming: 404 with the spec's reason."""
+    raise HTTPException(404, request.app.state.served.refusal)
+
+
 async def model_card(request: Request) -> dict[str, Any]:
-    """What is served: model config, features, codes, threshold, metrics, provenance."""
+    """What is served: model config, inputs, threshold, metrics, provenance, request example."""
     state = request.app.state
-    bundle, manifest = state.bundle, state.manifest
-    return {
+    manifest, served = state.manifest, state.served
+    card: dict[str, Any] = {
         "model_version": state.version,
         "medseq_version": manifest.get("medseq_version"),
-        "task": bundle.task,
-        "threshold": bundle.threshold,
-        "model_config": bundle.model_config.to_dict(),
-        "n_members": len(bundle.members),
-        "featurizer": manifest["featurizer"]["params"],
-        "variables": bundle.featurizer.feature_names_,
-        "static_columns": list(bundle.featurizer.static_encoder_.columns),
-        "codes": state.codes.describe(),
-        "metrics": bundle.metrics,
-        "provenance": bundle.provenance,
-        "streaming": state.stream.describe(),
+        "dataset": served.spec.name,
+        "task": manifest.get("task"),
+        "threshold": manifest.get("threshold"),
+        "class_names": manifest.get("class_names"),
+        "model_config": manifest.get("model_config"),
+        "n_members": manifest.get("n_members"),
+        "featurizer": _featurizer_params(manifest["featurizer"]),
+        "metrics": manifest.get("metrics"),
+        "provenance": manifest.get("provenance"),
+        "request": _request_doc(served.spec),
+        "streaming": {"supported": False, "reason": served.refusal},
         "limits": {
             "max_body_bytes": state.settings.max_body_bytes,
-            "max_patients": schemas.MAX_PATIENTS,
+            "max_items": schemas.MAX_PATIENTS,
             "max_events_per_patient": schemas.MAX_EVENTS,
             "max_observations_per_update": schemas.MAX_UPDATE,
         },
     }
+    if state.unavailable:
+        card["unavailable"] = state.unavailable
+    if state.stream is not None:
+        card.update(served.streaming.load().describe(state.bundle.featurizer))
+        card["streaming"] = state.stream.describe()
+    return card
 
 
-async def predict(request: Request) -> schemas.PredictResponse:
-    """Risk for one or many patients' histories (event-table JSON or FHIR R4 Bundle)."""
-    state = request.app.state
-    obj = parse_json(await request.body())
-    if is_fhir_bundle(obj):
-        future = timedelta(minutes=state.settings.max_future_minutes)
-        parsed = histories_from_bundle(obj, state.codes, now=_now(), max_future=future)
-        histories = list(parsed.values())
-        if not histories:
-            raise InputError.at(("body", "entry"), "the Bundle holds no Observation")
-        if len(histories) > schemas.MAX_PATIENTS:
-            raise InputError.at(("body", "entry"), f"more than {schemas.MAX_PATIENTS} patients")
-    else:
-        body = validate(schemas.PredictRequest, obj)
-        histories = [
-            history_from_events(p.patient_id, p.events, p.static, state.codes)
-            for p in body.patients
-        ]
-        ids = [h.patient_id for h in histories]
-        if len(set(ids)) != len(ids):
-            raise InputError.at(("body", "patients"), "patient_id values must be distinct")
-    results = await run_in_threadpool(predict_histories, state.bundle, histories)
-    state.metrics.count_observations("batch", sum(r["n_events_used"] for r in results))
-    return schemas.PredictResponse(
-        model_version=state.version,
-        threshold=state.bundle.threshold,
-        predictions=[schemas.Prediction(**r) for r in results],
-    )
+def _featurizer_params(state: dict[str, Any]) -> dict[str, Any]:
+    """The featurizer's settings without its fitted arrays (which can be large)."""
+    if "params" in state:
+        return state["params"]
+    return {k: v for k, v in state.items() if not isinstance(v, (list, dict))}
 
 
-def _stream_state(request: Request, patient_id: str, stay) -> dict[str, Any]:
-    state, bundle = stay.state, request.app.state.bundle
-    threshold = bundle.threshold
-    decision = None if threshold is None or bundle.task != "binary" else state.risk >= threshold
-    return {
-        "patient_id": patient_id,
-        "model_version": request.app.state.version,
-        "risk": state.risk,
-        "decision": decision,
-        "alert": state.alert,
-        "n_observations": state.n_observations,
-        "hours_covered": state.features.open_bin + 1 if state.n_observations else 0,
-        "admission_time": stay.admission_time,
+def _request_doc(spec: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for part in ("request", "fhir"):
+        body = getattr(spec, part, None)
+        if body is not None:
+            doc[part] = {"modality": body.modality, "example": body.example}
+    return doc
+
+
+def _openapi_body(served: Served) -> dict[str, Any]:
+    """The OpenAPI request body of ``/v1/predict``: this dataset's example bodies."""
+    examples = {
+        part: {"summary": f"{served.spec.name}: {body.modality} ({part})", "value": body.example}
+        for part in ("request", "fhir")
+        if (body := getattr(served.spec, part, None)) is not None and body.example
     }
+    content = {"schema": {"type": "object"}, "examples": examples}
+    return {"requestBody": {"required": True, "content": {"application/json": content}}}
 
 
-def _history_for(request: Request, patient_id: str, obj: Any, stream):
-    state = request.app.state
-    if is_fhir_bundle(obj):
-        stay = stream.get(patient_id)
-        admission = None
-        if stay is not None and stay.admission_time is not None:
-            admission = datetime.fromisoformat(stay.admission_time)
-        future = timedelta(minutes=state.settings.max_future_minutes)
-        parsed = histories_from_bundle(
-            obj, state.codes, now=_now(), max_future=future,
-            patient_id=patient_id, admission=admission,
-        )  # fmt: skip
-        return parsed[patient_id], ("body", "entry")
-    body = validate(schemas.ObservationsIn, obj)
-    return history_from_events(patient_id, body.observations, body.static, state.codes), (
-        "body",
-        "observations",
-    )
+async def predict(request: Request) -> dict[str, Any]:
+    """Predictions for the items of the dataset's JSON body (or a FHIR R4 Bundle).
+
+    The body is the bundle's dataset's (see ``GET /v1/model`` -> ``request`` and
+    ``docs/serving.md``); the answer has one shape for every dataset and task.
+    """
+    return await _predict(request)
 
 
-async def observe(request: Request, patient_id: PatientIdPath) -> schemas.StreamUpdate:
-    """Add observations for one patient; answers after the new state is committed."""
-    stream = request.app.state.stream
-    if stream.engine is None:
-        raise StreamingUnsupported(stream.unsupported)
-    obj = parse_json(await request.body())
-    history, prefix = _history_for(request, patient_id, obj, stream)
+def _parts(served: Served, obj: Any) -> Any:
+    from medseq.datasets import StageUnsupported
+
+    fhir = is_fhir_bundle(obj)
+    part = "fhir" if fhir else "request"
+    stage = "POST /v1/predict with a FHIR Bundle" if fhir else "POST /v1/predict"
     try:
-        stay, result = stream.update(patient_id, history)
-    except ObservationError as err:
-        origin = history.origins[err.index] if err.index >= 0 else None
-        loc = (*prefix, origin, err.field) if origin is not None else ("body", err.field)
-        raise InputError.at(loc, str(err)) from None
-    skipped = history.skipped + [
-        {**s, "index": history.origins[s["index"]]} for s in result.skipped
-    ]
-    metrics = request.app.state.metrics
-    metrics.count_observations("applied", result.n_applied)
-    metrics.count_observations("skipped", len(skipped))
-    body = _stream_state(request, patient_id, stay)
-    return schemas.StreamUpdate(**body, n_applied=result.n_applied, skipped=_skipped(skipped))
+        return served.spec.require(part, stage)
+    except StageUnsupported as err:
+        loc = ("body", "resourceType") if fhir else ("body",)
+        raise RequestError.at(loc, str(err), "unsupported") from None
 
 
-async def patient(request: Request, patient_id: PatientIdPath) -> schemas.StreamState:
-    """The current state of an open stay (404 if none)."""
-    stay = request.app.state.stream.get(patient_id)
-    if stay is None:
-        raise HTTPException(404, "no open stay for this patient")
-    return schemas.StreamState(**_stream_state(request, patient_id, stay))
+async def _predict(request: Request) -> dict[str, Any]:
+    state = request.app.state
+    served: Served = state.served
+    if state.bundle is None:
+        raise RequestUnavailable(state.unavailable)
+    obj = parse_json(await request.body())
+    body = _parts(served, obj)
+    context = RequestContext(
+        state.bundle.featurizer, task=served.task, now=_now(),
+        max_future=timedelta(minutes=state.settings.max_future_minutes),
+    )  # fmt: skip
 
+    def run() -> dict[str, Any]:
+        parsed = body.parse(obj, context)
+        scores = state.bundle.predict_arrays(featurise(served.spec, state.bundle, parsed))
+        return answer(state.bundle, served.task, scores, parsed)
 
-async def discharge(request: Request, patient_id: PatientIdPath) -> schemas.StreamState:
-    """End a stay; answers its final state. The stored state and observations are deleted."""
-    stay = request.app.state.stream.discharge(patient_id)
-    if stay is None:
-        raise HTTPException(404, "no open stay for this patient")
-    return schemas.StreamState(**_stream_state(request, patient_id, stay))
+    out = await run_in_threadpool(run)
+    used = sum(p.get("n_events_used") or 0 for p in out["predictions"])
+    state.metrics.count_observations("batch", used)
+    return {"model_version": state.version, **out}

@@ -1,15 +1,15 @@
-"""Map clinical codes and units to model variables: LOINC + UCUM for PhysioNet 2012.
+"""Map clinical codes and units to model variables: LOINC + UCUM.
 
-The table ships with the package (``loinc_physionet2012.json``; its ``about`` field says
-where the codes come from). An observation is accepted when its code names a variable
-(a LOINC code of the table, or the variable's own name in the local code system
+A table belongs to a dataset and is reached through its spec (the PhysioNet 2012 one ships
+as ``medseq/datasets/loinc_physionet2012.json``; its ``about`` field says where the codes
+come from). An observation is accepted when its code names a variable (a LOINC code of the
+table, or the variable's own name in the table's local code system, e.g.
 ``urn:medseq:physionet2012``) and its unit is the variable's unit or one the table can
 convert (``value * scale + offset``, e.g. ``[degF]`` to ``Cel``). Everything else is
 reported back with a reason (``unknown_code``, ``unit_mismatch``, ``missing_unit``,
-``implausible_value``), never dropped silently. Values outside the physiologic limits
-the PhysioNet reader applies (:data:`medseq.sources.physionet2012.VALID_RANGES`) are
-refused in the same way, so that a mislabelled unit (a temperature of 98.6 "Cel") does
-not reach the model.
+``implausible_value``), never dropped silently. Values outside the physiologic limits the
+dataset's reader applies (``valid_ranges``, given by the spec) are refused in the same
+way, so that a mislabelled unit (a temperature of 98.6 "Cel") does not reach the model.
 """
 
 from __future__ import annotations
@@ -17,17 +17,15 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
-
-from medseq.sources.physionet2012 import VALID_RANGES
 
 logger = logging.getLogger(__name__)
 
 LOINC_SYSTEM = "http://loinc.org"
 UCUM_SYSTEM = "http://unitsofmeasure.org"
-TABLE_FILE = "loinc_physionet2012.json"
 #: Unit spellings seen in the wild -> UCUM code.
 UNIT_ALIASES: dict[str, str] = {
     "mmHg": "mm[Hg]", "mm Hg": "mm[Hg]", "bpm": "/min", "beats/min": "/min",
@@ -38,7 +36,6 @@ UNIT_ALIASES: dict[str, str] = {
 }  # fmt: skip
 #: Units where a value without a unit is unambiguous.
 DIMENSIONLESS = frozenset({"1", "{score}", "[pH]"})
-_INTEGER = frozenset({"GCS", "MechVent", "Gender", "ICUType"})
 
 
 @dataclass(frozen=True)
@@ -57,9 +54,20 @@ class CodeTable:
     ----------
     table : dict
         The parsed JSON table (``variables`` and ``static`` blocks, ``local_system``).
+    valid_ranges : mapping of str to (float, float), optional
+        Physiologic limits per variable, in its unit; values outside are refused.
+    integers : iterable of str, default=()
+        Variables whose values must be whole numbers (a score, a flag, a category).
     """
 
-    def __init__(self, table: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        table: dict[str, Any],
+        valid_ranges: Mapping[str, tuple[float, float]] | None = None,
+        integers: Iterable[str] = (),
+    ) -> None:
+        self.valid_ranges = dict(valid_ranges or {})
+        self.integers = frozenset(integers)
         self.local_system: str = table["local_system"]
         self.entries: dict[str, dict[str, Any]] = {}
         self.by_loinc: dict[str, str] = {}
@@ -69,14 +77,20 @@ class CodeTable:
                 self.entries[name] = entry
                 for code in entry["loinc"]:
                     if code in self.by_loinc:
-                        raise ValueError(f"{TABLE_FILE}: LOINC {code} maps to two variables")
+                        raise ValueError(f"code table: LOINC {code} maps to two variables")
                     self.by_loinc[code] = name
 
     @classmethod
-    def load(cls) -> CodeTable:
-        """The table shipped with medseq."""
-        text = resources.files("medseq.serving").joinpath(TABLE_FILE).read_text()
-        return cls(json.loads(text))
+    def from_package(
+        cls,
+        package: str,
+        filename: str,
+        valid_ranges: Mapping[str, tuple[float, float]] | None = None,
+        integers: Iterable[str] = (),
+    ) -> CodeTable:
+        """The JSON table ``filename`` shipped in ``package`` (a dataset's own table)."""
+        text = resources.files(package).joinpath(filename).read_text()
+        return cls(json.loads(text), valid_ranges, integers)
 
     def variable_of(self, system: str | None, code: str) -> str | None:
         """The variable a code names, or None.
@@ -112,7 +126,7 @@ class CodeTable:
             else:
                 return f"unit_mismatch (got {unit}, expected {target})"
         converted = float(value) * scale + offset
-        if not _plausible(name, converted):
+        if not self._plausible(name, converted):
             return "implausible_value"
         return Mapped(name, converted, name in self.static_names)
 
@@ -120,11 +134,10 @@ class CodeTable:
         """Variable -> LOINC codes and unit, for the model card."""
         return {k: {"loinc": v["loinc"], "unit": v["unit"]} for k, v in self.entries.items()}
 
-
-def _plausible(name: str, value: float) -> bool:
-    if not math.isfinite(value):
-        return False
-    low, high = VALID_RANGES.get(name, (-math.inf, math.inf))
-    if not low <= value <= high:
-        return False
-    return name not in _INTEGER or value == round(value)
+    def _plausible(self, name: str, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        low, high = self.valid_ranges.get(name, (-math.inf, math.inf))
+        if not low <= value <= high:
+            return False
+        return name not in self.integers or value == round(value)

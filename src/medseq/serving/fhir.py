@@ -1,19 +1,18 @@
 """HL7 FHIR R4 ``Bundle`` of ``Observation`` resources -> patient histories.
 
-Parsing and validation use ``fhir.resources`` (its ``R4B`` models: ``fhir.resources`` 7+
-ships R5 by default and R4B, not R4; Observation, Patient, Encounter and Bundle are
-normative since R4 and unchanged in R4B, so an R4 Bundle validates as is). A Bundle that
-is not valid FHIR is a 422 whose ``loc`` is the path in the Bundle
-(``body.entry.3.resource.valueQuantity.value``).
+Parsing and validation use ``fhir.resources`` (:func:`medseq.serving.requests.fhir_bundle`).
+A Bundle that is not valid FHIR is a 422 whose ``loc`` is the path in the Bundle
+(``body.entry.3.resource.valueQuantity.value``). Which codes name which variable is the
+dataset's code table (:class:`~medseq.serving.codes.CodeTable`, from its spec).
 
 What is read
     ``Observation``: ``subject`` (``Patient/<id>``), ``effectiveDateTime`` (or
     ``effectivePeriod.start``; a full date-time with a time zone), ``code.coding`` (LOINC
-    or the local system ``urn:medseq:physionet2012``), ``valueQuantity`` (UCUM ``code``,
-    else ``unit``), ``valueInteger`` or ``valueBoolean``, and ``component`` (e.g. the
-    systolic and diastolic parts of a blood-pressure panel). Only the statuses
-    ``final``, ``amended``, ``corrected`` and ``preliminary`` are used; others are
-    reported (``status:<status>``).
+    or the code table's local system, e.g. ``urn:medseq:physionet2012``),
+    ``valueQuantity`` (UCUM ``code``, else ``unit``), ``valueInteger`` or
+    ``valueBoolean``, and ``component`` (e.g. the systolic and diastolic parts of a
+    blood-pressure panel). Only the statuses ``final``, ``amended``, ``corrected`` and
+    ``preliminary`` are used; others are reported (``status:<status>``).
     ``Patient``: ``gender`` (male 1, female 0) and ``birthDate`` (Age in whole years at
     admission). ``Encounter``: ``period.start`` is the admission time.
 
@@ -37,13 +36,10 @@ from typing import Any
 from medseq.serving.codes import UCUM_SYSTEM, CodeTable, Mapped
 from medseq.serving.engine import Observation
 from medseq.serving.inputs import History, InputError
+from medseq.serving.requests import fhir_bundle, fhir_subject, is_fhir_bundle
 
 ACCEPTED_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
 GENDER = {"male": 1.0, "female": 0.0}
-
-
-def is_fhir_bundle(obj: Any) -> bool:
-    return isinstance(obj, dict) and obj.get("resourceType") == "Bundle"
 
 
 @dataclass
@@ -52,31 +48,6 @@ class _Obs:
     subject: str | None
     when: datetime
     resource: Any
-
-
-def _bundle_model(obj: dict[str, Any]) -> Any:
-    import pydantic
-    from fhir.resources.R4B.bundle import Bundle
-
-    try:
-        return Bundle.model_validate(obj)
-    except pydantic.ValidationError as err:
-        raise InputError.from_validation(err) from None
-    except (TypeError, ValueError) as err:  # fhir_core raises these for some shapes
-        raise InputError.at(("body",), f"invalid FHIR Bundle: {type(err).__name__}") from None
-
-
-def _subject(resource: Any, index: int, key: str = "subject") -> str | None:
-    ref = getattr(resource, key, None)
-    text = getattr(ref, "reference", None) if ref is not None else None
-    if not text:
-        return None
-    if not text.startswith("Patient/") or len(text) == len("Patient/"):
-        raise InputError.at(
-            ("body", "entry", index, "resource", key, "reference"),
-            "must be a relative reference Patient/<id>",
-        )
-    return text[len("Patient/") :]
 
 
 def _effective(resource: Any, index: int, now: datetime, max_future: timedelta) -> datetime:
@@ -102,11 +73,11 @@ def _collect(bundle: Any, now: datetime, max_future: timedelta) -> tuple[list[_O
         kind = type(res).__name__ if res is not None else None
         if kind == "Observation":
             when = _effective(res, i, now, max_future)
-            observations.append(_Obs(i, _subject(res, i), when, res))
+            observations.append(_Obs(i, fhir_subject(res, i), when, res))
         elif kind == "Patient" and res.id:
             patients[res.id] = res
         elif kind == "Encounter" and res.period is not None and res.period.start is not None:
-            subject = _subject(res, i)
+            subject = fhir_subject(res, i)
             if subject is not None and isinstance(res.period.start, datetime):
                 admissions[subject] = res.period.start
     return observations, patients, admissions
@@ -193,7 +164,7 @@ def histories_from_bundle(
     With ``patient_id`` (streaming), every Observation must be about that patient (or
     have no subject) and ``admission`` is used when the Bundle has no Encounter.
     """
-    bundle = _bundle_model(obj)
+    bundle = fhir_bundle(obj)
     observations, patients, admissions = _collect(bundle, now, max_future)
     groups: dict[str, list[_Obs]] = {}
     for obs in observations:
@@ -217,3 +188,6 @@ def histories_from_bundle(
             _add(history, obs, start, table)
         out[pid] = history
     return out
+
+
+__all__ = ["histories_from_bundle", "is_fhir_bundle"]

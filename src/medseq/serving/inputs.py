@@ -1,44 +1,28 @@
-"""Validated request bodies -> patient histories in model variables and hours.
+"""Validated event-table request bodies -> patient histories in model variables and hours.
 
-Both input forms (the event-table JSON of :mod:`medseq.serving.schemas` and FHIR R4
-Bundles, :mod:`medseq.serving.fhir`) end as :class:`History` objects: observations of
-model variables, in the variable's unit, at hours since admission, plus the descriptors
-and the list of what was left out and why.
+Both input forms of an event-table dataset (the event-table JSON of
+:class:`~medseq.serving.schemas.EventIn` rows and FHIR R4 Bundles,
+:mod:`medseq.serving.fhir`) end as :class:`History` objects: observations of model
+variables, in the variable's unit, at hours since admission, plus the descriptors and the
+list of what was left out and why. The dataset's code table
+(:class:`~medseq.serving.codes.CodeTable`, from its spec) says which codes and units name
+which variable.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import pydantic
-
 from medseq.serving.codes import CodeTable, Mapped
 from medseq.serving.engine import Observation
-from medseq.serving.schemas import EventIn, StaticIn
+from medseq.serving.requests import RequestError as InputError
+from medseq.serving.requests import validate
+from medseq.serving.schemas import EventIn
 
-
-class InputError(ValueError):
-    """Bad input for a 422 answer: ``errors`` are pydantic-style ``{loc, msg, type}``."""
-
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
-        self.errors = errors
-
-    @classmethod
-    def at(cls, loc: tuple, msg: str, kind: str = "value_error") -> InputError:
-        return cls([{"loc": list(loc), "msg": msg, "type": kind}])
-
-    @classmethod
-    def from_validation(cls, err: pydantic.ValidationError, prefix: tuple = ("body",)):
-        """Keep ``loc``, ``msg`` and ``type``; drop the echoed input (no values in answers)."""
-        return cls(
-            [
-                {"loc": [*prefix, *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                for e in err.errors(include_url=False)
-            ]
-        )
+__all__ = ["History", "InputError", "history_from_events", "parse_json", "validate"]
 
 
 @dataclass
@@ -66,19 +50,11 @@ def parse_json(body: bytes) -> Any:
         raise InputError.at(("body",), f"invalid JSON{where}", "json_invalid") from None
 
 
-def validate(model: type[pydantic.BaseModel], obj: Any) -> Any:
-    """``model.model_validate(obj)`` with errors turned into :class:`InputError`."""
-    try:
-        return model.model_validate(obj)
-    except pydantic.ValidationError as err:
-        raise InputError.from_validation(err) from None
-
-
 def history_from_events(
-    patient_id: str, events: list[EventIn], static: StaticIn | None, table: CodeTable
+    patient_id: str, events: list[EventIn], static: Mapping[str, float] | None, table: CodeTable
 ) -> History:
     """Map event-table observations (codes, optional units) to model variables."""
-    history = History(patient_id, static=static.given() if static else {})
+    history = History(patient_id, static=dict(static or {}))
     for i, event in enumerate(events):
         mapped = table.map(None, event.code, event.value, event.unit)
         if isinstance(mapped, Mapped) and not mapped.static:

@@ -2,7 +2,10 @@
 
 Input models forbid unknown fields, take numbers only as JSON numbers (``"80"`` is refused,
 so is ``NaN`` or ``Infinity``) and bound every list, so a malformed or oversized request is
-answered 422 with the path of the offending field before any model code runs.
+answered 422 with the path of the offending field before any model code runs. The bodies of
+``POST /v1/predict`` belong to each dataset (its spec's ``request`` part,
+:mod:`medseq.serving.requests`); this module holds the event row they may share and the
+answers, which have one shape for every dataset.
 """
 
 from __future__ import annotations
@@ -33,51 +36,19 @@ Hours = Annotated[
 PatientId = Annotated[str, Field(pattern=PATIENT_ID_PATTERN, description="No spaces; ≤ 64.")]
 
 
-class _Strict(BaseModel):
+class Strict(BaseModel):
+    """Unknown fields refused, numbers only as JSON numbers."""
+
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class EventIn(_Strict):
+class EventIn(Strict):
     """One observation in the event-table form (``docs/architecture.md`` §1)."""
 
     time: Hours
     code: str = Field(min_length=1, max_length=64, description="Variable name or LOINC code.")
     value: Number
     unit: str | None = Field(default=None, max_length=32, description="UCUM; default: table's.")
-
-
-class StaticIn(_Strict):
-    """Descriptors of the stay, in the PhysioNet 2012 units; all optional."""
-
-    Age: Number | None = Field(default=None, ge=0, le=130, description="years")
-    Gender: Number | None = Field(default=None, ge=0, le=1, description="0 female, 1 male")
-    Height: Number | None = Field(default=None, ge=50, le=280, description="cm")
-    ICUType: Number | None = Field(default=None, ge=1, le=4, description="1..4")
-    Weight: Number | None = Field(default=None, ge=1, le=700, description="kg, at admission")
-
-    def given(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self.model_dump().items() if v is not None}
-
-
-class PatientHistoryIn(_Strict):
-    """One patient's history for batch prediction."""
-
-    patient_id: PatientId
-    static: StaticIn | None = None
-    events: list[EventIn] = Field(default_factory=list, max_length=MAX_EVENTS)
-
-
-class PredictRequest(_Strict):
-    """``POST /v1/predict`` in the event-table form (the other form is a FHIR Bundle)."""
-
-    patients: list[PatientHistoryIn] = Field(min_length=1, max_length=MAX_PATIENTS)
-
-
-class ObservationsIn(_Strict):
-    """``POST /v1/patients/{id}/observations`` in the event-table form."""
-
-    observations: list[EventIn] = Field(default_factory=list, max_length=MAX_UPDATE)
-    static: StaticIn | None = None
 
 
 class Skipped(BaseModel):
@@ -89,17 +60,34 @@ class Skipped(BaseModel):
 
 
 class Prediction(BaseModel):
-    patient_id: str
-    risk: float | None = None
-    prediction: float | None = Field(default=None, description="regression bundles")
-    decision: bool | None = None
-    n_events_used: int
-    skipped: list[Skipped]
+    """The answer for one item of a request, the same shape for every dataset and task."""
+
+    id: str = Field(description="The item's id in the request (patient, record, molecule).")
+    probabilities: list[float] | None = Field(
+        default=None,
+        description="One per entry of class_names (binary: the positive class only); "
+        "null for regression.",
+    )
+    value: float | None = Field(default=None, description="Regression output; else null.")
+    predicted: list[str] = Field(
+        description="Class names decided: binary and multilabel at the threshold, "
+        "multiclass the most probable class; empty for regression."
+    )
+    n_events_used: int | None = Field(default=None, description="Event-table inputs only.")
+    skipped: list[Skipped] = Field(
+        default_factory=list, description="Inputs left out, and why (never silently)."
+    )
 
 
 class PredictResponse(BaseModel):
+    """``POST /v1/predict``: one prediction per item, in request order."""
+
     model_version: str
-    threshold: float | None
+    task: str = Field(description="binary, multiclass, multilabel or regression")
+    class_names: list[str] = Field(description="What each probability is the probability of.")
+    threshold: float | None = Field(
+        description="Decision threshold of binary and multilabel probabilities."
+    )
     predictions: list[Prediction]
 
 

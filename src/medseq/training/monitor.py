@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 import torch
-from sklearn.metrics import average_precision_score, f1_score, recall_score, roc_auc_score
 
 
 def output_transform(task: str, output: torch.Tensor) -> torch.Tensor:
@@ -41,7 +40,12 @@ def validation_scores(task: str, y: np.ndarray, pred: np.ndarray) -> dict[str, f
     have both classes among their non-NaN labels (NaN if none has). Multiclass:
     ``accuracy``, ``macro_f1`` and ``balanced_accuracy`` (mean recall), over the classes
     present in the validation labels. Regression: ``mse`` and ``mae`` over non-NaN targets.
+    scikit-learn is imported here, not at module import, so that ``medseq.training``
+    (and ``medseq.training.distributed``, which the CLI's logging uses) loads in the
+    serve-only install.
     """
+    from sklearn.metrics import average_precision_score, f1_score, recall_score, roc_auc_score
+
     if task in ("binary", "multilabel"):
         return {
             "auroc": _per_column(y, pred, roc_auc_score),

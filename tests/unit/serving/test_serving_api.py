@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from serving_helpers import AUTH, TOKEN, batch_risk, event_rows, fhir_bundle, stays
 
+from medseq.datasets.physionet2012_serving import code_table
 from medseq.serving.api import create_app
-from medseq.serving.codes import CodeTable
 from medseq.serving.settings import ServeSettings
 
 TOL = 1e-5
@@ -35,20 +35,23 @@ def test_batch_json_equals_bundle_predict(client, gru_bundle, setb):
     assert out["model_version"].startswith("sha256:")
     ids = np.array([sid for sid, _, _ in patients])
     expected = gru_bundle.predict(setb, ids)
-    got = np.array([p["risk"] for p in out["predictions"]])
+    assert out["task"] == "binary" and out["class_names"] == ["mortality"]
+    assert [p["id"] for p in out["predictions"]] == [f"p{sid}" for sid in ids]
+    got = np.array([p["probabilities"][0] for p in out["predictions"]])
     assert np.abs(got - expected).max() <= TOL
-    decisions = [p["decision"] for p in out["predictions"]]
+    decisions = [p["predicted"] == ["mortality"] for p in out["predictions"]]
     assert decisions == [bool(r >= gru_bundle.threshold) for r in got]
 
 
 def test_batch_fhir_equals_bundle_predict(client, gru_bundle, setb):
     patients = [(f"p{sid}", ev, st) for sid, ev, st in stays(setb, 520, 3)]
-    bundle = fhir_bundle(patients, CodeTable.load())
+    bundle = fhir_bundle(patients, code_table())
     answer = client.post("/v1/predict", json=bundle, headers=AUTH)
     assert answer.status_code == 200, answer.text
-    got = {p["patient_id"]: p for p in answer.json()["predictions"]}
+    got = {p["id"]: p for p in answer.json()["predictions"]}
     for (pid, _, _), (sid, events, _) in zip(patients, stays(setb, 520, 3), strict=True):
-        assert abs(got[pid]["risk"] - batch_risk(gru_bundle, events, setb, sid)) <= TOL
+        risk = got[pid]["probabilities"][0]
+        assert abs(risk - batch_risk(gru_bundle, events, setb, sid)) <= TOL
         assert got[pid]["skipped"] == []
 
 
@@ -89,7 +92,7 @@ def test_streaming_over_http_equals_batch(client, gru_bundle, setb):
 
 def test_streaming_fhir_uses_the_encounter_admission(client, gru_bundle, setb):
     sid, events, static = next(stays(setb, 610, 1))
-    table = CodeTable.load()
+    table = code_table()
     half = len(events) // 2
     for k, part in enumerate((events.iloc[:half], events.iloc[half:])):
         bundle = fhir_bundle([(f"f{sid}", part, static if k == 0 else {})], table)

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from serving_helpers import observations, stays
 
-from medseq.serving.codes import CodeTable, Mapped
+from medseq.datasets.physionet2012_serving import code_table
+from medseq.serving.codes import Mapped
 from medseq.serving.engine import StreamingEngine
 from medseq.serving.store import StateStore, decode_state, encode_state
 from medseq.sources.physionet2012 import DESCRIPTORS, VARIABLES
@@ -24,7 +25,7 @@ def _loinc_check_digit_ok(code: str) -> bool:
 
 
 def test_table_covers_every_variable_with_valid_loinc_codes():
-    table = CodeTable.load()
+    table = code_table()
     assert set(VARIABLES) | set(DESCRIPTORS) <= set(table.entries)
     assert all(_loinc_check_digit_ok(code) for code in table.by_loinc)
     assert table.variable_of("http://loinc.org", "8867-4") == "HR"
@@ -34,7 +35,7 @@ def test_table_covers_every_variable_with_valid_loinc_codes():
 
 
 def test_units_are_converted_or_reported():
-    table = CodeTable.load()
+    table = code_table()
     temp = table.map("http://loinc.org", "8310-5", 98.6, "[degF]")
     assert isinstance(temp, Mapped) and temp.variable == "Temp"
     assert temp.value == pytest.approx(37.0)

@@ -1,0 +1,100 @@
+"""The streaming routes ``/v1/patients/{patient_id}...``, mounted by :mod:`.api` only where
+the bundle's dataset spec has a ``streaming`` part, whose module parses the update bodies
+(``observations``) and opens the service (``open_service``)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Annotated, Any
+
+from fastapi import HTTPException, Request
+from fastapi import Path as PathParam
+
+from medseq.serving import schemas
+from medseq.serving.engine import ObservationError
+from medseq.serving.inputs import parse_json
+from medseq.serving.recurrent import StreamingUnsupported
+from medseq.serving.requests import RequestContext, RequestError, RequestUnavailable
+
+PatientIdPath = Annotated[str, PathParam(pattern=schemas.PATIENT_ID_PATTERN)]
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _skipped(items: list[dict]) -> list[schemas.Skipped]:
+    return [schemas.Skipped(**s) for s in items]
+
+
+def _stream_state(request: Request, patient_id: str, stay) -> dict[str, Any]:
+    state, bundle = stay.state, request.app.state.bundle
+    threshold = bundle.threshold
+    decision = None if threshold is None or bundle.task != "binary" else state.risk >= threshold
+    return {
+        "patient_id": patient_id,
+        "model_version": request.app.state.version,
+        "risk": state.risk,
+        "decision": decision,
+        "alert": state.alert,
+        "n_observations": state.n_observations,
+        "hours_covered": state.features.open_bin + 1 if state.n_observations else 0,
+        "admission_time": stay.admission_time,
+    }
+
+
+def _stream(request: Request) -> Any:
+    stream = request.app.state.stream
+    if stream is None:
+        raise RequestUnavailable(request.app.state.unavailable or "streaming is not available")
+    return stream
+
+
+def _history_for(request: Request, patient_id: str, obj: Any, stream: Any):
+    state = request.app.state
+    stay = stream.get(patient_id)
+    admission = stay.admission_time if stay is not None else None
+    context = RequestContext(
+        state.bundle.featurizer, task=state.served.task, now=_now(),
+        max_future=timedelta(minutes=state.settings.max_future_minutes),
+    )  # fmt: skip
+    return state.served.streaming.load().observations(obj, patient_id, admission, context)
+
+
+async def observe(request: Request, patient_id: PatientIdPath) -> schemas.StreamUpdate:
+    """Add observations for one patient; answers after the new state is committed."""
+    stream = _stream(request)
+    if stream.engine is None:
+        raise StreamingUnsupported(stream.unsupported)
+    obj = parse_json(await request.body())
+    history, prefix = _history_for(request, patient_id, obj, stream)
+    try:
+        stay, result = stream.update(patient_id, history)
+    except ObservationError as err:
+        origin = history.origins[err.index] if err.index >= 0 else None
+        loc = (*prefix, origin, err.field) if origin is not None else ("body", err.field)
+        raise RequestError.at(loc, str(err)) from None
+    skipped = history.skipped + [
+        {**s, "index": history.origins[s["index"]]} for s in result.skipped
+    ]
+    metrics = request.app.state.metrics
+    metrics.count_observations("applied", result.n_applied)
+    metrics.count_observations("skipped", len(skipped))
+    body = _stream_state(request, patient_id, stay)
+    return schemas.StreamUpdate(**body, n_applied=result.n_applied, skipped=_skipped(skipped))
+
+
+async def patient(request: Request, patient_id: PatientIdPath) -> schemas.StreamState:
+    """The current state of an open stay (404 if none)."""
+    stay = _stream(request).get(patient_id)
+    if stay is None:
+        raise HTTPException(404, "no open stay for this patient")
+    return schemas.StreamState(**_stream_state(request, patient_id, stay))
+
+
+async def discharge(request: Request, patient_id: PatientIdPath) -> schemas.StreamState:
+    """End a stay; answers its final state. The stored state and observations are deleted."""
+    stay = _stream(request).discharge(patient_id)
+    if stay is None:
+        raise HTTPException(404, "no open stay for this patient")
+    return schemas.StreamState(**_stream_state(request, patient_id, stay))
