@@ -29,6 +29,14 @@ CASES = {
     "smiles": ("tox21", "toxicity", "tox21", {"n_enumerations": 2}, 40),
     "volume": ("adrenalmnist3d", "adrenal", "adrenalmnist3d", {}, 20),
     "VisitFeaturizer": ("mimic3", "next_visit", "mimic3demo", {"level": "three_digit"}, 30),
+    "signal_band_power": (
+        "bonn_eeg",
+        "five_set",
+        "bonn_eeg",
+        {"target_fs_hz": 173.61, "band_power_summaries": True},
+        20,
+    ),
+    "sleep_epochs": ("sleepedf", "sleep_stage", "sleepedf_features", {}, 4),
 }
 
 

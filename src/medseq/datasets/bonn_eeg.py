@@ -47,8 +47,6 @@ import numpy as np
 import pandas as pd
 
 from medseq.datasets.registry import DatasetSpec, SplitIds
-from medseq.features.signals.band_power import BandPowerSignalFeaturizer, band_power_features
-from medseq.features.signals.signal_featurizer import SignalFeaturizer
 from medseq.schema import DataError, ReadReport, Signal, check_known_keys
 from medseq.sources import bonn_eeg
 from medseq.sources.bonn_eeg import SETS
@@ -104,8 +102,14 @@ def _signals(data: BonnData, ids: np.ndarray) -> list[Signal]:
     return [data.signals[int(i)] for i in ids]
 
 
-def fit_featurizer(features: dict[str, Any], data: BonnData, ids: np.ndarray) -> SignalFeaturizer:
-    """The raw-waveform :class:`SignalFeaturizer` of ``[features]``, fitted on ``ids``."""
+def fit_featurizer(features: dict[str, Any], data: BonnData, ids: np.ndarray) -> Any:
+    """The raw-waveform :class:`SignalFeaturizer` of ``[features]``, fitted on ``ids``.
+
+    Signal code (scipy) is imported here, not with the module, so the spec loads in the
+    serve-only install."""
+    from medseq.features.signals.band_power import BandPowerSignalFeaturizer
+    from medseq.features.signals.signal_featurizer import SignalFeaturizer
+
     check_known_keys("[features] (bonn_eeg)", features, (*FEATURIZER_KEYS, *OTHER_KEYS))
     options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS}
     fusion = features.get("band_power_summaries", False)
@@ -123,12 +127,14 @@ def transform(featurizer: Any, data: BonnData, ids: np.ndarray) -> dict[str, np.
 
 def summaries(data: BonnData, ids: np.ndarray) -> np.ndarray:
     """Band powers and statistics ``(N, F)`` of whole segments, for the ``[baseline]``."""
+    from medseq.features.signals.band_power import band_power_features
+
     return band_power_features(_signals(data, ids))
 
 
 def _sizes(featurizer: Any) -> dict[str, int]:
     sizes = {"in_channels": int(featurizer.n_channels)}
-    if isinstance(featurizer, BandPowerSignalFeaturizer):
+    if featurizer.kind == "signal_band_power":
         sizes["static_size"] = featurizer.n_summaries
     return sizes
 

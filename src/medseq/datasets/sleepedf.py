@@ -37,11 +37,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import cohen_kappa_score
 
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.datasets.sequence_crop import SequenceCropAugment
-from medseq.evaluation.multi import flatten_steps
 from medseq.features.signals.sleep_epochs import SleepEpochFeaturizer
 from medseq.schema import DataError, ReadReport, check_known_keys
 from medseq.sources.sleepedf_features import MOVEMENT, STAGES, UNSCORED, Night, read_folder
@@ -168,6 +166,10 @@ def loso(spec: Any, data: SleepEdfData, labels: pd.DataFrame) -> SplitIds:
 
 def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
     """Cohen's kappa over all labelled epochs (scikit-learn), beside the runner's table."""
+    from sklearn.metrics import cohen_kappa_score
+
+    from medseq.evaluation.multi import flatten_steps
+
     y, p = flatten_steps(y_true, y_prob)
     return {"kappa": float(cohen_kappa_score(y, p.argmax(axis=1), labels=np.arange(len(STAGES))))}
 

@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 #: What a featurizer reads, in words the capability matrix and the service can show.
-MODALITIES = ("icu_events", "ecg", "molecule", "volume", "visits")
+MODALITIES = ("icu_events", "ecg", "signal", "eeg_epochs", "molecule", "volume", "visits")
 
 
 @dataclass(frozen=True)

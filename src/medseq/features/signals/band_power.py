@@ -12,13 +12,14 @@ overlap). Bands (Hz): delta 0.5-4, theta 4-8, alpha 8-13, beta 13-30, gamma 30-4
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import ClassVar
 
 import numpy as np
 from scipy import signal as scipy_signal
 from scipy import stats
 
+from medseq.features.base import ArraySpec, FeaturizerDescription
 from medseq.features.signals.signal_featurizer import SignalFeaturizer
 from medseq.schema import Signal
 
@@ -132,6 +133,15 @@ class BandPowerSignalFeaturizer(SignalFeaturizer):
         self.summary_mean_ = x.mean(axis=0).tolist()
         self.summary_scale_ = np.where(sd > 0, sd, 1.0).tolist()
         return self
+
+    def describe(self) -> FeaturizerDescription:
+        """:class:`SignalFeaturizer`'s description plus ``static`` ``(N, S)``, the z-scored
+        band powers and statistics."""
+        base = super().describe()
+        static = ArraySpec(
+            "static", "float32", ("N", "S"), {"S": self.n_summaries}, "z-scored band powers"
+        )
+        return replace(base, outputs=(*base.outputs, static))
 
     def transform(self, signals: Sequence[Signal]) -> dict[str, np.ndarray]:
         """``values`` and ``lengths`` as :class:`SignalFeaturizer`, plus ``static`` ``(N, F)``."""

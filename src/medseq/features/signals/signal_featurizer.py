@@ -131,7 +131,7 @@ class SignalFeaturizer:
             sizes["T"] = self.max_samples
         return FeaturizerDescription(
             kind=self.kind,
-            modality="ecg",
+            modality="signal",
             inputs="recordings (samples x channels at their own rate)",
             outputs=(
                 ArraySpec("values", "float32", ("N", "T", "C"), sizes, "filtered, normalised"),

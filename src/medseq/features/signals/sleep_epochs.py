@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from medseq.features.base import ArraySpec, FeaturizerDescription
 from medseq.schema import check_known_keys
 
 N_BASE = 18
@@ -147,17 +148,22 @@ class SleepEpochFeaturizer:
                          ["recover_power", "context_columns", "mean_", "scale_"])  # fmt: skip
         return cls(**state)
 
-    def describe(self) -> dict[str, Any]:
-        """What the featurizer produces, as plain JSON (modality, arrays, dtypes, dims)."""
-        return {
-            "kind": self.kind,
-            "modality": "eeg_epoch_features",
-            "outputs": {
-                "values": {"dtype": "float32", "dims": ["night", "epoch", "feature"]},
-                "lengths": {"dtype": "int64", "dims": ["night"]},
-            },
-            "epoch_s": 30,
-            "feature_names": feature_names(self.context_columns),
-            "recover_power": self.recover_power,
-            "fitted": self.mean_ is not None,
-        }
+    def describe(self) -> FeaturizerDescription:
+        """``values`` (N, T, F): the z-scored features of each 30-s epoch of a night,
+        ``lengths`` (N,) in epochs."""
+        if self.mean_ is None:
+            raise RuntimeError("SleepEpochFeaturizer.describe called before fit")
+        names = feature_names(self.context_columns)
+        return FeaturizerDescription(
+            kind=self.kind,
+            modality="eeg_epochs",
+            inputs="per-30-s-epoch EEG features of whole nights",
+            outputs=(
+                ArraySpec("values", "float32", ("N", "T", "F"), {"F": len(names)}, "z-scored"),
+                ArraySpec("lengths", "int64", ("N",), {}, "epochs before the padding"),
+            ),
+            feature_names={"F": names},
+            step="30-s epoch",
+            step_size=30.0,
+            time_unit="s",
+        )
