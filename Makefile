@@ -27,6 +27,7 @@ test: setup  ## the whole test suite, including the real-data integration tests
 	$(BIN)/mypy src  # [tool.mypy] in pyproject.toml
 	$(BIN)/python -m pytest -q --doctest-modules src/medseq  # the docstring examples
 	$(BIN)/python -m pytest -q
+	$(MAKE) serve-only-check  # a fresh venv with torch and medseq[serve] only
 
 # The `serve` extra alone (no scikit-learn, scipy, wfdb) in a fresh venv: serve, ONNX export and
 # ONNX predict of a small bundle trained here (1 epoch, 300 stays).

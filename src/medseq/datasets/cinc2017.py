@@ -205,8 +205,9 @@ def _augment(features: dict[str, Any], featurizer: Any) -> Any:
 #: Stages that make no sense (or have no method yet) for ECG recordings, and why.
 UNSUPPORTED = {
     "explain": (
-        "medseq explain covers time-grid (integrated gradients), RETAIN and slice-stack "
-        "models; an ECG model (ConvRNN over samples or beats) has no explanation method yet"
+        "medseq explain explains raw-waveform ConvRNN bundles (occlusion over seconds), but "
+        "the beat-feature models (the published cinc2017-beatgru configs) have no explanation "
+        "method yet"
     ),
     "streaming": (
         "the streaming service advances ICU time-grid models; streaming a waveform sample "

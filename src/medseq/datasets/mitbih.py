@@ -206,8 +206,8 @@ UNSUPPORTED = {
         "SampledData does not carry; send the arrays body with r_peaks"
     ),
     "explain": (
-        "medseq explain covers time-grid (integrated gradients), RETAIN and slice-stack "
-        "models; an ECG model (ConvRNN over samples or beats) has no explanation method yet"
+        "medseq explain explains raw-waveform ConvRNN bundles (occlusion over seconds), but "
+        "the beat-feature models this dataset's configs train have no explanation method yet"
     ),
     "streaming": (
         "the streaming service advances ICU time-grid models; streaming a waveform sample "

@@ -153,8 +153,14 @@ def explain_recording(
     bundle = load_bundle(bundle_dir)
     if getattr(bundle.model_config, "mode", "recording") != "recording":
         raise ValueError(f"{bundle_dir}: occlusion explains recording-mode models only")
-    dataset, task = bundle.provenance.get("dataset", ""), bundle.provenance.get("task", "")
+    dataset, task = bundle.dataset, bundle.dataset_task
     spec = get_dataset(dataset)
+    described = bundle.featurizer.describe()
+    if described.time_unit != "s" or not described.step_size:
+        raise ValueError(
+            f"{bundle_dir}: occlusion over seconds needs a featurizer that steps in samples; "
+            f"{described.kind!r} steps by {described.step or 'an unknown unit'}"
+        )
     data = read_set(dataset, data_path)
     labels = spec.labels(task, data)
     if int(sample_id) not in labels.index:
@@ -163,7 +169,7 @@ def explain_recording(
             f"(e.g. {labels.index[:5].tolist()})"
         )
     features = spec.transform(bundle.featurizer, data, np.array([sample_id]))
-    fs_hz = float(getattr(bundle.featurizer, "target_fs_hz", 1.0))
+    fs_hz = 1.0 / float(described.step_size)
     steps = max(1, round(window_s * fs_hz))
     probability, drop, name = occlusion_drop(bundle, features, steps)
     names = bundle.class_names or []
