@@ -156,10 +156,7 @@ def _direction(
     weight_ih = getattr(module, "weight_ih" + suffix)
     bias_ih = getattr(module, "bias_ih" + suffix) if module.bias else None
     flat = x.reshape(n_steps * batch, x.shape[2])
-    if bias_ih is None:
-        gi = flat @ weight_ih.t()
-    else:
-        gi = torch.addmm(bias_ih, flat, weight_ih.t())  # (T*B, 3H): one product for all steps
+    gi = nn.functional.linear(flat, weight_ih, bias_ih)  # (T*B, 3H): one product, all steps
     gi = gi.view(n_steps, batch, -1)
     if reverse:
         gi = gi.flip(0)

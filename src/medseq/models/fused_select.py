@@ -45,7 +45,7 @@ def _check_mode(mode: str, where: str) -> str:
 
 
 def current_mode() -> str:
-    """The mode in force here: a :func:`fused_gru_mode` block, else ``$MEDSEQ_FUSED_GRU``, else off."""
+    """The mode in force: a :func:`fused_gru_mode` block, else ``$MEDSEQ_FUSED_GRU``, else off."""
     mode = _OVERRIDE.get()
     if mode is not None:
         return mode
