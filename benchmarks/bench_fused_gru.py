@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (the markdown tables of the report are long lines)
 """Fused GRU training path vs ``nn.GRU``: forward + backward, interleaved in one process.
 
-Two cases per hidden size (64, 128, 256), at ``bench_training.py``'s shapes (batch 64,
+Two cases per hidden size (16, the default model's, and 64, 128, 256), at ``bench_training.py``'s shapes (batch 64,
 T = 48, input 111 = 37 PhysioNet 2012 variables with mask and Δt; random values, which do
 not change the work of a recurrence):
 
@@ -14,7 +14,8 @@ The two implementations alternate call by call (``A B B A A B ...``) within ever
 that the load of other jobs on a shared machine falls on both alike; the result is the
 **ratio** ``nn.GRU time / fused time`` of the median step, in wall time and in CPU time
 (``time.process_time``; other jobs on the core inflate wall time, and CPU time less so).
-The load average is read before and after. Writes ``benchmarks/results/fused_gru.md``.
+The load average is read before and after. Writes ``benchmarks/results/fused_gru.md``; a
+hand-written part below the line ``<!-- notes -->`` of an existing file is kept.
 
     python benchmarks/bench_fused_gru.py [--rounds 3] [--reps 10] [--threads 1]
 """
@@ -45,6 +46,7 @@ from medseq.models.fused_select import fused_gru_mode  # noqa: E402
 BATCH, STEPS, N_VARS = 64, 48, 37  # as bench_training.py on PhysioNet 2012 set A
 INPUT = 3 * N_VARS  # values, mask, Δt
 IMPLS = ("nn.GRU", "fused")
+NOTES = "<!-- notes -->"  # what follows this line in the results file is hand-written, kept
 
 
 def layer_steps(hidden: int) -> dict[str, Callable[[], None]]:
@@ -143,7 +145,10 @@ def report(rows: list[dict], args: argparse.Namespace, meta: dict) -> str:
             sel = [r for r in rows if r["case"] == case and r["hidden"] == hidden]
             med = {k: statistics.median(r[k] for r in sel) * 1e3 for k in sel[0] if "_" in k}
             ratios = {k: [r[f"nn.GRU_{k}"] / r[f"fused_{k}"] for r in sel] for k in ("wall", "cpu")}
-            cells = [f"**{statistics.median(v):.2f}×** ({min(v):.2f}–{max(v):.2f})" for v in ratios.values()]
+            cells = [
+                f"**{statistics.median(v):.2f}×** ({min(v):.2f}–{max(v):.2f})"
+                for v in ratios.values()
+            ]
             lines.append(f"| {case} | {hidden} | {med['nn.GRU_wall']:.1f} / {med['nn.GRU_cpu']:.1f} "
                          f"| {med['fused_wall']:.1f} / {med['fused_cpu']:.1f} | {cells[0]} | {cells[1]} |")  # fmt: skip
     lines += ["", *facts_markdown(machine_facts(["numpy", "torch"]))]
@@ -155,17 +160,22 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reps", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--hidden", default="64,128,256")
+    parser.add_argument("--hidden", default="16,64,128,256")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "fused_gru.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     load = lambda: ", ".join(f"{x:.2f}" for x in os.getloadavg())  # noqa: E731
-    meta = {"load_before": load(), "command": " ".join(["python benchmarks/bench_fused_gru.py", *sys.argv[1:]])}
+    meta = {
+        "load_before": load(),
+        "command": " ".join(["python benchmarks/bench_fused_gru.py", *sys.argv[1:]]),
+    }
     t0 = time.perf_counter()
     rows = collect(args)
     meta |= {"wall": time.perf_counter() - t0, "load_after": load()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(report(rows, args, meta))
+    old = args.out.read_text() if args.out.is_file() else ""
+    notes = old[old.index(NOTES) :] if NOTES in old else ""
+    args.out.write_text(report(rows, args, meta) + ("\n" + notes if notes else ""))
     print(args.out.read_text())
 
 

@@ -52,8 +52,8 @@ def _forward_saving(gi: Tensor, h0: Tensor, weight_hh: Tensor, bias_hh: Tensor |
     the first two blocks into ``r, z`` (the backward needs ``r, z, g_n``, never the
     pre-activations). ``tanh(x)`` is computed as ``2 sigmoid(2x) - 1`` (the same function;
     torch's CPU sigmoid kernel is several times faster than its tanh on ``(64, H)`` blocks,
-    as in :mod:`medseq.models.grud_recurrence`). ``states`` holds ``h_{-1} = h0, h_0, ..., h_{T-1}``, so that the
-    outputs and the previous states of every step are two views of one buffer.
+    as in :mod:`medseq.models.grud_recurrence`). ``states`` holds ``h0, h_0, ..., h_{T-1}``,
+    so that the outputs and the previous states of every step are two views of one buffer.
     """
     n_steps, batch, three_h = gi.shape
     hidden = three_h // 3
