@@ -5,7 +5,9 @@ Three modes, one switch:
 * ``"off"`` (the default): every GRU runs through ``nn.GRU``. The default model's training
   and predictions stay byte-identical to earlier releases.
 * ``"auto"``: the fused path where it was measured faster: a training forward (a gradient
-  is needed) on CPU in float32 or float64 (``benchmarks/results/fused_gru.md``).
+  is needed) on CPU in float32 or float64, hidden size <= :data:`AUTO_MAX_HIDDEN`
+  (``benchmarks/results/fused_gru.md``: 1.2–1.6× per training step at hidden 16–128, no gain
+  at 256, where the step is bound by its matrix products).
 * ``"on"``: the fused path for every forward that needs a gradient, on any device (for
   tests and for measuring; on CUDA ``nn.GRU``'s cuDNN kernel is the faster one).
 
@@ -32,6 +34,8 @@ from torch import Tensor, nn
 MODES: tuple[str, ...] = ("off", "auto", "on")
 ENV_VAR = "MEDSEQ_FUSED_GRU"
 DEFAULT_MODE = "off"
+#: The largest hidden size ``"auto"`` fuses (measured faster up to 128, even at 256).
+AUTO_MAX_HIDDEN = 128
 _OVERRIDE: ContextVar[str | None] = ContextVar("medseq_fused_gru_mode", default=None)
 
 
@@ -90,4 +94,8 @@ def use_fused_gru(module: nn.Module, x: Tensor) -> bool:
         return False
     if mode == "on":
         return True
-    return x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64)
+    return (
+        x.device.type == "cpu"
+        and x.dtype in (torch.float32, torch.float64)
+        and module.hidden_size <= AUTO_MAX_HIDDEN
+    )
