@@ -30,10 +30,10 @@ def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
     return x.gather(1, index.unsqueeze(2).expand(-1, -1, x.shape[2]))
 
 
-def _run(rnn: nn.RNNBase, x: Tensor) -> Tensor:
+def _run(rnn: nn.Module, x: Tensor) -> Tensor:
     """``rnn(x)[0]``, through the fused GRU training path where it is switched on."""
-    if use_fused_gru(rnn, x):  # see medseq.models.fused_select
-        return fused_gru(rnn, x)[0]  # type: ignore[arg-type]
+    if isinstance(rnn, nn.GRU) and use_fused_gru(rnn, x):  # see medseq.models.fused_select
+        return fused_gru(rnn, x)[0]
     return rnn(x)[0]
 
 
@@ -58,6 +58,10 @@ class RecurrentEncoder(nn.Module):
 
     ``D = 2H``; the final backward state is at step 0. With all lengths equal to ``T`` this is
     exactly torch's bidirectional module (same weights as ``weight_*_l{k}`` / ``_reverse``).
+
+    A GRU's training forward may run through :func:`medseq.models.fused_gru.fused_gru` (same
+    modules and parameters, another way to compute them) when the fused path is switched on
+    (:mod:`medseq.models.fused_select`; off by default).
     """
 
     def __init__(
