@@ -72,13 +72,14 @@ def _forward_saving(gi: Tensor, h0: Tensor, weight_hh: Tensor, bias_hh: Tensor |
     weight_t = weight_hh.t()
     minus_one = gi.new_tensor(-1.0)  # a tensor: a Python scalar is converted at every call
     h = states[0]
-    steps = zip(a_n2.unbind(0), gates.unbind(0), n.unbind(0), states[1:].unbind(0), strict=True)
-    for a_n2_t, gates_t, n_t, out_t in steps:
+    blocks = (gates[..., :two], gates[..., :hidden], gates[..., hidden:two], gates[..., two:])
+    per_step = [x.unbind(0) for x in (a_n2, gates, *blocks, n, states[1:])]  # views, made in C++
+    for a_n2_t, gates_t, rz_t, r_t, z_t, g_n_t, n_t, out_t in zip(*per_step, strict=True):
         gates_t.addmm_(h, weight_t)
-        rz = gates_t[:, :two].sigmoid_()
-        torch.addcmul(a_n2_t, rz[:, :hidden], gates_t[:, two:], value=2.0, out=n_t)
+        rz_t.sigmoid_()
+        torch.addcmul(a_n2_t, r_t, g_n_t, value=2.0, out=n_t)
         torch.add(minus_one, n_t.sigmoid_(), alpha=2.0, out=n_t)  # tanh(a_n + r * g_n)
-        h = torch.lerp(n_t, h, rz[:, hidden:], out=out_t)  # n + z * (h - n)
+        h = torch.lerp(n_t, h, z_t, out=out_t)  # n + z * (h - n)
     return {"gates": gates, "n": n, "states": states}
 
 
@@ -87,10 +88,12 @@ def _coefficients(buf: dict, h_prev: Tensor) -> tuple[Tensor, Tensor]:
     hidden = h_prev.shape[2]
     gates, n = buf["gates"], buf["n"]
     r, z, g_n = gates[..., :hidden], gates[..., hidden : 2 * hidden], gates[..., 2 * hidden :]
-    one_minus_z = 1.0 - z
-    dn_pre = (1.0 - n * n).mul_(one_minus_z)  # d h_t / d(pre-activation of n_t)
+    one = n.new_tensor(1.0)
+    one_minus_z = torch.sub(one, z)
+    dn_pre = torch.addcmul(one, n, n, value=-1.0).mul_(one_minus_z)  # dh_t / d(pre-act. of n_t)
     coef = torch.empty(*n.shape[:2], 3, hidden, dtype=n.dtype, device=n.device)
-    torch.mul(dn_pre, g_n, out=coef[:, :, 0]).mul_(r).mul_(1.0 - r)
+    r_slope = torch.addcmul(r, r, r, value=-1.0)  # r (1 - r), the sigmoid's derivative
+    torch.mul(dn_pre, g_n, out=coef[:, :, 0]).mul_(r_slope)
     torch.sub(h_prev, n, out=coef[:, :, 1]).mul_(z).mul_(one_minus_z)
     torch.mul(dn_pre, r, out=coef[:, :, 2])
     return coef, dn_pre
@@ -110,9 +113,13 @@ def _backward(
     if grad_hn is not None:
         dh[n_steps] += grad_hn
     dh[0] = 0.0
-    steps = zip(coef.unbind(0), dh[1:].unbind(0), dh[:-1].unbind(0), z.unbind(0), strict=True)
-    for coef_t, dh_t, dh_prev, z_t in reversed(list(steps)):
-        dgh_t = coef_t.mul_(dh_t.unsqueeze(1)).view(batch, 3 * hidden)
+    per_step = [
+        x.unbind(0)  # views made in C++, not by Python indexing in the loop
+        for x in (coef, coef.view(n_steps, batch, 3 * hidden), dh[1:].unsqueeze(2), dh[1:])
+    ]
+    per_step += [dh[:-1].unbind(0), z.unbind(0)]
+    for coef_t, dgh_t, dh_t3, dh_t, dh_prev, z_t in reversed(list(zip(*per_step, strict=True))):
+        coef_t.mul_(dh_t3)  # coef_t becomes dg_t, seen as (B, 3H) by dgh_t
         dh_prev.addcmul_(dh_t, z_t).addmm_(dgh_t, weight_hh)
     flat_gh = coef.view(-1, 3 * hidden)
     grad_weight = flat_gh.t() @ h_prev.reshape(-1, hidden)
