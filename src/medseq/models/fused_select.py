@@ -6,8 +6,9 @@ Three modes, one switch:
   and predictions stay byte-identical to earlier releases.
 * ``"auto"``: the fused path where it was measured faster: a training forward (a gradient
   is needed) on CPU in float32 or float64, hidden size <= :data:`AUTO_MAX_HIDDEN`
-  (``benchmarks/results/fused_gru.md``: 1.2–1.6× per training step at hidden 16–128, no gain
-  at 256, where the step is bound by its matrix products).
+  (``benchmarks/results/fused_gru.md``: 1.75× per training step at hidden 16, 1.1–1.4× at
+  64–256; larger sizes were not measured, and there the matrix products, the same in both
+  paths, take ever more of the step).
 * ``"on"``: the fused path for every forward that needs a gradient, on any device (for
   tests and for measuring; on CUDA ``nn.GRU``'s cuDNN kernel is the faster one).
 
@@ -34,8 +35,8 @@ from torch import Tensor, nn
 MODES: tuple[str, ...] = ("off", "auto", "on")
 ENV_VAR = "MEDSEQ_FUSED_GRU"
 DEFAULT_MODE = "off"
-#: The largest hidden size ``"auto"`` fuses (measured faster up to 128, even at 256).
-AUTO_MAX_HIDDEN = 128
+#: The largest hidden size ``"auto"`` fuses: the largest one measured faster.
+AUTO_MAX_HIDDEN = 256
 _OVERRIDE: ContextVar[str | None] = ContextVar("medseq_fused_gru_mode", default=None)
 
 

@@ -135,7 +135,7 @@ class TrainConfig:
         and unpadded batches. ``None`` backpropagates through the whole (padded) sequence.
     fused_gru : {"off", "auto", "on"} or None, default=None
         The fused GRU training path (:mod:`medseq.models.fused_select`) during ``fit``:
-        ``"auto"`` uses it for CPU training steps at hidden size <= 128, where it was
+        ``"auto"`` uses it for CPU training steps at hidden size <= 256, where it was
         measured faster than ``nn.GRU`` (``benchmarks/results/fused_gru.md``); ``"on"``
         wherever a gradient is needed; ``"off"`` never. ``None`` follows the
         environment variable ``MEDSEQ_FUSED_GRU``, itself ``"off"`` when unset. Same

@@ -166,9 +166,9 @@ def test_selection_rules(monkeypatch):
         with torch.no_grad():
             assert not use_fused_gru(gru, x)  # inference keeps nn.GRU
         assert not use_fused_gru(gru.half(), x.half())  # auto: float32/64 only
-        assert not use_fused_gru(nn.GRU(2, 256, batch_first=True), x)  # no gain measured at 256
+        assert not use_fused_gru(nn.GRU(2, 257, batch_first=True), x)  # not measured beyond 256
         with fused_gru_mode("on"):
-            assert use_fused_gru(nn.GRU(2, 256, batch_first=True), x)
+            assert use_fused_gru(nn.GRU(2, 257, batch_first=True), x)
     monkeypatch.setenv(ENV_VAR, "auto")
     assert current_mode() == "auto"
     with fused_gru_mode("off"):
