@@ -8,6 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from medseq.models.config import ModelConfig
+from medseq.models.fused_gru import fused_gru
+from medseq.models.fused_select import use_fused_gru
 from medseq.models.head import OutputHead, check_inputs, check_model_config, zero_padding
 from medseq.models.init import init_recurrent_
 from medseq.models.pooling import Pooling, valid_steps
@@ -26,6 +28,13 @@ def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:
     reverse = lengths.unsqueeze(1) - 1 - steps  # (B, T)
     index = torch.where(valid_steps(lengths, n_steps), reverse, steps)
     return x.gather(1, index.unsqueeze(2).expand(-1, -1, x.shape[2]))
+
+
+def _run(rnn: nn.Module, x: Tensor) -> Tensor:
+    """``rnn(x)[0]``, through the fused GRU training path where it is switched on."""
+    if isinstance(rnn, nn.GRU) and use_fused_gru(rnn, x):  # see medseq.models.fused_select
+        return fused_gru(rnn, x)[0]
+    return rnn(x)[0]
 
 
 class RecurrentEncoder(nn.Module):
@@ -49,6 +58,10 @@ class RecurrentEncoder(nn.Module):
 
     ``D = 2H``; the final backward state is at step 0. With all lengths equal to ``T`` this is
     exactly torch's bidirectional module (same weights as ``weight_*_l{k}`` / ``_reverse``).
+
+    A GRU's training forward may run through :func:`medseq.models.fused_gru.fused_gru` (same
+    modules and parameters, another way to compute them) when the fused path is switched on
+    (:mod:`medseq.models.fused_select`; off by default).
     """
 
     def __init__(
@@ -83,13 +96,13 @@ class RecurrentEncoder(nn.Module):
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """``(B, T, I)``, ``(B,)`` -> ``(B, T, D)``."""
         if not self.bidirectional:
-            return self.rnn(x)[0]
+            return _run(self.rnn, x)
         pairs = zip(self.forward_layers, self.backward_layers, strict=True)
         for k, (forward_rnn, backward_rnn) in enumerate(pairs):
             if k > 0:
                 x = self.dropout(x)
-            ahead = forward_rnn(x)[0]
-            behind = backward_rnn(reverse_within_length(x, lengths))[0]
+            ahead = _run(forward_rnn, x)
+            behind = _run(backward_rnn, reverse_within_length(x, lengths))
             x = torch.cat([ahead, reverse_within_length(behind, lengths)], dim=2)
         return x
 

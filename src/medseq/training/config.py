@@ -19,6 +19,7 @@ SCHEDULERS = ("none", "cosine", "step", "plateau")
 LOSSES = ("auto", "bce", "focal", "cross_entropy", "mse")
 DEVICES = ("cpu", "cuda", "auto")
 CLASS_WEIGHTS = ("balanced", "sqrt_balanced")
+FUSED_GRU_MODES = ("off", "auto", "on")  # medseq.models.fused_select.MODES
 MONITORS = ("loss", "auroc", "auprc", "mse", "mae", "accuracy", "macro_f1", "balanced_accuracy")
 #: Monitors where higher is better.
 MAXIMISED = ("auroc", "auprc", "accuracy", "macro_f1", "balanced_accuracy")
@@ -132,6 +133,13 @@ class TrainConfig:
         each chunk's own for per-step labels (multiclass ``y`` of shape (N, T'), NaN where
         none). Needs a unidirectional model that carries state across chunks (``ConvRNN``)
         and unpadded batches. ``None`` backpropagates through the whole (padded) sequence.
+    fused_gru : {"off", "auto", "on"} or None, default=None
+        The fused GRU training path (:mod:`medseq.models.fused_select`) during ``fit``:
+        ``"auto"`` uses it for CPU training steps at hidden size <= 256, where it was
+        measured faster than ``nn.GRU`` (``benchmarks/results/fused_gru.md``); ``"on"``
+        wherever a gradient is needed; ``"off"`` never. ``None`` follows the
+        environment variable ``MEDSEQ_FUSED_GRU``, itself ``"off"`` when unset. Same
+        parameters and maths; weights equal ``nn.GRU``'s to float32 rounding, not to the byte.
     """
 
     task: str = "binary"
@@ -165,6 +173,7 @@ class TrainConfig:
     num_threads: int | None = None
     progress: bool = True
     tbptt_steps: int | None = None
+    fused_gru: str | None = None
 
     def __post_init__(self) -> None:
         _check_choices(self)
@@ -291,6 +300,8 @@ def _check_optional(cfg: TrainConfig) -> None:
             _fail("pos_weight", '"balanced", a number > 0 or None', cfg.pos_weight)
     elif cfg.pos_weight is not None:
         _as_float(cfg, "pos_weight", 0.0, inf, open_low=True)
+    if cfg.fused_gru not in (None, *FUSED_GRU_MODES):
+        _fail("fused_gru", f"one of {FUSED_GRU_MODES} or None", cfg.fused_gru)
     if cfg.class_weight not in (None, *CLASS_WEIGHTS):
         _fail("class_weight", f"one of {CLASS_WEIGHTS} or None", cfg.class_weight)
 

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from medseq.models.fused_select import fused_gru_mode
 from medseq.training import checkpoint as ckpt
 from medseq.training import distributed
 from medseq.training.batching import (
@@ -162,7 +163,8 @@ class Trainer:
                 self._checkpoint_dir,
             )
         self._log_start(run)
-        self._loop(run)
+        with fused_gru_mode(self.config.fused_gru):
+            self._loop(run)
         return self._finish(run)
 
     def predict(self, model: nn.Module, data: dict[str, np.ndarray]) -> np.ndarray:
