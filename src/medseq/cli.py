@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -195,6 +196,13 @@ def predict(
     runtime: Annotated[
         str, typer.Option(help="torch, or onnx (ONNX Runtime, no torch; `medseq export` first).")
     ] = "torch",
+    coverage: Annotated[
+        float | None,
+        typer.Option(help="Add conformal sets (intervals) at this coverage, e.g. 0.9."),
+    ] = None,
+    mondrian: Annotated[
+        bool, typer.Option(help="Class-conditional sets: the coverage holds per true class.")
+    ] = False,
 ) -> None:
     """Write one prediction per subject to a CSV file."""
     if runtime not in ("torch", "onnx"):
@@ -205,6 +213,14 @@ def predict(
         from medseq.experiment import predict_file
 
     frame = predict_file(bundle, data)
+    if coverage is not None:
+        from medseq.evaluation.conformal import conformal_columns
+
+        manifest = json.loads((bundle / "medseq.json").read_text())  # verified on loading
+        frame = conformal_columns(
+            frame, manifest.get("conformal"), manifest["task"], coverage,
+            class_names=manifest.get("class_names"), mondrian=mondrian,
+        )  # fmt: skip
     frame.to_csv(output, index=False)
     typer.echo(f"wrote {len(frame)} predictions to {output}")
 
