@@ -306,11 +306,16 @@ def report(
     update_bundle: Annotated[
         bool, typer.Option(help="Store the model card and calibration in the bundle.")
     ] = True,
+    coverage: Annotated[
+        float, typer.Option(help="Requested coverage of the conformal sets checked.")
+    ] = 0.9,
 ) -> None:
     """Self-contained HTML report: metrics, calibration, subgroups, drift, explanations."""
     from medseq.report import ReportConfig, build_report
 
-    config = ReportConfig(n_boot=n_boot, max_subjects=max_subjects, update_bundle=update_bundle)
+    config = ReportConfig(
+        n_boot=n_boot, max_subjects=max_subjects, update_bundle=update_bundle, coverage=coverage
+    )
     result = build_report(
         bundle, data, external=external, validation=validation, output=output, config=config
     )

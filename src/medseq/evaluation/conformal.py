@@ -19,12 +19,15 @@ with ``q`` the ``ceil((n + 1) * coverage)``-th smallest of the ``n`` calibration
 Mondrian takes ``q`` per true class from that class's scores only, so a rare class gets
 its coverage too instead of borrowing it from the common one.
 
-We write these few lines rather than wrap MAPIE or crepes: both fit a calibrator from
-an estimator plus calibration rows (MAPIE ``SplitConformalClassifier.conformalize(X, y)``,
-crepes ``WrapClassifier.calibrate(X, y)``) and keep it as a pickled Python object, while a
-medseq bundle is a hashed JSON manifest plus safetensors that must load without
-unpickling; crepes' ``ConformalClassifier.fit(alphas, bins)`` does take plain scores, but
-would add a dependency for a sorted array and one quantile.
+We write these few lines rather than use MAPIE (1.6) or crepes (0.9.1): MAPIE's
+``SplitConformalClassifier(estimator, prefit=True).conformalize(X, y)`` wants a
+scikit-learn estimator and the calibration rows themselves, and both libraries keep the
+fitted calibrator as an in-memory Python object (pickled to persist), while a medseq
+bundle is a hashed JSON manifest plus safetensors that loads without unpickling and
+whose calibration rows are gone after training. crepes' ``ConformalClassifier.fit(alphas,
+bins)`` does take plain scores (and Mondrian bins), but its sets use smoothed, randomised
+p-values by default; the sorted scores and one quantile are all a stored-score bundle
+needs, with no new dependency. See ``docs/uncertainty.md``.
 """
 
 from __future__ import annotations

@@ -71,6 +71,8 @@ class ReportConfig:
                 f"calibration_method must be one of {CALIBRATION_METHODS}, "
                 f"got {self.calibration_method!r}"
             )
+        if not 0.0 < self.coverage < 1.0:
+            raise ValueError(f"ReportConfig: coverage must be in (0, 1), got {self.coverage!r}")
         for name in ("n_boot", "n_bins", "n_explain", "ig_steps", "deletion_k"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
