@@ -107,7 +107,7 @@ def test_table_and_figure_of_a_real_stay_share_one_ranking(trained_gru_bundle, s
     ig = expl.integrated_gradients
     ranking = stay_contributions(ig)
     # every input accounted for once: the rows add up to the whole attribution
-    assert ranking["contribution"].sum() == pytest.approx(float(ig.total[0]), abs=1e-4)
+    assert ranking["contribution"].sum() == pytest.approx(float(ig.total()[0]), abs=1e-4)
     grid = dict(zip(ig.feature_names, ig.values[0].sum(axis=0), strict=True))
     for row in ranking.itertuples():
         assert row.from_grid == pytest.approx(grid.get(row.variable, 0.0), abs=1e-6)

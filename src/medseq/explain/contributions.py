@@ -12,6 +12,7 @@ how the grid part spreads over the hours (its cells sum to the ``from_grid`` bar
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,7 @@ def stay_contributions(attr: Attribution, index: int = 0) -> pd.DataFrame:
         ``from_summaries`` (summary statistics, or the descriptor's encoded columns); the
         contributions of all rows add up to the explained output's change.
     """
-    rows = {
+    rows: dict[str, dict[str, Any]] = {
         v: {"kind": "time series", "from_grid": float(g), "from_summaries": 0.0}
         for v, g in zip(attr.feature_names, attr.values[index].sum(axis=0), strict=True)
     }

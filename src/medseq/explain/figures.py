@@ -54,7 +54,8 @@ def attribution_heatmap(
     length = max(int(length), 1)
     a = np.asarray(attribution)[:length]
     if order is None:
-        order = np.argsort(-np.abs(a).sum(axis=0), kind="stable")[: min(top_n, a.shape[1])]
+        ranked = np.argsort(-np.abs(a).sum(axis=0), kind="stable")[: min(top_n, a.shape[1])]
+        order = [int(i) for i in ranked]
     order = list(order)
     shown = a[:, order].T  # (top_n, length)
     limit = float(np.abs(shown).max()) or 1.0
