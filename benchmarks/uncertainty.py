@@ -39,6 +39,11 @@ def markdown(u: dict, title: str, command: str) -> str:
         lines.append(
             f"| {variant} | all | {v['n']} | {_ci(v['coverage'])} | {_ci(v['set_size'])} |"
         )
+        for c in v.get("by_class", []):
+            lines.append(
+                f"| {variant} | true class {c['class']} | {c['n']} | {_ci(c['coverage'])} "
+                f"| {_ci(c['set_size'])} |"
+            )
         for g in v["subgroups"]:
             group = f"{g['attribute']} = {g['group']}"
             lines.append(

@@ -71,6 +71,9 @@ def risk_coverage(
 ) -> list[dict[str, float]]:  # fmt: skip
     """Error on the answered cases when the least confident are set aside.
 
+    Cases are ranked by the predicted probability of the class decided (at the bundle's
+    threshold for binary bundles, so a risk just above a low threshold counts as unsure).
+
     Parameters
     ----------
     y, probs : labels (N,) and probabilities (N,) binary or (N, K) multiclass
@@ -87,14 +90,14 @@ def risk_coverage(
     """
     from sklearn.metrics import roc_auc_score
 
-    y = np.asarray(y).astype(int)
-    conf = confidence(probs, task)
-    order = np.argsort(-conf, kind="stable")
-    if task == "binary":
+    y, probs = np.asarray(y).astype(int), np.asarray(probs, dtype=np.float64)
+    if task == "binary":  # confidence in the decision taken: p(the decided class)
         cut = 0.5 if threshold is None else threshold
-        predicted = (np.asarray(probs) >= cut).astype(int)
+        predicted = (probs >= cut).astype(int)
+        conf = np.where(predicted == 1, probs, 1.0 - probs)
     else:
-        predicted = np.asarray(probs).argmax(axis=1)
+        predicted, conf = probs.argmax(axis=1), probs.max(axis=1)
+    order = np.argsort(-conf, kind="stable")
     wrong = (predicted != y).astype(float)
     rows = []
     for k in range(1, points + 1):

@@ -76,6 +76,11 @@ def set_uncertainty(
     for variant in variants:
         covered, size = covered_and_size(cal, y, ev.risk, coverage, mondrian=variant != "marginal")
         out[variant] = _summary(covered, size, n_boot, random_state)
+        if cal["task"] in ("binary", "multiclass"):  # what Mondrian is for: each true class
+            out[variant]["by_class"] = [
+                {"class": str(k)} | _summary(covered[y == k], size[y == k], n_boot, random_state)
+                for k in range(len(cal["by_class"]))
+            ]
         out[variant]["subgroups"] = [
             {"attribute": attr, "group": str(g)}
             | _summary(covered[mask], size[mask], n_boot, random_state)
