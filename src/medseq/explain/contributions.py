@@ -52,13 +52,14 @@ def stay_contributions(attr: Attribution, index: int = 0) -> pd.DataFrame:
 
 
 def split_line(ranking: pd.DataFrame) -> str:
-    """``time grid +a (x %), summaries and descriptors +b (y %)`` of the total |part|."""
+    """Net contribution of the time grid and of the summaries, and their shares of the
+    absolute contributions (``sum |from_grid|`` against ``sum |from_summaries|``)."""
     grid, summ = float(ranking["from_grid"].sum()), float(ranking["from_summaries"].sum())
     size = float(ranking["from_grid"].abs().sum() + ranking["from_summaries"].abs().sum())
     share = 100.0 * float(ranking["from_grid"].abs().sum()) / size if size > 0 else 0.0
     return (
-        f"time grid {grid:+.3f} ({share:.0f} % of |contributions|), "
-        f"summaries and descriptors {summ:+.3f} ({100 - share:.0f} %)"
+        f"time grid: net {grid:+.3f}, {share:.0f} % of the absolute contributions; "
+        f"summaries and descriptors: net {summ:+.3f}, {100 - share:.0f} %"
     )
 
 
@@ -97,7 +98,7 @@ def contribution_figure(
     limit = float(np.nanmax(np.abs(cells), initial=0.0)) or 1.0
     fig, (heat, bars) = plt.subplots(
         1, 2, figsize=(11.0, 0.34 * len(ranking) + 1.9), sharey=True,
-        gridspec_kw={"width_ratios": [3, 1.3]},
+        gridspec_kw={"width_ratios": [3, 1.3], "wspace": 0.45},
     )  # fmt: skip
     cmap = plt.get_cmap("RdBu_r").with_extremes(bad="0.88")
     image = heat.imshow(
@@ -122,6 +123,6 @@ def contribution_figure(
     bars.scatter(ranking["contribution"], rows, marker="|", s=160, c="k", label="net", zorder=3)
     bars.axvline(0.0, color="0.3", lw=0.8)
     bars.set_xlabel(label)
-    bars.legend(frameon=False, fontsize=8, loc="lower right")
+    bars.legend(frameon=False, fontsize=8, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=2)
     fig.suptitle(f"{title}\n{subtitle}".strip(), x=0.01, ha="left", fontsize=10)
     return figure_png(fig)
