@@ -82,8 +82,9 @@ def fit_conformal(task: str, y: np.ndarray, pred: np.ndarray) -> dict[str, Any] 
         score per sample.
     """
     y, pred = np.asarray(y), np.asarray(pred, dtype=np.float64)
-    if pred.ndim > 2 or (task == "regression" and pred.ndim != 1):
-        return None
+    one_per_sample = {"binary": (1, 1), "regression": (1, 1), "multiclass": (1, 2)}
+    if (y.ndim, pred.ndim) != one_per_sample.get(task, (2, 2)):
+        return None  # per-step outputs (sequence labelling): no single score per sample
     fitted: dict[str, Any] = {"task": task, "n": len(y), "method": "split conformal"}
     if task == "regression":
         return fitted | {"score": "|y - y_hat|", "residuals": _sorted(np.abs(y - pred))}

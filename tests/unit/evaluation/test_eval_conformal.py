@@ -40,3 +40,9 @@ def test_risk_coverage_error_falls_as_the_model_abstains():
     rows = risk_coverage(y, p, "binary", threshold=0.5, points=10)
     assert rows[-1]["answer_rate"] == 1.0 and rows[0]["answer_rate"] == pytest.approx(0.1)
     assert rows[0]["error"] < rows[-1]["error"] / 2
+
+
+def test_per_step_outputs_store_no_scores():
+    rng = np.random.default_rng(2)
+    assert fit_conformal("binary", rng.integers(0, 2, (6, 4)), rng.random((6, 4))) is None
+    assert fit_conformal("multiclass", rng.integers(0, 3, (6, 4)), rng.random((6, 4, 3))) is None
