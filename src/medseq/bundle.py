@@ -75,6 +75,7 @@ class Bundle:
     model_card: dict[str, Any] | None = None
     model_card_markdown: str | None = None
     class_names: list[str] | None = None
+    conformal: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -249,6 +250,8 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
     }
     if bundle.class_names is not None:
         manifest["class_names"] = list(bundle.class_names)
+    if bundle.conformal is not None:  # absent rather than null: older bundles hash the same
+        manifest["conformal"] = bundle.conformal
     card = bundle.model_card_markdown
     if card is not None:
         manifest["model_card_sha256"] = hashlib.sha256(card.encode()).hexdigest()
@@ -347,6 +350,7 @@ def _bundle_from(manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> 
         calibration=manifest.get("calibration"),
         model_card=manifest.get("model_card"),
         class_names=manifest.get("class_names"),
+        conformal=manifest.get("conformal"),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 from collections.abc import Callable
@@ -169,6 +170,13 @@ def predict(
     runtime: Annotated[
         str, typer.Option(help="torch, or onnx (ONNX Runtime, no torch; `medseq export` first).")
     ] = "torch",
+    coverage: Annotated[
+        float | None,
+        typer.Option(help="Add conformal sets (intervals) at this coverage, e.g. 0.9."),
+    ] = None,
+    mondrian: Annotated[
+        bool, typer.Option(help="Class-conditional sets: the coverage holds per true class.")
+    ] = False,
 ) -> None:
     """Write one prediction per subject to a CSV file."""
     if runtime not in ("torch", "onnx"):
@@ -179,6 +187,14 @@ def predict(
         from medseq.experiment import predict_file
 
     frame = predict_file(bundle, data)
+    if coverage is not None:
+        from medseq.evaluation.conformal import conformal_columns
+
+        manifest = json.loads((bundle / "medseq.json").read_text())  # verified on loading
+        frame = conformal_columns(
+            frame, manifest.get("conformal"), manifest["task"], coverage,
+            class_names=manifest.get("class_names"), mondrian=mondrian,
+        )  # fmt: skip
     frame.to_csv(output, index=False)
     typer.echo(f"wrote {len(frame)} predictions to {output}")
 
@@ -264,11 +280,16 @@ def report(
     update_bundle: Annotated[
         bool, typer.Option(help="Store the model card and calibration in the bundle.")
     ] = True,
+    coverage: Annotated[
+        float, typer.Option(help="Requested coverage of the conformal sets checked.")
+    ] = 0.9,
 ) -> None:
     """Self-contained HTML report: metrics, calibration, subgroups, drift, explanations."""
     from medseq.report import ReportConfig, build_report
 
-    config = ReportConfig(n_boot=n_boot, max_subjects=max_subjects, update_bundle=update_bundle)
+    config = ReportConfig(
+        n_boot=n_boot, max_subjects=max_subjects, update_bundle=update_bundle, coverage=coverage
+    )
     result = build_report(
         bundle, data, external=external, validation=validation, output=output, config=config
     )

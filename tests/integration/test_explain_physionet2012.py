@@ -94,3 +94,27 @@ def test_report_command_fits_calibration_on_a_validation_set(
     same = ["report", str(fresh), *args[2:4], "--validation", args[3], *args[6:]]
     refused = CliRunner().invoke(app, same)  # refused before any data is read
     assert refused.exit_code == 2 and "evaluation set itself" in refused.output
+
+
+def test_table_and_figure_of_a_real_stay_share_one_ranking(trained_gru_bundle, set_b):
+    """Issue 20: the printed table and the figure tell one story, summaries included."""
+    from medseq.explain import explain_stay
+    from medseq.explain.contributions import stay_contributions
+
+    bundle = load_bundle(trained_gru_bundle)
+    ids, features = _features(bundle, set_b, 1)
+    expl = explain_stay(bundle, features, int(ids[0]), events=set_b.events, static=set_b.static)
+    ig = expl.integrated_gradients
+    ranking = stay_contributions(ig)
+    # every input accounted for once: the rows add up to the whole attribution
+    assert ranking["contribution"].sum() == pytest.approx(float(ig.total()[0]), abs=1e-4)
+    grid = dict(zip(ig.feature_names, ig.values[0].sum(axis=0), strict=True))
+    for row in ranking.itertuples():
+        assert row.from_grid == pytest.approx(grid.get(row.variable, 0.0), abs=1e-6)
+    size = ranking["contribution"].abs().to_numpy()
+    assert (np.diff(size) <= 1e-12).all()  # ranked by the net contribution's size
+    top = expl.top_variables
+    assert list(top["variable"]) == list(ranking["variable"][: len(top)])  # the same order
+    assert (top["from_summaries"].abs() > 0).any()  # summary fusion is shown, not hidden
+    assert "time grid" in expl.summary() and "%" in expl.to_dict()["split"]
+    assert expl.figures["integrated_gradients"][:4] == b"\x89PNG"

@@ -112,3 +112,45 @@ def test_report_of_a_multiclass_bundle_shows_the_evaluated_numbers(multiclass_ru
     assert float(cell.group(1)) == pytest.approx(result.test_metrics["macro_f1"][0])
     assert {"roc_ovr", "confusion_internal"} <= set(report.figure_paths)
     assert "featurised by ICUFeaturizer" not in html  # ICU inputs are described by variable
+
+
+def test_multiclass_conformal_sets_cover_the_true_class_on_set_b(multiclass_run):
+    """Mondrian and marginal sets from the stored validation scores, checked on set B."""
+    from medseq.evaluation.conformal import prediction_sets
+    from medseq.experiment.data import labels_for, read_set
+
+    result, _ = multiclass_run
+    bundle = load_bundle(result.bundle_dir)
+    assert bundle.conformal["task"] == "multiclass"
+    assert set(bundle.conformal["by_class"]) == {"0", "1", "2"}
+    data = read_set("physionet2012", SET_B)
+    labels = labels_for("length_of_stay_class", data).dropna().sort_index().iloc[:600]
+    y = labels.to_numpy().astype(int)
+    probs = bundle.predict(data, labels.index.to_numpy())
+    for mondrian in (False, True):
+        sets = prediction_sets(bundle, probs, 0.9, mondrian=mondrian)
+        assert sets.shape == (600, 3)
+        assert 0.84 <= sets[np.arange(600), y].mean() <= 0.96
+        assert sets.sum(axis=1).mean() < 3.0  # not every class for every stay
+    sets = prediction_sets(bundle, probs, 0.9, mondrian=True)
+    for k in range(3):  # the rare long-stay classes get their own coverage
+        assert sets[y == k, k].mean() >= 0.75
+
+
+def test_multilabel_conformal_sets_per_label_skip_missing_labels(multilabel_run):
+    from medseq.evaluation.conformal import prediction_sets
+    from medseq.report.uncertainty import covered_and_size
+
+    result, tmp = multilabel_run
+    bundle = load_bundle(result.bundle_dir)
+    labels = bundle.conformal["labels"]
+    assert len(labels) == 3
+    frame = __import__("pandas").read_csv(tmp / "outcomes" / "test_predictions.csv")
+    names = result.extra["class_names"]
+    y = frame[[f"y_{n}" for n in names]].to_numpy()
+    probs = frame[[f"p_{n}" for n in names]].to_numpy()
+    assert np.isnan(y).any()  # some outcomes are unknown, they are not scored
+    sets = prediction_sets(bundle, probs, 0.9)
+    assert sets.shape == (len(frame), 3, 2)
+    covered, size = covered_and_size(bundle.conformal, y, probs, 0.9)
+    assert 0.84 <= np.nanmean(covered) <= 0.97 and 1.0 <= size.mean() <= 2.0

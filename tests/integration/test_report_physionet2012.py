@@ -42,6 +42,7 @@ FIGURES = {
     "example_integrated_gradients",
     "example_occlusion",
     "example_attention",
+    "risk_coverage",
 }
 
 
@@ -343,3 +344,17 @@ def render_in_chromium(page: Path, screenshot: Path) -> dict:
         finally:
             _stop(proc)
     return {"errors": _console_errors(tools.events), "images": images}
+
+
+def test_report_checks_conformal_coverage_by_subgroup(report):
+    html = report.html_path.read_text()
+    assert 'id="uncertainty-table"' in html
+    internal = report.uncertainty["internal"]
+    point, lo, hi = internal["marginal"]["coverage"]
+    assert lo <= point <= hi and 0.85 <= point <= 0.95
+    groups = {(g["attribute"], g["group"]) for g in internal["mondrian"]["subgroups"]}
+    assert len(groups) >= 4  # age bands, sex, ICU types of the spec
+    assert sum(g["n"] for g in internal["marginal"]["subgroups"] if g["attribute"] == "sex") <= 1000
+    curve = internal["risk_coverage"]
+    assert curve[-1]["answer_rate"] == 1.0 and curve[0]["error"] <= curve[-1]["error"]
+    assert "external" in report.uncertainty

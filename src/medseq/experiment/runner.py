@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from medseq.datasets.registry import DatasetSpec, get_dataset
+from medseq.evaluation.conformal import fit_conformal
 from medseq.evaluation.scoring import (
     class_labels,
     metric_table,
@@ -24,6 +25,7 @@ from medseq.evaluation.scoring import (
     per_fold_summary,
     with_extras,
 )
+from medseq.evaluation.selective import with_default_abstention
 from medseq.experiment.baselines import fit_baseline
 from medseq.experiment.config import ExperimentConfig
 from medseq.experiment.data import (
@@ -187,6 +189,7 @@ def run_experiment(
 
             fitted = fit_calibration(val_y, val_pred)
             bundle.calibration = fitted | {"fitted_on": "out-of-fold validation predictions"}
+        bundle.conformal = with_default_abstention(fit_conformal(config.task_type, val_y, val_pred))
         if is_rank_zero() and bundle_dir is not None:  # set whenever there is no baseline
             save_bundle(bundle, bundle_dir)
     result = ExperimentResult(

@@ -29,6 +29,7 @@ def attribution_heatmap(
     top_n: int = 15,
     title: str = "Integrated gradients",
     label: str = ATTRIBUTION_LABEL,
+    order: Sequence[int] | None = None,
 ) -> bytes:
     """Heatmap of one stay's attributions, variables × hours, most important on top.
 
@@ -44,11 +45,18 @@ def attribution_heatmap(
     top_n : int, default=15
         Variables shown (by total |attribution|); the others are summarised in the title.
     title : str
+    order : sequence of int, optional
+        The variable columns to show, in this order (e.g. a stay's ranking from
+        :func:`~medseq.explain.contributions.stay_contributions`); by default the
+        ``top_n`` largest by total |attribution|.
     """
     plt = pyplot()
     length = max(int(length), 1)
     a = np.asarray(attribution)[:length]
-    order = np.argsort(-np.abs(a).sum(axis=0), kind="stable")[: min(top_n, a.shape[1])]
+    if order is None:
+        ranked = np.argsort(-np.abs(a).sum(axis=0), kind="stable")[: min(top_n, a.shape[1])]
+        order = [int(i) for i in ranked]
+    order = list(order)
     shown = a[:, order].T  # (top_n, length)
     limit = float(np.abs(shown).max()) or 1.0
     fig, ax = plt.subplots(figsize=(9.0, 0.32 * len(order) + 1.6))

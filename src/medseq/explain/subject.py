@@ -18,6 +18,7 @@ import pandas as pd
 
 from medseq.explain.attention import attention_weights, has_attention
 from medseq.explain.attribution import Attribution, integrated_gradients, time_grid
+from medseq.explain.contributions import contribution_figure, split_line, stay_contributions
 from medseq.explain.occlusion import occlusion
 
 # What integrated gradients explain, by bundle task: the logit for risks (logits add up,
@@ -40,6 +41,7 @@ class SubjectExplanation:
     top_variables: pd.DataFrame
     figures: dict[str, bytes] = field(default_factory=dict)
     explained_output: str = "logit of the risk"
+    split: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able summary (no arrays besides the attention weights)."""
@@ -57,6 +59,7 @@ class SubjectExplanation:
             "convergence_delta": float(ig.convergence_delta[0]),
             "relative_convergence_delta": float(ig.relative_delta[0]),
             "top_variables": self.top_variables.to_dict(orient="records"),
+            "split": self.split,
             "attention": None if self.attention is None else self.attention.tolist(),
         }
 
@@ -72,24 +75,17 @@ class SubjectExplanation:
             f"{d['convergence_delta']:+.4f} ({100 * d['relative_convergence_delta']:.2f} % of "
             f"f(x) - f(baseline) = {d['output'] - d['baseline_output']:+.3f})"
         )
+        lines.append(f"contributions to the {self.explained_output}: {self.split}")
         lines.append(self.top_variables.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
         return "\n".join(lines)
 
 
-def _top_variables(attr: Attribution, values_raw: pd.Series | None, top_n: int) -> pd.DataFrame:
-    traj = attr.values[0].sum(axis=0)  # (F,)
-    frame = pd.DataFrame({"variable": attr.feature_names, "contribution": traj})
-    if attr.static is not None:
-        from medseq.explain.importance import static_groups
-
-        groups = static_groups(attr.static_names, attr.feature_names)
-        extra = pd.Series(attr.static[0]).groupby([g for g, _ in groups]).sum()
-        extra = extra.rename("contribution").to_frame()
-        frame = frame.set_index("variable").add(extra, fill_value=0).reset_index(names="variable")
+def _top_variables(ranking: pd.DataFrame, values_raw: pd.Series | None, top_n: int):
+    """The first ``top_n`` rows of the stay's ranking, with each one's last raw value."""
+    frame = ranking.head(top_n).copy()
     if values_raw is not None:
         frame["last_value"] = frame["variable"].map(values_raw)
-    frame = frame.reindex(frame["contribution"].abs().sort_values(ascending=False).index)
-    return frame.head(top_n).reset_index(drop=True)
+    return frame
 
 
 def _last_values(
@@ -135,6 +131,7 @@ def explain_stay(
     grid = time_grid(bundle)
     (step, horizon), length = grid.hours(), int(features["lengths"][0])
     raw = _last_values(events, static, subject_id, horizon)
+    ranking = stay_contributions(ig)  # the table and the figure both read this one ranking
     expl = SubjectExplanation(
         subject_id=int(subject_id),
         risk=risk,
@@ -144,8 +141,9 @@ def explain_stay(
         occlusion=occ,
         attention=att,
         mask=features["mask"][0],
-        top_variables=_top_variables(ig, raw, top_n),
+        top_variables=_top_variables(ranking, raw, top_n),
         explained_output=EXPLAINED_OUTPUT.get(bundle.task, "logit of the risk"),
+        split=split_line(ranking),
     )
     expl.figures = _figures(expl, length, step, reference_attention)
     return expl
@@ -166,15 +164,22 @@ def _figures(
     what = "risk" if is_risk else "prediction"
     title = f"Subject {sid}: integrated gradients ({what} {expl.risk:.2f})"
     figures = {
-        "integrated_gradients": attribution_heatmap(
-            ig.values[0], ig.feature_names, title=title, **common
+        "integrated_gradients": contribution_figure(
+            ig.values[0],
+            ig.feature_names,
+            expl.top_variables,
+            title=title,
+            subtitle=expl.split,
+            **common,
         )
     }
-    if occ is not None:
+    if occ is not None:  # a cross-check: its rows in the same order as the ranking
         hours = occ.extra.get("window_steps", 1.0) * step
-        title = f"Subject {sid}: occlusion, {hours:g} h blocks"
+        title = f"Subject {sid}: occlusion, {hours:g} h blocks (rows as ranked above)"
+        column = {name: i for i, name in enumerate(occ.feature_names)}
+        order = [column[v] for v in expl.top_variables["variable"] if v in column]
         figures["occlusion"] = attribution_heatmap(
-            occ.values[0], occ.feature_names, title=title, **common
+            occ.values[0], occ.feature_names, title=title, order=order, **common
         )
     if expl.attention is not None:
         figures["attention"] = attention_plot(

@@ -21,6 +21,7 @@ from medseq.report import generic, insight, regression, sections
 from medseq.report.datasets import EvaluatedSet, load_set, training_overlap
 from medseq.report.html import render_html
 from medseq.report.model_card import build_model_card, render_markdown
+from medseq.report.uncertainty import uncertainty_section
 
 logger = logging.getLogger(__name__)
 CALIBRATION_METHODS = ("temperature", "platt")
@@ -49,6 +50,8 @@ class ReportConfig:
     random_state : int, default=0
     update_bundle : bool, default=True
         Store the model card (and a calibration fitted here) in the bundle.
+    coverage : float, default=0.9
+        Requested coverage of the conformal sets or intervals checked in the report.
     """
 
     n_boot: int = 1000
@@ -60,6 +63,7 @@ class ReportConfig:
     deletion_k: int = 10
     random_state: int = 0
     update_bundle: bool = True
+    coverage: float = 0.9
 
     def __post_init__(self) -> None:
         if self.calibration_method not in CALIBRATION_METHODS:
@@ -67,6 +71,8 @@ class ReportConfig:
                 f"calibration_method must be one of {CALIBRATION_METHODS}, "
                 f"got {self.calibration_method!r}"
             )
+        if not 0.0 < self.coverage < 1.0:
+            raise ValueError(f"ReportConfig: coverage must be in (0, 1), got {self.coverage!r}")
         for name in ("n_boot", "n_bins", "n_explain", "ig_steps", "deletion_k"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
@@ -82,6 +88,7 @@ class Report:
     sets: dict[str, dict[str, Any]]
     subgroups: pd.DataFrame | None
     notes: list[str] = field(default_factory=list)
+    uncertainty: dict[str, Any] | None = None
 
 
 def _calibrate(
@@ -230,12 +237,16 @@ def build_report(
     template = "report.html.j2" if bundle.task == "binary" else "report_regression.html.j2"
     html_path.write_text(render_html(context, figs, template=template), encoding="utf-8")
     paths = _write_figures(figs, html_path)
-    return Report(html_path, paths, card, context["sets"], context["subgroups"], notes)
+    return Report(
+        html_path, paths, card, context["sets"], context["subgroups"], notes,
+        context["uncertainty"],
+    )  # fmt: skip
 
 
 def _build_generic(bundle, bundle_dir, sets, notes, original_hash, output, config) -> Report:
     """The report of a non-ICU or multiclass/multilabel bundle (:mod:`medseq.report.generic`)."""
     summaries, figs = _evaluate(bundle, sets, config)
+    uncertainty, unc_figs = _uncertainty(bundle, sets, config)
     drift = summaries.pop("drift", None) if bundle.task == "binary" else None
     if drift is not None:
         notes += sections.drift_notes(drift)
@@ -253,11 +264,19 @@ def _build_generic(bundle, bundle_dir, sets, notes, original_hash, output, confi
         "notes": notes,
         "calibration": bundle.calibration,
         "config": config,
+        "uncertainty": uncertainty,
     }
-    html = render_html(context, figs, template="report_generic.html.j2")
+    html = render_html(context, figs | unc_figs, template="report_generic.html.j2")
     html_path.write_text(html, encoding="utf-8")
-    paths = _write_figures(figs, html_path)
-    return Report(html_path, paths, card, summaries, None, notes)
+    paths = _write_figures(figs | unc_figs, html_path)
+    return Report(html_path, paths, card, summaries, None, notes, uncertainty)
+
+
+def _uncertainty(bundle, sets: dict[str, EvaluatedSet], config: ReportConfig):
+    return uncertainty_section(
+        bundle, sets, coverage=config.coverage, n_boot=config.n_boot,
+        random_state=config.random_state,
+    )  # fmt: skip
 
 
 def _compute(
@@ -286,16 +305,18 @@ def _compute(
         k=config.deletion_k,
         random_state=config.random_state,
     )
+    uncertainty, unc_figs = _uncertainty(bundle, sets, config)
     context = {
         "sets": summaries,
         "drift": drift,
+        "uncertainty": uncertainty,
         "subgroups": table,
         "quality": quality,
         "static_quality": static_quality,
         "explanations": explanations,
         "unit": regression.unit_for(_task(bundle)),
     }
-    return context, figs | sub_figs | quality_figs | explain_figs
+    return context, figs | sub_figs | quality_figs | explain_figs | unc_figs
 
 
 def _task(bundle) -> str:
