@@ -182,6 +182,11 @@ UNSUPPORTED = {
         "a per-hour risk request needs the sepsis request schema, not built yet; use "
         "medseq predict on a folder of .psv files"
     ),
+    "federated": (
+        "the two hospital systems are defined as sites (spec part `partitions`, "
+        "'hospital'), but federated training of this per-hour model has not been run yet "
+        "(issue 15, item 3)"
+    ),
     "explain": "per-hour attributions of a sequence-labelling model are not built yet",
 }
 

@@ -104,10 +104,7 @@ class HourlyICUFeaturizer:
             modality="icu_events",
             inputs="event table (subject_id, time, code, value) and static descriptors",
             outputs=(
-                ArraySpec(
-                    "values", "float32", ("N", "T", "C"), sizes,
-                    "values, observation flags and static descriptors at each hour",
-                ),  # fmt: skip
+                ArraySpec("values", "float32", ("N", "T", "C"), sizes, "values, flags, static"),
                 ArraySpec("lengths", "int64", ("N",), {}, "hours up to the last charted"),
             ),
             feature_names={"C": self.channel_names_},
