@@ -134,7 +134,7 @@ def early_warning_with_ci(
     stays = _Stays(labels, risks, lengths, threshold, params or UtilityParams())
     point = stays.figures(np.ones(stays.n))
     draws = resample_indices(stays.septic.astype(np.float64), n_boot, random_state)
-    values = {name: [] for name in point}
+    values: dict[str, list[float]] = {name: [] for name in point}
     for rows in draws:
         weight = np.bincount(rows, minlength=stays.n).astype(np.float64)
         for name, value in stays.figures(weight).items():

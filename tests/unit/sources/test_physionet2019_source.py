@@ -172,3 +172,16 @@ def test_not_an_archive(tmp_path):
     with pytest.raises(DataError, match=r"training_setA\.tar\.gz"):
         physionet2019.read(bad)
     assert len(VARIABLES) == 34  # the 34 time-varying columns of SOURCE.md
+
+
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
+def test_every_tar_format_reads_the_same(set_a, tmp_path, fmt):
+    """The header walk (ustar with a name prefix, GNU) and tarfile's fallback (pax long names)."""
+    deep = "training_setA/" + "d" * 90 + ("/" + "e" * 60 if fmt == tarfile.PAX_FORMAT else "")
+    archive = tmp_path / "training_setA.tar.gz"
+    with tarfile.open(archive, "w:gz", format=fmt) as tar:
+        for path in sorted(set_a.iterdir()):
+            tar.add(path, arcname=f"{deep}/{path.name}")
+    got, expected = physionet2019.read(archive), physionet2019.read(set_a)
+    assert got.events.equals(expected.events)
+    assert got.report.counts == expected.report.counts
