@@ -253,7 +253,8 @@ def _plain_members(data: bytes) -> list[tuple[str, int, int]] | None:
     every header's checksum is verified as ``tarfile`` does. Any header this walk does not
     decode (pax, GNU long names, base-256 sizes) returns None, and ``tarfile`` reads it.
     """
-    out, pos = [], 0
+    out: list[tuple[str, int, int]] = []
+    pos = 0
     while pos + 512 <= len(data):
         header = data[pos : pos + 512]
         if header.count(0) == 512:  # end-of-archive blocks
