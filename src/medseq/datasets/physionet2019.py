@@ -174,6 +174,10 @@ def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, floa
 
 
 UNSUPPORTED = {
+    "predict": (
+        "medseq predict writes one row per subject and leaves out per-step outputs, so "
+        "the per-hour risks are not written yet (medseq evaluate and report work)"
+    ),
     "streaming": (
         "advancing a patient hour by hour with alarm hysteresis is issue 15's streaming "
         "item, not built yet; the per-hour model is causal, so it is possible"
