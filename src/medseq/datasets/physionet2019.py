@@ -174,17 +174,12 @@ def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, floa
 
 
 UNSUPPORTED = {
-    "predict": (
-        "medseq predict writes one row per subject and leaves out per-step outputs, so "
-        "the per-hour risks are not written yet (medseq evaluate and report work)"
-    ),
     "streaming": (
         "advancing a patient hour by hour with alarm hysteresis is issue 15's streaming "
         "item, not built yet; the per-hour model is causal, so it is possible"
     ),
     "rest": (
-        "a per-hour risk request needs the sepsis request schema, not built yet; use "
-        "medseq predict on a folder of .psv files"
+        "a per-hour risk request needs a request schema for one patient's hours, not built yet"
     ),
     "federated": (
         "the two hospital systems are defined as sites (spec part `partitions`, "
