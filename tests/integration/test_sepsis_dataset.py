@@ -68,6 +68,10 @@ def test_features_at_hour_t_use_hours_up_to_t_only(data):
     truncated = featurizer.transform(past, data.static, ids[1::2])
     np.testing.assert_array_equal(full["values"][:, : cut + 1], truncated["values"][:, : cut + 1])
     assert (full["lengths"] > cut + 1).any()
+    # the last hour of the window never holds the next hour's data (the grid's right edge)
+    window = data.events[data.events["time"] < HORIZON_HOURS]
+    inside = featurizer.transform(window, data.static, ids[1::2])
+    np.testing.assert_array_equal(full["values"], inside["values"])
     # every charted hour of the window is inside lengths (the ICULOS event of each hour)
     hours = data.labels.groupby("subject_id").size().reindex(ids[1::2]).to_numpy()
     np.testing.assert_array_equal(full["lengths"], np.minimum(hours, HORIZON_HOURS))

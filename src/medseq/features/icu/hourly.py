@@ -11,9 +11,13 @@ the training subjects only, its JSON state carried inside) and lays out, at ever
 * the ``S`` encoded static descriptors, repeated at every hour (known at admission).
 
 Every channel at hour ``t`` depends on events at or before ``t`` only, so a unidirectional
-recurrence over it is causal. ``lengths`` are the grid's (the hour of the last event in the
-window, plus one); the sepsis dataset adds an ``ICULOS`` event per charted hour so that every
-charted hour is inside ``lengths``.
+recurrence over it is causal. (The inner grid puts an event at the window's right edge,
+``time == n_steps * step_hours``, into the last bin; that would be the next hour's data in
+hour ``T - 1``, so such events are left out here, in ``fit`` and ``transform``.)
+
+``lengths`` are the grid's (the hour of the last event in the window, plus one); the sepsis
+dataset adds an ``ICULOS`` event per charted hour so that every charted hour is inside
+``lengths``.
 """
 
 from __future__ import annotations
@@ -49,8 +53,14 @@ class HourlyICUFeaturizer:
         self, events: pd.DataFrame, static: pd.DataFrame, subject_ids: Sequence[int] | np.ndarray
     ) -> HourlyICUFeaturizer:
         """Fit the inner grid on ``subject_ids`` only."""
-        self.grid_.fit(events, static, subject_ids)
+        self.grid_.fit(self._before_edge(events), static, subject_ids)
         return self
+
+    def _before_edge(self, events: pd.DataFrame) -> pd.DataFrame:
+        """Events strictly before the window's right edge (see the module docstring)."""
+        edge = self.grid_.step_hours * self.grid_.n_steps
+        at_edge = events["time"].to_numpy() >= edge
+        return events[~at_edge] if at_edge.any() else events
 
     @property
     def n_steps(self) -> int:
@@ -71,7 +81,7 @@ class HourlyICUFeaturizer:
         self, events: pd.DataFrame, static: pd.DataFrame, subject_ids: Sequence[int] | np.ndarray
     ) -> dict[str, np.ndarray]:
         """``values`` (N, T, C) float32 and ``lengths`` (N,) int64; zeros past ``lengths``."""
-        grid = self.grid_.transform(events, static, subject_ids)
+        grid = self.grid_.transform(self._before_edge(events), static, subject_ids)
         n, t, _ = grid["values"].shape
         repeated = np.broadcast_to(grid["static"][:, None, :], (n, t, grid["static"].shape[1]))
         values = np.concatenate([grid["values"], grid["mask"], repeated], axis=2)
