@@ -17,6 +17,7 @@ from medseq.paths import dataset_dir
 # kind -> (dataset, task, path under the data root, [features] table, how many ids)
 CASES = {
     "ICUFeaturizer": ("physionet2012", "mortality", "physionet2012/set-a.tar.gz", {}, 60),
+    "hourly_icu": ("physionet2019", "sepsis_6h", "physionet2019/training_setB.tar.gz", {}, 60),
     "signal": ("cinc2017", "rhythm", "physionet2017", {"kind": "signal"}, 6),
     "beats": ("mitbih", "beat", "mitdb_full", {"context_beats": 3}, 40),
     "beats_rhythm": (
@@ -72,8 +73,8 @@ def test_featurizer_protocol_and_description_match_transform(kind):
     description.check(arrays)  # names, dtypes, ranks and fixed sizes
     # only the ICU grid supports the stages built on named variables over hours
     assert (time_grid_gap(description) is None) == (kind == "ICUFeaturizer")
-    if kind == "ICUFeaturizer":
-        assert description.hours() == (1.0, 48.0)
+    if kind in ("ICUFeaturizer", "hourly_icu"):
+        assert description.hours() == ((1.0, 48.0) if kind == "ICUFeaturizer" else (1.0, 72.0))
     else:
         with pytest.raises(ValueError, match="no hourly clock"):
             description.hours()

@@ -26,6 +26,7 @@ TASK_TYPES = ("binary", "multiclass", "multilabel", "regression")
 #: dataset name -> "module:SPEC"
 DATASETS: dict[str, str] = {
     "physionet2012": "medseq.datasets.physionet2012:PHYSIONET2012",
+    "physionet2019": "medseq.datasets.physionet2019:PHYSIONET2019",
     "tox21": "medseq.datasets.tox21:TOX21",
     "cinc2017": "medseq.datasets.cinc2017:CINC2017",
     "mitbih": "medseq.datasets.mitbih:MITBIH",

@@ -15,6 +15,7 @@ from medseq._imports import load_object
 #: kind -> "module:Class"
 FEATURIZERS: dict[str, str] = {
     "ICUFeaturizer": "medseq.features.icu.featurizer:ICUFeaturizer",
+    "hourly_icu": "medseq.features.icu.hourly:HourlyICUFeaturizer",
     "smiles": "medseq.features.molecules.smiles:SmilesFeaturizer",
     "volume": "medseq.features.images.volumes:VolumeFeaturizer",
     "signal": "medseq.features.signals.signal_featurizer:SignalFeaturizer",
