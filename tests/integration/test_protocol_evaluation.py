@@ -75,7 +75,8 @@ def test_report_of_a_slice_stack_bundle_uses_the_generic_sections(adrenal_run, t
     assert float(cell.group(1)) == pytest.approx(adrenal_run.test_metrics["auroc"][0], abs=1e-6)
     assert {"roc_pr", "calibration", "confusion", "decision_curve"} <= set(report.figure_paths)
     inputs = report.model_card["model_details"]["inputs"]
-    assert set(inputs) == {"featurizer"} and inputs["featurizer"] == "volume"
+    assert set(inputs) == {"featurizer", "arrays"} and inputs["featurizer"] == "volume"
+    assert inputs["arrays"]["slices"][0] == "N"  # the featurizer's describe(), named dims
 
 
 def test_onnx_export_of_a_volume_bundle_matches_torch(adrenal_run, tmp_path):

@@ -31,10 +31,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from medseq.datasets.registry import DatasetSpec, SplitIds
-from medseq.evaluation.early_warning import early_warning_metrics
 from medseq.features.icu.hourly import HourlyICUFeaturizer
 from medseq.schema import DataError, check_known_keys
 from medseq.sources import physionet2019
@@ -117,6 +115,8 @@ def _septic(labels: pd.DataFrame) -> np.ndarray:
 def internal(spec: Any, data, labels: pd.DataFrame) -> SplitIds:
     """5 folds by patient over both systems, each fold's septic share the cohort's."""
     ids, septic = labels.index.to_numpy(), _septic(labels)
+    from sklearn.model_selection import StratifiedKFold
+
     folds = StratifiedKFold(N_FOLDS, shuffle=True, random_state=SEED).split(ids, septic)
     return SplitIds(folds=[(ids[tr], ids[va]) for tr, va in folds])
 
@@ -132,6 +132,8 @@ def _external(train_system: str, test_system: str):
                 f"of both systems, got {int(own.sum())} of {train_system} and "
                 f"{int(other.sum())} of {test_system} (read the folder holding both sets)"
             )
+        from sklearn.model_selection import train_test_split
+
         train, val = train_test_split(
             ids[own], test_size=VALIDATION_SHARE, stratify=septic[own], random_state=SEED
         )
@@ -166,6 +168,8 @@ def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, floa
     keep = lengths > 0
     if not keep.any() or not (np.diff(scored[keep].astype(np.int8), axis=1) <= 0).all():
         raise ValueError("sepsis_6h metrics: labels must be a prefix of hours per stay")
+    from medseq.evaluation.early_warning import early_warning_metrics
+
     figures = early_warning_metrics(y[scored], risk[scored], lengths[keep], threshold=0.5)
     ranking = {"auroc": "hourly_auroc", "auprc": "hourly_auprc"}  # no threshold involved
     return {ranking.get(k, f"{k}@0.5"): v for k, v in figures.items()}

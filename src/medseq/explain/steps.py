@@ -179,8 +179,7 @@ def explain_steps(
     values = arrays["values"][0, :n]
     for member in bundle.members:
         member.eval()
-    describe = getattr(bundle.featurizer, "describe", None)
-    names = (describe() if describe else {}).get("feature_names")
+    names = bundle.featurizer.describe().feature_names.get("F")
     classes = list(bundle.class_names or range(bundle.model_config.n_outputs))
     with torch.no_grad():
         x = torch.as_tensor(values)[None]

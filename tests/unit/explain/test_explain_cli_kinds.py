@@ -30,5 +30,5 @@ def test_explain_refuses_a_model_kind_it_has_no_explanation_for(tmp_path):
         app, ["explain", str(tmp_path), "--data", "mimic3demo", "--subject", "1"]
     )
     assert result.exit_code == 2
-    assert "covers ICU-grid, RETAIN and slice-stack bundles" in result.output
+    assert "covers ICU-grid, RETAIN, slice-" in result.output
     assert "'doctorai'" in result.output

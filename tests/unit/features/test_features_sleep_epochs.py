@@ -60,8 +60,8 @@ def test_scaling_uses_the_training_nights_and_the_state_round_trips(night):
     wide = SleepEpochFeaturizer(context_columns=True, recover_power=False).fit([stored])
     assert wide.transform(stored).shape == (50, 72) and wide.n_features == 72
     described = wide.describe()
-    assert described["outputs"]["values"]["dims"] == ["night", "epoch", "feature"]
-    assert len(described["feature_names"]) == 72
+    assert described.output("values").dims == ("N", "T", "F")
+    assert len(described.names("F")) == 72 == described.output("values").sizes["F"]
 
 
 def test_bad_input_and_use_before_fit_are_clear_errors(night):
