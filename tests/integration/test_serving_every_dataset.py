@@ -406,3 +406,24 @@ def test_a_bundle_needing_wfdb_starts_without_it_and_names_the_extra(cinc_bundle
     assert out["status"] == 503, out
     assert "pip install 'medseq[train]'" in out["body"]["detail"]
     assert "Traceback" not in run.stderr
+
+
+def test_bonn_eeg_segment_body_matches_offline(client_of, tmp_path):
+    from medseq.datasets import bonn_eeg
+
+    data = bonn_eeg.read(dataset_dir("bonn_eeg"))
+    ids = data.sets.index.to_numpy()[::50][:10]  # segments of every set
+    features = {"target_fs_hz": 173.61, "low_hz": 0.5, "high_hz": 40.0}
+    model = {"kind": "conv_rnn", "conv_channels": [4], "conv_strides": [4], "hidden_size": 8}
+    bundle_dir = _tiny_bundle(tmp_path / "b", "bonn_eeg", "five_set", data, ids, features, model)
+    client = client_of(bundle_dir)
+    expected = _offline(bundle_dir, data, ids[:3])
+    body = {"records": [_record(data.signals[int(i)], f"seg-{i}") for i in ids[:3]]}
+    out, got = _served(client, body)
+    assert out["class_names"] == list(bonn_eeg.SETS) and out["task"] == "multiclass"
+    np.testing.assert_allclose(got, expected, atol=TOL, rtol=0)
+    two_leads = _record(data.signals[int(ids[0])], "x")
+    two_leads["samples"] = [two_leads["samples"][0], two_leads["samples"][0]]
+    del two_leads["channel_names"]
+    _refused(client, {"records": [two_leads]}, ["body", "records", 0, "samples"])
+    _no_streaming(client, "bonn_eeg")

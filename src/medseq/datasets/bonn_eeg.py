@@ -48,6 +48,7 @@ import pandas as pd
 
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.schema import DataError, ReadReport, Signal, check_known_keys
+from medseq.serving.requests import LazyBody
 from medseq.sources import bonn_eeg
 from medseq.sources.bonn_eeg import SETS
 
@@ -185,6 +186,9 @@ NO_SITES = (
     "the segments carry no hospital, subject or recording labels to split into sites "
     "(N and F are two electrode sites of the same five patients, not two hospitals)"
 )
+SEGMENT_EXAMPLE = {
+    "records": [{"record_id": "S001", "fs_hz": 173.61, "samples": [-12.0, 4.0, 31.0, 58.0]}]
+}
 BONN_EEG = DatasetSpec(
     name="bonn_eeg",
     tasks=TASKS,
@@ -199,6 +203,7 @@ BONN_EEG = DatasetSpec(
     summaries=summaries,
     subgroups=_subgroups,
     card_notes=_card_notes,
+    request=LazyBody("medseq.datasets.bonn_eeg_serving:parse", "signal", SEGMENT_EXAMPLE),
     unsupported={
         "partitions": NO_SITES,
         "federated": NO_SITES,
