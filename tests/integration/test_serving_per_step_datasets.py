@@ -15,11 +15,14 @@ import tarfile
 import numpy as np
 import pandas as pd
 import pytest
-from test_serving_every_dataset import AUTH, TOL, _refused, _tiny_bundle, client_of  # noqa: F401
+import test_serving_every_dataset as every
 
 from medseq.bundle import load_bundle, save_bundle
 from medseq.datasets import get_dataset
 from medseq.paths import dataset_dir
+
+AUTH, TOL, _refused, _tiny_bundle = every.AUTH, every.TOL, every._refused, every._tiny_bundle
+client_of = every.client_of  # the fixture: a started service per bundle
 
 SEPSIS_MODEL = {"kind": "conv_rnn", "conv_channels": [], "conv_strides": [], "mode": "sequence",
                 "hidden_size": 8, "bidirectional": False}  # fmt: skip
@@ -58,7 +61,8 @@ def sepsis_root(tmp_path_factory):
             for k, member in enumerate(m for m in tar if m.isfile()):
                 if k >= 40:
                     break
-                (folder / member.name.rsplit("/", 1)[-1]).write_bytes(tar.extractfile(member).read())
+                name = member.name.rsplit("/", 1)[-1]
+                (folder / name).write_bytes(tar.extractfile(member).read())
     return out
 
 
@@ -100,11 +104,19 @@ def test_sepsis_hours_match_offline_per_hour(sepsis, sepsis_root, client_of):
     assert out["class_names"] == ["no_sepsis", "sepsis"] and out["threshold"] == 0.3
     offline = load_bundle(bundle_dir).predict(data, chosen)  # (N, 72, 2)
     assert offline.shape == (len(chosen), 72, 2)
+    from medseq.experiment.inference import predict_file
+
+    table = predict_file(bundle_dir, sepsis_root)  # what `medseq predict` writes: per hour
+    assert list(table.columns[:2]) == ["subject_id", "step"]
     for k, (stay, got) in enumerate(zip(stays, _steps(out), strict=True)):
         n = len(stay["hours"])
         assert got.shape == (n, 2)
         np.testing.assert_allclose(got, offline[k, :n], atol=TOL, rtol=0)
+        rows = table[table.subject_id == chosen[k]]
+        np.testing.assert_array_equal(rows.step, np.arange(n))  # every charted hour, no more
+        np.testing.assert_allclose(got, rows[["p_no_sepsis", "p_sepsis"]], atol=TOL, rtol=0)
         answer = out["predictions"][k]
+        assert [s["predicted"][0] for s in answer["steps"]] == rows.prediction.tolist()
         assert [s["step"] for s in answer["steps"]] == [h["ICULOS"] for h in stay["hours"]]
         alarms = [s["predicted"] == ["sepsis"] for s in answer["steps"]]
         assert alarms == list(got[:, 1] >= 0.3)
@@ -168,7 +180,8 @@ def sleep(tmp_path_factory):
 def _night(data, night_id: int, names: tuple[str, ...]) -> dict:
     """A night's window of stored features as the REST body's epochs, by name."""
     rows = data.nights[night_id].features[data.rows[night_id]]
-    return {"night_id": f"SC{night_id}", "epochs": [dict(zip(names, map(float, r))) for r in rows]}
+    epochs = [dict(zip(names, map(float, r), strict=True)) for r in rows]
+    return {"night_id": f"SC{night_id}", "epochs": epochs}
 
 
 def test_sleep_night_matches_offline_per_epoch(sleep, client_of):
