@@ -159,6 +159,13 @@ def test_sepsis_bad_bodies_name_the_field(sepsis, client_of):
     _refused(client, twice, ["body", "patients"])
     fhir = {"resourceType": "Bundle", "type": "collection", "entry": []}
     assert "FHIR" in str(_refused(client, fhir, ["body", "resourceType"]))
+    # The documented example is a valid body; the model card shows it.
+    from medseq.datasets.physionet2019 import HOURS_EXAMPLE
+
+    example = _post(client, HOURS_EXAMPLE)["predictions"][0]
+    assert [s["step"] for s in example["steps"]] == [1, 2, 3]
+    card = client.get("/v1/model", headers=AUTH).json()
+    assert card["request"]["request"] == {"modality": "icu_hours", "example": HOURS_EXAMPLE}
 
 
 # -- Sleep-EDF: a sleep stage per 30-s epoch ----------------------------------------------
@@ -221,3 +228,31 @@ def test_sleep_bad_bodies_name_the_field(sleep, client_of):
     _refused(client, body(), at)
     text = json.dumps(body(epoch)).replace("-20.0", "NaN", 1)
     _refused_raw(client, text, [*at, 0, NAMES[0]])
+    # The documented example holds the 18 base features: this bundle also reads the 54
+    # context ones, so it asks for them; the model card shows the example.
+    from medseq.datasets.sleepedf import NIGHT_EXAMPLE
+
+    detail = _refused(client, NIGHT_EXAMPLE, [*at, 0])
+    assert "54 features missing" in detail[0]["msg"]
+    card = client.get("/v1/model", headers=AUTH).json()
+    assert card["request"]["request"]["modality"] == "eeg_epochs"
+
+
+def test_sleep_example_fits_a_bundle_of_the_base_features_only(sleep):
+    """A featurizer without context_columns reads the documented example's 18 features
+    and refuses the 54 context ones, naming the first."""
+    from medseq.datasets.sleepedf import NIGHT_EXAMPLE
+    from medseq.datasets.sleepedf_serving import NAMES, parse
+    from medseq.serving.requests import RequestContext, RequestError
+
+    data = sleep[0]
+    spec = get_dataset("sleepedf")
+    featurizer = spec.fit_featurizer({"context_columns": False}, data, np.array([4001, 4002]))
+    parsed = parse(NIGHT_EXAMPLE, RequestContext(featurizer))
+    arrays = spec.transform(featurizer, parsed.data, parsed.ids)
+    assert arrays["values"].shape == (1, 1, 18) and np.isfinite(arrays["values"]).all()
+    assert parsed.steps == [[0]]
+    full = {"nights": [_night(data, 4001, NAMES)]}
+    with pytest.raises(RequestError, match="18 base features only") as err:
+        parse(full, RequestContext(featurizer))
+    assert err.value.errors[0]["loc"] == ["body", "nights", 0, "epochs", 0, NAMES[18]]
