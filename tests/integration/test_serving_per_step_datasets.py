@@ -158,7 +158,7 @@ def test_sepsis_bad_bodies_name_the_field(sepsis, client_of):
     twice = {"patients": [{"patient_id": "p", "hours": [{"ICULOS": 1}]}] * 2}
     _refused(client, twice, ["body", "patients"])
     fhir = {"resourceType": "Bundle", "type": "collection", "entry": []}
-    assert "FHIR" in str(_refused(client, fhir, ["body", "resourceType"]))
+    _refused(client, fhir, ["body", "entry"])
     # The documented example is a valid body; the model card shows it.
     from medseq.datasets.physionet2019 import HOURS_EXAMPLE
 
@@ -166,6 +166,71 @@ def test_sepsis_bad_bodies_name_the_field(sepsis, client_of):
     assert [s["step"] for s in example["steps"]] == [1, 2, 3]
     card = client.get("/v1/model", headers=AUTH).json()
     assert card["request"]["request"] == {"modality": "icu_hours", "example": HOURS_EXAMPLE}
+
+
+VITALS = {"HR": ("8867-4", "/min"), "O2Sat": ("59408-5", "%"), "Temp": ("8310-5", "Cel"),
+          "SBP": ("8480-6", "mm[Hg]"), "MAP": ("8478-0", "mm[Hg]"), "DBP": ("8462-4", "mm[Hg]"),
+          "Resp": ("9279-1", "/min"), "EtCO2": ("19889-5", "mm[Hg]")}  # fmt: skip
+
+
+def _observation(pid: str, hours: float, loinc: str, value: float, unit: str) -> dict:
+    when = pd.Timestamp("2024-03-01T08:00:00+00:00") + pd.Timedelta(hours=hours)
+    return {"resource": {
+        "resourceType": "Observation", "status": "final",
+        "subject": {"reference": f"Patient/{pid}"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": loinc}]},
+        "effectiveDateTime": when.isoformat(),
+        "valueQuantity": {"value": value, "system": "http://unitsofmeasure.org", "code": unit}}}
+
+
+def _vitals_fhir(rows: list[dict], pid: str, age: int, gender: int) -> dict:
+    """Rows' vital signs as Observations at mid-hour, the descriptors as a Patient."""
+    entries = [
+        {"resource": {"resourceType": "Patient", "id": pid, "birthDate": f"{2023 - age}-06-01",
+                      "gender": ["female", "male"][gender]}},
+        {"resource": {"resourceType": "Encounter", "status": "in-progress",
+                      "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                "code": "IMP"}, "subject": {"reference": f"Patient/{pid}"},
+                      "period": {"start": "2024-03-01T08:00:00+00:00"}}},
+    ]  # fmt: skip
+    for k, row in enumerate(rows):
+        for name, (loinc, unit) in VITALS.items():
+            if name in row:
+                entries.append(_observation(pid, k + 0.5, loinc, row[name], unit))
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def test_sepsis_fhir_vitals_answer_as_the_rows_they_bin_to(sepsis, sepsis_root, client_of):
+    """A real patient's vital signs as FHIR Observations get the answer of the hourly rows
+    they bin to; an earlier value in the same hour and a laboratory code are listed."""
+    data, bundle_dir = sepsis
+    client = client_of(bundle_dir)
+    sid = int(data.static.index[76])
+    hours = _stay(sepsis_root, sid)["hours"][:30]
+    vitals = [{k: v for k, v in h.items() if k in VITALS} for h in hours]
+    while not vitals[-1]:
+        vitals.pop()
+    age, gender = int(hours[0]["Age"]), int(hours[0]["Gender"])
+    rows = [{"ICULOS": k + 1, **v} for k, v in enumerate(vitals)]
+    rows[0].update(Age=float(age), Gender=gender)
+    bundle = _vitals_fhir(vitals, "p1", age, gender)
+    first = next(k for k, v in enumerate(vitals) if "HR" in v)
+    bundle["entry"].append(_observation("p1", first + 0.1, "8867-4", 50.0, "/min"))  # earlier
+    bundle["entry"].append(_observation("p1", 2.5, "2524-7", 2.0, "mmol/L"))  # lactate: lab
+    by_fhir = _post(client, bundle)["predictions"][0]
+    by_rows = _post(client, {"patients": [{"patient_id": "p1", "hours": rows}]})
+    np.testing.assert_allclose(_steps({"predictions": [by_fhir]})[0], _steps(by_rows)[0],
+                               atol=TOL, rtol=0)  # fmt: skip
+    assert [s["step"] for s in by_fhir["steps"]] == list(range(1, len(rows) + 1))
+    assert by_fhir["n_events_used"] == sum(len(v) for v in vitals)
+    reasons = {(s["index"], s["reason"]) for s in by_fhir["skipped"]}
+    n = len(bundle["entry"])
+    assert reasons == {(n - 2, "superseded_in_hour"), (n - 1, "unknown_code")}
+    bad = _vitals_fhir(vitals[first : first + 1], "p1", age, gender)
+    bad["entry"][2]["resource"]["valueQuantity"]["value"] = "x"
+    _refused(client, bad, ["body", "entry", 2, "resource", "valueQuantity", "value"])
+    card = client.get("/v1/model", headers=AUTH).json()
+    assert card["request"]["fhir"]["modality"] == "icu_vitals_fhir"
 
 
 # -- Sleep-EDF: a sleep stage per 30-s epoch ----------------------------------------------

@@ -186,10 +186,6 @@ UNSUPPORTED = {
         "advancing a patient hour by hour with alarm hysteresis is issue 15's streaming "
         "item, not built yet; the per-hour model is causal, so it is possible"
     ),
-    "fhir": (
-        "a FHIR form of the hourly rows (Observations with LOINC codes) is not built yet; "
-        "send the Challenge's hourly rows (docs/serving.md)"
-    ),
     "federated": (
         "the two hospital systems are defined as sites (spec part `partitions`, "
         "'hospital'), but federated training of this per-hour model has not been run yet "
@@ -207,6 +203,30 @@ HOURS_EXAMPLE = {"patients": [{"patient_id": "stay-1", "hours": [
      "Creatinine": 1.3, "Platelets": 180.0},
     {"ICULOS": 3, "HR": 108.0, "Temp": 38.4, "MAP": 64.0, "FiO2": 0.4, "pH": 7.31},
 ]}]}  # fmt: skip
+
+#: The FHIR form: vital-sign Observations binned into the Challenge's hours (hour 0 =
+#: Encounter.period.start; an observation at 0.5 h is ICULOS 1).
+FHIR_EXAMPLE = {"resourceType": "Bundle", "type": "collection", "entry": [
+    {"resource": {"resourceType": "Patient", "id": "stay-1", "gender": "male",
+                  "birthDate": "1956-05-01"}},
+    {"resource": {"resourceType": "Encounter", "status": "in-progress",
+                  "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                            "code": "IMP"},
+                  "subject": {"reference": "Patient/stay-1"},
+                  "period": {"start": "2024-03-01T08:00:00+00:00"}}},
+    {"resource": {"resourceType": "Observation", "status": "final",
+                  "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                  "subject": {"reference": "Patient/stay-1"},
+                  "effectiveDateTime": "2024-03-01T08:30:00+00:00",
+                  "valueQuantity": {"value": 97, "system": "http://unitsofmeasure.org",
+                                    "code": "/min"}}},
+    {"resource": {"resourceType": "Observation", "status": "final",
+                  "code": {"coding": [{"system": "http://loinc.org", "code": "8310-5"}]},
+                  "subject": {"reference": "Patient/stay-1"},
+                  "effectiveDateTime": "2024-03-01T09:40:00+00:00",
+                  "valueQuantity": {"value": 38.4, "system": "http://unitsofmeasure.org",
+                                    "code": "Cel"}}},
+]}  # fmt: skip
 
 PHYSIONET2019 = DatasetSpec(
     name="physionet2019",
@@ -226,5 +246,6 @@ PHYSIONET2019 = DatasetSpec(
     groups=_patients,
     partitions={"hospital": hospital_partition},
     request=LazyBody("medseq.datasets.physionet2019_serving:parse", "icu_hours", HOURS_EXAMPLE),
+    fhir=LazyBody("medseq.datasets.physionet2019_fhir:parse", "icu_vitals_fhir", FHIR_EXAMPLE),
     unsupported=UNSUPPORTED,
 )

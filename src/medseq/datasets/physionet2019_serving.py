@@ -124,25 +124,40 @@ def _notes(values: np.ndarray, hour_index: np.ndarray) -> dict[str, Any]:
 
 def parse(body: Any, context: RequestContext) -> Parsed:
     """Hourly rows -> the dataset's tables on its clock (ids 0..N-1, one step per row)."""
-    from medseq.datasets.physionet2019 import on_grid_clock
-    from medseq.sources._psv import WideRows
-
     request = validate(request_model(), body)
     names = [p.patient_id for p in request.patients]
     item_ids(names, ("body", "patients"))
+    stays = [[row.model_dump(exclude_none=True) for row in p.hours] for p in request.patients]
+    locs = [("body", "patients", k, "hours") for k in range(len(stays))]
+    return parsed_stays(names, stays, context, locs)
+
+
+def parsed_stays(
+    names: list[str],
+    stays: list[list[dict[str, float]]],
+    context: RequestContext,
+    locs: list[tuple],
+    notes: list[dict[str, Any]] | None = None,
+) -> Parsed:
+    """Stays as hourly rows (``{"ICULOS": 1, "HR": 97.0, ...}``, validated names) ->
+    :class:`Parsed`; ``locs`` name each stay's rows in errors. ``notes`` default to the
+    values left out of the rows (implausible ones, changed descriptors)."""
+    from medseq.datasets.physionet2019 import on_grid_clock
+    from medseq.sources._psv import WideRows
+
     horizon = int(context.featurizer.n_steps)
-    blocks, steps, notes = [], [], []
-    for k, stay in enumerate(request.patients):
-        hours = [row.ICULOS for row in stay.hours]
-        _check_hours(hours, horizon, ("body", "patients", k, "hours"))
+    blocks, steps = [], []
+    for stay, loc in zip(stays, locs, strict=True):
+        hours = [int(row["ICULOS"]) for row in stay]
+        _check_hours(hours, horizon, loc)
         block = np.full((len(hours), len(source.HEADER)), np.nan)
-        for j, row in enumerate(stay.hours):
-            given = row.model_dump(exclude_none=True)
-            for name, value in given.items():
+        for j, row in enumerate(stay):
+            for name, value in row.items():
                 block[j, source.HEADER.index(name)] = float(value)
-        notes.append(_notes(block, np.arange(len(hours))))
         blocks.append(block)
         steps.append(hours)
+    if notes is None:
+        notes = [_notes(block, np.arange(len(block))) for block in blocks]
     patient = np.repeat(np.arange(len(blocks)), [len(b) for b in blocks])
     values = np.concatenate(blocks)
     rows = WideRows(patient, np.arange(len(values), dtype=np.int64) + 2, values)
