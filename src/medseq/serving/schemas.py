@@ -62,8 +62,8 @@ class Skipped(BaseModel):
 class StepPrediction(BaseModel):
     """The answer for one step of an item, from a per-step (sequence-labelling) model."""
 
-    step: int = Field(description="The request's label of the step: the ICU hour "
-                      "(ICULOS), the epoch number of a night.")  # fmt: skip
+    step: int = Field(description="The request's label of the step (an hour of a stay, "
+                      "an epoch of a recording), as the dataset's body defines it.")  # fmt: skip
     probabilities: list[float] | None = Field(default=None, description="As the item's.")
     value: float | None = None
     predicted: list[str] = Field(description="As the item's, at this step.")
@@ -89,7 +89,7 @@ class Prediction(BaseModel):
     )
     steps: list[StepPrediction] | None = Field(
         default=None,
-        description="Per-step models only (per ICU hour, per sleep epoch): every step "
+        description="Per-step models only (e.g. per hour, per epoch): every step "
         "answered, in order; the item's probabilities and predicted are its last step's.",
     )
 
