@@ -19,10 +19,14 @@ def prediction_frame(
     task: str,
     threshold: float | None = None,
     class_names: list[str] | None = None,
+    lengths: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """One row per id: ``risk`` and ``decision`` (binary), ``prediction`` (regression),
     ``p_<class>`` per class or label (multiclass, multilabel; plus the argmax class name
-    as ``prediction`` for multiclass).
+    as ``prediction`` for multiclass, or with two classes and a threshold, the second class
+    when its probability reaches the threshold). A per-step model's ``(N, T', K)``
+    predictions give one row per id and step (a ``step`` column, from 0), up to each id's
+    length.
 
     Parameters
     ----------
@@ -35,7 +39,11 @@ def prediction_frame(
         The bundle's decision threshold (binary); no ``decision`` column without one.
     class_names : list of str, optional
         Class or label names; ``"0" .. "K-1"`` when absent.
+    lengths : array of shape (N,), optional
+        Steps per id of per-step predictions (:func:`output_lengths`); all ``T'`` if absent.
     """
+    if np.ndim(pred) == 3:
+        return _per_step_frame(ids, pred, task, threshold, class_names, lengths)
     frame = pd.DataFrame({"subject_id": ids})
     if task == "binary":
         frame["risk"] = pred
@@ -48,8 +56,37 @@ def prediction_frame(
         for k, name in enumerate(names):
             frame[f"p_{name}"] = pred[:, k]
         if task == "multiclass":
-            frame["prediction"] = [names[k] for k in pred.argmax(axis=1)]
+            chosen = pred.argmax(axis=1)
+            if threshold is not None and len(names) == 2:
+                chosen = (pred[:, 1] >= threshold).astype(int)
+            frame["prediction"] = [names[k] for k in chosen]
     return frame
+
+
+def _per_step_frame(
+    ids: np.ndarray,
+    pred: np.ndarray,
+    task: str,
+    threshold: float | None,
+    class_names: list[str] | None,
+    lengths: np.ndarray | None,
+) -> pd.DataFrame:
+    """The 2-D table of every (id, step) row up to each id's length."""
+    steps = pred.shape[1]
+    counts = np.full(len(ids), steps) if lengths is None else np.minimum(lengths, steps)
+    keep = np.arange(steps)[None, :] < counts[:, None]  # (N, T') row-major: id, then step
+    frame = prediction_frame(np.repeat(ids, counts), pred[keep], task, threshold, class_names)
+    frame.insert(1, "step", np.nonzero(keep)[1])
+    return frame
+
+
+def output_lengths(features: dict[str, np.ndarray], pred: np.ndarray) -> np.ndarray | None:
+    """Steps per sample of per-step predictions: the inputs' ``lengths`` when the model
+    keeps the input's steps (``T' == T``); None otherwise (every output step is kept)."""
+    lengths, values = features.get("lengths"), features.get("values")
+    if np.ndim(pred) != 3 or lengths is None or values is None:
+        return None
+    return np.asarray(lengths) if values.shape[1] == pred.shape[1] else None
 
 
 def ids_to_predict(spec: Any, data: Any, task: str) -> np.ndarray:

@@ -35,6 +35,7 @@ import pandas as pd
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.features.icu.hourly import HourlyICUFeaturizer
 from medseq.schema import DataError, check_known_keys
+from medseq.serving.requests import LazyBody
 from medseq.sources import physionet2019
 
 HORIZON_HOURS = 72
@@ -49,7 +50,12 @@ FEATURIZER_KEYS = (
 def read(path: Path) -> physionet2019.PhysioNet2019Set:
     """The reader's tables, with the events on the grid's clock (hour 0 = first row) and an
     ``ICULOS`` event at every charted hour."""
-    data = physionet2019.read(path)
+    return on_grid_clock(physionet2019.read(path))
+
+
+def on_grid_clock(data: physionet2019.PhysioNet2019Set) -> physionet2019.PhysioNet2019Set:
+    """The reader's tables on the grid's clock (see :func:`read`); a REST body's rows take
+    the same step (:mod:`medseq.datasets.physionet2019_serving`)."""
     hours = data.labels
     first = hours.groupby("subject_id")["iculos"].min()
     clock = pd.DataFrame(
@@ -180,9 +186,6 @@ UNSUPPORTED = {
         "advancing a patient hour by hour with alarm hysteresis is issue 15's streaming "
         "item, not built yet; the per-hour model is causal, so it is possible"
     ),
-    "rest": (
-        "a per-hour risk request needs a request schema for one patient's hours, not built yet"
-    ),
     "federated": (
         "the two hospital systems are defined as sites (spec part `partitions`, "
         "'hospital'), but federated training of this per-hour model has not been run yet "
@@ -190,6 +193,40 @@ UNSUPPORTED = {
     ),
     "explain": "per-hour attributions of a sequence-labelling model are not built yet",
 }
+
+#: A stay's first three ICU hours, as the Challenge's rows (variables by name, units of
+#: SOURCE.md; missing: not measured that hour).
+HOURS_EXAMPLE = {"patients": [{"patient_id": "stay-1", "hours": [
+    {"ICULOS": 1, "HR": 97.0, "O2Sat": 95.0, "Temp": 36.9, "SBP": 121.0, "MAP": 80.0,
+     "Resp": 19.0, "Age": 68.5, "Gender": 1, "Unit1": 0, "Unit2": 1, "HospAdmTime": -0.03},
+    {"ICULOS": 2, "HR": 102.0, "O2Sat": 94.0, "Resp": 22.0, "Lactate": 2.1, "WBC": 13.4,
+     "Creatinine": 1.3, "Platelets": 180.0},
+    {"ICULOS": 3, "HR": 108.0, "Temp": 38.4, "MAP": 64.0, "FiO2": 0.4, "pH": 7.31},
+]}]}  # fmt: skip
+
+#: The FHIR form: vital-sign Observations binned into the Challenge's hours (hour 0 =
+#: Encounter.period.start; an observation at 0.5 h is ICULOS 1).
+FHIR_EXAMPLE = {"resourceType": "Bundle", "type": "collection", "entry": [
+    {"resource": {"resourceType": "Patient", "id": "stay-1", "gender": "male",
+                  "birthDate": "1956-05-01"}},
+    {"resource": {"resourceType": "Encounter", "status": "in-progress",
+                  "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                            "code": "IMP"},
+                  "subject": {"reference": "Patient/stay-1"},
+                  "period": {"start": "2024-03-01T08:00:00+00:00"}}},
+    {"resource": {"resourceType": "Observation", "status": "final",
+                  "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+                  "subject": {"reference": "Patient/stay-1"},
+                  "effectiveDateTime": "2024-03-01T08:30:00+00:00",
+                  "valueQuantity": {"value": 97, "system": "http://unitsofmeasure.org",
+                                    "code": "/min"}}},
+    {"resource": {"resourceType": "Observation", "status": "final",
+                  "code": {"coding": [{"system": "http://loinc.org", "code": "8310-5"}]},
+                  "subject": {"reference": "Patient/stay-1"},
+                  "effectiveDateTime": "2024-03-01T09:40:00+00:00",
+                  "valueQuantity": {"value": 38.4, "system": "http://unitsofmeasure.org",
+                                    "code": "Cel"}}},
+]}  # fmt: skip
 
 PHYSIONET2019 = DatasetSpec(
     name="physionet2019",
@@ -208,5 +245,7 @@ PHYSIONET2019 = DatasetSpec(
     metrics=metrics,
     groups=_patients,
     partitions={"hospital": hospital_partition},
+    request=LazyBody("medseq.datasets.physionet2019_serving:parse", "icu_hours", HOURS_EXAMPLE),
+    fhir=LazyBody("medseq.datasets.physionet2019_fhir:parse", "icu_vitals_fhir", FHIR_EXAMPLE),
     unsupported=UNSUPPORTED,
 )

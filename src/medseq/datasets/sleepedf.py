@@ -42,6 +42,7 @@ from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.datasets.sequence_crop import SequenceCropAugment
 from medseq.features.signals.sleep_epochs import SleepEpochFeaturizer
 from medseq.schema import DataError, ReadReport, check_known_keys
+from medseq.serving.requests import LazyBody
 from medseq.sources.sleepedf_features import MOVEMENT, STAGES, UNSCORED, Night, read_folder
 
 EDGE_MIN = 30
@@ -99,6 +100,20 @@ def read(path: Path, *, edge_min: int = EDGE_MIN, gaps: str = "join") -> SleepEd
         rows[night.night_id], steps[night.night_id] = _window(night, edge_min, gaps, report)
     n_steps = max(int(s[-1]) + 1 for s in steps.values())
     return SleepEdfData({n.night_id: n for n in nights}, rows, steps, n_steps, report)
+
+
+def unlabelled_nights(matrices: list[np.ndarray]) -> SleepEdfData:
+    """Nights known only by their stored feature rows ``(n, 72)`` (a REST body): no
+    hypnogram, so every row is inside the window and consecutive (``gaps="join"``); the
+    stages are :data:`UNSCORED`. Ids are the positions ``0..N-1``."""
+    nights, rows = {}, {}
+    for k, matrix in enumerate(matrices):
+        n = len(matrix)
+        unscored = np.full(n, UNSCORED, dtype=np.int64)
+        nights[k] = Night(k, -1, matrix, unscored, np.arange(n), unscored)
+        rows[k] = np.arange(n)
+    n_steps = max(len(m) for m in matrices)
+    return SleepEdfData(nights, rows, dict(rows), n_steps, ReadReport(source="request"))
 
 
 def _labels(task: str, data: SleepEdfData) -> pd.DataFrame:
@@ -203,12 +218,25 @@ def _card_notes(task: str) -> dict[str, Any]:
 UNSUPPORTED = {
     "streaming": "the bidirectional recurrence labels each epoch from the epochs after it "
     "too, so a night cannot be staged one epoch at a time as it is recorded",
-    "request": "the inputs are features computed by third-party code from PSG signals not "
-    "held here; there is no request format that a client could fill from its own recording",
     "fhir": "no FHIR resource carries per-epoch EEG band powers",
     "partitions": "ten subjects recorded by one lab: there is no site to split by",
 }
 
+
+#: One epoch of SC4001E0 (N2) at full precision; a real body sends every epoch of the night's
+#: window, in time order, each with the 18 base features (and the 54 context features when
+#: the bundle reads them). Rounding hides band powers below the stored 1e-10 floor.
+NIGHT_EXAMPLE = {"nights": [{"night_id": "night-1", "epochs": [{
+    "Fpz-Cz_delta": -22.398509570814557, "Fpz-Cz_theta": -22.939577888338768,
+    "Fpz-Cz_alpha": -23.003223058667512, "Fpz-Cz_beta": -23.022686144744416,
+    "Fpz-Cz_gamma": -23.025499554128928, "Fpz-Cz_theta_alpha": 0.9972332064047416,
+    "Fpz-Cz_alpha_delta": 1.0269979342171767, "Fpz-Cz_log_var": -21.423726375706355,
+    "Fpz-Cz_mobility": 0.2143705238540741, "Pz-Oz_delta": -22.8213135188062,
+    "Pz-Oz_theta": -22.96793789539639, "Pz-Oz_alpha": -23.01449625281954,
+    "Pz-Oz_beta": -23.024693462676787, "Pz-Oz_gamma": -23.025652490380132,
+    "Pz-Oz_theta_alpha": 0.997976998635473, "Pz-Oz_alpha_delta": 1.008465013810664,
+    "Pz-Oz_log_var": -22.191369364977426, "Pz-Oz_mobility": 0.21023063526337607,
+}]}]}  # fmt: skip
 
 SLEEPEDF = DatasetSpec(
     name="sleepedf",
@@ -225,5 +253,6 @@ SLEEPEDF = DatasetSpec(
     groups=_subjects,
     subgroups=_subgroups,
     card_notes=_card_notes,
+    request=LazyBody("medseq.datasets.sleepedf_serving:parse", "eeg_epochs", NIGHT_EXAMPLE),
     unsupported=UNSUPPORTED,
 )

@@ -15,7 +15,7 @@ import pandas as pd
 
 from medseq.evaluation.scoring import metrics_with_cis
 from medseq.experiment.data import resolve_data_path
-from medseq.predictions import ids_to_predict, prediction_frame
+from medseq.predictions import ids_to_predict, output_lengths, prediction_frame
 
 logger = logging.getLogger(__name__)
 
@@ -59,5 +59,7 @@ def predict_file(bundle_dir: str | os.PathLike, data_path: str | os.PathLike) ->
     spec = bundle.spec()
     data = spec.read(resolve_data_path(data_path))
     ids = ids_to_predict(spec, data, bundle.dataset_task)
-    pred = bundle.predict_arrays(spec.transform(bundle.featurizer, data, ids))
-    return prediction_frame(ids, pred, bundle.task, bundle.threshold, bundle.class_names)
+    features = spec.transform(bundle.featurizer, data, ids)
+    pred = bundle.predict_arrays(features)
+    lengths = output_lengths(features, pred)
+    return prediction_frame(ids, pred, bundle.task, bundle.threshold, bundle.class_names, lengths)

@@ -149,7 +149,7 @@ def predict_file_onnx(bundle_dir: str | os.PathLike, data_path: str | os.PathLik
     of :func:`medseq.predictions.prediction_frame`.
     """
     from medseq.paths import data_root
-    from medseq.predictions import ids_to_predict, prediction_frame
+    from medseq.predictions import ids_to_predict, output_lengths, prediction_frame
 
     predictor = OnnxPredictor(bundle_dir)
     spec = bundle_dataset(predictor.manifest, bundle_dir)
@@ -163,5 +163,9 @@ def predict_file_onnx(bundle_dir: str | os.PathLike, data_path: str | os.PathLik
     data = spec.read(path)
     task = (predictor.manifest.get("provenance") or {}).get("task", "")
     ids = ids_to_predict(spec, data, task)
-    scores = predictor.predict_arrays(spec.transform(predictor.featurizer, data, ids))
-    return prediction_frame(ids, scores, predictor.task, predictor.threshold, predictor.class_names)
+    features = spec.transform(predictor.featurizer, data, ids)
+    scores = predictor.predict_arrays(features)
+    lengths = output_lengths(features, scores)
+    return prediction_frame(
+        ids, scores, predictor.task, predictor.threshold, predictor.class_names, lengths
+    )

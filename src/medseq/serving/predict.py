@@ -10,6 +10,11 @@ Answer per item: ``probabilities`` (one per class name; binary: the positive cla
 ``value`` (regression), ``predicted`` (the class names decided: binary and multilabel at
 the threshold, multiclass the most probable class) and whatever the parser noted (events
 used, inputs skipped and why).
+
+A per-step (sequence-labelling) model answers every step the parser names
+(``Parsed.steps``: the ICU hours of a stay, the epochs of a night) in ``steps``, each with
+the same fields; the item's own ``probabilities`` and ``predicted`` are those of its last
+step (the current risk of a stay sent up to now).
 """
 
 from __future__ import annotations
@@ -52,27 +57,57 @@ def featurise(spec: Any, bundle: Any, parsed: Parsed) -> dict[str, np.ndarray]:
 
 
 def answer(bundle: Any, task_name: str, scores: np.ndarray, parsed: Parsed) -> dict[str, Any]:
-    """The response body fields (but ``model_version``) for ``scores`` of ``parsed``."""
+    """The response body fields (but ``model_version``) for ``scores`` of ``parsed``.
+
+    ``scores`` are ``(N,)`` or ``(N, K)``, one answer per item, or ``(N, T', K)`` for a
+    per-step model, whose parser names the steps to answer (``parsed.steps``).
+    """
     scores = np.asarray(scores, dtype=np.float64)
-    matrix = scores.reshape(len(parsed.ids), -1)
-    names = class_names(bundle, task_name, matrix.shape[1])
+    per_step = parsed.steps is not None
+    if per_step and scores.ndim != 3:
+        raise ValueError(f"per-step answers need (N, T', K) scores, got {scores.shape}")
+    if not per_step and scores.ndim == 3:
+        raise ValueError("a per-step model's request parser must name its steps (Parsed.steps)")
+    width = scores.shape[-1] if per_step else scores.reshape(len(parsed.ids), -1).shape[1]
+    names = class_names(bundle, task_name, width)
     threshold = None if bundle.threshold is None else float(bundle.threshold)
     out = []
     for k, name in enumerate(parsed.names):
-        row = matrix[k]
         item: dict[str, Any] = {"id": name, **parsed.notes[k]}
-        if bundle.task == "regression":
-            item.update(value=float(row[0]), predicted=[])
+        if parsed.steps is not None:
+            steps = _steps(bundle, scores[k], parsed.steps[k], names)
+            last = steps[-1]
+            item.update(probabilities=last["probabilities"], predicted=last["predicted"])
+            item["steps"] = steps
         else:
-            item.update(
-                probabilities=[float(p) for p in row], predicted=_decide(bundle, row, names)
-            )
+            item.update(_one(bundle, scores.reshape(len(parsed.ids), -1)[k], names))
         out.append(item)
     return {"task": bundle.task, "class_names": names, "threshold": threshold, "predictions": out}
 
 
+def _one(bundle: Any, row: np.ndarray, names: list[str]) -> dict[str, Any]:
+    if bundle.task == "regression":
+        return {"value": float(row[0]), "predicted": []}
+    return {"probabilities": [float(p) for p in row], "predicted": _decide(bundle, row, names)}
+
+
+def _steps(
+    bundle: Any, rows: np.ndarray, labels: list[int], names: list[str]
+) -> list[dict[str, Any]]:
+    """One answer per named step, from the model's first output step on."""
+    if not labels or len(labels) > len(rows):
+        raise ValueError(f"{len(labels)} steps to answer from {len(rows)} output steps")
+    return [{"step": int(label), **_one(bundle, row, names)}
+            for label, row in zip(labels, rows, strict=False)]  # fmt: skip
+
+
 def _decide(bundle: Any, row: np.ndarray, names: list[str]) -> list[str]:
+    """Multiclass: the most probable class, or with two classes and a stored threshold
+    (an alarm threshold chosen on validation data), the second class when its
+    probability reaches it. Binary and multilabel: every name at or above the threshold."""
     if bundle.task == "multiclass":
+        if bundle.threshold is not None and len(names) == 2:
+            return [names[1] if row[1] >= float(bundle.threshold) else names[0]]
         return [names[int(np.argmax(row))]]
     cut = DEFAULT_THRESHOLD if bundle.threshold is None else float(bundle.threshold)
     return [name for name, p in zip(names, row, strict=True) if p >= cut]

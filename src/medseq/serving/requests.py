@@ -101,12 +101,17 @@ class Parsed:
     notes : list of dict
         Per item, modality-specific facts added to its answer (e.g. ``n_events_used`` and
         ``skipped`` observations); empty dicts when there is nothing to add.
+    steps : list of list of int, optional
+        For a per-step (sequence-labelling) model: per item, the request's label of each
+        step to answer (the ICU hour, the epoch number), in the order of the model's output
+        steps from the first. None (the default): one answer per item.
     """
 
     data: Any
     ids: np.ndarray
     names: list[str]
     notes: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[list[int]] | None = None
 
     def __post_init__(self) -> None:
         self.ids = np.asarray(self.ids, dtype=np.int64)
@@ -116,6 +121,8 @@ class Parsed:
             raise ValueError(
                 f"Parsed: {len(self.ids)} ids, {len(self.names)} names, {len(self.notes)} notes"
             )
+        if self.steps is not None and len(self.steps) != len(self.ids):
+            raise ValueError(f"Parsed: {len(self.steps)} step lists for {len(self.ids)} ids")
 
 
 @runtime_checkable

@@ -59,6 +59,16 @@ class Skipped(BaseModel):
     reason: str
 
 
+class StepPrediction(BaseModel):
+    """The answer for one step of an item, from a per-step (sequence-labelling) model."""
+
+    step: int = Field(description="The request's label of the step (an hour of a stay, "
+                      "an epoch of a recording), as the dataset's body defines it.")  # fmt: skip
+    probabilities: list[float] | None = Field(default=None, description="As the item's.")
+    value: float | None = None
+    predicted: list[str] = Field(description="As the item's, at this step.")
+
+
 class Prediction(BaseModel):
     """The answer for one item of a request, the same shape for every dataset and task."""
 
@@ -76,6 +86,11 @@ class Prediction(BaseModel):
     n_events_used: int | None = Field(default=None, description="Event-table inputs only.")
     skipped: list[Skipped] = Field(
         default_factory=list, description="Inputs left out, and why (never silently)."
+    )
+    steps: list[StepPrediction] | None = Field(
+        default=None,
+        description="Per-step models only (e.g. per hour, per epoch): every step "
+        "answered, in order; the item's probabilities and predicted are its last step's.",
     )
 
 

@@ -63,7 +63,8 @@ from medseq.schema import DataError, OnBad, ReadReport, validate_events
 from medseq.sources._longcsv import RecordFile, check_policy
 from medseq.sources._psv import WideRows, parse_wide_psv
 
-__all__ = ["DESCRIPTORS", "HEADER", "VALID_RANGES", "VARIABLES", "PhysioNet2019Set", "read"]
+__all__ = ["DESCRIPTORS", "HEADER", "VALID_RANGES", "VARIABLES", "PhysioNet2019Set", "from_rows",
+           "read"]  # fmt: skip
 
 logger = logging.getLogger(__name__)
 
@@ -172,6 +173,19 @@ def read(
     report.n_subjects, report.n_events = len(ids), len(events)
     logger.info("%s", report.summary())
     return PhysioNet2019Set(events=events, static=static, labels=labels, report=report)
+
+
+def from_rows(rows: WideRows, ids: np.ndarray, hospital: str | None = None) -> PhysioNet2019Set:
+    """Tables of hourly rows in memory (a REST body) built as :func:`read` builds them, so
+    they featurise as a file does. ``rows.values``: the :data:`HEADER` columns (NaN label:
+    unknown); ``rows.file_index``: the position in ``ids`` of each row's patient, a
+    patient's rows together and in hour order (the caller checks the hours)."""
+    report = ReadReport(source="rows")
+    starts = np.searchsorted(rows.file_index, np.arange(len(ids)))
+    hours, label = rows.values[:, _ICULOS].astype(np.int64), rows.values[:, _LABEL]
+    labels = {"subject_id": ids[rows.file_index], "iculos": hours, "sepsis_label": label}
+    static, events = _static(rows, ids, starts, hospital, report), _events(rows, ids, report, False)
+    return PhysioNet2019Set(events, static, pd.DataFrame(labels), report)
 
 
 def _both_sets(path: Path) -> list[Path]:
@@ -328,7 +342,7 @@ def _labels(
 
 
 def _static(
-    rows: WideRows, ids: np.ndarray, starts: np.ndarray, hospital: str, report: ReadReport
+    rows: WideRows, ids: np.ndarray, starts: np.ndarray, hospital: str | None, report: ReadReport
 ) -> pd.DataFrame:
     """The first row's descriptors; NaN and within-stay changes counted."""
     counts = np.bincount(rows.file_index, minlength=len(ids))
@@ -348,7 +362,7 @@ def _static(
     return static
 
 
-def _events(rows: WideRows, ids: np.ndarray, report: ReadReport) -> pd.DataFrame:
+def _events(rows: WideRows, ids: np.ndarray, report: ReadReport, warn: bool = True) -> pd.DataFrame:
     """The measured cells of :data:`VARIABLES` as a long table, implausible ones counted."""
     n_vars = len(VARIABLES)
     cells = rows.values[:, :n_vars]
@@ -356,7 +370,9 @@ def _events(rows: WideRows, ids: np.ndarray, report: ReadReport) -> pd.DataFrame
     per_column = observed.sum(axis=0)
     for j in np.flatnonzero(per_column == 0):
         report.add(f"empty_column:{VARIABLES[j]}", len(cells))
-        logger.warning("%s: column %s holds no value in any row", report.source, VARIABLES[j])
+        if warn:  # not for a REST body's rows (from_rows)
+            logger.warning("%s: column %s holds no value in any row", report.source,
+                           VARIABLES[j])  # fmt: skip
     lows = np.array([VALID_RANGES[v][0] for v in VARIABLES])
     highs = np.array([VALID_RANGES[v][1] for v in VARIABLES])
     with np.errstate(invalid="ignore"):
