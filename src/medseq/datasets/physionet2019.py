@@ -188,7 +188,6 @@ UNSUPPORTED = {
         "'hospital'), but federated training of this per-hour model has not been run yet "
         "(issue 15, item 3)"
     ),
-    "explain": "per-hour attributions of a sequence-labelling model are not built yet",
 }
 
 PHYSIONET2019 = DatasetSpec(
