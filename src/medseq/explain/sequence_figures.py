@@ -80,8 +80,10 @@ def target_step_figure(target: Any, column_names: list[str], unit: str) -> bytes
     per_column = np.abs(cells).sum(axis=0)
     top = np.argsort(-per_column, kind="stable")[:N_ROWS]
     x = np.arange(len(cells), dtype=float)
-    fig, (line, heat) = plt.subplots(2, 1, figsize=(11, 5.6), sharex=True,
-                                     gridspec_kw={"height_ratios": [1, 1.6]})  # fmt: skip
+    fig = plt.figure(figsize=(11, 5.6))
+    grid = fig.add_gridspec(2, 2, width_ratios=[1, 0.02], height_ratios=[1, 1.6], wspace=0.03)
+    line = fig.add_subplot(grid[0, 0])
+    heat = fig.add_subplot(grid[1, 0], sharex=line)
     line.bar(x, cells.sum(axis=1), width=0.8,
              color=[RAISE if v > 0 else LOWER for v in cells.sum(axis=1)])  # fmt: skip
     line.axvline(target.step, color="k", lw=1.0, ls="--")
@@ -93,7 +95,7 @@ def target_step_figure(target: Any, column_names: list[str], unit: str) -> bytes
     for ax in (line, heat):
         ax.axvspan(target.step + 0.5, len(cells) - 0.5, color="0.85", alpha=0.6, lw=0)
     heat.set_xlabel(f"step ({unit}); shaded: after the explained step")
-    fig.colorbar(image, ax=heat, label="log-odds per cell", fraction=0.04, pad=0.02)
+    fig.colorbar(image, cax=fig.add_subplot(grid[1, 1]), label="log-odds per cell")
     return figure_png(fig)
 
 

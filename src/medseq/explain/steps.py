@@ -88,11 +88,15 @@ class StepExplanation:
 
     def summary(self) -> str:
         half = len(self.reach) // 2
-        far = [k - half for k, v in enumerate(self.reach) if v >= 0.1] or [0]
+        far = [k - half for k, v in enumerate(self.reach) if v >= 0.1]
+        reach = (
+            f"gradient >= 10 % of its peak from step {min(far):+d} to {max(far):+d}"
+            if far
+            else f"context reach not measured (sequence of <= {2 * half} steps)"
+        )
         head = (
             f"sample {self.sample_id}: {len(self.prob)} steps, accuracy {self.accuracy:.3f}; "
-            f"most needed inputs: {', '.join(self.top_columns())}; gradient >= 10 % of its "
-            f"peak from step {min(far):+d} to {max(far):+d}"
+            f"most needed inputs: {', '.join(self.top_columns())}; {reach}"
         )
         if self.target is None:
             return head
