@@ -212,3 +212,150 @@ def test_medseq_explain_on_a_recording_beat_model(cinc_part, cinc_bundle, tmp_pa
     assert len(times) == len(written["per_step"]) > 5 and (np.diff(times) > 0.2).all()
     assert times[-1] <= len(data.signals[sample].samples) / data.signals[sample].fs_hz
     assert set(written["static"]) == set(load_bundle(bundle_dir).featurizer.summary_names)
+
+
+# -- Tox21: SMILES tokens, canonical SMILES + 2 randomised variants averaged -------------------
+
+
+@pytest.fixture(scope="module")
+def tox(tmp_path_factory):
+    pytest.importorskip("rdkit")
+    data = get_dataset("tox21").read(dataset_dir("tox21"))
+    ids = data.canonical.index.to_numpy()[:300]
+    model = {"kind": "smiles_rnn", "embedding_size": 8, "hidden_size": 8, "attention_size": 8}
+    out = tmp_path_factory.mktemp("tox") / "bundle"
+    features = {"n_enumerations": 2}
+    return data, _tiny_bundle(out, "tox21", "toxicity", data, ids, features, model, epochs=2)
+
+
+def test_token_attributions_add_up_and_equal_layer_integrated_gradients(tox):
+    from captum.attr import LayerIntegratedGradients
+
+    from medseq.explain.tokens import token_attributions
+
+    data, bundle_dir = tox
+    bundle = load_bundle(bundle_dir)
+    sample = int(data.canonical.index[320])  # not trained on
+    tokens = bundle.spec().transform(bundle.featurizer, data, np.array([sample]))["tokens"]
+    canonical = tokens[0, 0]
+    n = int((canonical != 0).sum())
+    one = {"tokens": canonical[None, :n], "lengths": np.array([n])}
+    member = bundle.members[0].eval()
+    layer = LayerIntegratedGradients(
+        lambda ids: member(ids, torch.tensor([n]).expand(len(ids))), member.embedding
+    )
+    for k in (0, 7):
+        integrated = token_attributions(bundle, canonical, n, k, n_steps=128)
+        f_x = _log_odds(bundle.predict_arrays(one)[0, k])
+        assert integrated.output == pytest.approx(f_x, abs=1e-4)
+        gap = integrated.output - integrated.baseline_output
+        assert integrated.attributions[0].sum() == pytest.approx(gap, abs=0.01 * abs(gap) + 1e-4)
+        # One member, one label: Captum's own layer method on the embedding, summed over E.
+        ids = torch.as_tensor(one["tokens"]).long()
+        reference = layer.attribute(  # batches of <= 16: the model keeps their row order
+            ids, torch.zeros_like(ids), target=k, n_steps=128, internal_batch_size=16
+        )
+        np.testing.assert_allclose(
+            integrated.attributions[0], reference.sum(-1)[0].detach().numpy(), atol=1e-4
+        )
+
+
+def test_medseq_explain_on_a_smiles_model(tox, tmp_path):
+    data, bundle_dir = tox
+    sample = int(data.canonical.index[321])
+    args = [str(bundle_dir), "--data", str(dataset_dir("tox21")), "--subject", str(sample)]
+    out = _explain([*args, "--target", "SR-p53", "-o", str(tmp_path)])
+    written = json.loads((tmp_path / f"sample-{sample}.json").read_text())
+    assert [lab["label"] for lab in written["labels"]] == ["SR-p53"]
+    assert "".join(written["tokens"]) == written["smiles"] == data.canonical.loc[sample]
+    assert len(written["labels"][0]["token_scores"]) == len(written["tokens"])
+    assert written["smiles"] in out and "SR-p53: p = " in out
+    assert (tmp_path / f"sample-{sample}-tokens.png").read_bytes()[:4] == b"\x89PNG"
+
+
+# -- PhysioNet 2019: a risk per ICU hour from the hours up to it ------------------------------
+
+
+@pytest.fixture(scope="module")
+def sepsis_root(tmp_path_factory):
+    """The first 30 patients of each hospital system and 10 septic ones of each."""
+    root = tmp_path_factory.mktemp("sepsis")
+    for letter in "AB":
+        folder = root / f"training_set{letter}"
+        folder.mkdir()
+        with tarfile.open(dataset_dir("physionet2019") / f"training_set{letter}.tar.gz") as tar:
+            n_septic, k = 0, 0
+            for member in (m for m in tar if m.isfile()):
+                text, k = tar.extractfile(member).read(), k + 1
+                septic = text.rstrip().endswith(b"|1")
+                if k <= 30 or (septic and n_septic < 10):
+                    n_septic += septic
+                    (folder / member.name.rsplit("/", 1)[-1]).write_bytes(text)
+                if k > 30 and n_septic >= 10:
+                    break
+    return root
+
+
+@pytest.fixture(scope="module")
+def sepsis(sepsis_root, tmp_path_factory):
+    data = get_dataset("physionet2019").read(sepsis_root)
+    ids = data.static.index.to_numpy()
+    out = tmp_path_factory.mktemp("sepsisb")
+    bundles = {}
+    for direction in ("causal", "bidirectional"):
+        model = {"kind": "conv_rnn", "conv_channels": [], "conv_strides": [], "mode": "sequence",
+                 "hidden_size": 16, "bidirectional": direction == "bidirectional"}  # fmt: skip
+        bundles[direction] = _tiny_bundle(
+            out / direction, "physionet2019", "sepsis_6h", data, ids, {}, model, epochs=2
+        )
+    return data, bundles
+
+
+def _septic_stay(data) -> int:
+    labels = get_dataset("physionet2019").labels("sepsis_6h", data)
+    return int(labels.index[np.nanmax(labels.to_numpy(), axis=1) == 1][0])
+
+
+def _target(bundle_dir, data, sample, step):
+    from medseq.explain.target_step import target_step_attributions
+
+    bundle = load_bundle(bundle_dir)
+    features = bundle.spec().transform(bundle.featurizer, data, np.array([sample]))
+    n = int(features["lengths"][0])
+    prob = bundle.predict_arrays(features)[0, :n]
+    values = features["values"][0, :n]
+    target = target_step_attributions(
+        bundle.members, values, prob, step, sample_id=sample, class_names=["no", "yes"],
+        n_steps=128,
+    )  # fmt: skip
+    return target, prob
+
+
+def test_a_causal_hour_gets_nothing_from_later_hours_and_adds_up(sepsis):
+    data, bundles = sepsis
+    sample = _septic_stay(data)
+    target, prob = _target(bundles["causal"], data, sample, 10)
+    assert len(target.cells) > 20
+    assert (target.cells[11:] == 0.0).all() and target.after_share == 0.0
+    assert np.abs(target.cells[:11]).sum() > 0 and np.abs(target.cells[10]).sum() > 0
+    f_x = _log_odds(prob[10, 1])
+    assert target.integrated.output == pytest.approx(f_x, abs=1e-4)
+    gap = target.integrated.output - target.integrated.baseline_output
+    assert target.cells.sum() == pytest.approx(gap, abs=0.01 * abs(gap) + 1e-4)
+    # the check can fail: a bidirectional model reads the later hours
+    control, _ = _target(bundles["bidirectional"], data, sample, 10)
+    assert control.after_share > 0.01
+
+
+def test_medseq_explain_on_a_per_hour_model(sepsis, sepsis_root, tmp_path):
+    data, bundles = sepsis
+    sample = _septic_stay(data)
+    args = [str(bundles["causal"]), "--data", str(sepsis_root), "--subject", str(sample)]
+    out = _explain([*args, "--step", "12", "-o", str(tmp_path)])
+    assert "step 12 (1 h bin): p(sepsis)" in out and "0.0 % of the attribution on later" in out
+    written = json.loads((tmp_path / f"sample-{sample}.json").read_text())
+    target = written["target_step"]
+    assert target["step"] == 12 and target["share_after_step"] == 0.0
+    assert all(v == 0.0 for v in target["per_step"][13:])
+    assert all(cell["step"] <= 12 for cell in target["top_cells"])
+    assert (tmp_path / f"sample-{sample}-step-12.png").read_bytes()[:4] == b"\x89PNG"
