@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,23 @@ def _described(manifest: dict[str, Any]) -> Any:
     return featurizer_from_state_dict(state).describe() if state else None
 
 
+def _by_class(described: Any, mode: str) -> Callable[..., tuple[Any, list[Path]]] | None:
+    """The explanation by class of token and feature-sequence inputs; None for others."""
+    from medseq.explain.feature_sequences import explain_feature_sequence, is_feature_sequence
+    from medseq.explain.tokens import explain_tokens, is_token_input
+
+    if described is not None and is_token_input(described):
+        return explain_tokens
+    if described is not None and is_feature_sequence(described, mode):
+        return explain_feature_sequence
+    return None
+
+
+def _check_step(bundle_dir: str | os.PathLike, mode: str, step: int | None) -> None:
+    if step is not None and mode != "sequence":
+        raise ValueError(f"{bundle_dir}: --step applies to models with a class per step")
+
+
 def explain_any(
     bundle_dir: str | os.PathLike,
     data_path: str | os.PathLike,
@@ -58,35 +76,32 @@ def explain_any(
     explained by class; both are refused where they mean nothing.
     Returns the explanation (each has ``summary()``) and the files written.
     """
-    from medseq.explain.feature_sequences import explain_feature_sequence, is_feature_sequence
     from medseq.explain.retain import explain_history
     from medseq.explain.slices import explain_sample
     from medseq.explain.steps import explain_steps
     from medseq.explain.subject import explain_subject
-    from medseq.explain.tokens import explain_tokens, is_token_input
     from medseq.explain.waveforms import explain_recording
 
     manifest, kind = _manifest(bundle_dir), bundle_model_kind(bundle_dir)
     mode = manifest.get("model_config", {}).get("mode", "recording")
-    where = {"output_dir": output_dir}
-    if step is not None and mode != "sequence":
-        raise ValueError(f"{bundle_dir}: --step applies to models with a class per step")
+    _check_step(bundle_dir, mode, step)
     if kind == "slice_rnn":
-        return explain_sample(bundle_dir, data_path, subject, **where)
+        return explain_sample(bundle_dir, data_path, subject, output_dir=output_dir)
     if mode == "sequence":
-        return explain_steps(bundle_dir, data_path, subject, step=step, n_steps=n_steps, **where)
+        return explain_steps(
+            bundle_dir, data_path, subject, output_dir=output_dir, step=step, n_steps=n_steps
+        )
     if kind == "retain":
-        return explain_history(bundle_dir, data_path, subject, **where)
-    described = _described(manifest) if kind not in GRID_KINDS else None
-    chosen = {"target": target, "n_steps": n_steps, **where}
-    if described is not None and is_token_input(described):
-        return explain_tokens(bundle_dir, data_path, subject, **chosen)
-    if described is not None and is_feature_sequence(described, mode):
-        return explain_feature_sequence(bundle_dir, data_path, subject, **chosen)
+        return explain_history(bundle_dir, data_path, subject, output_dir=output_dir)
+    by_class = _by_class(_described(manifest), mode) if kind not in GRID_KINDS else None
+    if by_class is not None:
+        return by_class(
+            bundle_dir, data_path, subject, output_dir=output_dir, target=target, n_steps=n_steps
+        )
     if target is not None:
         raise ValueError(f"{bundle_dir}: --target applies to token and feature-sequence models")
     if kind == "conv_rnn":
-        return explain_recording(bundle_dir, data_path, subject, **where)
+        return explain_recording(bundle_dir, data_path, subject, output_dir=output_dir)
     if kind not in GRID_KINDS:
         raise ValueError(
             f"{bundle_dir}: medseq explain covers ICU-grid, RETAIN, slice-stack, waveform, "
@@ -94,4 +109,4 @@ def explain_any(
             f"{kind!r} model (use medseq.explain's attention and Captum helpers from Python, "
             "or `medseq report` for its metrics)"
         )
-    return explain_subject(bundle_dir, data_path, subject, n_steps=n_steps, **where)
+    return explain_subject(bundle_dir, data_path, subject, output_dir=output_dir, n_steps=n_steps)

@@ -36,6 +36,8 @@ from medseq.explain.gradients import (
     explained_class,
     explained_name,
     integrate,
+    read_sample,
+    write_files,
 )
 
 N_TOP = 5
@@ -208,24 +210,16 @@ def explain_feature_sequence(
     Files: ``<output_dir>/sample-<id>-steps-features.png`` and ``sample-<id>.json``
     (``output_dir`` defaults to ``explain-<id>/``).
     """
-    from medseq.bundle import load_bundle
-    from medseq.experiment.data import read_set
+    from medseq.explain.sequence_figures import feature_sequence_figure
 
-    bundle = load_bundle(bundle_dir)
+    bundle, data, labels, ids = read_sample(bundle_dir, data_path, sample_id)
     spec, described = bundle.spec(), bundle.featurizer.describe()
-    data = read_set(bundle.dataset, data_path)
-    labels = spec.labels(bundle.dataset_task, data)
-    if int(sample_id) not in labels.index:
-        raise ValueError(
-            f"{data_path}: no sample_id {sample_id} in dataset {bundle.dataset!r} "
-            f"(e.g. {labels.index[:5].tolist()})"
-        )
-    ids = np.array([int(sample_id)])
     features = spec.transform(bundle.featurizer, data, ids)
     integrated, k, prob, change = attribute_sequence(
         bundle, features, target=target, n_steps=n_steps
     )
     names = list(bundle.class_names or [str(c) for c in range(len(prob))])
+    columns = described.names(described.output("values").dims[-1])
     cells = integrated.attributions[0]
     times = spec.step_times(bundle.featurizer, data, ids)[0] if spec.step_times else None
     label = labels.loc[int(sample_id)]
@@ -233,20 +227,14 @@ def explain_feature_sequence(
         sample_id=int(sample_id), explained=explained_name(bundle.task, names, k),
         probability=float(prob[k]),
         label=names[int(label)] if bundle.task == "multiclass" else str(label),
-        step=described.step or "step", cells=cells,
-        feature_names=described.names(described.output("values").dims[-1]),
+        step=described.step or "step", cells=cells, feature_names=columns,
         static=integrated.attributions[1] if len(integrated.attributions) > 1 else None,
         static_names=list(described.feature_names.get("S", [])), integrated=integrated,
         step_times_s=None if times is None else np.asarray(times, dtype=float)[: len(cells)],
-        occlusion=_occlusion_check(cells, described.names(
-            described.output("values").dims[-1]), change),
+        occlusion=_occlusion_check(cells, columns, change),
     )  # fmt: skip
-    from medseq.explain.sequence_figures import feature_sequence_figure
-
     expl.figures = {"steps_features": feature_sequence_figure(expl)}
-    out = Path(output_dir or f"explain-{sample_id}")
-    out.mkdir(parents=True, exist_ok=True)
-    png, summary = out / f"sample-{sample_id}-steps-features.png", out / f"sample-{sample_id}.json"
-    png.write_bytes(expl.figures["steps_features"])
-    summary.write_text(json.dumps(expl.to_dict(), indent=2))
-    return expl, [png, summary]
+    return expl, write_files(Path(output_dir or f"explain-{sample_id}"), {
+        f"sample-{sample_id}-steps-features.png": expl.figures["steps_features"],
+        f"sample-{sample_id}.json": json.dumps(expl.to_dict(), indent=2),
+    })  # fmt: skip

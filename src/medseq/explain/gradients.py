@@ -16,8 +16,11 @@ gradients (Sundararajan et al. 2017) sum to ``f(x) - f(baseline)`` on a readable
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -132,3 +135,37 @@ def explained_class(prob: np.ndarray, task: str, names: Sequence[str], target: s
 def explained_name(task: str, names: Sequence[str], k: int) -> str:
     """``"risk"`` for a binary bundle, ``"p(<class>)"`` otherwise."""
     return "risk" if task == "binary" else f"p({names[k]})"
+
+
+def read_sample(
+    bundle_dir: str | os.PathLike, data_path: str | os.PathLike, sample_id: int
+) -> tuple[Any, Any, Any, np.ndarray]:
+    """``(bundle, data, labels, ids)``: the bundle, ``data_path`` read with its dataset's
+    reader, the task's labels and ``ids = [sample_id]``; an unknown id is an error naming a
+    few known ones."""
+    from medseq.bundle import load_bundle
+    from medseq.experiment.data import read_set
+
+    bundle = load_bundle(bundle_dir)
+    data = read_set(bundle.dataset, data_path)
+    labels = bundle.spec().labels(bundle.dataset_task, data)
+    if int(sample_id) not in labels.index:
+        raise ValueError(
+            f"{data_path}: no sample_id {sample_id} in dataset {bundle.dataset!r} "
+            f"(e.g. {labels.index[:5].tolist()})"
+        )
+    return bundle, data, labels, np.array([int(sample_id)])
+
+
+def write_files(out_dir: Path, files: Mapping[str, bytes | str]) -> list[Path]:
+    """Write ``{file name: PNG bytes or JSON text}`` under ``out_dir`` (created)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, content in files.items():
+        path = out_dir / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+        written.append(path)
+    return written

@@ -187,17 +187,10 @@ def explain_steps(
     Files: ``<output_dir>/sample-<id>-steps.png``, ``sample-<id>-step-<t>.png`` and
     ``sample-<id>.json`` (``output_dir`` defaults to ``explain-<id>/``).
     """
-    from medseq.bundle import load_bundle
-    from medseq.datasets.registry import get_dataset
-    from medseq.experiment.data import read_set
+    from medseq.explain.gradients import read_sample
 
-    bundle = load_bundle(bundle_dir)
-    dataset = bundle.provenance["dataset"]
-    spec, data = get_dataset(dataset), read_set(dataset, Path(data_path))
-    labels: Any = spec.labels(bundle.provenance["task"], data)
-    if int(sample_id) not in labels.index:
-        raise ValueError(f"{data_path}: no sample_id {sample_id}; ids: {labels.index.tolist()}")
-    arrays = spec.transform(bundle.featurizer, data, np.array([sample_id]))
+    bundle, data, labels, ids = read_sample(bundle_dir, data_path, sample_id)
+    arrays = bundle.spec().transform(bundle.featurizer, data, ids)
     n = int(arrays["lengths"][0])
     values = arrays["values"][0, :n]
     for member in bundle.members:
@@ -223,13 +216,19 @@ def explain_steps(
         bundle.members, values, prob, chosen, sample_id=int(sample_id),
         class_names=expl.class_names, n_steps=n_steps,
     )  # fmt: skip
+    return expl, _write(expl, Path(output_dir or f"explain-{sample_id}"))
+
+
+def _write(expl: StepExplanation, out: Path) -> list[Path]:
+    """The step figure, the explained step's figure and the JSON summary."""
+    from medseq.explain.gradients import write_files
     from medseq.explain.sequence_figures import target_step_figure
 
-    out = Path(output_dir or f"explain-{sample_id}")
-    out.mkdir(parents=True, exist_ok=True)
-    png, summary = out / f"sample-{sample_id}-steps.png", out / f"sample-{sample_id}.json"
-    png.write_bytes(step_figure(expl))
-    target_png = out / f"sample-{sample_id}-step-{chosen}.png"
-    target_png.write_bytes(target_step_figure(expl.target, expl.column_names, expl.step_unit))
-    summary.write_text(json.dumps(expl.to_dict(), indent=2))
-    return expl, [png, target_png, summary]
+    sample = expl.sample_id
+    files: dict[str, bytes | str] = {f"sample-{sample}-steps.png": step_figure(expl)}
+    if expl.target is not None:
+        files[f"sample-{sample}-step-{expl.target.step}.png"] = target_step_figure(
+            expl.target, expl.column_names, expl.step_unit
+        )
+    files[f"sample-{sample}.json"] = json.dumps(expl.to_dict(), indent=2)
+    return write_files(out, files)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medseq.explain.gradients import Integrated, LogOdds, integrate
+from medseq.explain.gradients import Integrated, LogOdds, integrate, read_sample, write_files
 
 MAX_LABELS = 3
 
@@ -62,10 +62,13 @@ class GatedEmbeddings:
     """
 
     def __init__(self, members: Sequence[nn.Module]) -> None:
-        self.members, self.gates = list(members), None
+        self.members = list(members)
+        self.gates: torch.Tensor | None = None
         self._handles: list[Any] = []
 
     def _hook(self, module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+        if self.gates is None:
+            raise RuntimeError("GatedEmbeddings: set .gates before calling the model")
         gates = self.gates[:, : output.shape[1]]  # the model may cut to the longest length
         return output * gates[..., None].to(output.dtype)
 
@@ -215,25 +218,13 @@ def explain_tokens(
 
     Files: ``<output_dir>/sample-<id>-tokens.png`` and ``sample-<id>.json``.
     """
-    from medseq.bundle import load_bundle
-    from medseq.experiment.data import read_set
     from medseq.explain.sequence_figures import token_figure
 
-    bundle = load_bundle(bundle_dir)
-    spec = bundle.spec()
-    data = read_set(bundle.dataset, data_path)
-    known = spec.labels(bundle.dataset_task, data).index
-    if int(sample_id) not in known:
-        raise ValueError(
-            f"{data_path}: no sample_id {sample_id} in dataset {bundle.dataset!r} "
-            f"(e.g. {known[:5].tolist()})"
-        )
-    features = spec.transform(bundle.featurizer, data, np.array([int(sample_id)]))
+    bundle, data, _, ids = read_sample(bundle_dir, data_path, sample_id)
+    features = bundle.spec().transform(bundle.featurizer, data, ids)
     expl = explain_molecule(bundle, features, sample_id, target=target, n_steps=n_steps)
     expl.figures = {"tokens": token_figure(expl)}
-    out = Path(output_dir or f"explain-{sample_id}")
-    out.mkdir(parents=True, exist_ok=True)
-    png, summary = out / f"sample-{sample_id}-tokens.png", out / f"sample-{sample_id}.json"
-    png.write_bytes(expl.figures["tokens"])
-    summary.write_text(json.dumps(expl.to_dict(), indent=2))
-    return expl, [png, summary]
+    return expl, write_files(Path(output_dir or f"explain-{sample_id}"), {
+        f"sample-{sample_id}-tokens.png": expl.figures["tokens"],
+        f"sample-{sample_id}.json": json.dumps(expl.to_dict(), indent=2),
+    })  # fmt: skip
