@@ -46,11 +46,11 @@ def feature_sequence_figure(expl: Any) -> bytes:
     unit = "time in the recording (s)" if timed else expl.step
     top = np.argsort(-np.abs(per_feature), kind="stable")[:N_ROWS]
     fig = plt.figure(figsize=(11, 6.2))
-    grid = fig.add_gridspec(2, 3, width_ratios=[3, 0.08, 1.1], height_ratios=[1, 1.4],
-                            wspace=0.5, hspace=0.3)  # fmt: skip
+    grid = fig.add_gridspec(2, 4, width_ratios=[3, 0.08, 0.4, 1.1], height_ratios=[1, 1.4],
+                            wspace=0.05, hspace=0.3)  # fmt: skip
     steps = fig.add_subplot(grid[0, 0])
     heat = fig.add_subplot(grid[1, 0], sharex=steps)
-    bars = fig.add_subplot(grid[1, 2], sharey=heat)
+    bars = fig.add_subplot(grid[1, 3], sharey=heat)
     width = np.diff(x).min() * 0.8 if len(x) > 1 else 0.8
     steps.bar(x, per_step, width=width, color=[RAISE if v > 0 else LOWER for v in per_step])
     for s in expl.top_steps(3):
