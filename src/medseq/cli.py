@@ -8,7 +8,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -311,6 +311,16 @@ def explain(
         Path | None, typer.Option("--output-dir", "-o", help="Default: explain-<ID>/.")
     ] = None,
     n_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 64,
+    step: Annotated[
+        int | None,
+        typer.Option(help="Per-step models: the step (e.g. ICU hour) to explain; default: "
+                     "the step of highest risk."),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(help="Token and beat-feature models: the class or label to explain; "
+                     "default: the predicted one(s)."),
+    ] = None,
 ) -> None:
     """Why the model gave this risk: attributions per variable and hour, attention, figures.
 
@@ -318,38 +328,21 @@ def explain(
     For a RETAIN bundle (histories): visit attention and each code's contribution to the logit
     of sample SUBJECT (a subject_id for mortality). For a waveform (ConvRNN) bundle: the drop
     of the call when each second of recording SUBJECT is blanked (occlusion).
-    For a sequence-labelling bundle (a class per step, e.g. sleep epochs of a night): labels
-    and predictions per step, input occlusion per class and how far the context reaches.
+    For a beat-feature bundle: integrated gradients per beat and per named beat feature, the
+    top beats against time in the recording. For a SMILES bundle: integrated gradients per
+    token for the predicted assay(s) (or --target).
+    For a sequence-labelling bundle (a class per step, e.g. sleep epochs of a night, ICU
+    hours): labels and predictions per step, input occlusion per class, how far the context
+    reaches, and the prediction at one step (--step) attributed to every earlier step and
+    input by integrated gradients.
     """
-    from medseq.bundle import bundle_model_kind
     from medseq.capabilities import require_bundle_stage
-    from medseq.explain import explain_subject
-    from medseq.explain.retain import explain_history, is_retain_bundle
-    from medseq.explain.slices import explain_sample, is_slice_bundle
-    from medseq.explain.steps import explain_steps, is_step_bundle
-    from medseq.explain.waveforms import explain_recording, is_waveform_bundle
+    from medseq.explain.dispatch import explain_any
 
     require_bundle_stage(bundle, "explain")
-    result: Any  # a slice, history or ICU-stay explanation: each has summary()
-    if is_slice_bundle(bundle):
-        result, written = explain_sample(bundle, data, subject, output_dir=output_dir)
-    elif is_step_bundle(bundle):
-        result, written = explain_steps(bundle, data, subject, output_dir=output_dir)
-    elif is_waveform_bundle(bundle):
-        result, written = explain_recording(bundle, data, subject, output_dir=output_dir)
-    elif is_retain_bundle(bundle):
-        result, written = explain_history(bundle, data, subject, output_dir=output_dir)
-    elif bundle_model_kind(bundle) not in (None, "rnn_classifier", "grud"):
-        raise ValueError(
-            f"{bundle}: medseq explain covers ICU-grid, RETAIN, slice-stack and waveform "
-            "(ConvRNN) bundles; this "
-            f"one holds a {bundle_model_kind(bundle)!r} model (use medseq.explain's attention "
-            "and Captum helpers from Python, or `medseq report` for its metrics)"
-        )
-    else:
-        result, written = explain_subject(
-            bundle, data, subject, output_dir=output_dir, n_steps=n_steps
-        )
+    result, written = explain_any(
+        bundle, data, subject, output_dir=output_dir, n_steps=n_steps, step=step, target=target
+    )
     typer.echo(result.summary())
     typer.echo("wrote " + ", ".join(str(p) for p in written))
 

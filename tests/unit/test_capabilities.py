@@ -60,18 +60,25 @@ def test_a_cell_asks_the_spec_sentence_first_then_the_part():
         cell(spec, "stream")
 
 
-def test_explain_refuses_a_bundle_of_a_dataset_without_a_method(tmp_path):
+def test_explain_refuses_a_bundle_of_a_dataset_without_a_method(tmp_path, monkeypatch):
+    # Every registered dataset has an explanation now: rule one out to check the refusal.
+    sentence = "explanations of this dataset's models are ruled out here for the test"
+    ruled_out = replace(get_dataset("cinc2017"), unsupported={"explain": sentence})
+    monkeypatch.setattr("medseq.capabilities.get_dataset", lambda name: ruled_out)
     (tmp_path / "medseq.json").write_text(
         json.dumps({"provenance": {"dataset": "cinc2017", "task": "rhythm"}})
     )
-    sentence = get_dataset("cinc2017").unsupported["explain"]
-    with pytest.raises(StageUnsupported, match="beat-feature models"):
+    with pytest.raises(StageUnsupported, match="ruled out here"):
         require_bundle_stage(tmp_path, "explain")
     result = CliRunner().invoke(
         app, ["explain", str(tmp_path), "--data", str(tmp_path), "--subject", "1"]
     )
     assert result.exit_code == 2
-    assert sentence[:60] in " ".join(result.output.split())
+    assert sentence in " ".join(result.output.split())
+
+
+def test_every_dataset_has_an_explanation():
+    assert all(row["explain"].supported for row in matrix().values())
 
 
 def test_cli_prints_the_table_and_writes_the_readme(tmp_path):

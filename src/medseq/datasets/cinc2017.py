@@ -202,13 +202,23 @@ def _augment(features: dict[str, Any], featurizer: Any) -> Any:
     return RandomCropAugment(round(float(seconds) * featurizer.target_fs_hz))
 
 
-#: Stages that make no sense (or have no method yet) for ECG recordings, and why.
+def step_times(featurizer: Any, data: CincData, ids: np.ndarray) -> list[np.ndarray]:
+    """Seconds from the recording start of each beat of the ``values`` of ``ids`` (its R
+    peak); a recording with no detected beat has its one zero beat at 0 s."""
+    if featurizer.kind not in BEAT_KINDS:
+        raise ValueError(
+            f"CinC 2017 step times are beat times; a {featurizer.kind!r} featurizer steps "
+            "in samples (time = index / target_fs_hz)"
+        )
+    out = []
+    for signal in _signals(data, ids):
+        matrix, peaks = featurizer.features(signal)
+        out.append(peaks / float(signal.fs_hz) if len(matrix) else np.zeros(1))
+    return out
+
+
+#: Stages that make no sense for ECG recordings, and why.
 UNSUPPORTED = {
-    "explain": (
-        "medseq explain explains raw-waveform ConvRNN bundles (occlusion over seconds), but "
-        "the beat-feature models (the published cinc2017-beatgru configs) have no explanation "
-        "method yet"
-    ),
     "streaming": (
         "the streaming service advances ICU time-grid models; streaming a waveform sample "
         "by sample or beat by beat comes with signal monitoring, its own issue"
@@ -283,6 +293,7 @@ CINC2017 = DatasetSpec(
     augment=_augment,
     request=LazyBody(f"{_SERVING}:parse_cinc", "ecg", RECORDS_EXAMPLE),
     fhir=LazyBody(f"{_SERVING}:parse_cinc_fhir", "ecg", FHIR_EXAMPLE),
+    step_times=step_times,
     unsupported=UNSUPPORTED,
     partitions={
         "dirichlet": partitions.dirichlet,

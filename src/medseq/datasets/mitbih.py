@@ -152,6 +152,22 @@ def transform(featurizer: BeatFeaturizer, data: MitbihData, ids: np.ndarray) -> 
     return {"values": values, "lengths": lengths}
 
 
+def step_times(featurizer: BeatFeaturizer, data: MitbihData, ids: np.ndarray) -> list[np.ndarray]:
+    """Seconds from the record start of each step of the ``values`` of ``ids``: the R peaks
+    of the beat and of the ``context_beats`` before it, in the order :func:`transform` reads
+    them."""
+    from medseq.features.signals.beat_featurizer import beat_context
+
+    table = data.beats.loc[np.asarray(ids, dtype=np.int64)]
+    out = []
+    for record, row in zip(table["record"], table["index"], strict=True):
+        signal = data.signals[str(record)]
+        peaks = featurizer.features(signal)[1].astype(np.float64)[:, None]
+        times, length = beat_context(peaks, np.array([row]), featurizer.context_beats)
+        out.append(times[0, : int(length[0]), 0].astype(np.float64) / float(signal.fs_hz))
+    return out
+
+
 def _sizes(featurizer: BeatFeaturizer) -> dict[str, int]:
     return {"in_channels": featurizer.n_features}
 
@@ -199,15 +215,11 @@ def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, floa
     return out
 
 
-#: Stages that have no method yet for beats, and why.
+#: Stages that have no method for beats, and why.
 UNSUPPORTED = {
     "POST /v1/predict with a FHIR Bundle": (
         "a beat classifier needs the R-peak positions of the beats, which a FHIR "
         "SampledData does not carry; send the arrays body with r_peaks"
-    ),
-    "explain": (
-        "medseq explain explains raw-waveform ConvRNN bundles (occlusion over seconds), but "
-        "the beat-feature models this dataset's configs train have no explanation method yet"
     ),
     "streaming": (
         "the streaming service advances ICU time-grid models; streaming a waveform sample "
@@ -242,5 +254,6 @@ MITBIH = DatasetSpec(
     metrics=metrics,
     groups=_records,
     request=LazyBody("medseq.datasets.ecg_serving:parse_mitbih", "ecg_beats", BEATS_EXAMPLE),
+    step_times=step_times,
     unsupported=UNSUPPORTED,
 )

@@ -191,7 +191,6 @@ UNSUPPORTED = {
         "'hospital'), but federated training of this per-hour model has not been run yet "
         "(issue 15, item 3)"
     ),
-    "explain": "per-hour attributions of a sequence-labelling model are not built yet",
 }
 
 #: A stay's first three ICU hours, as the Challenge's rows (variables by name, units of

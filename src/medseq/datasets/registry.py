@@ -157,6 +157,10 @@ class DatasetSpec:
     streaming : object, optional
         How to advance one subject an observation at a time (the incremental form of the
         featurizer), for the streaming service.
+    step_times : callable ``(featurizer, data, ids) -> list of ndarray``, optional
+        For inputs whose steps are events without a clock in the featurizer (beats): the
+        time in seconds, in the recording, of each step of each sample's ``values``, so that
+        ``medseq explain`` can show its top steps against time (by step index without it).
     unsupported : mapping of str to str
         Stage -> the sentence saying why that stage makes no sense for this dataset (e.g.
         ``{"streaming": "a molecule is one string, not a sequence that arrives over time"}``);
@@ -183,6 +187,7 @@ class DatasetSpec:
     partitions: Mapping[str, Callable[..., pd.Series]] = field(default_factory=dict)
     federated_fit: Callable[[dict[str, Any]], Any] | None = None
     streaming: Any = None
+    step_times: Callable[[Any, Any, np.ndarray], list[np.ndarray]] | None = None
     unsupported: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

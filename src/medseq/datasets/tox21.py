@@ -101,14 +101,10 @@ def _augment(features: dict[str, Any], featurizer: SmilesFeaturizer) -> Any:
     return SmilesEnumerationAugment(featurizer, p=float(features.get("enumerate_p", 1.0)))
 
 
-#: Stages that make no sense (or have no method yet) for molecules, and why.
+#: Stages that make no sense for molecules, and why.
 UNSUPPORTED = {
     "POST /v1/predict with a FHIR Bundle": (
         "a molecule is a SMILES string; FHIR has no resource for it here"
-    ),
-    "explain": (
-        "medseq explain covers time-grid (integrated gradients), RETAIN and slice-stack "
-        "models; a SMILES token model has no explanation method yet"
     ),
     "streaming": (
         "a molecule is one SMILES string known at once, not a sequence of observations "

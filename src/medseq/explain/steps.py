@@ -11,7 +11,11 @@ For a bundle whose model labels every step (``ConvRNN(mode="sequence")``, e.g. a
 - **context reach** (gradient saliency, Simonyan et al. 2014): for sampled target steps
   ``t``, the gradient norm of step ``t``'s predicted logit with respect to the inputs at
   ``t + k``, averaged over targets, for ``k`` in ``[-reach, reach]``. It shows how far
-  into the past and the future a bidirectional recurrence actually looks.
+  into the past and the future a bidirectional recurrence actually looks;
+- **one step explained** (:mod:`medseq.explain.target_step`): integrated gradients of the
+  log-odds at a chosen step (``--step``; default the step of highest risk) over every
+  step × column, so "why was the risk high at hour 31" has an additive answer; a causal
+  model gives the later steps exactly 0.
 
 Nothing here names a dataset: inputs come from the bundle's own dataset spec and
 featurizer, column names from the featurizer's ``describe()`` when it has one.
@@ -29,6 +33,11 @@ import numpy as np
 import torch
 
 from medseq.bundle import MANIFEST_FILE
+from medseq.explain.target_step import (
+    TargetStep,
+    default_step,
+    target_step_attributions,
+)
 
 
 def is_step_bundle(bundle_dir: str | os.PathLike) -> bool:
@@ -51,6 +60,8 @@ class StepExplanation:
     prob: np.ndarray  # (T, K)
     occlusion: np.ndarray  # (F, K): drop in mean P(predicted) over steps predicted as class k
     reach: np.ndarray  # (2 * reach + 1,): gradient norm at offset k, normalised to max 1
+    target: TargetStep | None = None
+    step_unit: str = "step"
     figures: dict[str, bytes] = field(default_factory=dict)
 
     @property
@@ -72,16 +83,24 @@ class StepExplanation:
             "occlusion": {c: dict(zip(self.class_names, map(float, row), strict=True))
                           for c, row in zip(self.column_names, self.occlusion, strict=True)},
             "context_reach": {str(k - half): float(v) for k, v in enumerate(self.reach)},
+            "target_step": None if self.target is None else self.target.to_dict(self.column_names),
         }  # fmt: skip
 
     def summary(self) -> str:
         half = len(self.reach) // 2
         far = [k - half for k, v in enumerate(self.reach) if v >= 0.1]
-        return (
-            f"sample {self.sample_id}: {len(self.prob)} steps, accuracy {self.accuracy:.3f}; "
-            f"most needed inputs: {', '.join(self.top_columns())}; gradient >= 10 % of its "
-            f"peak from step {min(far):+d} to {max(far):+d}"
+        reach = (
+            f"gradient >= 10 % of its peak from step {min(far):+d} to {max(far):+d}"
+            if far
+            else f"context reach not measured (sequence of <= {2 * half} steps)"
         )
+        head = (
+            f"sample {self.sample_id}: {len(self.prob)} steps, accuracy {self.accuracy:.3f}; "
+            f"most needed inputs: {', '.join(self.top_columns())}; {reach}"
+        )
+        if self.target is None:
+            return head
+        return head + "\n" + self.target.summary(self.column_names, self.step_unit)
 
 
 def _mean_prob(members, values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -158,28 +177,26 @@ def explain_steps(
     sample_id: int,
     *,
     output_dir: str | os.PathLike | None = None,
+    step: int | None = None,
+    n_steps: int = 64,
 ) -> tuple[StepExplanation, list[Path]]:
     """Read ``data_path`` with the bundle's dataset, explain sequence ``sample_id``.
 
-    Files: ``<output_dir>/sample-<id>-steps.png`` and ``sample-<id>.json``
-    (``output_dir`` defaults to ``explain-<id>/``).
+    ``step``: the step whose prediction integrated gradients explain (default
+    :func:`~medseq.explain.target_step.default_step`); ``n_steps``: integration points.
+    Files: ``<output_dir>/sample-<id>-steps.png``, ``sample-<id>-step-<t>.png`` and
+    ``sample-<id>.json`` (``output_dir`` defaults to ``explain-<id>/``).
     """
-    from medseq.bundle import load_bundle
-    from medseq.datasets.registry import get_dataset
-    from medseq.experiment.data import read_set
+    from medseq.explain.gradients import read_sample
 
-    bundle = load_bundle(bundle_dir)
-    dataset = bundle.provenance["dataset"]
-    spec, data = get_dataset(dataset), read_set(dataset, Path(data_path))
-    labels: Any = spec.labels(bundle.provenance["task"], data)
-    if int(sample_id) not in labels.index:
-        raise ValueError(f"{data_path}: no sample_id {sample_id}; ids: {labels.index.tolist()}")
-    arrays = spec.transform(bundle.featurizer, data, np.array([sample_id]))
+    bundle, data, labels, ids = read_sample(bundle_dir, data_path, sample_id)
+    arrays = bundle.spec().transform(bundle.featurizer, data, ids)
     n = int(arrays["lengths"][0])
     values = arrays["values"][0, :n]
     for member in bundle.members:
         member.eval()
-    names = bundle.featurizer.describe().feature_names.get("F")
+    described = bundle.featurizer.describe()
+    names = described.feature_names.get(described.output("values").dims[-1])
     classes = list(bundle.class_names or range(bundle.model_config.n_outputs))
     with torch.no_grad():
         x = torch.as_tensor(values)[None]
@@ -192,10 +209,26 @@ def explain_steps(
         prob=prob,
         occlusion=step_occlusion(bundle.members, values, len(classes)),
         reach=context_reach(bundle.members, values),
+        step_unit=described.step or "step",
     )
-    out = Path(output_dir or f"explain-{sample_id}")
-    out.mkdir(parents=True, exist_ok=True)
-    png, summary = out / f"sample-{sample_id}-steps.png", out / f"sample-{sample_id}.json"
-    png.write_bytes(step_figure(expl))
-    summary.write_text(json.dumps(expl.to_dict(), indent=2))
-    return expl, [png, summary]
+    chosen = default_step(prob) if step is None else int(step)
+    expl.target = target_step_attributions(
+        bundle.members, values, prob, chosen, sample_id=int(sample_id),
+        class_names=expl.class_names, n_steps=n_steps,
+    )  # fmt: skip
+    return expl, _write(expl, Path(output_dir or f"explain-{sample_id}"))
+
+
+def _write(expl: StepExplanation, out: Path) -> list[Path]:
+    """The step figure, the explained step's figure and the JSON summary."""
+    from medseq.explain.gradients import write_files
+    from medseq.explain.sequence_figures import target_step_figure
+
+    sample = expl.sample_id
+    files: dict[str, bytes | str] = {f"sample-{sample}-steps.png": step_figure(expl)}
+    if expl.target is not None:
+        files[f"sample-{sample}-step-{expl.target.step}.png"] = target_step_figure(
+            expl.target, expl.column_names, expl.step_unit
+        )
+    files[f"sample-{sample}.json"] = json.dumps(expl.to_dict(), indent=2)
+    return write_files(out, files)

@@ -14,14 +14,34 @@ def _manifest(path, kind: str, dataset: str, task: str) -> None:
     (path / "medseq.json").write_text(json.dumps(manifest))
 
 
-def test_explain_refuses_a_dataset_whose_spec_rules_it_out(tmp_path):
+def test_explain_refuses_a_dataset_whose_spec_rules_it_out(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from medseq.datasets import get_dataset
+
+    sentence = "a SMILES token model has no explanation method in this test"
+    ruled_out = replace(get_dataset("tox21"), unsupported={"explain": sentence})
+    monkeypatch.setattr("medseq.capabilities.get_dataset", lambda name: ruled_out)
     _manifest(tmp_path, "smiles_rnn", "tox21", "toxicity")
     result = CliRunner().invoke(
         app, ["explain", str(tmp_path), "--data", "tox21/tox21.csv.gz", "--subject", "1"]
     )
     assert result.exit_code == 2
     assert "not available for dataset 'tox21'" in result.output
-    assert "SMILES token model has no explanation method" in " ".join(result.output.split())
+    assert sentence in " ".join(result.output.split())
+
+
+def test_step_and_target_are_refused_where_they_mean_nothing(tmp_path):
+    _manifest(tmp_path, "rnn_classifier", "physionet2012", "mortality")
+    args = ["explain", str(tmp_path), "--data", "x", "--subject", "1"]
+    result = CliRunner().invoke(app, [*args, "--step", "3"])
+    assert (
+        result.exit_code == 2 and "--step applies to models with a class per step" in result.output
+    )
+    result = CliRunner().invoke(app, [*args, "--target", "died"])
+    assert (
+        result.exit_code == 2 and "--target applies to token and feature-sequence" in result.output
+    )
 
 
 def test_explain_refuses_a_model_kind_it_has_no_explanation_for(tmp_path):
