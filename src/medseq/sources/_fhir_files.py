@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ from medseq.schema import DataError, OnBad, ReadReport
 
 logger = logging.getLogger(__name__)
 
+_loads: Callable[[bytes], Any]
 try:  # pragma: no cover - which branch depends on the environment
     import orjson
 
