@@ -1,11 +1,12 @@
 """Benchmark: the 513 Synthea FHIR R4 Bundles into the event table, medseq vs fhir.resources.
 
-medseq's reader (:func:`medseq.sources.fhir_r4.read`: orjson dicts, vectorised tables) reads
-all the Bundles. The peer validates each Bundle with ``fhir.resources`` model classes (the
-R4B models, as ``medseq serve`` does) and walks the models for the same fields; it is
-slow, so it reads an evenly spaced subset of ``--peer-files`` Bundles and its time is
-scaled by size (seconds per MB x all MB); medseq reads the same subset too, so the
-speed-up is also given like for like.
+medseq's reader (:func:`medseq.sources.fhir_r4.read`: msgspec typed decoding of the fields
+it uses, vectorised tables) reads all the Bundles, and once more with the generic JSON path
+(orjson dicts) to show what the typed decoding buys. The peer validates each Bundle with
+``fhir.resources`` model classes (the R4B models, as ``medseq serve`` does) and walks the
+models for the same fields; it is slow, so it reads an evenly spaced subset of
+``--peer-files`` Bundles and its time is scaled by size (seconds per MB x all MB); medseq
+reads the same subset too, so the speed-up is also given like for like.
 
 Each run is a fresh subprocess (peak RSS is its own; imports are not timed). Wall time
 depends on what else runs on the shared machine, so CPU time (user + system of the
@@ -45,8 +46,10 @@ def _subset(folder: Path, n: int) -> list[Path]:
     return files[::step][:n]
 
 
-def worker_medseq(files: list[Path] | Path) -> dict:
-    from medseq.sources import fhir_r4
+def worker_medseq(files: list[Path] | Path, typed: bool = True) -> dict:
+    from medseq.sources import _fhir_files, fhir_r4
+
+    _fhir_files.USE_TYPED_DECODER = typed and _fhir_files.USE_TYPED_DECODER
 
     if isinstance(files, list):  # a subset: link it into a folder of its own
         folder = Path(tempfile.mkdtemp(prefix="fhir_subset_"))
@@ -140,6 +143,8 @@ def _run(mode: str, target: str, n_files: int) -> dict:
 def _worker_main(mode: str, data: Path, n_files: int) -> None:
     if mode == "medseq":
         result = worker_medseq(data)
+    elif mode == "medseq-generic":
+        result = worker_medseq(data, typed=False)
     elif mode == "medseq-subset":
         result = worker_medseq(_subset(data, n_files))
     else:
@@ -160,7 +165,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, help="unpacked synthea_r4 folder")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--peer-files", type=int, default=20)
-    parser.add_argument("--worker", choices=["medseq", "medseq-subset", "peer"])
+    parser.add_argument("--worker", choices=["medseq", "medseq-generic", "medseq-subset", "peer"])
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     if args.worker:
@@ -176,15 +181,18 @@ def main() -> None:
             dataset_dir("synthea_r4") / "synthea_r4.tar.xz", Path(tmp.name)
         )
     runs = [_run("medseq", str(args.data), args.peer_files) for _ in range(args.repeats)]
+    generic = _run("medseq-generic", str(args.data), args.peer_files)
     subset = _run("medseq-subset", str(args.data), args.peer_files)
     peer = _run("peer", str(args.data), args.peer_files)
-    report = _report(args, runs, subset, peer, unpack_s)
+    report = _report(args, runs, generic, subset, peer, unpack_s)
     print(report)
     if not args.no_write:
         _write_section(report)
 
 
-def _report(args, runs: list[dict], subset: dict, peer: dict, unpack_s: float | None) -> str:
+def _report(
+    args, runs: list[dict], generic: dict, subset: dict, peer: dict, unpack_s: float | None
+) -> str:
     from benchkit.machine import facts_markdown, machine_facts
 
     all_files = _bundles(args.data)
@@ -210,6 +218,10 @@ def _report(args, runs: list[dict], subset: dict, peer: dict, unpack_s: float | 
             f"| medseq `fhir_r4.read`, run {i + 1} | {len(all_files)} | {r['wall_s']:.1f} | "
             f"{r['cpu_s']:.1f} | {_tail(r)}"
         )
+    lines.append(
+        f"| medseq, generic JSON (orjson, no msgspec) | {len(all_files)} | "
+        f"{generic['wall_s']:.1f} | {generic['cpu_s']:.1f} | {_tail(generic)}"
+    )
     for name, r in (("medseq `fhir_r4.read`", subset), ("`fhir.resources` R4B models", peer)):
         lines.append(
             f"| {name}, subset | {args.peer_files} ({sub_mb:.0f} MB) | {r['wall_s']:.1f} | "
@@ -231,7 +243,7 @@ def _report(args, runs: list[dict], subset: dict, peer: dict, unpack_s: float | 
     lines += [
         "",
         *facts_markdown(
-            machine_facts(("numpy", "pandas", "orjson", "fhir.resources")), "### Machine"
+            machine_facts(("numpy", "pandas", "msgspec", "orjson", "fhir.resources")), "### Machine"
         ),
     ]
     return "\n".join(lines) + "\n"

@@ -30,6 +30,48 @@ NON_NUMERIC_VALUES = (
     "valueTime",
 )
 
+TIME_FIELDS = (
+    "effectiveDateTime",
+    "effectivePeriod",
+    "effectiveInstant",
+    "issued",
+    "onsetDateTime",
+    "onsetPeriod",
+    "recordedDate",
+    "authoredOn",
+    "performedDateTime",
+    "performedPeriod",
+    "occurrenceDateTime",
+    "recorded",
+    "period",
+)
+#: Every top-level field a handler (or the Patient collector) reads. The typed JSON decoder
+#: (:mod:`medseq.sources._fhir_files`) keeps only these and skips the rest unparsed.
+FIELDS = (
+    "resourceType",
+    "id",
+    "status",
+    "gender",
+    "birthDate",
+    "deceasedDateTime",
+    "code",
+    "subject",
+    "patient",
+    "valueQuantity",
+    "valueCodeableConcept",
+    "valueInteger",
+    "valueBoolean",
+    *NON_NUMERIC_VALUES,
+    "component",
+    "class",
+    "type",
+    "verificationStatus",
+    "medicationCodeableConcept",
+    "medicationReference",
+    "vaccineCode",
+    *TIME_FIELDS,
+)
+
 
 class BadEntry(Exception):
     """An entry that cannot be read: ``reason`` is a short key, ``detail`` the full story."""
@@ -120,7 +162,7 @@ def _value(rows: Rows, ref: str, when: str, code: str, holder: dict) -> bool:
         rows.emit(ref, when, code, 1.0 if flag else 0.0)
         return True
     for key in NON_NUMERIC_VALUES:
-        if key in holder:
+        if holder.get(key) is not None:
             rows.emit(ref, when, code)
             rows.add_count(f"value_not_numeric:{key}", 1)
             return True
@@ -189,7 +231,7 @@ def medication_request(res: dict, rows: Rows) -> None:
         return
     ref = subject_of(res)
     when = _first_time(res, ("authoredOn",), rows)
-    if "medicationCodeableConcept" not in res and "medicationReference" in res:
+    if res.get("medicationCodeableConcept") is None and res.get("medicationReference"):
         raise BadEntry(
             "medication_reference",
             "medicationReference is not resolved; export medicationCodeableConcept",

@@ -66,6 +66,7 @@ logger = logging.getLogger(__name__)
 
 ENCOUNTER_PREFIX = res_rules.ENCOUNTER_PREFIX
 ENCOUNTER_END_PREFIX = res_rules.ENCOUNTER_END_PREFIX
+WANTED = frozenset({*res_rules.HANDLERS, "Patient"})
 
 
 @dataclass
@@ -168,7 +169,8 @@ def read(
     paused = gc.isenabled()
     gc.disable()
     try:
-        for doc_index, doc in enumerate(iter_documents(path, report, on_bad_entry)):
+        documents = iter_documents(path, report, on_bad_entry, WANTED)
+        for doc_index, doc in enumerate(documents):
             state.read_document(doc_index, doc)
     finally:
         if paused:

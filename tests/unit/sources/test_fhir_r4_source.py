@@ -277,3 +277,68 @@ def test_no_patient_is_an_error(tmp_path):
     )
     with pytest.raises(DataError, match="no Patient resource found"):
         fhir_r4.read(path)
+
+
+def test_typed_and_generic_decoders_agree(synthea_bundles, tmp_path, monkeypatch):
+    from medseq.sources import _fhir_files
+
+    bundle = _small_bundle(synthea_bundles, [])
+    ref = _patient_ref(bundle)
+    when = "2016-05-01T08:00:00+00:00"
+    shapes = [
+        {
+            "resourceType": "Observation",
+            "status": "final",
+            "subject": {"reference": ref},
+            "code": {"coding": [{"system": "http://loinc.org", "code": "X-1"}]},
+            "effectiveInstant": when,
+            "valueBoolean": True,
+        },
+        {
+            "resourceType": "Observation",
+            "status": "entered-in-error",
+            "subject": {"reference": ref},
+            "code": {"coding": [{"code": "X-2"}]},
+            "effectiveDateTime": when,
+            "valueInteger": 3,
+        },
+        {
+            "resourceType": "Condition",
+            "subject": {"reference": ref},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "44054006"}]},
+            "onsetPeriod": {"start": when},
+        },
+        {
+            "resourceType": "MedicationRequest",
+            "status": "active",
+            "subject": {"reference": ref},
+            "authoredOn": when,
+            "medicationReference": {"reference": "Medication/1"},
+        },
+        {
+            "resourceType": "Procedure",
+            "status": "completed",
+            "subject": {"reference": ref},
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "1"}]},
+            "performedDateTime": when,
+            "type": "not-a-field-of-procedure",
+        },
+    ]
+    bundle["entry"] += [{"resource": r} for r in shapes]
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    _write(folder, bundle)
+    for path, real in _bundles(synthea_bundles)[:2]:
+        _write(folder, real, path.name)
+    typed = fhir_r4.read(folder, on_bad_entry="skip")
+    assert _fhir_files.USE_TYPED_DECODER  # msgspec is installed in the test environment
+    monkeypatch.setattr(_fhir_files, "USE_TYPED_DECODER", False)
+    generic = fhir_r4.read(folder, on_bad_entry="skip")
+    pd.testing.assert_frame_equal(typed.events, generic.events)
+    pd.testing.assert_frame_equal(typed.static, generic.static)
+    pd.testing.assert_frame_equal(typed.resources, generic.resources)
+    assert typed.report.counts == generic.report.counts
+    assert "http://loinc.org|X-1" in set(typed.events["code"])
+    assert typed.report.counts["status:Observation:entered-in-error"] == 1
+    assert typed.report.counts["bad_entry:MedicationRequest:medication_reference"] == 1
+    assert typed.report.counts["time_from:Condition.onsetPeriod.start"] == 1
