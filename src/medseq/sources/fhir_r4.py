@@ -3,9 +3,10 @@
 Reads transaction or collection **Bundles** (``*.json``: one Bundle, or one bare resource,
 per file) and **Bulk Data NDJSON** (``*.ndjson``: one resource per line, one resource type
 per file), given as a file, a folder (searched recursively) or a tar archive of either
-(``.tar.xz`` / ``.tar.gz``). No FHIR model classes: the JSON is parsed with ``orjson`` and
-the few fields used are picked from plain dicts, then times, references, units and ids are
-resolved for all rows at once (``benchmarks/bench_read_fhir.py`` measures both ways).
+(``.tar.xz`` / ``.tar.gz``). No FHIR model classes: ``msgspec`` decodes only the fields
+used (:mod:`medseq.sources._fhir_files`; orjson or json when it is absent), small handlers
+pick them from plain dicts, then times, references, units and ids are resolved for all
+rows at once (``benchmarks/bench_read_fhir.py`` measures it against ``fhir.resources``).
 
 Events (codes keep their system, ``http://loinc.org|8867-4``)
 
@@ -153,10 +154,10 @@ def read(
     FileNotFoundError
         If ``path`` does not exist.
 
-    Examples
-    --------
-    >>> data = read(synthea_folder)  # doctest: +SKIP
-    >>> data.events.head(1)  # doctest: +SKIP
+    Notes
+    -----
+    ``docs/own_data.md`` shows the tables on the Synthea export; the tests read real
+    Synthea Bundles (``tests/unit/sources/test_fhir_r4_source.py``).
     """
     check_policy(on_bad_entry)
     check_policy(on_unit_mismatch)
