@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from medseq.schema import DataError, OnBad, ReadReport, validate_events
+from medseq.sources._fhir_resources import ENCOUNTER_END_PREFIX, ENCOUNTER_PREFIX
 from medseq.sources.history import BIRTH_CODE, DEATH_CODE
 from medseq.sources.meds import origins
 
@@ -74,6 +75,24 @@ def resolve(
     _drop_bad(state, frame, bad, "bad_time", "time is not an ISO 8601 date-time")
     frame = frame.assign(time=when)[~bad]
     return frame.drop(columns=["ref", "when"]).reset_index(drop=True)
+
+
+def drop_ends_before_starts(frame: pd.DataFrame, report: ReadReport) -> pd.DataFrame:
+    """An Encounter whose ``period.end`` is before its start keeps its start, loses its end.
+
+    Counted as ``encounter_end_before_start``: the visit's length is unknown, not negative.
+    """
+    code = frame["code"].astype(str)
+    is_end = code.str.startswith(ENCOUNTER_END_PREFIX).to_numpy()
+    if not is_end.any():
+        return frame
+    key = ["doc", "entry"]
+    starts = frame.loc[code.str.startswith(ENCOUNTER_PREFIX).to_numpy(), [*key, "time"]]
+    ends = frame.loc[is_end, [*key, "time"]].reset_index()
+    pairs = ends.merge(starts, on=key, suffixes=("", "_start"))
+    early = pairs.loc[pairs["time"] < pairs["time_start"], "index"]
+    report.add("encounter_end_before_start", len(early))
+    return frame.drop(index=early)
 
 
 def _drop_bad(

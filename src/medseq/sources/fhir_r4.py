@@ -178,6 +178,7 @@ def read(
             gc.enable()
     patients = state.patient_frame()
     frame = tables.resolve(state, patients, report, on_bad_entry)
+    frame = tables.drop_ends_before_starts(frame, report)
     tables.check_nonempty(frame, str(path))
     before_units = frame[["doc", "entry", "kind"]]
     values, keep, unit_table = harmonise(

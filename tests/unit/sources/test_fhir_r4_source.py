@@ -270,6 +270,25 @@ def test_missing_bad_and_date_only_times(synthea_bundles, tmp_path):
     assert row["time"].iloc[0] == pytest.approx(expected)  # the end of that day
 
 
+def test_an_encounter_ending_before_it_starts_keeps_only_its_start(synthea_bundles, tmp_path):
+    bundle = _small_bundle(synthea_bundles, [])
+    ref = _patient_ref(bundle)
+    period = {"start": "2016-05-01T10:00:00+00:00", "end": "2016-05-01T09:00:00+00:00"}
+    odd = {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "subject": {"reference": ref},
+        "class": {"code": "ODD"},
+        "period": period,
+    }
+    bundle["entry"].append({"resource": odd})
+    read = fhir_r4.read(_write(tmp_path, bundle))
+    assert read.report.counts["encounter_end_before_start"] == 1
+    codes = set(read.events["code"])
+    assert "ENCOUNTER/ODD" in codes and "ENCOUNTER_END/ODD" not in codes
+    assert read.resources.loc["Encounter", "n_used"] == read.resources.loc["Encounter", "n_entries"]
+
+
 def test_no_patient_is_an_error(tmp_path):
     path = tmp_path / "Observation.ndjson"
     path.write_text(
