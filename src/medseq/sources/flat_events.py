@@ -14,6 +14,19 @@ code, and optionally a value and its unit. Which column is which is a
     code_prefix = "eicu|"       # optional: a code system prefix, as FHIR codes carry
     # time_unit = "minutes"     # instead: times are numbers since each subject's hour 0
 
+A *wide* table, one column per code (e.g. eICU's ``vitalAperiodic``), maps its columns to
+codes instead of naming a code and a value column (one event per non-empty cell)::
+
+    [[data.events]]
+    path = "vitalAperiodic.csv.gz"
+    subject = "patientunitstayid"
+    time = "observationoffset"
+    time_unit = "minutes"
+    values = { noninvasivesystolic = "NBP_SYS", noninvasivediastolic = "NBP_DIA" }
+
+Several tables (``[[data.events]]``, an array of tables) read into one event table with
+:func:`read_tables`; they must agree on relative (``time_unit``) or absolute times.
+
 Errors name the file, the line (CSV, header = line 1) or row (parquet) and the column:
 a missing column lists the ones there are; an unparseable time, value or subject raises
 under ``on_bad_row="raise"`` or is dropped and counted (``bad_row:<field>``). Units are
@@ -25,14 +38,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from medseq.schema import DataError, OnBad, ReadReport, check_known_keys, validate_events
+from medseq.schema import OnBad, ReadReport, check_known_keys, validate_events
+from medseq.sources import _flat_parse
+from medseq.sources._flat_parse import TIME_UNITS
 from medseq.sources._longcsv import check_policy
 from medseq.sources._units import harmonise
 from medseq.sources.meds import origins
@@ -42,12 +57,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = ["TIME_UNITS", "FlatEventSet", "FlatMapping", "read"]
+__all__ = ["TIME_UNITS", "FlatEventSet", "FlatMapping", "read", "read_tables"]
 
 logger = logging.getLogger(__name__)
-
-#: hours per unit of a numeric (relative) time column
-TIME_UNITS = {"seconds": 1 / 3600, "minutes": 1 / 60, "hours": 1.0, "days": 24.0}
 
 
 @dataclass(frozen=True)
@@ -56,10 +68,15 @@ class FlatMapping:
 
     Parameters
     ----------
-    subject, time, code : str
+    subject, time : str
         Column names; subject ids must be integers.
+    code : str
+        Column name of the codes (a long table).
     value, unit : str, optional
         Column names; without ``value`` every event is code-only.
+    values : dict of column to code, optional
+        A wide table: each listed column is one code, each non-empty cell one event;
+        ``code`` and ``value`` are then unused (and must not be given in a config).
     code_prefix : str, default=""
         Put before every code (e.g. ``"http://loinc.org|"``).
     time_unit : {"seconds", "minutes", "hours", "days"}, optional
@@ -75,9 +92,10 @@ class FlatMapping:
 
     subject: str = "subject_id"
     time: str = "time"
-    code: str = "code"
-    value: str | None = "value"
+    code: str | None = "code"
+    value: str | None = None
     unit: str | None = None
+    values: dict[str, str] | None = None
     code_prefix: str = ""
     time_unit: str | None = None
     time_format: str = "ISO8601"
@@ -85,6 +103,16 @@ class FlatMapping:
     path: str | None = None
 
     def __post_init__(self) -> None:
+        if self.values is not None and (
+            not isinstance(self.values, dict)
+            or not self.values
+            or not all(isinstance(k, str) and isinstance(v, str) for k, v in self.values.items())
+        ):
+            raise ValueError(
+                f"FlatMapping.values must map column names to codes, got {self.values!r}"
+            )
+        if self.values is None and not self.code:
+            raise ValueError("FlatMapping needs a code column (code) or a wide mapping (values)")
         if self.time_unit is not None and self.time_unit not in TIME_UNITS:
             raise ValueError(
                 f"FlatMapping.time_unit must be one of {sorted(TIME_UNITS)} or unset, "
@@ -95,18 +123,29 @@ class FlatMapping:
     def from_dict(cls, given: dict[str, Any], where: str = "flat event mapping") -> FlatMapping:
         """Build from a config dict; unknown keys raise, naming the allowed ones."""
         check_known_keys(where, given, [f.name for f in fields(cls)])
+        if "values" in given:
+            both = sorted({"code", "value"} & set(given))
+            if both:
+                raise ValueError(f"{where}: a wide mapping (values) names its codes; remove {both}")
+            return cls(**{**given, "code": None, "value": None})
         return cls(**given)
 
     @classmethod
     def from_toml(cls, path: str | os.PathLike[str], section: str = "data.events") -> FlatMapping:
         """Read the mapping from a (dotted) section of a TOML file."""
-        with open(path, "rb") as handle:
-            node: Any = tomllib.load(handle)
-        for key in section.split("."):
-            if not isinstance(node, dict) or key not in node:
-                raise ValueError(f"{path}: no [{section}] section (missing {key!r})")
-            node = node[key]
+        node = _section(path, section)
+        if isinstance(node, list):
+            raise ValueError(f"{path}: [[{section}]] holds several tables; use list_from_toml")
         return cls.from_dict(node, where=f"{path} [{section}]")
+
+    @classmethod
+    def list_from_toml(
+        cls, path: str | os.PathLike[str], section: str = "data.events"
+    ) -> list[FlatMapping]:
+        """Every mapping of ``[[section]]`` (an array of tables), or the one of ``[section]``."""
+        node = _section(path, section)
+        nodes = node if isinstance(node, list) else [node]
+        return [cls.from_dict(n, where=f"{path} [{section}] #{i}") for i, n in enumerate(nodes)]
 
     def to_dict(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
@@ -171,142 +210,98 @@ def read(
     DataError
         A missing column (named, with those present), or a bad row under "raise".
     """
+    if path is not None:
+        mapping = replace(mapping, path=str(path))
+    return read_tables(
+        [mapping], on_bad_row=on_bad_row, on_unit_mismatch=on_unit_mismatch, units=units
+    )
+
+
+def read_tables(
+    mappings: list[FlatMapping],
+    *,
+    root: str | os.PathLike[str] | None = None,
+    on_bad_row: OnBad = "raise",
+    on_unit_mismatch: OnBad = "warn",
+    units: dict[str, str] | None = None,
+) -> FlatEventSet:
+    """Read several flat files (each with its mapping and ``path``) into one event table.
+
+    Parameters
+    ----------
+    mappings : list of FlatMapping
+        Each with its ``path``; all with ``time_unit`` (relative times) or all without.
+    root : path-like, optional
+        Folder that relative ``path``s are in (e.g. the dataset folder).
+    on_bad_row, on_unit_mismatch, units
+        As in :func:`read`.
+    """
     check_policy(on_bad_row)
     check_policy(on_unit_mismatch)
-    if path is None and mapping.path is None:
-        raise ValueError("no file: pass path or set `path` in the mapping")
-    file = Path(path if path is not None else str(mapping.path))
-    report = ReadReport(source=str(file))
-    raw, line_offset = _load(file, mapping)
-    frame, bad = _parse(raw, mapping)
-    _bad_rows(file, frame, bad, line_offset, on_bad_row, report)
-    keep = (
-        ~np.any(np.column_stack(list(bad.values())), axis=1) if bad else np.ones(len(frame), bool)
-    )
-    frame = frame[keep].reset_index(drop=True)
-    unit_table = _empty_units()
-    if mapping.unit is not None:
+    if not mappings:
+        raise ValueError("read_tables needs at least one mapping")
+    relative = {m.time_unit is not None for m in mappings}
+    if len(relative) > 1:
+        raise ValueError("mix of relative (time_unit) and absolute times; use one kind")
+    files = [_file_of(m, root) for m in mappings]
+    report = ReadReport(source=", ".join(str(f) for f in files))
+    frames = [
+        _read_one(file, m, on_bad_row, report) for file, m in zip(files, mappings, strict=True)
+    ]
+    frame = pd.concat(frames, ignore_index=True)
+    unit_table = _flat_parse.empty_units()
+    if any(m.unit for m in mappings):
         values, ok, unit_table = harmonise(
             frame["code"].to_numpy(dtype=object),
             frame["value"].to_numpy(dtype=np.float64),
-            raw.loc[keep, mapping.unit].to_numpy(dtype=object),
+            frame["unit"].to_numpy(dtype=object),
             report,
             targets=units,
             on_mismatch=on_unit_mismatch,
-            where=str(file),
+            where=report.source,
         )
         frame = frame.assign(value=values)[ok]
-    events, origin = _hours(frame, mapping, str(file))
+    anchor = next((m.anchor_prefix for m in mappings if m.anchor_prefix), None)
+    events, origin = _hours(frame.drop(columns="unit"), relative.pop(), anchor, report.source)
     report.n_subjects = int(events["subject_id"].nunique())
     report.n_events = len(events)
     logger.info("%s", report.summary())
     return FlatEventSet(events=events, units=unit_table, origin=origin, report=report)
 
 
-def _load(file: Path, mapping: FlatMapping) -> tuple[pd.DataFrame, int]:
-    """The mapped columns as strings (CSV) or as stored (parquet); the first data line."""
-    wanted = [
-        c for c in (mapping.subject, mapping.time, mapping.code, mapping.value, mapping.unit) if c
-    ]
-    name = file.name.lower()
-    if name.endswith(".parquet"):
-        import pyarrow.parquet as pq
-
-        have = pq.read_schema(file).names
-        _check_columns(file, mapping, have)
-        return pq.read_table(file, columns=wanted).to_pandas(), 0
-    sep = "\t" if name.endswith((".tsv", ".tsv.gz")) else ","
-    try:
-        have = list(pd.read_csv(file, nrows=0, sep=sep).columns)
-    except (ValueError, OSError, EOFError) as err:
-        raise DataError(f"{file}: not a readable CSV ({err})") from None
-    _check_columns(file, mapping, have)
-    frame = pd.read_csv(file, sep=sep, usecols=wanted, dtype=str, keep_default_na=False)
-    return frame, 2  # line 1 is the header
+def _file_of(mapping: FlatMapping, root: str | os.PathLike[str] | None) -> Path:
+    if mapping.path is None:
+        raise ValueError("no file: pass path or set `path` in the mapping")
+    file = Path(mapping.path)
+    return file if root is None or file.is_absolute() else Path(root) / file
 
 
-def _check_columns(file: Path, mapping: FlatMapping, have: list[str]) -> None:
-    for key in ("subject", "time", "code", "value", "unit"):
-        column = getattr(mapping, key)
-        if column is not None and column not in have:
-            raise DataError(
-                f"{file}: column {column!r} (mapping key {key!r}) not found; the file has "
-                f"{have}; fix the mapping"
-            )
-
-
-def _parse(raw: pd.DataFrame, mapping: FlatMapping) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """Typed columns plus, per field, a mask of rows that did not parse."""
-    subject_text = raw[mapping.subject]
-    subject = pd.to_numeric(subject_text, errors="coerce")
-    bad_subject = subject.isna() | (subject != np.floor(subject))
-    code_text = raw[mapping.code].astype(str)
-    bad = {"subject": bad_subject.to_numpy(), "code": (code_text.str.strip() == "").to_numpy()}
-    if mapping.value is not None:
-        value = pd.to_numeric(raw[mapping.value].replace("", np.nan), errors="coerce")
-        filled = raw[mapping.value].notna() & (raw[mapping.value].astype(str) != "")
-        bad["value"] = (filled & value.isna()).to_numpy()
-    else:
-        value = pd.Series(np.nan, index=raw.index)
-    if mapping.time_unit is not None:
-        number = pd.to_numeric(raw[mapping.time], errors="coerce")
-        time = number * TIME_UNITS[mapping.time_unit]
-        bad["time"] = ~np.isfinite(time.to_numpy(dtype=np.float64))
-    else:
-        stamp = pd.to_datetime(
-            raw[mapping.time], format=mapping.time_format, utc=True, errors="coerce"
-        )
-        time = stamp.dt.tz_convert(None).astype("datetime64[us]")
-        bad["time"] = time.isna().to_numpy()
-    frame = pd.DataFrame(
-        {
-            "subject_id": subject.fillna(-1).to_numpy().astype(np.int64),
-            "time": time.to_numpy(),
-            "code": (mapping.code_prefix + code_text).to_numpy(dtype=object),
-            "value": value.to_numpy(dtype=np.float64),
-        }
-    )
-    return frame, bad
-
-
-def _bad_rows(
-    file: Path,
-    frame: pd.DataFrame,
-    bad: dict[str, np.ndarray],
-    line_offset: int,
-    on_bad_row: OnBad,
-    report: ReadReport,
-) -> None:
-    for field_name, mask in bad.items():
-        if not mask.any():
-            continue
-        row = int(np.flatnonzero(mask)[0])
-        where = f"{file}:{row + line_offset}" if line_offset else f"{file}: row {row}"
-        message = f"{where}: {field_name} does not parse ({int(mask.sum())} such rows)"
-        if on_bad_row == "raise":
-            raise DataError(message + "; fix the file or the mapping, or pass on_bad_row='warn'")
-        report.add(f"bad_row:{field_name}", int(mask.sum()))
-        if on_bad_row == "warn":
-            logger.warning("%s; dropped", message)
+def _read_one(
+    file: Path, mapping: FlatMapping, on_bad_row: OnBad, report: ReadReport
+) -> pd.DataFrame:
+    raw, first_line = _flat_parse.load(file, mapping)
+    frame, bad = _flat_parse.parse(raw, mapping)
+    rows = raw["__row__"].to_numpy()
+    return _flat_parse.drop_bad_rows(file, frame, rows, bad, first_line, on_bad_row, report)
 
 
 def _hours(
-    frame: pd.DataFrame, mapping: FlatMapping, where: str
+    frame: pd.DataFrame, relative: bool, anchor: str | None, where: str
 ) -> tuple[pd.DataFrame, pd.Series | None]:
     origin = None
-    if mapping.time_unit is None:
-        origin = origins(frame, mapping.anchor_prefix or "\x00")
+    if not relative:
+        origin = origins(frame, anchor or "\x00")
         hour0 = origin.reindex(frame["subject_id"]).to_numpy()
         frame = frame.assign(time=(frame["time"].to_numpy() - hour0) / np.timedelta64(1, "h"))
     events = frame.sort_values(["subject_id", "time"], kind="stable")
     return validate_events(events, where=where), origin
 
 
-def _empty_units() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "code": pd.Series(dtype=object),
-            "unit": pd.Series(dtype=object),
-            **{c: pd.Series(dtype=np.int64) for c in ("n_values", "n_converted", "n_dropped")},
-        }
-    )
+def _section(path: str | os.PathLike[str], section: str) -> Any:
+    with open(path, "rb") as handle:
+        node: Any = tomllib.load(handle)
+    for key in section.split("."):
+        if not isinstance(node, dict) or key not in node:
+            raise ValueError(f"{path}: no [{section}] section (missing {key!r})")
+        node = node[key]
+    return node

@@ -96,7 +96,7 @@ def test_units_written_in_fahrenheit_convert_back(pn2012, tmp_path):
 def test_parquet_and_prefix(pn2012, tmp_path):
     few = pn2012.events[pn2012.events["subject_id"].isin(pn2012.events["subject_id"].unique()[:5])]
     few.to_parquet(tmp_path / "events.parquet")
-    mapping = FlatMapping(time_unit="hours", code_prefix="physionet2012|")
+    mapping = FlatMapping(value="value", time_unit="hours", code_prefix="physionet2012|")
     back = flat_events.read(tmp_path / "events.parquet", mapping)
     assert (back.events["code"] == "physionet2012|" + few["code"].to_numpy()).all()
     np.testing.assert_array_equal(back.events["time"], few["time"])
@@ -127,7 +127,7 @@ def test_date_times_anchor_and_bad_time_line(tmp_path):
         "8,2020-02-03 12:00,LAB|k,4.4,mmol/L",
     ]
     path.write_text("\n".join(rows) + "\n")
-    mapping = FlatMapping(unit="unit", anchor_prefix="ADMIT")
+    mapping = FlatMapping(value="value", unit="unit", anchor_prefix="ADMIT")
     data = flat_events.read(path, mapping)
     ev = data.events
     # Subject 7: 10:00+02:00 is 08:00 UTC, one hour before the admission anchor.
@@ -148,4 +148,65 @@ def test_bad_value_names_its_line(tmp_path):
     path = tmp_path / "events.csv"
     path.write_text("subject_id,time,code,value\n1,0.5,HR,80\n1,1.0,HR,eighty\n")
     with pytest.raises(DataError, match=r"events\.csv:3: value does not parse"):
-        flat_events.read(path, FlatMapping(time_unit="hours"))
+        flat_events.read(path, FlatMapping(value="value", time_unit="hours"))
+
+
+EICU = """
+[[data.events]]
+path = "vitalAperiodic.csv.gz"
+subject = "patientunitstayid"
+time = "observationoffset"
+time_unit = "minutes"
+code_prefix = "eicu|"
+[data.events.values]  # a wide table: one column per code
+noninvasivesystolic = "nbp_sys"
+noninvasivediastolic = "nbp_dia"
+noninvasivemean = "nbp_mean"
+
+[[data.events]]
+path = "diagnosis.csv.gz"
+subject = "patientunitstayid"
+time = "diagnosisoffset"
+time_unit = "minutes"
+code = "diagnosisstring"
+code_prefix = "eicu_dx|"
+
+[[data.events]]
+path = "infusionDrug.csv.gz"
+subject = "patientunitstayid"
+time = "infusionoffset"
+time_unit = "minutes"
+code = "drugname"
+value = "drugrate"
+code_prefix = "eicu_infusion|"
+"""
+
+
+def test_eicu_tables_long_and_wide_in_one_toml(tmp_path):
+    root = dataset_dir("eicu_demo")
+    (tmp_path / "eicu.toml").write_text(EICU)
+    mappings = FlatMapping.list_from_toml(tmp_path / "eicu.toml")
+    assert [m.values is not None for m in mappings] == [True, False, False]
+    infusion = pd.read_csv(root / "infusionDrug.csv.gz", dtype=str, keep_default_na=False)
+    first_error = int(np.flatnonzero(infusion["drugrate"].to_numpy() == "ERROR")[0])
+    with pytest.raises(
+        DataError, match=rf"infusionDrug\.csv\.gz:{first_error + 2}: value does not"
+    ):
+        flat_events.read_tables(mappings[2:], root=root)
+    data = flat_events.read_tables(mappings, root=root, on_bad_row="skip")
+    assert data.report.counts == {"bad_row:value": 18}
+    vitals = pd.read_csv(root / "vitalAperiodic.csv.gz")
+    columns = ["noninvasivesystolic", "noninvasivediastolic", "noninvasivemean"]
+    n_vitals = int(vitals[columns].notna().sum().sum())
+    n_dx = len(pd.read_csv(root / "diagnosis.csv.gz"))
+    assert data.report.n_events == n_vitals + n_dx + len(infusion) - 18
+    ev = data.events
+    first = vitals.dropna(subset=["noninvasivesystolic"]).iloc[0]
+    match = ev[(ev["subject_id"] == first["patientunitstayid"]) & (ev["code"] == "eicu|nbp_sys")]
+    row = match[np.isclose(match["time"], first["observationoffset"] / 60)]
+    assert row["value"].tolist() == [first["noninvasivesystolic"]]
+    assert ev["code"].str.startswith("eicu_dx|").sum() == n_dx
+    with pytest.raises(
+        ValueError, match=r"wide mapping \(values\) names its codes; remove \['code'\]"
+    ):
+        FlatMapping.from_dict({"values": {"a": "A"}, "code": "x"})
