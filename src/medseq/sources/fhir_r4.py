@@ -48,8 +48,10 @@ import hashlib
 import logging
 import os
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -100,11 +102,28 @@ class FhirSet:
     resources: pd.DataFrame
     report: ReadReport
 
-    def to_meds(self, path: str | os.PathLike[str], **kwargs: object) -> Path:
-        """Write the events as a MEDS folder (:func:`medseq.sources.meds.write_events`)."""
+    def to_meds(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        splits: Mapping[int, str] | None = None,
+        dataset_name: str = "fhir_r4",
+        subjects_per_shard: int | None = None,
+    ) -> Path:
+        """Write the events as a MEDS folder (:func:`medseq.sources.meds.write_events`).
+
+        Read it back with ``meds.read_events(path, start_prefix=ENCOUNTER_PREFIX)``.
+        """
         from medseq.sources import meds
 
-        return meds.write_events(self.events, self.origin, Path(path), **kwargs)  # type: ignore[arg-type]
+        return meds.write_events(
+            self.events,
+            self.origin,
+            Path(path),
+            splits=splits,
+            dataset_name=dataset_name,
+            subjects_per_shard=subjects_per_shard,
+        )
 
 
 def subject_id_of(patient_id: str) -> int:
@@ -166,7 +185,7 @@ def read(
     state = _Collector(report, on_bad_entry)
     # Parsing creates millions of short-lived containers and no reference cycles: the
     # cyclic garbage collector would rescan the growing row list over and over (it cost
-    # a third of the read time), so it is paused while the files are walked.
+    # about a quarter of the parse time), so it is paused while the files are walked.
     paused = gc.isenabled()
     gc.disable()
     try:
@@ -235,7 +254,7 @@ class _Collector:
     def _dispatch(self, kind: str, resource: object, full_url: str | None) -> None:
         if kind == "(none)":
             raise res_rules.BadEntry("no_resource", "entry without a resource or resourceType")
-        assert isinstance(resource, dict)  # kind is a string only for dicts
+        resource = cast(dict, resource)  # kind is a string only for dicts
         handler = res_rules.HANDLERS.get(kind)
         if handler is not None:
             handler(resource, self.rows)

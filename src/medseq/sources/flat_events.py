@@ -38,6 +38,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -173,7 +174,14 @@ class FlatEventSet:
     origin: pd.Series | None
     report: ReadReport
 
-    def to_meds(self, path: str | os.PathLike[str], **kwargs: Any) -> Path:
+    def to_meds(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        splits: Mapping[int, str] | None = None,
+        dataset_name: str = "flat_events",
+        subjects_per_shard: int | None = None,
+    ) -> Path:
         """Write as a MEDS folder; needs absolute times (an ``origin``)."""
         from medseq.sources import meds
 
@@ -181,7 +189,14 @@ class FlatEventSet:
             raise ValueError(
                 "relative times (time_unit) have no absolute origin; MEDS needs date-times"
             )
-        return meds.write_events(self.events, self.origin, Path(path), **kwargs)
+        return meds.write_events(
+            self.events,
+            self.origin,
+            Path(path),
+            splits=splits,
+            dataset_name=dataset_name,
+            subjects_per_shard=subjects_per_shard,
+        )
 
 
 def read(
