@@ -63,7 +63,14 @@ from medseq.sources._fhir_files import Document, iter_documents
 from medseq.sources._longcsv import check_policy
 from medseq.sources._units import harmonise
 
-__all__ = ["ENCOUNTER_END_PREFIX", "ENCOUNTER_PREFIX", "FhirSet", "read", "subject_id_of"]
+__all__ = [
+    "ENCOUNTER_END_PREFIX",
+    "ENCOUNTER_PREFIX",
+    "FhirSet",
+    "age_years_at",
+    "read",
+    "subject_id_of",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +131,26 @@ class FhirSet:
             dataset_name=dataset_name,
             subjects_per_shard=subjects_per_shard,
         )
+
+
+def age_years_at(data: FhirSet, subject_id: np.ndarray, time: np.ndarray) -> np.ndarray:
+    """Age in years (365.25 days) of each subject at ``time`` hours on its own clock.
+
+    What a task needs at its prediction time: ``static.birth_date`` is absolute, ``time``
+    is relative to :attr:`FhirSet.origin`. NaN where the birth date is unknown.
+
+    Parameters
+    ----------
+    data : FhirSet
+    subject_id : ndarray of int64, shape (n,)
+    time : ndarray of float64, shape (n,)
+        Hours since each subject's hour 0 (the events' clock).
+    """
+    subject_id = np.asarray(subject_id, dtype=np.int64)
+    hour0 = data.origin.reindex(subject_id).to_numpy().astype("datetime64[us]")
+    offset = np.rint(np.asarray(time, dtype=np.float64) * 3.6e9).astype("timedelta64[us]")
+    birth = data.static["birth_date"].reindex(subject_id).to_numpy().astype("datetime64[us]")
+    return ((hour0 + offset) - birth) / np.timedelta64(1, "D") / 365.25
 
 
 def subject_id_of(patient_id: str) -> int:

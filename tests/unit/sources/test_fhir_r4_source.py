@@ -72,6 +72,9 @@ def test_real_bundles_give_coded_events_with_systems_and_times(data, synthea_bun
     age = (origin - pd.Timestamp(patient["birthDate"])) / pd.Timedelta(days=365.25)
     assert row["age_years"] == pytest.approx(age)
     assert (ev.loc[ev["subject_id"] == sid, "code"] == "MEDS_BIRTH").sum() == 1
+    # Age at a prediction time 1000 days after hour 0.
+    later = fhir_r4.age_years_at(data, np.array([sid]), np.array([24_000.0]))
+    assert later[0] == pytest.approx(age + 1000 / 365.25)
 
 
 def test_components_are_separate_events_and_systems_are_kept(data):
