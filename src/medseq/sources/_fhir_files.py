@@ -157,7 +157,12 @@ def _iter_archive(path: Path, report: ReadReport) -> Iterator[tuple[str, bytes]]
             handle = tar.extractfile(member)
             if handle is None:  # pragma: no cover - isfile() members always have data
                 continue
-            yield f"{path}:{member.name}", handle.read()
+            data = handle.read()
+            if member.name.lower().endswith(".gz"):
+                import gzip
+
+                data = gzip.decompress(data)
+            yield f"{path}:{member.name}", data
 
 
 def parse_document(

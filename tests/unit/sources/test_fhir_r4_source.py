@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import random
@@ -97,7 +98,11 @@ def _as_ndjson(folder: Path, out: Path) -> Path:
             text = json.dumps(res).replace('"urn:uuid:', '"Patient/')
             by_type.setdefault(res["resourceType"], []).append(text)
     for kind, lines in by_type.items():
-        (out / f"{kind}.ndjson").write_text("\n".join(lines) + "\n")
+        text = "\n".join(lines) + "\n"
+        if kind == "Observation":  # Bulk Data servers may gzip their files
+            (out / f"{kind}.ndjson.gz").write_bytes(gzip.compress(text.encode()))
+        else:
+            (out / f"{kind}.ndjson").write_text(text)
     return out
 
 
