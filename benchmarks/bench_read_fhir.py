@@ -51,15 +51,16 @@ def worker_medseq(files: list[Path] | Path, typed: bool = True) -> dict:
 
     _fhir_files.USE_TYPED_DECODER = typed and _fhir_files.USE_TYPED_DECODER
 
-    if isinstance(files, list):  # a subset: link it into a folder of its own
-        folder = Path(tempfile.mkdtemp(prefix="fhir_subset_"))
-        for f in files:
-            (folder / f.name).symlink_to(f)
-    else:
-        folder = files
-    cpu0, wall0 = time.process_time(), time.perf_counter()
-    data = fhir_r4.read(folder, on_unit_mismatch="skip")
-    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    with tempfile.TemporaryDirectory(prefix="fhir_subset_") as tmp:
+        folder = Path(tmp)
+        if isinstance(files, list):  # a subset: link it into a folder of its own
+            for f in files:
+                (folder / f.name).symlink_to(f)
+        else:
+            folder = files
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        data = fhir_r4.read(folder, on_unit_mismatch="skip")
+        wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return {
         "wall_s": wall,
         "cpu_s": cpu,
