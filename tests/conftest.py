@@ -40,6 +40,27 @@ def physionet2012_dir():
 
 
 @pytest.fixture(scope="session")
+def synthea_bundles(tmp_path_factory) -> Path:
+    """The first four patient Bundles of the Synthea FHIR R4 archive, unpacked (do not modify).
+
+    Streamed from the front of ``synthea_r4.tar.xz``, so only about 4 MB are decompressed.
+    """
+    import tarfile
+
+    from medseq.paths import dataset_dir
+
+    out = tmp_path_factory.mktemp("synthea_r4")
+    with tarfile.open(dataset_dir("synthea_r4") / "synthea_r4.tar.xz", "r:xz") as tar:
+        for member in tar:
+            name = Path(member.name).name
+            if member.isfile() and name.endswith(".json") and "Information" not in name:
+                (out / name).write_bytes(tar.extractfile(member).read())
+                if len(list(out.iterdir())) == 4:
+                    break
+    return out
+
+
+@pytest.fixture(scope="session")
 def set_a(physionet2012_dir):
     """PhysioNet 2012 set A as read by medseq (shared: tests must not modify it)."""
     from medseq.sources import physionet2012

@@ -90,12 +90,76 @@ def _read_shard(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _origins(frame: pd.DataFrame, start_prefix: str) -> pd.Series:
+def origins(frame: pd.DataFrame, start_prefix: str) -> pd.Series:
+    """Hour 0 per subject: its first ``start_prefix`` code, else its first timed event.
+
+    ``frame`` has ``subject_id``, ``time`` (datetime64, NaT for static facts) and ``code``.
+    """
     timed = frame[frame["time"].notna()]
     first_any = timed.groupby("subject_id")["time"].min()
     admitted = timed[timed["code"].str.startswith(start_prefix)]
     first_admission = admitted.groupby("subject_id")["time"].min()
     return first_admission.combine_first(first_any).rename("origin")
+
+
+def read_events(
+    path: str | Path, *, start_prefix: str = ADMISSION_PREFIX
+) -> tuple[pd.DataFrame, pd.Series, ReadReport]:
+    """Read a MEDS folder into the canonical event table, without forming visits.
+
+    Any MEDS data (not only histories with admissions and discharges) reads this way; the
+    readers of other formats (:mod:`medseq.sources.fhir_r4`) come back through it.
+
+    Parameters
+    ----------
+    path : str or Path
+        The MEDS root folder.
+    start_prefix : str, default="ADMISSION/"
+        Hour 0 of a subject is its first event whose code starts with this prefix (else
+        its first timed event).
+
+    Returns
+    -------
+    events : DataFrame
+        ``subject_id, time, code, value`` sorted by subject and time (stable: the files'
+        order within one time).
+    origin : Series
+        ``datetime64[us]`` instant of hour 0 per ``subject_id``.
+    report : ReadReport
+        ``subject_without_time`` and ``static_event_placed_first`` counts.
+    """
+    root = Path(path)
+    shards = sorted((root / "data").glob("**/*.parquet"))
+    if not shards:
+        raise DataError(f"{root}: no MEDS data files (expected data/**/*.parquet)")
+    report = ReadReport(source=str(root))
+    frame = pd.concat([_read_shard(p) for p in shards], ignore_index=True)
+    spread = frame.groupby("subject_id")["shard"].nunique()
+    if (spread > 1).any():
+        sid = int(spread.index[spread.to_numpy() > 1][0])
+        files = sorted(frame.loc[frame["subject_id"] == sid, "shard"].unique())
+        raise DataError(f"{root}: subject {sid} is split over {files}; MEDS keeps one per file")
+    origin = origins(frame, start_prefix)
+    timeless = ~frame["subject_id"].isin(origin.index)
+    report.add("subject_without_time", int(frame.loc[timeless, "subject_id"].nunique()))
+    frame = frame[~timeless]
+    static = frame["time"].isna()
+    report.add("static_event_placed_first", int(static.sum()))
+    first = frame[~static].groupby("subject_id")["time"].min()
+    when = frame["time"].fillna(first.reindex(frame["subject_id"]).set_axis(frame.index))
+    hours = (when - origin.reindex(frame["subject_id"]).to_numpy()) / HOUR
+    events = pd.DataFrame(
+        {
+            "subject_id": frame["subject_id"],
+            "time": hours,
+            "code": frame["code"].astype(str),
+            "value": frame["numeric_value"],
+        }
+    ).sort_values(["subject_id", "time"], kind="stable")
+    events = validate_events(events, where=str(root))
+    report.n_subjects = int(events["subject_id"].nunique())
+    report.n_events = len(events)
+    return events, origin, report
 
 
 def read(
@@ -121,34 +185,7 @@ def read(
         several files, or admissions without their discharges.
     """
     root = Path(path)
-    shards = sorted((root / "data").glob("**/*.parquet"))
-    if not shards:
-        raise DataError(f"{root}: no MEDS data files (expected data/**/*.parquet)")
-    report = ReadReport(source=str(root))
-    frame = pd.concat([_read_shard(p) for p in shards], ignore_index=True)
-    spread = frame.groupby("subject_id")["shard"].nunique()
-    if (spread > 1).any():
-        sid = int(spread.index[spread.to_numpy() > 1][0])
-        files = sorted(frame.loc[frame["subject_id"] == sid, "shard"].unique())
-        raise DataError(f"{root}: subject {sid} is split over {files}; MEDS keeps one per file")
-    origin = _origins(frame, start_prefix)
-    timeless = ~frame["subject_id"].isin(origin.index)
-    report.add("subject_without_time", int(frame.loc[timeless, "subject_id"].nunique()))
-    frame = frame[~timeless]
-    static = frame["time"].isna()
-    report.add("static_event_placed_first", int(static.sum()))
-    first = frame[~static].groupby("subject_id")["time"].min()
-    when = frame["time"].fillna(first.reindex(frame["subject_id"]).set_axis(frame.index))
-    hours = (when - origin.reindex(frame["subject_id"]).to_numpy()) / HOUR
-    events = pd.DataFrame(
-        {
-            "subject_id": frame["subject_id"],
-            "time": hours,
-            "code": frame["code"].astype(str),
-            "value": frame["numeric_value"],
-        }
-    ).sort_values(["subject_id", "time"], kind="stable")
-    events = validate_events(events, where=str(root))
+    events, origin, report = read_events(root, start_prefix=start_prefix)
     visits = visits_from_events(
         events, start_prefix=start_prefix, end_prefix=end_prefix, where=str(root)
     )
@@ -182,18 +219,53 @@ def write(
     Path
         The MEDS root.
     """
+    return write_events(
+        history.events,
+        history.origin,
+        path,
+        splits=splits,
+        dataset_name=dataset_name,
+        subjects_per_shard=subjects_per_shard,
+    )
+
+
+def write_events(
+    events: pd.DataFrame,
+    origin: pd.Series,
+    path: str | Path,
+    *,
+    splits: Mapping[int, str] | None = None,
+    dataset_name: str = "medseq",
+    subjects_per_shard: int | None = None,
+) -> Path:
+    """Write a canonical event table as a MEDS folder: the hub every reader can export to.
+
+    Parameters
+    ----------
+    events : DataFrame
+        ``subject_id, time, code, value`` (hours since each subject's origin).
+    origin : Series
+        ``datetime64`` instant of hour 0 per ``subject_id``: turns hours back into absolute
+        times. Values are stored as MEDS's float32.
+    path, splits, dataset_name, subjects_per_shard
+        As in :func:`write`.
+
+    Returns
+    -------
+    Path
+        The MEDS root.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     root = Path(path)
-    events = history.events
-    unknown = sorted(set(events["subject_id"].unique()) - set(history.origin.index))
+    unknown = sorted(set(events["subject_id"].unique()) - set(origin.index))
     if unknown:
-        raise ValueError(f"history.origin has no time origin for subjects {unknown[:5]}")
+        raise ValueError(f"origin has no time origin for subjects {unknown[:5]}")
     # numpy microseconds: MIMIC's shifted birth dates lie beyond pandas' 292-year ns range.
-    origin = history.origin.reindex(events["subject_id"]).to_numpy().astype("datetime64[us]")
+    hour0 = origin.reindex(events["subject_id"]).to_numpy().astype("datetime64[us]")
     offset = np.rint(events["time"].to_numpy() * 3.6e9).astype(np.int64)
-    when = origin + offset.astype("timedelta64[us]")
+    when = hour0 + offset.astype("timedelta64[us]")
     data = pd.DataFrame(
         {
             "subject_id": events["subject_id"].to_numpy(dtype=np.int64),
