@@ -10,7 +10,7 @@ answers, which have one shape for every dataset.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -76,6 +76,11 @@ class Prediction(BaseModel):
     n_events_used: int | None = Field(default=None, description="Event-table inputs only.")
     skipped: list[Skipped] = Field(
         default_factory=list, description="Inputs left out, and why (never silently)."
+    )
+    conformal: dict[str, Any] | None = Field(
+        default=None,
+        description="Only with ?coverage=: the conformal set (set, set_size, abstain), "
+        "per-label sets, or interval at that coverage (medseq.serving.sets).",
     )
 
 
