@@ -150,7 +150,7 @@ def _drift_profile(featurizer, train_arrays, val_pred, bundle) -> dict[str, Any]
             describe(featurizer), train_arrays, val_pred,
             task=bundle.task, class_names=bundle.class_names,
         )  # fmt: skip
-    except ProfileUnsupported as err:
+    except (ProfileUnsupported, TypeError) as err:  # TypeError: no describe() protocol
         logger.info("no drift profile: %s", err)
         return None
 

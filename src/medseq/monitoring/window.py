@@ -83,7 +83,8 @@ class _Binned:
         self.edges = np.full((len(features), n_bins - 1), np.inf)
         for j, f in enumerate(features):
             self.edges[j, : len(f["edges"])] = f["edges"]
-        self.reference = np.array([f["counts"] for f in features], dtype=np.float64)
+        counts = [f["counts"] for f in features]  # none: per-step outputs, not profiled
+        self.reference = np.array(counts, dtype=np.float64).reshape(len(features), n_bins + 1)
         self.ref_missing = np.array([f["missing"] for f in features])
         self.counts = np.zeros((len(features), n_bins + 1), dtype=np.int64)
         self.ring = np.zeros((window, len(features)), dtype=np.int16)

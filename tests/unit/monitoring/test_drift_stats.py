@@ -138,3 +138,17 @@ def test_a_featurizer_without_named_features_is_refused_in_a_sentence():
     with pytest.raises(ProfileUnsupported, match="no array of named features"):
         build_profile(tokens, {"tokens": np.zeros((3, 4), np.int64)})
     assert profile_refusal(_grid_description()) is None
+
+
+def test_per_step_outputs_are_left_out_and_the_inputs_still_watched():
+    rng = np.random.default_rng(3)
+    description = _grid_description()
+    per_step = rng.random((400, 4, 2))  # (N, T, K): no single prediction per sample
+    profile = build_profile(description, _arrays(rng, 400), per_step, task="multilabel")
+    assert "predictions" not in profile
+    assert {"array": "predictions", "reason": "per-step outputs"} in profile["not_profiled"]
+    monitor = DriftWindow(profile, description, DriftSettings(window=50, min_samples=20))
+    for _ in range(4):
+        monitor.observe(_arrays(rng, 20, shift=2.0), rng.random((20, 4, 2)))
+    report = monitor.report()
+    assert report["predictions"] == [] and report["drift"] and not report["prediction_drift"]
