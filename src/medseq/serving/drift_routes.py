@@ -37,7 +37,10 @@ def open_monitor(bundle: Any, settings: Any) -> tuple[Any, str | None]:
 
     if bundle is None:
         return None, "the bundle could not be loaded (see /v1/model)"
-    description = describe(bundle.featurizer)
+    try:
+        description = describe(bundle.featurizer)
+    except TypeError as err:  # a featurizer outside the describe() protocol
+        return None, str(err)
     if bundle.drift_profile is None:
         return None, profile_refusal(description) or NO_PROFILE
     try:
