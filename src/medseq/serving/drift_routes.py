@@ -55,8 +55,15 @@ def open_monitor(bundle: Any, settings: Any) -> tuple[Any, str | None]:
 def observe(state: Any, arrays: dict[str, Any], scores: Any) -> None:
     """Add one request's items to the window (no-op when drift is disabled)."""
     monitor = getattr(state, "drift", None)
-    if monitor is not None:
+    if monitor is None:
+        return
+    try:
         monitor.observe(arrays, scores)
+    except Exception as err:  # watching the model must never fail a prediction
+        name = type(err).__name__  # the message is not logged: it might hold a value
+        logger.error("drift monitoring disabled after an internal error (%s)", name)
+        state.drift = None
+        state.drift_reason = f"disabled after an internal error ({name}); see the service log"
 
 
 async def drift(request: Request) -> dict[str, Any]:
