@@ -133,9 +133,9 @@ def _train_bundle(config, folds, test, out_dir, *, resume, progress):
     bundle = _bundle(config, model_config, featurizer, members, class_names)
     bundle.train_config = {**config.train, "seeds": list(config.seeds), "fits": fits}
     test_pred = None if test is None else bundle.predict_arrays(featurise(spec, featurizer, test))
-    val_pred = _stack(val_pred)
-    bundle.drift_profile = _drift_profile(featurizer, train_arrays, val_pred, bundle)
-    return bundle, _stack(val_y), val_pred, test_pred
+    oof_pred = _stack(val_pred)
+    bundle.drift_profile = _drift_profile(featurizer, train_arrays, oof_pred, bundle)
+    return bundle, _stack(val_y), oof_pred, test_pred
 
 
 def _drift_profile(featurizer, train_arrays, val_pred, bundle) -> dict[str, Any] | None:

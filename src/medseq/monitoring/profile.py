@@ -93,7 +93,7 @@ def profile_refusal(description: Any) -> str | None:
     )
 
 
-def summarise(parts: Sequence[Part], arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def summarise(parts: Sequence[Part], arrays: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """Per-sample values ``x`` (N, F) (NaN: missing) and the observed cells of each part.
 
     Returns ``{"x": (N, F), "cells": [(values, observed) per part]}``; grid cells are
@@ -171,7 +171,7 @@ def _features(x: np.ndarray, names: Sequence[str], n_bins: int) -> list[dict[str
     for j, name in enumerate(names):
         col = x[:, j]
         seen = col[np.isfinite(col)]
-        edges = np.unique(np.round(np.quantile(seen, q), DECIMALS)) if len(seen) else []
+        edges: Any = np.unique(np.round(np.quantile(seen, q), DECIMALS)) if len(seen) else []
         padded = np.full((1, n_bins - 1), np.inf)
         padded[0, : len(edges)] = edges
         counts = np.bincount(bin_index(col[:, None], padded)[:, 0], minlength=n_bins + 1)
