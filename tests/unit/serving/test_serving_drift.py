@@ -148,3 +148,34 @@ def test_a_bad_coverage_is_refused_naming_the_parameter(
     assert (
         "conformal" not in plain["predictions"][0] or plain["predictions"][0]["conformal"] is None
     )
+
+
+def test_rest_intervals_equal_the_cli_intervals(
+    trained_los_bundle, small_set_b, test_client_cls, tmp_path
+):
+    from typer.testing import CliRunner
+
+    from medseq.cli import app
+    from medseq.sources import physionet2012
+
+    out = tmp_path / "los.csv"
+    args = ["predict", str(trained_los_bundle), "--data", str(small_set_b), "-o", str(out)]
+    cli = CliRunner().invoke(app, [*args, "--coverage", "0.8"])
+    assert cli.exit_code == 0, cli.output
+    frame = pd.read_csv(out).set_index("subject_id")
+    data = physionet2012.read(small_set_b)
+    with _client(test_client_cls, trained_los_bundle, tmp_path) as client:
+        body = _body(stays(data, 0, 40))
+        answer = client.post("/v1/predict?coverage=0.8", json=body, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    got = {int(p["id"][1:]): p for p in answer.json()["predictions"]}
+    widths = set()
+    for sid, row in frame.iterrows():
+        lower, upper = got[sid]["conformal"]["interval"]
+        assert got[sid]["value"] == pytest.approx(row["prediction"], abs=1e-5)
+        assert (lower, upper) == (
+            pytest.approx(row["lower"], abs=1e-5),
+            pytest.approx(row["upper"], abs=1e-5),
+        )
+        widths.add(round(upper - lower, 6))
+    assert len(widths) == 1 and widths.pop() > 0  # split conformal: one width, y_hat ± q
