@@ -61,6 +61,9 @@ class Bundle:
     predictions; they are applied only when asked (``calibrated=True``), so raw risks and
     the metrics computed from them never change silently. ``model_card`` is the JSON model
     card and ``model_card_markdown`` its rendering (see :mod:`medseq.report.model_card`).
+    ``drift_profile`` summarises the training inputs and out-of-fold predictions (bins and
+    counts, no rows; :mod:`medseq.drift.profile`) for the service's drift monitor;
+    None in bundles saved before it existed or whose featurizer names no feature.
     """
 
     model_config: Any
@@ -76,6 +79,7 @@ class Bundle:
     model_card_markdown: str | None = None
     class_names: list[str] | None = None
     conformal: dict[str, Any] | None = None
+    drift_profile: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -252,6 +256,8 @@ def save_bundle(bundle: Bundle, path: str | os.PathLike) -> Path:
         manifest["class_names"] = list(bundle.class_names)
     if bundle.conformal is not None:  # absent rather than null: older bundles hash the same
         manifest["conformal"] = bundle.conformal
+    if bundle.drift_profile is not None:  # likewise (medseq.drift.profile)
+        manifest["drift_profile"] = bundle.drift_profile
     card = bundle.model_card_markdown
     if card is not None:
         manifest["model_card_sha256"] = hashlib.sha256(card.encode()).hexdigest()
@@ -351,6 +357,7 @@ def _bundle_from(manifest: dict[str, Any], tensors: dict[str, torch.Tensor]) -> 
         model_card=manifest.get("model_card"),
         class_names=manifest.get("class_names"),
         conformal=manifest.get("conformal"),
+        drift_profile=manifest.get("drift_profile"),
     )
 
 

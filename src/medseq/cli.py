@@ -239,13 +239,21 @@ def serve(
         float, typer.Option(help="Alert off only below threshold minus this.")
     ] = 0.02,
     max_body_bytes: Annotated[int, typer.Option(help="Larger requests get 413.")] = 8 << 20,
+    drift_window: Annotated[
+        int, typer.Option(help="Served samples in the drift window (GET /v1/drift).")
+    ] = 500,
+    drift_psi: Annotated[
+        float, typer.Option(help="Population stability index at which a feature drifts.")
+    ] = 0.2,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve a bundle over REST: batch, FHIR and streaming prediction."""
+    from medseq.drift.window import DriftSettings
     from medseq.serving.server import serve as run_server
     from medseq.serving.settings import ServeSettings, read_tokens
 
     _setup_logging(verbose)
+    drift = DriftSettings(window=drift_window, min_samples=min(100, drift_window), psi=drift_psi)
     settings = ServeSettings(
         tokens=read_tokens(token_file),
         state_db=state_db,
@@ -253,6 +261,7 @@ def serve(
         max_body_bytes=max_body_bytes,
         alert_threshold=alert_threshold,
         alert_hysteresis=alert_hysteresis,
+        drift=drift,
     )
     typer.echo(f"medseq serve: http://{host}:{port} (state: {state_db})")
     run_server(bundle, settings, host, port)

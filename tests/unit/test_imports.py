@@ -29,7 +29,9 @@ def test_models_do_not_import_training_or_features():
 
 def test_serving_needs_no_training_dependency():
     loaded = _loaded_after(
-        "import medseq.serving.api, medseq.serving.service, medseq.serving.engine, medseq.bundle"
+        "import medseq.serving.api, medseq.serving.service, medseq.serving.engine, medseq.bundle; "
+        "import medseq.serving.sets, medseq.evaluation.conformal, medseq.evaluation.selective; "
+        "import medseq.drift, medseq.serving.drift_routes"
     )
     assert not {"sklearn", "scipy", "wfdb", "matplotlib", "captum"} & loaded
     assert "medseq.training" not in loaded

@@ -3,52 +3,49 @@ tables.
 
 Everything here takes plain arrays (labels and probabilities or predictions), so it works
 the same for a medseq model, a baseline or predictions read back from a CSV file.
+
+The names below are imported on first use (PEP 562), so that the serve-only install (no
+scikit-learn) can import the numpy-only modules of this package, such as
+:mod:`medseq.evaluation.conformal` for the REST answer's prediction sets.
 """
 
 from __future__ import annotations
 
-from medseq.evaluation.bootstrap import (
-    CI,
-    BootstrapDistribution,
-    bootstrap_ci,
-    bootstrap_distribution,
-    metrics_with_ci,
-    resample_indices,
-)
-from medseq.evaluation.calibration import (
-    ReliabilityCurve,
-    apply_calibration,
-    calibration_slope_intercept,
-    expected_calibration_error,
-    fit_calibration,
-    reliability_curve,
-)
-from medseq.evaluation.metrics import (
-    BINARY_METRICS,
-    REGRESSION_METRICS,
-    binary_metrics,
-    regression_metrics,
-)
-from medseq.evaluation.table import format_table
-from medseq.evaluation.threshold import select_threshold
+import importlib
+from typing import Any
 
-__all__ = [
-    "BINARY_METRICS",
-    "CI",
-    "REGRESSION_METRICS",
-    "BootstrapDistribution",
-    "ReliabilityCurve",
-    "apply_calibration",
-    "binary_metrics",
-    "bootstrap_ci",
-    "bootstrap_distribution",
-    "calibration_slope_intercept",
-    "expected_calibration_error",
-    "fit_calibration",
-    "format_table",
-    "metrics_with_ci",
-    "regression_metrics",
-    "reliability_curve",
-    "resample_indices",
-    "select_threshold",
-]
+_HOME = {
+    "CI": "bootstrap",
+    "BootstrapDistribution": "bootstrap",
+    "bootstrap_ci": "bootstrap",
+    "bootstrap_distribution": "bootstrap",
+    "metrics_with_ci": "bootstrap",
+    "resample_indices": "bootstrap",
+    "ReliabilityCurve": "calibration",
+    "apply_calibration": "calibration",
+    "calibration_slope_intercept": "calibration",
+    "expected_calibration_error": "calibration",
+    "fit_calibration": "calibration",
+    "reliability_curve": "calibration",
+    "BINARY_METRICS": "metrics",
+    "REGRESSION_METRICS": "metrics",
+    "binary_metrics": "metrics",
+    "regression_metrics": "metrics",
+    "format_table": "table",
+    "select_threshold": "threshold",
+}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME.get(name)
+    if module is None:
+        raise AttributeError(f"module 'medseq.evaluation' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"medseq.evaluation.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOME))

@@ -133,7 +133,26 @@ def _train_bundle(config, folds, test, out_dir, *, resume, progress):
     bundle = _bundle(config, model_config, featurizer, members, class_names)
     bundle.train_config = {**config.train, "seeds": list(config.seeds), "fits": fits}
     test_pred = None if test is None else bundle.predict_arrays(featurise(spec, featurizer, test))
-    return bundle, _stack(val_y), _stack(val_pred), test_pred
+    oof_pred = _stack(val_pred)
+    bundle.drift_profile = _drift_profile(featurizer, train_arrays, oof_pred, bundle)
+    return bundle, _stack(val_y), oof_pred, test_pred
+
+
+def _drift_profile(featurizer, train_arrays, val_pred, bundle) -> dict[str, Any] | None:
+    """The reference profile of the training inputs and the out-of-fold predictions (what
+    the model gives on subjects it did not train on, as in service); None, logged, when the
+    featurizer names no feature to profile."""
+    from medseq.drift.profile import ProfileUnsupported, build_profile
+    from medseq.features.base import describe
+
+    try:
+        return build_profile(
+            describe(featurizer), train_arrays, val_pred,
+            task=bundle.task, class_names=bundle.class_names,
+        )  # fmt: skip
+    except (ProfileUnsupported, TypeError) as err:  # TypeError: no describe() protocol
+        logger.info("no drift profile: %s", err)
+        return None
 
 
 def _stack(parts: list[np.ndarray]) -> np.ndarray:

@@ -15,8 +15,14 @@ GET       /v1/patients/{patient_id}             current state
 DELETE    /v1/patients/{patient_id}             end the stay (state and rows deleted)
 GET       /v1/model                             model card, metrics, request example
 GET       /healthz                              liveness (no token)
-GET       /metrics                              Prometheus text format
+GET       /metrics                              Prometheus text format (drift gauges too)
+GET       /v1/drift                             drift of served inputs and predictions
+                                                against the bundle's training profile
 ========  ====================================  ==========================================
+
+``POST /v1/predict?coverage=0.9`` adds each item's conformal set or interval
+(:mod:`medseq.serving.sets`); every predict request feeds the drift window
+(:mod:`medseq.serving.drift_routes`).
 
 The ``/v1/patients`` routes exist where the spec has a ``streaming`` part (ICU grids);
 elsewhere they answer 404 with the spec's sentence saying why, also logged at start-up.
@@ -43,7 +49,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from medseq.serving import schemas
+from medseq.serving import drift_routes, schemas
 from medseq.serving.engine import AlertPolicy
 from medseq.serving.inputs import parse_json
 from medseq.serving.manifest import model_version, read_manifest
@@ -57,6 +63,7 @@ from medseq.serving.requests import (
     RequestUnavailable,
     is_fhir_bundle,
 )
+from medseq.serving.sets import add_sets, requested
 from medseq.serving.settings import ServeSettings
 from medseq.serving.stream_routes import discharge, observe, patient
 
@@ -152,6 +159,9 @@ async def _lifespan(app: FastAPI):
         app.state.metrics.gauge("medseq_active_patients", "Open streaming stays.", store.count)
     elif served.refusal:
         logger.warning("streaming routes disabled: %s", served.refusal)
+    app.state.drift, app.state.drift_reason = drift_routes.open_monitor(bundle, settings.drift)
+    if app.state.drift is None:
+        logger.warning("drift monitoring disabled: %s", app.state.drift_reason)
     kind = app.state.manifest.get("model_config", {}).get("kind", "?")
     logger.info("serving model %s (%s, %s)", app.state.version, kind, served.spec.name)
     yield
@@ -174,11 +184,14 @@ def create_app(bundle_dir: str | Path, settings: ServeSettings) -> FastAPI:
     app.state.settings, app.state.bundle_dir = settings, bundle_dir
     app.state.manifest, app.state.version = manifest, model_version(manifest)
     app.state.served, app.state.metrics = served, Metrics()
+    app.state.drift, app.state.drift_reason = None, "the service has not started"
+    app.state.metrics.section(lambda: drift_routes.prometheus_lines(app.state))
     _handlers(app)
     app.add_api_route("/healthz", healthz, methods=["GET"])
     secured = APIRouter(dependencies=[Depends(_auth)])
     secured.add_api_route("/metrics", metrics, methods=["GET"])
     secured.add_api_route("/v1/model", model_card, methods=["GET"])
+    secured.add_api_route("/v1/drift", drift_routes.drift, methods=["GET"])
     secured.add_api_route(
         "/v1/predict", predict, methods=["POST"], response_model=schemas.PredictResponse,
         openapi_extra=_openapi_body(served),
@@ -337,6 +350,7 @@ async def _predict(request: Request) -> dict[str, Any]:
     served: Served = state.served
     if state.bundle is None:
         raise RequestUnavailable(state.unavailable)
+    coverage, mondrian = requested(request)
     obj = parse_json(await request.body())
     body = _parts(served, obj)
     context = RequestContext(
@@ -346,8 +360,13 @@ async def _predict(request: Request) -> dict[str, Any]:
 
     def run() -> dict[str, Any]:
         parsed = body.parse(obj, context)
-        scores = state.bundle.predict_arrays(featurise(served.spec, state.bundle, parsed))
-        return answer(state.bundle, served.task, scores, parsed)
+        arrays = featurise(served.spec, state.bundle, parsed)
+        scores = state.bundle.predict_arrays(arrays)
+        out = answer(state.bundle, served.task, scores, parsed)
+        if coverage is not None:
+            add_sets(out, state.bundle, scores, coverage, mondrian)
+        drift_routes.observe(state, arrays, scores)
+        return out
 
     out = await run_in_threadpool(run)
     used = sum(p.get("n_events_used") or 0 for p in out["predictions"])

@@ -25,6 +25,7 @@ class Metrics:
         self._sums: dict[str, float] = defaultdict(float)
         self._observations: dict[str, int] = defaultdict(int)
         self._gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self._sections: list[Callable[[], list[str]]] = []
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -40,6 +41,10 @@ class Metrics:
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """Register a gauge read at render time."""
         self._gauges[name] = (help_text, read)
+
+    def section(self, read: Callable[[], list[str]]) -> None:
+        """Register lines of other metric families (e.g. drift), read at render time."""
+        self._sections.append(read)
 
     def render(self) -> str:
         with self._lock:
@@ -61,6 +66,8 @@ class Metrics:
                 lines.append(f'medseq_observations_total{{outcome="{outcome}"}} {n}')
         for name, (help_text, read) in sorted(self._gauges.items()):
             lines += [f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {read()}"]
+        for read_lines in self._sections:
+            lines += read_lines()
         return "\n".join(lines) + "\n"
 
 

@@ -10,7 +10,7 @@ answers, which have one shape for every dataset.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -91,6 +91,11 @@ class Prediction(BaseModel):
         default=None,
         description="Per-step models only (e.g. per hour, per epoch): every step "
         "answered, in order; the item's probabilities and predicted are its last step's.",
+    )
+    conformal: dict[str, Any] | None = Field(
+        default=None,
+        description="Only with ?coverage=: the conformal set (set, set_size, abstain), "
+        "per-label sets, or interval at that coverage (medseq.serving.sets).",
     )
 
 

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from medseq.drift.window import DriftSettings
+
 TOKENS_ENV = "MEDSEQ_SERVE_TOKENS"
 MIN_TOKEN_LENGTH = 16
 
@@ -59,6 +61,8 @@ class ServeSettings:
         The alert turns off only below ``alert_threshold - alert_hysteresis``.
     max_future_minutes : float, default=5.0
         FHIR times later than now plus this clock skew are refused (422).
+    drift : DriftSettings, default=DriftSettings()
+        Sliding window and thresholds of the drift monitor (``GET /v1/drift``).
     """
 
     tokens: tuple[str, ...] = field(repr=False)
@@ -68,6 +72,7 @@ class ServeSettings:
     alert_threshold: float | None = None
     alert_hysteresis: float = 0.02
     max_future_minutes: float = 5.0
+    drift: DriftSettings = field(default_factory=DriftSettings)
 
     def __post_init__(self) -> None:
         if not self.tokens:
