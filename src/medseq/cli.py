@@ -83,6 +83,18 @@ def _validation_lines(pooled: dict[str, float], extra: dict) -> str:
     return "\n".join(lines)
 
 
+def _print_baseline(name: str, baseline: dict | None) -> None:
+    """The [baseline] fitted beside the model on the same folds, when the config has one."""
+    if not baseline:
+        return
+    threshold = "" if baseline["threshold"] is None else f", threshold {baseline['threshold']:.3f}"
+    if baseline["test_metrics"]:
+        title = f"{name}: baseline {baseline['kind']}, test metrics, 95% bootstrap CI{threshold}"
+        _print_metrics(title, baseline["test_metrics"])
+    else:
+        _print_metrics(f"{name}: baseline {baseline['kind']}, validation", baseline["val_metrics"])
+
+
 @app.command()
 @_friendly_errors
 def train(
@@ -131,6 +143,7 @@ def train(
     else:
         typer.echo(f"\n{result.name}: validation (out-of-fold) metrics{threshold}")
         typer.echo(_validation_lines(result.val_metrics, result.extra))
+    _print_baseline(result.name, result.extra.get("baseline"))
     matrix = result.extra.get("test_confusion") or result.extra.get("val_confusion")
     if matrix is not None:
         names = result.extra["class_names"]

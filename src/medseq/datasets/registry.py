@@ -35,6 +35,8 @@ DATASETS: dict[str, str] = {
     "meds": "medseq.datasets.meds:MEDS",
     "bonn_eeg": "medseq.datasets.bonn_eeg:BONN_EEG",
     "sleepedf": "medseq.datasets.sleepedf:SLEEPEDF",
+    "fhir_r4": "medseq.datasets.event_tasks:FHIR_R4",
+    "meds_events": "medseq.datasets.event_tasks:MEDS_EVENTS",
 }
 
 

@@ -11,7 +11,10 @@ The file has a few small sections, each handed to the stage that owns it::
     [model]                          # a model config of medseq.models.registry, picked by
                                      # its ``kind`` (sizes inferred from data)
     [train]                          # medseq.training.TrainConfig
-    [baseline]                       # instead of [model]/[train]: a scikit-learn baseline
+    [baseline]                       # instead of [model]/[train]: a scikit-learn baseline;
+                                     # beside them: fitted on the same folds, reported too
+    [task]                           # a task defined here (medseq.tasks.spec), for the
+                                     # event datasets (fhir_r4, meds_events)
     [evaluate]                       # ExperimentEvaluate below
 
 Unknown keys are errors, so a typo never silently falls back to a default.
@@ -151,6 +154,7 @@ class ExperimentConfig:
     evaluate: ExperimentEvaluate = field(default_factory=ExperimentEvaluate)
     seeds: tuple[int, ...] = (0,)
     output_dir: str = ""
+    task: dict[str, Any] = field(default_factory=dict)
 
     @property
     def task_type(self) -> str:
@@ -172,14 +176,19 @@ def parse_config(raw: dict[str, Any], default_name: str = "experiment") -> Exper
     """Build an :class:`ExperimentConfig` from a TOML-shaped dict, rejecting unknown keys."""
     allowed = {f.name for f in fields(ExperimentConfig)}
     check_known_keys("top level", raw, allowed)
-    if raw.get("model") is not None and raw.get("baseline") is not None:
-        raise ValueError("a config has either [model] or [baseline], not both")
     if raw.get("model") is None and raw.get("baseline") is None:
         raise ValueError("a config needs a [model] or a [baseline] section")
     seeds = tuple(int(s) for s in raw.get("seeds", (0,)))
     if not seeds:
         raise ValueError("seeds must list at least one seed")
     name = str(raw.get("name", default_name))
+    task = dict(raw.get("task") or {})
+    if task:  # registered before [data] is checked, so [data] task finds it
+        from medseq.tasks.spec import define_task
+
+        data = raw.get("data", {})
+        dataset = str(data.get("dataset", ExperimentData.dataset))
+        define_task(dataset, str(data.get("task", "")), task)
     return ExperimentConfig(
         name=name,
         data=_section(ExperimentData, "data", raw.get("data", {})),
@@ -192,6 +201,7 @@ def parse_config(raw: dict[str, Any], default_name: str = "experiment") -> Exper
         evaluate=_section(ExperimentEvaluate, "evaluate", raw.get("evaluate", {})),
         seeds=seeds,
         output_dir=str(raw.get("output_dir", f"runs/{name}")),
+        task=task,
     )
 
 

@@ -160,7 +160,7 @@ def run_experiment(
     out_dir.mkdir(parents=True, exist_ok=True)
     folds, test = _load_splits(config)
     class_names = None
-    if config.baseline is not None:
+    if config.model is None:
         val_y, val_pred, test_pred = fit_baseline(config, folds, test)
         bundle_dir = None
         if config.task_type in ("multiclass", "multilabel"):  # name the metric table's classes
@@ -177,7 +177,14 @@ def run_experiment(
     fold_sizes = [len(fold.val.subject_ids) for fold in folds]
     scored = _score(config, class_names, val_y, val_pred, test, test_pred, fold_sizes)
     threshold, val_metrics, test_metrics = scored.threshold, scored.val, scored.test
-    if config.baseline is None:
+    if config.model is not None and config.baseline is not None:  # same folds, same scoring
+        b_val_y, b_val_pred, b_test_pred = fit_baseline(config, folds, test)
+        b = _score(config, class_names, b_val_y, b_val_pred, test, b_test_pred, fold_sizes)
+        scored.extra["baseline"] = {
+            "kind": config.baseline.kind, "threshold": b.threshold,
+            "val_metrics": b.val, "test_metrics": _listed(b.test),
+        }  # fmt: skip
+    if config.model is not None:
         from medseq.bundle import save_bundle
 
         bundle.threshold = threshold

@@ -25,7 +25,10 @@ def test_minimal_model_config_gets_defaults():
             {"model": {}, "data": {"val_fraction": 1.5}},
             r"val_fraction must be in \(0, 1\), got 1.5",
         ),
-        ({"model": {}, "baseline": {"kind": "hist_gradient_boosting"}}, "not both"),
+        (
+            {"model": {}, "task": {"label": {"death": True}}},
+            r"dataset 'physionet2012' defines its tasks in Python",
+        ),
         ({"name": "x"}, r"needs a \[model\] or a \[baseline\]"),
         ({"baseline": {"kind": "svm"}}, r"kind must be one of"),
         ({"model": {}, "seeds": []}, "at least one seed"),

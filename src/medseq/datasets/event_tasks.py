@@ -1,0 +1,212 @@
+"""Event datasets with tasks written in the config: ``dataset = "fhir_r4"`` or ``"meds_events"``.
+
+Any export that reads into the canonical event table (FHIR R4 Bundles or NDJSON through
+:mod:`medseq.sources.fhir_r4`, a MEDS folder through :func:`medseq.sources.meds.read_events`)
+gets its tasks from the experiment file's ``[task]`` table (:mod:`medseq.tasks.spec`) instead
+of a Python task module. One sample per subject: ``sample_id`` is the ``subject_id``, so the
+``"subject"`` split protocol (test part, then validation or folds, stratified on the label)
+keeps every patient on one side.
+
+Inputs are the visit sequences of :class:`~medseq.features.histories.visits.VisitFeaturizer`
+(Doctor AI, RETAIN), built from the events of each sample's observation window strictly
+before its prediction time (:mod:`medseq.tasks.inputs`); the ``[features]`` table holds its
+keyword arguments (``code_prefixes`` defaults to every code system seen in training). The
+``[baseline]`` reads the counts of each input code in the window (logistic regression on
+counts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medseq.datasets.registry import DatasetSpec, SplitIds
+from medseq.features.histories.visits import VisitFeaturizer
+from medseq.schema import ReadReport
+from medseq.sources.history import HistorySet
+from medseq.tasks import inputs as task_inputs
+from medseq.tasks.cohort import build_task
+from medseq.tasks.spec import CONFIG_TASKS
+
+TEST_FRACTION = 0.2
+
+
+@dataclass
+class EventTaskData:
+    """A read event table and, once labelled, the task's samples and model inputs.
+
+    ``history`` holds only the events of each sample's observation window, before its
+    prediction time: the featurizers and the baseline never see anything else.
+    """
+
+    events: pd.DataFrame
+    origin: pd.Series
+    report: ReadReport
+    task: str | None = None
+    samples: pd.DataFrame | None = None
+    cohort: pd.DataFrame | None = None
+    history: HistorySet | None = None
+    count_columns: list[str] = field(default_factory=list)
+
+    def labelled(self) -> tuple[pd.DataFrame, HistorySet]:
+        """The samples and input history; an error if no task labelled this data yet."""
+        if self.samples is None or self.history is None:
+            raise ValueError("event data has no task yet: call the spec's labels(task, data)")
+        return self.samples, self.history
+
+
+def _read_fhir(path: Path) -> EventTaskData:
+    from medseq.sources import fhir_r4
+
+    data = fhir_r4.read(path)
+    return EventTaskData(events=data.events, origin=data.origin, report=data.report)
+
+
+def _read_meds(path: Path) -> EventTaskData:
+    from medseq.sources import meds
+
+    events, origin, report = meds.read_events(path)
+    return EventTaskData(events=events, origin=origin, report=report)
+
+
+def _labels(task: str, data: EventTaskData) -> pd.Series:
+    spec = CONFIG_TASKS.definition(task)
+    built = build_task(data.events, data.origin, spec)
+    inputs = task_inputs.input_events(data.events, built.samples)
+    data.task, data.samples, data.cohort = task, built.samples, built.cohort
+    data.history = task_inputs.as_history(inputs, built.samples, spec.observation.visit_hours)
+    # Column names only (a code seen in no training sample is a zero column there and
+    # gets no weight); the values are counted per sample, inside its window.
+    data.count_columns = sorted(inputs["code"].unique().tolist())
+    return built.labels
+
+
+def _systems(codes: pd.Series) -> tuple[str, ...]:
+    """Code systems: ``http://loinc.org|`` for ``http://loinc.org|8867-4``, ``ENCOUNTER/``
+    for ``ENCOUNTER/AMB``, the code itself when it has neither separator."""
+    text = codes.astype(str)
+    piped = text.str.contains("|", regex=False)
+    prefix = text.where(~piped, text.str.split("|").str[0] + "|")
+    slashed = ~piped & text.str.contains("/", regex=False)
+    prefix = prefix.where(~slashed, text.str.split("/").str[0] + "/")
+    return tuple(sorted(prefix.unique()))
+
+
+def _fit(features: dict[str, Any], data: EventTaskData, ids: np.ndarray) -> VisitFeaturizer:
+    samples, history = data.labelled()
+    options = dict(features)
+    if "task" in options:
+        raise ValueError("[features]: 'task' comes from [data] task; remove it")
+    chosen = samples.loc[np.asarray(ids, dtype=np.int64)]
+    if "code_prefixes" in options:
+        options["code_prefixes"] = tuple(options["code_prefixes"])
+    else:
+        train_codes = history.events.loc[history.events["subject_id"].isin(chosen.index), "code"]
+        options["code_prefixes"] = _systems(train_codes)
+    return VisitFeaturizer(str(data.task), **options).fit(history, chosen)
+
+
+def _transform(featurizer: VisitFeaturizer, data: EventTaskData, ids: np.ndarray):
+    samples, history = data.labelled()
+    if data.task != featurizer.task:
+        raise ValueError(
+            f"the featurizer encodes {featurizer.task!r} samples, the data is labelled for "
+            f"{data.task!r}"
+        )
+    ids = np.asarray(ids, dtype=np.int64)
+    unknown = ids[~np.isin(ids, samples.index.to_numpy())]
+    if unknown.size:
+        raise ValueError(f"{data.task}: no sample with id {unknown[:5].tolist()}")
+    return featurizer.transform(history, samples.loc[ids])
+
+
+def _sizes(featurizer: VisitFeaturizer) -> dict[str, int]:
+    return {"vocab_size": featurizer.n_codes}
+
+
+def _summaries(data: EventTaskData, ids: np.ndarray) -> np.ndarray:
+    _, history = data.labelled()
+    return task_inputs.code_counts(history.events, np.asarray(ids), data.count_columns)
+
+
+def _subject_split(data_config: Any, data: EventTaskData, labels: pd.Series) -> SplitIds:
+    """Test part, then validation part(s), by subject (one sample per subject), stratified."""
+    from medseq.tasks.splits import stratified_kfold, stratified_split
+
+    ids = labels.index.to_numpy(dtype=np.int64)
+    y = labels.to_numpy()
+    seed = int(data_config.split_seed)
+    rest, test = stratified_split(ids, y, val_fraction=TEST_FRACTION, random_state=seed)
+    y_rest = labels.loc[rest].to_numpy()
+    if data_config.cv_folds >= 2:
+        folds = stratified_kfold(rest, y_rest, n_splits=data_config.cv_folds, random_state=seed)
+    else:
+        folds = [
+            stratified_split(rest, y_rest, val_fraction=data_config.val_fraction, random_state=seed)
+        ]
+    return SplitIds(folds=[(np.sort(a), np.sort(b)) for a, b in folds], test=np.sort(test))
+
+
+def _subgroups(data: EventTaskData, ids: np.ndarray) -> dict[str, pd.Series]:
+    samples, _ = data.labelled()
+    chosen = samples.loc[np.asarray(ids, dtype=np.int64)]
+    age = chosen["age_years"].to_numpy(dtype=np.float64)
+    bands = np.select([age < 40, age < 65, age >= 65], ["<40", "40-64", ">=65"], "unknown")
+    return {
+        "sex": pd.Series(chosen["sex"].replace("", "unknown").to_numpy(), index=chosen.index),
+        "age": pd.Series(bands, index=chosen.index),
+    }
+
+
+def _card_notes(task: str) -> dict[str, Any]:
+    import json
+
+    spec = CONFIG_TASKS.definition(task)
+    return {
+        "data": [
+            f"Task {task!r} is defined in the experiment file: "
+            f"{json.dumps(spec.to_dict(), sort_keys=True)}.",
+            "Inputs are the events of each subject's observation window strictly before the "
+            "prediction time; censored subjects are handled as [task.label] censored says.",
+        ]
+    }
+
+
+UNSUPPORTED = {
+    "streaming": "a config task predicts once per subject at its prediction time",
+    "request": (
+        "the REST service does not yet build config-task samples (prediction time, "
+        "observation window) from a request"
+    ),
+    "fhir": (
+        "the REST service does not yet build config-task samples (prediction time, "
+        "observation window) from a FHIR Bundle"
+    ),
+}
+
+
+def event_task_spec(name: str, read: Callable[[Path], EventTaskData]) -> DatasetSpec:
+    """The spec of an event dataset called ``name`` whose reader is ``read``."""
+    return DatasetSpec(
+        name=name,
+        tasks=CONFIG_TASKS,
+        read=read,
+        labels=_labels,
+        fit_featurizer=_fit,
+        transform=_transform,
+        model_sizes=_sizes,
+        protocols={"subject": _subject_split},
+        summaries=_summaries,
+        subgroups=_subgroups,
+        card_notes=_card_notes,
+        unsupported=UNSUPPORTED,
+    )
+
+
+FHIR_R4 = event_task_spec("fhir_r4", _read_fhir)
+MEDS_EVENTS = event_task_spec("meds_events", _read_meds)
