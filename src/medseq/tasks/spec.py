@@ -106,7 +106,7 @@ class PredictionTime:
                 raise ValueError(
                     f"{where} date must be an ISO 8601 date or date-time, got {self.date!r}"
                 ) from None
-        object.__setattr__(self, "anchor", _codes(f"{where} anchor", list(self.anchor)))
+        object.__setattr__(self, "anchor", _codes(f"{where} anchor", self.anchor))
         if self.occurrence not in OCCURRENCES:
             raise ValueError(
                 f"{where} occurrence must be one of {OCCURRENCES}, got {self.occurrence!r}"
@@ -141,7 +141,7 @@ class Cohort:
         object.__setattr__(self, "min_age_years", low)
         object.__setattr__(self, "max_age_years", high)
         for name in ("sex", "require_codes", "exclude_codes"):
-            object.__setattr__(self, name, _codes(f"{where} {name}", list(getattr(self, name))))
+            object.__setattr__(self, name, _codes(f"{where} {name}", getattr(self, name)))
         if isinstance(self.min_events, bool) or not isinstance(self.min_events, int):
             raise ValueError(f"{where} min_events must be an integer, got {self.min_events!r}")
         if self.min_events < 1:
@@ -164,7 +164,7 @@ class Label:
         if self.death == bool(self.codes):
             raise ValueError(f"{where} needs exactly one of codes or death = true")
         if self.codes:
-            object.__setattr__(self, "codes", _codes(f"{where} codes", list(self.codes)))
+            object.__setattr__(self, "codes", _codes(f"{where} codes", self.codes))
         hours = _number(f"{where} within_hours", self.within_hours)
         if hours <= 0:
             raise ValueError(f"{where} within_hours must be > 0, got {hours}")
