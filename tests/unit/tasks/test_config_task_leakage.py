@@ -111,4 +111,3 @@ def test_inputs_hold_nothing_at_or_after_the_prediction_time(synthea):
     assert not inputs["code"].isin(["MEDS_DEATH", "MEDS_BIRTH"]).any()
     per_subject = inputs.groupby("subject_id")["code"]
     assert per_subject.apply(lambda c: c.str.startswith("AGE_YEARS/").sum()).eq(1).all()
-
