@@ -1,0 +1,107 @@
+"""`medseq train` on a config task: a recurrent model and a count baseline in one run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+from typer.testing import CliRunner
+
+from medseq.cli import app
+from medseq.datasets.event_tasks import EventTaskData
+from medseq.datasets.registry import get_dataset
+from medseq.experiment.config import load_config
+
+CONFIG = """
+name = "synthea-acute-small"
+seeds = [0]
+
+[data]
+dataset = "{dataset}"
+train = "{path}"
+test = ""
+task = "acute_3y_small"
+protocol = "subject"
+cv_folds = 2
+
+[task.prediction_time]
+date = "2016-01-01T00:00:00Z"
+
+[task.label]
+codes = ["ENCOUNTER/EMER", "ENCOUNTER/IMP"]
+within_hours = 26298
+
+[task.observation]
+window_hours = 26298
+
+[features]
+min_count = 2
+
+[model]
+kind = "doctorai"
+embedding_size = 8
+hidden_size = 8
+
+[train]
+epochs = 2
+batch_size = 16
+num_threads = 1
+progress = false
+
+[baseline]
+kind = "logistic_regression"
+
+[evaluate]
+n_boot = 50
+"""
+
+
+def test_train_prints_model_and_baseline_metrics_on_subject_splits(synthea_folder, tmp_path):
+    path = tmp_path / "task.toml"
+    path.write_text(CONFIG.format(dataset="fhir_r4", path=synthea_folder))
+    out = tmp_path / "run"
+    result = CliRunner().invoke(app, ["train", str(path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "synthea-acute-small: test metrics" in result.output
+    assert "baseline logistic_regression, test metrics" in result.output
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["config"]["task"]["label"]["within_hours"] == 26298
+    for metrics in (saved["test_metrics"], saved["baseline"]["test_metrics"]):
+        point, low, high = metrics["auroc"]
+        assert 0.0 <= low <= point <= high <= 1.0
+    assert (out / "bundle" / "medseq.json").exists()
+    bundle = json.loads((out / "bundle" / "medseq.json").read_text())
+    sizes = bundle["provenance"]["n_subjects"]
+    assert sizes["test"] > 0 and sizes["train"] > 0 and sizes["val"] > 0
+
+
+def test_subject_protocol_keeps_each_subject_on_one_side(synthea_folder, tmp_path):
+    path = tmp_path / "task.toml"
+    path.write_text(CONFIG.format(dataset="fhir_r4", path=synthea_folder))
+    config = load_config(path)
+    spec = get_dataset("fhir_r4")
+    data = spec.read(synthea_folder)
+    labels = spec.labels(config.data.task, data)
+    split = spec.protocol("subject")(config.data, data, labels)  # SplitIds refuses overlaps
+    assert split.test is not None
+    for train, val in split.folds:
+        parts = np.concatenate([train, val, split.test])
+        assert np.array_equal(np.sort(parts), np.sort(labels.index.to_numpy()))
+        assert len(np.unique(parts)) == len(parts)
+    assert labels.loc[split.test].sum() > 0  # stratified: positives in the test part
+
+
+def test_meds_export_gives_the_same_task(synthea, tmp_path):
+    root = synthea.to_meds(tmp_path / "meds")
+    path = tmp_path / "task.toml"
+    path.write_text(CONFIG.format(dataset="meds_events", path=root))
+    config = load_config(path)
+    from_meds = get_dataset("meds_events")
+    data = from_meds.read(root)
+    labels = from_meds.labels(config.data.task, data)
+    fhir = get_dataset("fhir_r4")
+    direct = EventTaskData(events=synthea.events, origin=synthea.origin, report=synthea.report)
+    expected = fhir.labels(config.data.task, direct)
+    assert labels.equals(expected)
+    assert data.cohort is not None and direct.cohort is not None
+    assert data.cohort.equals(direct.cohort)
