@@ -161,6 +161,31 @@ def train(
 
 @app.command()
 @_friendly_errors
+def cohort(
+    config: Annotated[Path, typer.Argument(help="Experiment TOML with a [task] table.")],
+    labels_out: Annotated[
+        Path | None,
+        typer.Option("--labels-out", help="Write the labels here (MEDS label schema, parquet)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Print a config task's cohort table, samples and prevalence (nothing is trained)."""
+    from medseq.experiment import load_config
+    from medseq.experiment.task_cohort import task_cohort, write_meds_labels
+
+    _setup_logging(verbose)
+    result = task_cohort(load_config(config))
+    typer.echo("| step | excluded | remaining |\n|---|---:|---:|")
+    for row in result.cohort.itertuples(index=False):
+        typer.echo(f"| {row.step} | {row.n_excluded} | {row.n_remaining} |")
+    n, n_pos = len(result.labels), int(result.labels.sum())
+    typer.echo(f"\nsamples: {n}, positive: {n_pos}, prevalence: {result.prevalence:.3f}")
+    if labels_out is not None:
+        typer.echo(f"labels: {write_meds_labels(result, labels_out)}")
+
+
+@app.command()
+@_friendly_errors
 def evaluate(
     bundle: Annotated[Path, typer.Argument(help="A bundle directory saved by `medseq train`.")],
     data: Annotated[Path, typer.Option("--data", help="A labelled set (folder or .tar.gz).")],

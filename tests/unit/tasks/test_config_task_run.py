@@ -105,3 +105,22 @@ def test_meds_export_gives_the_same_task(synthea, tmp_path):
     assert labels.equals(expected)
     assert data.cohort is not None and direct.cohort is not None
     assert data.cohort.equals(direct.cohort)
+
+
+def test_cohort_command_prints_the_table_and_writes_meds_labels(synthea_folder, tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "task.toml"
+    path.write_text(CONFIG.format(dataset="fhir_r4", path=synthea_folder))
+    labels_out = tmp_path / "labels" / "labels.parquet"
+    result = CliRunner().invoke(app, ["cohort", str(path), "--labels-out", str(labels_out)])
+    assert result.exit_code == 0, result.output
+    assert "| died_before_prediction_time |" in result.output
+    frame = pd.read_parquet(labels_out)
+    assert list(frame.columns) == ["subject_id", "prediction_time", "boolean_value"]
+    assert frame["boolean_value"].dtype == bool
+    assert f"samples: {len(frame)}, positive: {int(frame['boolean_value'].sum())}" in (
+        result.output
+    )
+    # every prediction time is the configured date, as an instant
+    assert (frame["prediction_time"] == pd.Timestamp("2016-01-01")).all()

@@ -1,0 +1,79 @@
+"""The cohort of a config task, before any training: who is in, who is left out and why.
+
+``medseq cohort CONFIG`` prints it; ``labels_out`` writes the labels in the MEDS label
+schema (``subject_id``, ``prediction_time``, ``boolean_value``), so other MEDS tools can use
+the same samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medseq.datasets.registry import get_dataset
+from medseq.experiment.config import ExperimentConfig
+from medseq.experiment.data import resolve_data_path
+from medseq.tasks.spec import CONFIG_TASKS
+
+
+@dataclass
+class TaskCohort:
+    """A config task's cohort table and samples (see :mod:`medseq.tasks.cohort`), and the
+    instant of each subject's hour 0 (``origin``) that places prediction times in time."""
+
+    cohort: pd.DataFrame
+    samples: pd.DataFrame
+    labels: pd.Series
+    origin: pd.Series
+
+    @property
+    def prevalence(self) -> float:
+        """Share of positive samples."""
+        return float(self.labels.mean())
+
+
+def task_cohort(config: ExperimentConfig) -> TaskCohort:
+    """Read ``config``'s training data and build its task's samples (no training).
+
+    Raises
+    ------
+    ValueError
+        If the config's dataset does not take tasks from a ``[task]`` table.
+    """
+    spec = get_dataset(config.data.dataset)
+    if spec.tasks is not CONFIG_TASKS or not config.task:
+        raise ValueError(
+            f"{config.name}: `cohort` needs a config task: an event dataset (fhir_r4, "
+            f"meds_events) and a [task] table; got dataset {config.data.dataset!r}"
+        )
+    data = spec.read(resolve_data_path(config.data.train))
+    labels = spec.labels(config.data.task, data)
+    return TaskCohort(cohort=data.cohort, samples=data.samples, labels=labels, origin=data.origin)
+
+
+def _microseconds(hours: pd.Series) -> np.ndarray:
+    """Hours as whole microseconds (MEDS times are µs; float hours carry rounding noise)."""
+    return np.round(hours.to_numpy(dtype=np.float64) * 3.6e9).astype(np.int64)
+
+
+def write_meds_labels(result: TaskCohort, path: str | Path) -> Path:
+    """Write the labels as a MEDS label parquet file (prediction times as UTC instants)."""
+    samples = result.samples
+    origin = pd.to_datetime(result.origin.reindex(samples["subject_id"]), utc=True)
+    start = origin.dt.tz_localize(None)  # MEDS times are naive UTC
+    frame = pd.DataFrame(
+        {
+            "subject_id": samples["subject_id"].to_numpy(dtype="int64"),
+            "prediction_time": (
+                start.to_numpy() + pd.to_timedelta(_microseconds(samples["cutoff"]), unit="us")
+            ).astype("datetime64[us]"),
+            "boolean_value": result.labels.loc[samples.index].to_numpy().astype(bool),
+        }
+    )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    return path
