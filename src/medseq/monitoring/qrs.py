@@ -105,6 +105,7 @@ class StreamingQRSDetector:
         self._learned = False
         self._last: _Candidate | None = None
         self._rr: deque[int] = deque(maxlen=8)
+        self._rr_sum = 0  # integer sum of _rr: exact, so the mean is chunk-independent
         self._deadline = np.inf
 
     def push(self, samples: np.ndarray) -> np.ndarray:
@@ -202,14 +203,17 @@ class StreamingQRSDetector:
 
     def _accept(self, c: _Candidate, peaks: list[int]) -> None:
         if self._last is not None:
+            if len(self._rr) == self._rr.maxlen:
+                self._rr_sum -= self._rr[0]
             self._rr.append(c.mwi_index - self._last.mwi_index)
+            self._rr_sum += self._rr[-1]
         self._last = c
         self._pending = []
         peaks.append(c.r_index)
         self._deadline = c.mwi_index + 1.66 * self._mean_rr()
 
     def _mean_rr(self) -> float:
-        return float(np.mean(self._rr)) if self._rr else self.fs_hz
+        return self._rr_sum / len(self._rr) if self._rr else self.fs_hz
 
     def _search_back(self, peaks: list[int]) -> None:
         """No QRS for 1.66 mean RR: take the largest earlier candidate above half the
