@@ -417,6 +417,36 @@ class _FederateGroup(typer.core.TyperGroup):
         return super().parse_args(ctx, args)
 
 
+@app.command()
+@_friendly_errors
+def monitor(
+    bundle: Annotated[Path, typer.Argument(help="A beat bundle saved by `medseq train`.")],
+    record: Annotated[
+        str, typer.Option(help="WFDB record (folder/NAME: MIT-BIH .dat, CinC .mat), or - (stdin).")
+    ],
+    speed: Annotated[
+        float, typer.Option(help="Seconds of record per second of wall time; 0: no waiting.")
+    ] = 0.0,
+    lead: Annotated[str | None, typer.Option(help="Lead to read (default: the bundle's).")] = None,
+    fs: Annotated[float | None, typer.Option(help="Sampling rate (Hz), for stdin.")] = None,
+    beats: Annotated[bool, typer.Option(help="Print every beat, not only alerts.")] = False,
+) -> None:
+    """Replay a record as a stream through the bundle's detector and print alerts as they happen.
+
+    Runs without torch (numpy and scipy only), as on an edge device.
+    """
+    import sys
+
+    from medseq.monitoring.replay import monitor as run_monitor
+
+    _setup_logging(False)
+    lines = run_monitor(
+        bundle, record, speed=speed, lead=lead, fs_hz=fs, show_beats=beats, stdin=sys.stdin
+    )
+    for line in lines:
+        typer.echo(line)
+
+
 federate_app = typer.Typer(
     cls=_FederateGroup,
     help="Federated training across sites (Flower): simulate, or run a server and site clients.",

@@ -1,0 +1,218 @@
+"""One stream's detector: quality, R peaks, beat labels and rhythm alerts, chunk by chunk.
+
+:class:`StreamDetector` ties the causal parts together. Each call to :meth:`push` takes the
+next samples of one lead, in physical units (mV), and returns what became known:
+
+- signal-quality changes (:mod:`~medseq.monitoring.quality`);
+- beats, each with its R peak, its class probabilities from the bundle's model and the
+  quality of the second it lies in;
+- alerts: onset and offset of rhythm episodes (V and S runs from the beat labels, atrial
+  fibrillation from RR irregularity), or an episode cut short by bad signal and why.
+
+Every output is tied to a sample index of the stream and decided from samples up to a fixed
+delay after it, never from the end of a chunk; so the outputs do not depend on how the
+stream was cut, and the record fed at once is the offline pass the stream must equal.
+
+The stream's clock is the caller's: ``push(samples, start=...)`` says where the chunk
+begins. A chunk that starts before the end of the previous one (overlap or out of order) is
+refused; one that starts later is a gap: the missing samples are never invented, the
+detector restarts after them (filters, R-peak levels, beat context) and reports the gap as
+bad quality, so the clock is never shifted.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from medseq.monitoring.beat_features import StreamingBeatFeatures
+from medseq.monitoring.beat_model import BeatClassifier
+from medseq.monitoring.episodes import Alert, EpisodeRule, EpisodeTracker, RRIrregularity
+from medseq.monitoring.qrs import StreamingQRSDetector
+from medseq.monitoring.quality import QualityChange, QualitySettings, SignalQuality
+
+
+class StreamError(ValueError):
+    """A chunk that cannot belong to the stream (overlapping, out of order, bad shape)."""
+
+
+@dataclass(frozen=True)
+class MonitorSettings:
+    """Episode rules and quality thresholds of a :class:`StreamDetector`.
+
+    ``run_classes`` names the bundle classes whose runs are episodes (each must be one of
+    the bundle's ``class_names``); AF opens when the RR irregularity is at least
+    ``af_on`` for ``af_rule.min_on_s`` seconds and closes when it is below ``af_off``.
+    """
+
+    run_classes: tuple[str, ...] = ("V", "S")
+    run_min_beats: int = 3
+    run_off_beats: int = 2
+    af_rule: EpisodeRule = EpisodeRule("AF", 1, 1, 10.0, 10.0)
+    af_on: float = 0.6
+    af_off: float = 0.35
+    af_intervals: int = 24
+    quality: QualitySettings = field(default_factory=QualitySettings)
+
+
+@dataclass(frozen=True)
+class Beat:
+    """One classified beat: R peak (sample, seconds), label, probabilities, quality."""
+
+    sample: int
+    time_s: float
+    label: str
+    probabilities: tuple[float, ...]
+    quality: str  # "good" or the reason the signal was bad
+
+
+@dataclass
+class StreamOutput:
+    """What one :meth:`StreamDetector.push` made known."""
+
+    beats: list[Beat] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
+    quality: list[QualityChange] = field(default_factory=list)
+
+
+class StreamDetector:
+    """Streaming beat labels and rhythm alerts for one single-lead ECG stream.
+
+    Parameters
+    ----------
+    classifier : BeatClassifier
+        The bundle's beat model (:meth:`BeatClassifier.from_bundle`).
+    fs_hz : float
+        The stream's sampling rate.
+    settings : MonitorSettings, optional
+    """
+
+    def __init__(
+        self, classifier: BeatClassifier, fs_hz: float, settings: MonitorSettings | None = None
+    ) -> None:
+        self.settings = settings or MonitorSettings()
+        missing = [c for c in self.settings.run_classes if c not in classifier.class_names]
+        if missing:
+            raise ValueError(
+                f"run_classes {missing} are not classes of the bundle {classifier.class_names}"
+            )
+        self.fs_hz = float(fs_hz)
+        self.classifier = classifier
+        self.qrs = StreamingQRSDetector(fs_hz)
+        self.features = StreamingBeatFeatures(fs_hz, classifier.featurizer_state)
+        self.quality = SignalQuality(fs_hz, self.settings.quality)
+        s = self.settings
+        self.runs = {
+            c: EpisodeTracker(EpisodeRule(f"{c} run", s.run_min_beats, s.run_off_beats))
+            for c in s.run_classes
+        }
+        self.af = EpisodeTracker(s.af_rule)
+        self.irregularity = RRIrregularity(s.af_intervals)
+        self.next_sample = 0
+        self._started = False
+        self._last_finite = 0.0
+        self._changes: list[QualityChange] = []  # recent quality changes, by sample
+        self._held: deque[Beat] = deque()  # beats waiting for their second's quality
+        self._prev_beat: int | None = None
+        self._suppressed = ""
+
+    def push(self, samples: np.ndarray, start: int | None = None) -> StreamOutput:
+        """Feed the next chunk of samples (mV; NaN allowed) starting at sample ``start``
+        (default: right after the previous chunk)."""
+        x = np.asarray(samples, dtype=np.float64)
+        if x.ndim != 1:
+            raise StreamError(f"a chunk must be one lead, shape (n,), got shape {x.shape}")
+        start = self.next_sample if start is None else int(start)
+        if start < self.next_sample:
+            raise StreamError(
+                f"chunk starts at sample {start} but the stream is already at sample "
+                f"{self.next_sample}: chunks must not overlap or arrive out of order"
+            )
+        out = StreamOutput()
+        if not self._started:
+            self._started = True
+            self.qrs.offset = start
+            self.quality.restart(start, gap=False)
+        elif start > self.next_sample:
+            self._restart(start, out)
+        self.next_sample = start + len(x)
+        changes = self.quality.push(x)
+        self._changes += changes
+        del self._changes[:-64]
+        out.quality += changes
+        filled = self._hold_finite(x)
+        peaks = self.qrs.push(filled)
+        positions, features = self.features.push(filled, start, peaks)
+        probabilities = self.classifier.push(features)
+        for p, prob in zip(positions, probabilities, strict=True):
+            label = self.classifier.class_names[int(np.argmax(prob))]
+            self._held.append(Beat(int(p), p / self.fs_hz, label, tuple(map(float, prob)), ""))
+        self._release(out)
+        return out
+
+    def _hold_finite(self, x: np.ndarray) -> np.ndarray:
+        """NaN replaced by the last finite value (the filters must not see NaN)."""
+        finite = np.isfinite(x)
+        filled = x
+        if not finite.all():
+            idx = np.where(finite, np.arange(len(x)), -1)
+            np.maximum.accumulate(idx, out=idx)
+            filled = np.where(idx >= 0, x[np.maximum(idx, 0)], self._last_finite)
+        if finite.any():
+            self._last_finite = float(x[np.flatnonzero(finite)[-1]])
+        return filled
+
+    def _restart(self, start: int, out: StreamOutput) -> None:
+        """Samples ``next_sample .. start`` are missing: restart every stateful part."""
+        self.qrs.reset()
+        self.qrs.offset = start
+        self.features.reset()
+        self.classifier.reset()
+        self.irregularity.reset()
+        self._prev_beat = None
+        self.quality.restart(start, gap=True)
+        self._release(out, flush=True)
+
+    def _quality_at(self, sample: int) -> str:
+        i = bisect.bisect_right([c.sample for c in self._changes], sample) - 1
+        if i < 0 or self._changes[i].state == "good":
+            return "good"
+        return self._changes[i].reason
+
+    def _release(self, out: StreamOutput, *, flush: bool = False) -> None:
+        """Pass on the beats whose second's quality is known, in order."""
+        known = self.quality.known_until
+        while self._held and (flush or self._held[0].sample < known):
+            beat = self._held.popleft()
+            quality = self._quality_at(beat.sample)
+            beat = Beat(beat.sample, beat.time_s, beat.label, beat.probabilities, quality)
+            out.beats.append(beat)
+            out.alerts += self._episodes(beat)
+
+    def _episodes(self, beat: Beat) -> list[Alert]:
+        alerts: list[Alert] = []
+        trackers = [*self.runs.values(), self.af]
+        if beat.quality != "good":
+            if not self._suppressed:
+                alerts += [a for t in trackers if (a := t.suppress(beat.time_s, beat.quality))]
+                self.irregularity.reset()
+                self._prev_beat = None
+            self._suppressed = beat.quality
+            return alerts
+        self._suppressed = ""
+        for name, tracker in self.runs.items():
+            if (alert := tracker.update(beat.time_s, beat.label == name)) is not None:
+                alerts.append(alert)
+        if self._prev_beat is not None:
+            share = self.irregularity.update((beat.sample - self._prev_beat) / self.fs_hz)
+            if share is not None:
+                s = self.settings
+                evidence = share >= (s.af_off if self.af.open else s.af_on)
+                if (alert := self.af.update(beat.time_s, evidence)) is not None:
+                    alerts.append(alert)
+        self._prev_beat = beat.sample
+        return alerts
+

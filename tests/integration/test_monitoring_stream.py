@@ -1,0 +1,170 @@
+"""The streaming detector with a trained MIT-BIH beat bundle, on real records.
+
+The bundle is trained by the runner from ``configs/mitbih-beats.toml`` (one seed, three
+epochs to keep the test short; DS1 only, as the config says). Streamed in 1-s chunks or
+chunks of random size, a record gives the offline pass's R peaks, labels, probabilities
+(to 1e-5) and alerts; the numpy GRU equals the bundle's torch model; bad signal suppresses
+alerts and says why; the clock is never shifted.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from medseq.monitoring.beat_features import UnsupportedBundle
+from medseq.monitoring.beat_model import BeatClassifier, read_bundle
+from medseq.monitoring.detector import StreamDetector, StreamError
+from medseq.monitoring.records import read_record
+from medseq.paths import dataset_dir
+
+CONFIG = Path(__file__).resolve().parents[2] / "configs" / "mitbih-beats.toml"
+
+
+@pytest.fixture(scope="module")
+def beat_bundle(tmp_path_factory) -> Path:
+    from medseq.experiment import load_config, run_experiment
+
+    config = load_config(CONFIG, ["train.epochs=3"])
+    config = replace(config, seeds=(0,), output_dir=str(tmp_path_factory.mktemp("beats")))
+    return Path(run_experiment(config, progress=False).bundle_dir)
+
+
+def _record(name: str, minutes: float) -> np.ndarray:
+    rec = read_record(dataset_dir("mitdb_full") / name, lead="MLII")
+    return rec.samples[: round(minutes * 60 * rec.fs_hz)]
+
+
+def _stream(bundle: Path, x: np.ndarray, sizes) -> tuple[list, list]:
+    detector = StreamDetector(BeatClassifier.from_bundle(bundle), 360.0)
+    beats, alerts, i = [], [], 0
+    for n in sizes:
+        if i >= len(x):
+            break
+        out = detector.push(x[i : i + n])
+        beats += out.beats
+        alerts += out.alerts
+        i += n
+    return beats, alerts
+
+
+@pytest.mark.parametrize("name", ["200", "232"])
+def test_streamed_in_chunks_equals_the_offline_pass(beat_bundle, name):
+    x = _record(name, 8)
+    offline, offline_alerts = _stream(beat_bundle, x, [len(x)])
+    rng = np.random.default_rng(7)
+    for sizes in ([360] * (len(x) // 360 + 1), rng.integers(1, 1500, size=len(x))):
+        beats, alerts = _stream(beat_bundle, x, sizes)
+        assert [b.sample for b in beats] == [b.sample for b in offline]
+        assert [b.label for b in beats] == [b.label for b in offline]
+        p, q = np.array([b.probabilities for b in beats]), np.array([b.probabilities for b in offline])
+        np.testing.assert_allclose(p, q, atol=1e-5)
+        assert alerts == offline_alerts
+    assert len(offline) > 400 and len({b.label for b in offline}) >= 2
+
+
+def test_numpy_gru_equals_the_bundles_torch_model(beat_bundle):
+    import torch
+
+    from medseq.bundle import load_bundle
+    from medseq.features.signals.beat_sequence import beat_context
+    from medseq.monitoring.beat_features import StreamingBeatFeatures
+
+    classifier = BeatClassifier.from_bundle(beat_bundle)
+    features = StreamingBeatFeatures(360.0, classifier.featurizer_state)
+    from medseq.monitoring.qrs import StreamingQRSDetector
+
+    x = _record("208", 5)
+    _, rows = features.push(x, 0, StreamingQRSDetector(360.0).push(x))
+    ours = classifier.push(rows)
+    values, lengths = beat_context(rows.astype(np.float32), np.arange(len(rows)), 8)
+    bundle = load_bundle(beat_bundle)
+    with torch.no_grad():
+        theirs = np.mean(
+            [
+                torch.softmax(m.eval()(torch.tensor(values), torch.tensor(lengths)), -1).numpy()
+                for m in bundle.members
+            ],
+            axis=0,
+        )
+    assert len(rows) > 300
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+def test_bad_signal_suppresses_alerts_and_says_why(beat_bundle):
+    x = _record("200", 4).copy()
+    lo, hi = 60 * 360, 75 * 360
+    x[lo:hi] += 6.0  # electrode off: the trace leaves the physiological range
+    detector = StreamDetector(BeatClassifier.from_bundle(beat_bundle), 360.0)
+    outs = [detector.push(x[i : i + 360]) for i in range(0, len(x), 360)]
+    quality = [c for o in outs for c in o.quality]
+    beats = [b for o in outs for b in o.beats]
+    alerts = [a for o in outs for a in o.alerts]
+    assert quality[0].state == "bad" and quality[0].reason == "lead_off"
+    inside = [b for b in beats if lo <= b.sample < hi]
+    assert inside and all(b.quality == "lead_off" for b in inside)
+    assert not [a for a in alerts if a.kind == "onset" and 60.0 <= a.reported_s < 75.0]
+    # record 200 is in a V run episode before the artefact (bigeminy/V runs): it is cut
+    suppressed = [a for a in alerts if a.kind == "suppressed"]
+    assert all(a.reason == "lead_off" for a in suppressed)
+
+
+def test_gap_restarts_on_the_callers_clock_and_overlap_is_refused(beat_bundle):
+    x = _record("100", 6)
+    detector = StreamDetector(BeatClassifier.from_bundle(beat_bundle), 360.0)
+    first = [detector.push(x[i : i + 360]) for i in range(0, 120 * 360, 360)]
+    resume = 240 * 360  # two minutes missing
+    later = [detector.push(x[i : i + 360], start=i) for i in range(resume, len(x), 360)]
+    assert later[0].quality[0].reason == "gap" and later[0].quality[0].sample == resume
+    beats_after = [b.sample for o in later for b in o.beats]
+    reference = [b.sample for b in _stream(beat_bundle, x, [len(x)])[0]]
+    # after the restart, beats sit on the true clock: each is a beat of the offline pass
+    assert beats_after and set(beats_after[5:]) <= set(reference)
+    assert not [b for o in first for b in o.beats if b.sample >= 120 * 360]
+    with pytest.raises(StreamError, match="must not overlap"):
+        detector.push(x[:360], start=resume)
+
+
+def test_bundles_that_cannot_stream_are_refused_with_the_reason(beat_bundle, tmp_path):
+    manifest, tensors = read_bundle(beat_bundle)
+    shape = json.loads(json.dumps(manifest))
+    shape["featurizer"]["qrs_shape"] = True
+    with pytest.raises(UnsupportedBundle, match="qrs_shape=True"):
+        BeatClassifier(shape, tensors)
+    bidirectional = json.loads(json.dumps(manifest))
+    bidirectional["model_config"]["bidirectional"] = True
+    with pytest.raises(UnsupportedBundle, match="reads the future"):
+        BeatClassifier(bidirectional, tensors)
+    tampered = tmp_path / "tampered"
+    shutil.copytree(beat_bundle, tampered)
+    data = json.loads((tampered / "medseq.json").read_text())
+    data["featurizer"]["mean"][0] += 1.0
+    (tampered / "medseq.json").write_text(json.dumps(data))
+    with pytest.raises(UnsupportedBundle, match="content hash mismatch"):
+        BeatClassifier.from_bundle(tampered)
+
+
+def test_monitor_command_replays_a_record_and_prints_alerts(beat_bundle, tmp_path):
+    from typer.testing import CliRunner
+
+    from medseq.cli import app
+
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["monitor", str(beat_bundle), "--record", str(dataset_dir("mitdb_full") / "200")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "ALERT onset V run" in result.output and "replayed 1805.6 s" in result.output
+    samples = "\n".join(f"{v:.4f}" for v in _record("200", 2)) + "\n"
+    piped = runner.invoke(
+        app, ["monitor", str(beat_bundle), "--record", "-", "--fs", "360"], input=samples
+    )
+    assert piped.exit_code == 0, piped.output
+    assert "monitoring stdin" in piped.output and "replayed 120.0 s" in piped.output
+    missing = runner.invoke(app, ["monitor", str(beat_bundle), "--record", "-"], input="1\n")
+    assert missing.exit_code == 2 and "needs --fs" in missing.output
