@@ -200,7 +200,6 @@ pooling = "last"
 [train]
 lr = 3e-3
 batch_size = 256
-class_weight = "balanced"
 [federated]
 partition = "records"
 n_sites = 2

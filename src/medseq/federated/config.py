@@ -221,6 +221,12 @@ def parse_federated(raw: dict[str, Any], default_name: str = "federated") -> Fed
             f"[federated.privacy] DP-SGD supports binary tasks only; task {data['task']!r} "
             f"is {task_type}: remove [federated.privacy]"
         )
+    if dict(raw.get("train", {})).get("class_weight") is not None:
+        raise ValueError(
+            "[train] class_weight is not supported in a federated run: each site would weight "
+            "its loss by its own labels, and a label-skewed site may hold no sample of a "
+            "class; remove it"
+        )
     name = str(raw.get("name", default_name))
     return FederatedExperiment(
         name=name,

@@ -45,6 +45,10 @@ def _raw(data=None, federated=None):
             _raw(federated={"strategy": "fedprox", "privacy": {"target_epsilon": 2.0}}),
             "not supported",
         ),
+        (
+            {**_raw(), "train": {"class_weight": "balanced"}},
+            r"\[train\] class_weight is not supported",
+        ),
     ],
 )
 def test_mistakes_are_named(raw, message):
