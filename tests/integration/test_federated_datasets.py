@@ -148,12 +148,12 @@ min_fit_clients = 2
 def test_a_dataset_without_partitions_is_refused_by_medseq_federate(tmp_path):
     config = tmp_path / "fed.toml"
     config.write_text(
-        '[data]\ndataset = "mitbih"\ntask = "beat"\ntrain = "mitdb_full"\n'
+        '[data]\ndataset = "bonn_eeg"\ntask = "seizure"\ntrain = "bonn_eeg"\n'
         '[federated]\npartition = "dirichlet"\n'
     )
     result = runner.invoke(app, ["federate", str(config)])
     assert result.exit_code == 2
     assert (
-        "medseq federate is not available for dataset 'mitbih': its spec has no 'partitions'"
+        "medseq federate is not available for dataset 'bonn_eeg': its spec has no 'partitions'"
         in " ".join(result.output.split())
     )

@@ -96,6 +96,35 @@ def _metrics(task: str, y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
     return {"accuracy_at_0.5": float(np.mean((np.asarray(prob) >= 0.5) == (np.asarray(y) == 1)))}
 
 
+def _dirichlet(data: Any, labels: pd.Series, *, n_sites: int, alpha: float, seed: int):
+    """Label skew: normal glands and masses spread over ``n_sites`` by Dirichlet(``alpha``)
+    shares. Simulated sites: MedMNIST keeps no hospital of origin (each volume is one
+    patient, so no patient is split)."""
+    from medseq.datasets import partitions
+
+    return partitions.dirichlet(data, labels, n_sites=n_sites, alpha=alpha, seed=seed)
+
+
+def _iid(data: Any, labels: pd.Series, *, n_sites: int, alpha: float, seed: int):
+    """Random, near-equal shares of the volumes (simulated sites, as :func:`_dirichlet`)."""
+    from medseq.datasets import partitions
+
+    return partitions.iid(labels.index.to_numpy(), n_sites, seed)
+
+
+def _federated_fit(features: dict[str, Any]) -> Any:
+    """The volume featurizer fitted across sites: only the slice shape is learned."""
+    from medseq.features.images.federated import VolumeFederatedFit
+
+    check_known_keys("[features] (adrenalmnist3d)", features, FEATURIZER_KEYS + AUGMENT_KEYS)
+    options = {k: v for k, v in features.items() if k in FEATURIZER_KEYS}
+    return VolumeFederatedFit(lambda: VolumeFeaturizer(**options), _site_volumes)
+
+
+def _site_volumes(data: medmnist3d.VolumeSet, ids: np.ndarray) -> np.ndarray:
+    return data.images[np.asarray(ids, dtype=np.int64)]
+
+
 #: Stages that make no sense for image volumes, and why.
 UNSUPPORTED = {
     "POST /v1/predict with a FHIR Bundle": (
@@ -125,5 +154,7 @@ ADRENALMNIST3D = DatasetSpec(
     request=LazyBody(
         "medseq.datasets.adrenalmnist3d_serving:parse", "volume", VOLUME_EXAMPLE
     ),
+    partitions={"dirichlet": _dirichlet, "iid": _iid},
+    federated_fit=_federated_fit,
     unsupported=UNSUPPORTED,
 )

@@ -100,9 +100,15 @@ def _sizes(featurizer: VisitFeaturizer) -> dict[str, int]:
     return {"vocab_size": featurizer.n_codes}
 
 
-def _class_names(task: str, data: HistoryData) -> list[str]:
+def _class_names(task: str, data: HistoryData | None) -> list[str]:
     if TASKS.get(task) != "multilabel":
         return []
+    if data is None:  # asked by a federated server, which reads no rows
+        raise ValueError(
+            f"the label columns of history task {task!r} are the diagnosis groups found in "
+            "the data, so they cannot be named without reading it; federated runs on history "
+            "datasets take task 'mortality'"
+        )
     return [str(c) for c in histories.labels(data.history, task).columns]
 
 
@@ -154,6 +160,55 @@ def _metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, flo
     from medseq.evaluation.ranking import ranking_metrics
 
     return ranking_metrics(y_true, y_prob)
+
+
+# -- federated sites (simulated: the MIMIC-III and MEDS tables name no hospital) -----------
+def _subject_groups(labels: pd.Series | pd.DataFrame, task: str) -> pd.Series:
+    ids = labels.index.to_numpy(dtype=np.int64)
+    return pd.Series(histories.subject_of(ids, task), index=labels.index)
+
+
+def _task_of(data: Any) -> str:
+    task = getattr(data, "task", None)
+    if task is None:
+        raise ValueError("history data has no task yet: call the spec's labels(task, data) first")
+    return str(task)
+
+
+def _subject_iid(data: Any, labels, *, n_sites: int, alpha: float, seed: int) -> pd.Series:
+    """Subjects in random, near-equal shares, each with all of their samples (simulated
+    sites: the tables record no hospital, so these are not real sites)."""
+    from medseq.datasets import partitions
+
+    groups = _subject_groups(labels, _task_of(data))
+    return partitions.by_group_iid(groups, n_sites, seed)
+
+
+def _subject_dirichlet(data: Any, labels, *, n_sites: int, alpha: float, seed: int) -> pd.Series:
+    """Subjects spread by Dirichlet(``alpha``) shares of their label (for next-visit tasks:
+    whether any of their samples has a positive label), each with all of their samples."""
+    from medseq.datasets import partitions
+
+    groups = _subject_groups(labels, _task_of(data))
+    return partitions.dirichlet_by_group(labels, groups, n_sites, alpha, seed)
+
+
+def _federated_fit(features: dict[str, Any]) -> Any:
+    """The visit vocabulary fitted across sites from summed per-site visit counts of each
+    code (:class:`~medseq.features.histories.federated.VisitFederatedFit`)."""
+    from medseq.features.histories.federated import VisitFederatedFit
+
+    if "task" in features:
+        raise ValueError("[features]: 'task' comes from [data] task; remove it")
+    options = dict(features)
+    if "code_prefixes" in options:
+        options["code_prefixes"] = tuple(options["code_prefixes"])
+    return VisitFederatedFit(options, _site_samples)
+
+
+def _site_samples(data: HistoryData, ids: np.ndarray) -> tuple[str, HistorySet, pd.DataFrame]:
+    task = _task_of(data)
+    return task, data.history, _samples(data, task, ids)
 
 
 #: Stages that make no sense for visit histories, and why.
@@ -215,5 +270,7 @@ def history_spec(name: str, read: Callable[[Path], HistoryData]) -> DatasetSpec:
         groups=_subjects,
         request=LazyBody(f"{_SERVING}:parse_visits", "visits", VISITS_EXAMPLE),
         fhir=LazyBody(f"{_SERVING}:parse_fhir", "visits", FHIR_EXAMPLE),
+        partitions={"iid": _subject_iid, "dirichlet": _subject_dirichlet},
+        federated_fit=_federated_fit,
         unsupported=UNSUPPORTED,
     )

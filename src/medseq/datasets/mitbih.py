@@ -227,6 +227,35 @@ UNSUPPORTED = {
     ),
 }
 
+def _record_sites(data: Any, labels: pd.Series, *, n_sites: int, alpha: float, seed: int):
+    """Whole records (each one patient) spread over ``n_sites``, balancing the sites' beat
+    counts: a simulated split, since MIT-BIH's 48 records all come from one laboratory.
+    ``alpha`` is unused (the label mix of a site is that of its patients)."""
+    from medseq.datasets import partitions
+
+    records = pd.Series(labels.index.to_numpy() // ID_STRIDE, index=labels.index)
+    return partitions.by_group(records, n_sites, seed)
+
+
+def federated_fit(features: dict[str, Any]) -> Any:
+    """The beat featurizer's z-scoring fitted from per-site column moments of the beats of
+    the sites' own training records (:class:`~medseq.features.signals.federated.
+    BeatFederatedFit`), equal to :func:`fit_featurizer` on the union of those records."""
+    from medseq.features.signals.beat_featurizer import BeatFeaturizer
+    from medseq.features.signals.federated import BeatFederatedFit
+
+    check_known_keys("[features] (mitbih)", features, FEATURIZER_KEYS)
+    options = dict(features)
+    return BeatFederatedFit(lambda: BeatFeaturizer(peaks="annotations", **options), _site_records)
+
+
+def _site_records(data: MitbihData, ids: np.ndarray) -> list[Signal]:
+    """The recordings behind beat ``ids``, each once, by record name (what
+    :func:`fit_featurizer` reads)."""
+    records = sorted({str(r) for r in data.beats.loc[np.asarray(ids, np.int64), "record"]})
+    return [data.signals[r] for r in records]
+
+
 BEATS_EXAMPLE = {
     "records": [
         {
@@ -255,5 +284,7 @@ MITBIH = DatasetSpec(
     groups=_records,
     request=LazyBody("medseq.datasets.ecg_serving:parse_mitbih", "ecg_beats", BEATS_EXAMPLE),
     step_times=step_times,
+    partitions={"records": _record_sites},
+    federated_fit=federated_fit,
     unsupported=UNSUPPORTED,
 )

@@ -131,3 +131,31 @@ def dirichlet(
 ) -> pd.Series:
     """The ``dirichlet`` partition of any spec: label skew over :func:`skew_target`."""
     return dirichlet_label_skew(skew_target(labels), n_sites, alpha, seed)
+
+
+def by_group_iid(groups: pd.Series, n_sites: int, seed: int) -> pd.Series:
+    """Whole groups (a patient's admissions, a record's beats) in random, near-equal shares
+    of groups: the IID control when several samples belong to one patient, who must stay at
+    one site. ``groups`` gives the group of every sample id."""
+    names = np.unique(groups.to_numpy())
+    if len(names) < n_sites:
+        raise ValueError(f"{len(names)} groups cannot fill {n_sites} sites; lower n_sites")
+    shuffled = np.random.default_rng(seed).permutation(names)
+    site_of_group = {
+        g: f"site_{k}" for k, part in enumerate(np.array_split(shuffled, n_sites)) for g in part
+    }
+    return _sites(groups.map(site_of_group), [f"site_{k}" for k in range(n_sites)])
+
+
+def dirichlet_by_group(
+    labels: pd.Series | pd.DataFrame, groups: pd.Series, n_sites: int, alpha: float, seed: int
+) -> pd.Series:
+    """Label skew over whole groups: each group (patient) takes the largest
+    :func:`skew_target` of its samples, the groups are spread by
+    :func:`dirichlet_label_skew`, and every sample follows its group."""
+    target = skew_target(labels)
+    per_group = target.groupby(groups.reindex(target.index).to_numpy()).max()
+    site_of_group = dirichlet_label_skew(per_group, n_sites, alpha, seed)
+    order = list(site_of_group.cat.categories)
+    lookup = dict(zip(site_of_group.index.tolist(), site_of_group.astype(str), strict=True))
+    return _sites(groups.map(lookup).dropna(), order)

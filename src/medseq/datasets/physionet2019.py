@@ -188,8 +188,9 @@ UNSUPPORTED = {
     ),
     "federated": (
         "the two hospital systems are defined as sites (spec part `partitions`, "
-        "'hospital'), but federated training of this per-hour model has not been run yet "
-        "(issue 15, item 3)"
+        "'hospital'), but the per-hour model does not federate yet: its hourly featurizer "
+        "has no federated fit, and round selection scores one label per sample, not "
+        "per-hour labels (issue 15, item 3)"
     ),
 }
 

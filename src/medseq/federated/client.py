@@ -76,6 +76,7 @@ def experiment_json(experiment: FederatedExperiment) -> str:
             "task": experiment.task,
             "train": experiment.train,
             "test": experiment.test,
+            "protocol": experiment.protocol,
         },
         "features": experiment.features,
         "model": experiment.model,

@@ -25,7 +25,14 @@ from medseq.federated import local
 from medseq.federated.client import class_names, make_model, model_config, numpy_client
 from medseq.federated.config import FederatedExperiment
 from medseq.federated.server import MedseqStrategy, make_strategy, n_server_rounds
-from medseq.federated.sites import load_site, make_partition, n_sites, read_set
+from medseq.federated.sites import (
+    load_site,
+    make_partition,
+    n_sites,
+    protocol_data,
+    protocol_test_ids,
+    read_set,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +122,7 @@ def finish(
     )
     model = make_model(experiment, featurizer, seed=experiment.federated.seed)
     local.set_weights(model, strategy.best_parameters)
-    if experiment.test:
+    if experiment.test or experiment.protocol:
         result.test_auroc, result.test_site_auroc = test_scores(experiment, featurizer, model)
     result.seconds = time.perf_counter() - start
     if experiment.output_dir:
@@ -154,6 +161,7 @@ def save_global_bundle(
                 role: {"path": str(p), "sha256": file_sha256(resolve_data_path(p))}
                 for role, p in paths.items()
             },
+            **({"split": _split_provenance(experiment)} if experiment.protocol else {}),
             "federated": {
                 "partition": experiment.federated.partition,
                 "sites": result.sites,
@@ -166,13 +174,31 @@ def save_global_bundle(
     return save_bundle(bundle, Path(experiment.output_dir) / "bundle")
 
 
+def _split_provenance(experiment: FederatedExperiment) -> dict[str, Any]:
+    """The bundle's ``split``: what ``medseq evaluate`` on the training file needs to keep
+    only the protocol's test part (:mod:`medseq.experiment.evaluation_set`)."""
+    data = protocol_data(experiment)
+    return {
+        "protocol": data.protocol,
+        "val_fraction": data.val_fraction,
+        "cv_folds": data.cv_folds,
+        "split_seed": data.split_seed,
+        "max_subjects": None,
+    }
+
+
 def test_scores(
     experiment: FederatedExperiment, featurizer: Any, model: Any
 ) -> tuple[float, dict[str, float]]:
     """Test AUROC (the task's) overall and per site (test samples partitioned like the
-    training set; sites where it is undefined are left out)."""
+    training set; sites where it is undefined are left out). The test samples are the
+    ``[data] test`` set, or under a ``[data] protocol`` its test part of the training set."""
     spec = get_dataset(experiment.dataset)
-    data, labels = read_set(experiment, experiment.test)
+    if experiment.protocol:
+        data, labels = read_set(experiment, experiment.train)
+        labels = labels.loc[protocol_test_ids(experiment)]
+    else:
+        data, labels = read_set(experiment, experiment.test)
     ids = labels.index.to_numpy(dtype=np.int64)
     arrays = local.featurise(spec, featurizer, data, ids, labels)
     task_type = spec.task_type(experiment.task)

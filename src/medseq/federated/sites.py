@@ -84,22 +84,62 @@ def _strata(y: Labels) -> np.ndarray:
 
 
 def local_split(
-    ids: np.ndarray, y: Labels, config: FederatedConfig
+    ids: np.ndarray, y: Labels, config: FederatedConfig, groups: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """A site's stratified train/validation split of its own ids."""
+    """A site's stratified train/validation split of its own ids.
+
+    With ``groups`` (the patient or record behind each id, where one patient gives several
+    samples) whole groups go to one side, stratified on each group's largest label, so the
+    round selection never validates on a patient the site trains on.
+    """
     from medseq.tasks.splits import stratified_split
 
-    target = _strata(y)
-    return stratified_split(ids, target, val_fraction=config.val_fraction, random_state=config.seed)
+    ids = np.asarray(ids, dtype=np.int64)
+    if groups is None or len(np.unique(groups)) == len(ids):
+        return stratified_split(
+            ids, _strata(y), val_fraction=config.val_fraction, random_state=config.seed
+        )
+    groups = np.asarray(groups)
+    target = y.max(axis=1) if isinstance(y, pd.DataFrame) else y
+    per_group = pd.Series(target.to_numpy(), index=groups).groupby(level=0).max()
+    names = per_group.index.to_numpy()
+    if len(names) < 2:
+        raise ValueError(
+            f"a site holds the samples of {len(names)} patient(s) or record(s), too few to "
+            "keep one for validation; lower [federated] n_sites"
+        )
+    strata = _strata(per_group)
+    n_val = int(np.ceil(config.val_fraction * len(names)))
+    if min(n_val, len(names) - n_val) < len(np.unique(strata)):  # too few groups to stratify
+        strata = np.zeros(len(names), dtype=np.int64)
+    train_groups, _ = stratified_split(
+        names, strata, val_fraction=config.val_fraction, random_state=config.seed
+    )
+    in_train = np.isin(groups, train_groups)
+    return ids[in_train], ids[~in_train]
 
 
 def cut_site(
-    data: Any, name: str, ids: np.ndarray, labels: Labels, config: FederatedConfig
+    data: Any,
+    name: str,
+    ids: np.ndarray,
+    labels: Labels,
+    config: FederatedConfig,
+    groups: np.ndarray | None = None,
 ) -> Site:
-    """Site ``name``: its ``ids`` of a read set, split into local train and validation."""
+    """Site ``name``: its ``ids`` of a read set, split into local train and validation
+    (whole ``groups`` to one side when given: see :func:`local_split`)."""
     y = labels.loc[np.asarray(ids, dtype=np.int64)]
-    train_ids, val_ids = local_split(np.asarray(ids, dtype=np.int64), y, config)
+    train_ids, val_ids = local_split(np.asarray(ids, dtype=np.int64), y, config, groups)
     return Site(name, data, np.asarray(train_ids, np.int64), np.asarray(val_ids, np.int64), y)
+
+
+def site_groups(spec: DatasetSpec, task: str, data: Any, ids: np.ndarray) -> np.ndarray | None:
+    """The patient behind each of ``ids`` (``spec.groups``), or None where every sample is
+    its own patient."""
+    if spec.groups is None:
+        return None
+    return np.asarray(spec.groups(task, data, np.asarray(ids, dtype=np.int64)))
 
 
 @functools.lru_cache(maxsize=4)
@@ -111,26 +151,93 @@ def _read(dataset: str, task: str, path: str) -> tuple[Any, Labels]:
     return data, spec.labels(task, data)
 
 
+def protocol_data(experiment: FederatedExperiment) -> Any:
+    """The ``[data]`` table (:class:`~medseq.experiment.config.ExperimentData`) that the
+    dataset's split protocol reads: the experiment's set, task and protocol, the split seed
+    being ``[federated] seed``."""
+    from medseq.experiment.config import ExperimentData
+
+    return ExperimentData(
+        dataset=experiment.dataset,
+        train=experiment.train,
+        test="",
+        task=experiment.task,
+        val_fraction=experiment.federated.val_fraction,
+        split_seed=experiment.federated.seed,
+        protocol=experiment.protocol,
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _protocol_test(key: str) -> np.ndarray:
+    spec_key = json.loads(key)
+    experiment = FederatedExperiment(
+        name="",
+        dataset=spec_key["dataset"],
+        task=spec_key["task"],
+        train=spec_key["train"],
+        protocol=spec_key["protocol"],
+        federated=FederatedConfig.from_dict(spec_key["federated"]),
+    )
+    data, labels = read_set(experiment, experiment.train)
+    split = get_dataset(experiment.dataset).protocol(experiment.protocol)(
+        protocol_data(experiment), data, labels
+    )
+    if split.test is None or not len(split.test):
+        raise ValueError(
+            f"[data] protocol {experiment.protocol!r} of dataset {experiment.dataset!r} sets "
+            "no test part; name a separate [data] test instead"
+        )
+    return np.sort(np.asarray(split.test, dtype=np.int64))
+
+
+def protocol_test_ids(experiment: FederatedExperiment) -> np.ndarray:
+    """The test ids of the experiment's ``[data] protocol`` (held out of every site);
+    empty without a protocol."""
+    if not experiment.protocol:
+        return np.zeros(0, dtype=np.int64)
+    return _protocol_test(json.dumps(_key(experiment), sort_keys=True))
+
+
 def read_set(experiment: FederatedExperiment, path: str) -> tuple[Any, Labels]:
     """The experiment's dataset at ``path`` (under the data root, or absolute) and its task
     labels, read once per process."""
     return _read(experiment.dataset, experiment.task, str(path))
 
 
+def site_pool(experiment: FederatedExperiment) -> tuple[Any, Labels]:
+    """The training set and the labels the sites are drawn from: every labelled sample, or,
+    under a ``[data] protocol``, all but the protocol's test part."""
+    data, labels = read_set(experiment, experiment.train)
+    test = protocol_test_ids(experiment)
+    if test.size:
+        labels = labels.loc[~labels.index.isin(test)]
+    return data, labels
+
+
 @functools.lru_cache(maxsize=8)
 def _load_site(key: str) -> Site:
     spec_key = json.loads(key)
-    fed = FederatedConfig.from_dict(spec_key["federated"])
-    dataset, task = spec_key["dataset"], spec_key["task"]
-    data, labels = _read(dataset, task, spec_key["train"])
-    part = make_partition(get_dataset(dataset), data, labels, fed)
-    index = spec_key["site"]
+    index = spec_key.pop("site")
+    experiment = FederatedExperiment(
+        name="",
+        dataset=spec_key["dataset"],
+        task=spec_key["task"],
+        train=spec_key["train"],
+        protocol=spec_key["protocol"],
+        federated=FederatedConfig.from_dict(spec_key["federated"]),
+    )
+    spec = get_dataset(experiment.dataset)
+    data, labels = site_pool(experiment)
+    part = make_partition(spec, data, labels, experiment.federated)
     if not 0 <= index < len(part.sites):
         raise ValueError(
             f"--site must be in [0, {len(part.sites)}), got {index}: sites {part.names}"
         )
     name = part.names[index]
-    return cut_site(data, name, part.sites[name], labels, fed)
+    ids = part.sites[name]
+    groups = site_groups(spec, experiment.task, data, ids)
+    return cut_site(data, name, ids, labels, experiment.federated, groups)
 
 
 def _key(experiment: FederatedExperiment) -> dict[str, Any]:
@@ -138,8 +245,13 @@ def _key(experiment: FederatedExperiment) -> dict[str, Any]:
         "dataset": experiment.dataset,
         "task": experiment.task,
         "train": experiment.train,
-        "federated": experiment.federated.to_dict(),
+        "protocol": experiment.protocol,
+        "federated": _drop_none(experiment.federated.to_dict()),
     }
+
+
+def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: _drop_none(v) if isinstance(v, dict) else v for k, v in d.items() if v is not None}
 
 
 def load_site(experiment: FederatedExperiment, index: int) -> Site:
@@ -148,8 +260,8 @@ def load_site(experiment: FederatedExperiment, index: int) -> Site:
 
 
 def partition_of(experiment: FederatedExperiment) -> SitePartition:
-    """The experiment's partition of its training set."""
-    data, labels = read_set(experiment, experiment.train)
+    """The experiment's partition of its training set (its protocol's test part left out)."""
+    data, labels = site_pool(experiment)
     return make_partition(get_dataset(experiment.dataset), data, labels, experiment.federated)
 
 

@@ -45,6 +45,10 @@ def _raw(data=None, federated=None):
             _raw(federated={"strategy": "fedprox", "privacy": {"target_epsilon": 2.0}}),
             "not supported",
         ),
+        (
+            {**_raw(), "train": {"class_weight": "balanced"}},
+            r"\[train\] class_weight is not supported",
+        ),
     ],
 )
 def test_mistakes_are_named(raw, message):
@@ -54,7 +58,13 @@ def test_mistakes_are_named(raw, message):
 
 @pytest.mark.parametrize(
     ("name", "dataset", "partition"),
-    [("federated-cinc2017", "cinc2017", "dirichlet"), ("federated-tox21", "tox21", "scaffold")],
+    [
+        ("federated-cinc2017", "cinc2017", "dirichlet"),
+        ("federated-tox21", "tox21", "scaffold"),
+        ("federated-mitbih", "mitbih", "records"),
+        ("federated-adrenalmnist3d", "adrenalmnist3d", "dirichlet"),
+        ("federated-mimic3", "mimic3", "iid"),
+    ],
 )
 def test_shipped_configs_of_other_datasets_parse(name, dataset, partition):
     experiment = load_federated(CONFIGS / f"{name}.toml")
@@ -64,9 +74,12 @@ def test_shipped_configs_of_other_datasets_parse(name, dataset, partition):
 def test_a_dataset_without_partitions_is_refused_with_the_specs_sentence():
     from medseq.datasets.registry import StageUnsupported
 
-    raw = {"data": {"dataset": "mitbih", "task": "beat", "train": "mitdb_full"}}
+    raw = {"data": {"dataset": "bonn_eeg", "task": "seizure", "train": "bonn_eeg"}}
     with pytest.raises(StageUnsupported) as err:
         parse_federated({**raw, "federated": {"partition": "dirichlet"}})
     assert str(err.value) == (
-        "medseq federate is not available for dataset 'mitbih': its spec has no 'partitions'"
+        "medseq federate is not available for dataset 'bonn_eeg': its spec has no "
+        "'partitions': the segments carry no hospital, subject or recording labels to split "
+        "into sites (N and F are two electrode sites of the same five patients, not two "
+        "hospitals)"
     )
