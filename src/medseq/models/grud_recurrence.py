@@ -163,8 +163,18 @@ def grud_recurrence(gi: Tensor, gamma: Tensor, weight_hh: Tensor, bias_hh: Tenso
 
     Uses :class:`GRUDRecurrence` (hand-written backward) when a gradient is needed, and the
     plain-op :func:`grud_loop` otherwise (inference) and while tracing, compiling or
-    exporting, so ONNX export and ``torch.compile`` see ordinary operators.
+    exporting, so ONNX export and ``torch.compile`` see ordinary operators. Under
+    ``torch.autocast`` the loop runs in the weights' dtype (autocast switched off inside).
     """
+    device_type = gi.device.type
+    if torch.is_autocast_enabled(device_type):
+        # autocast hands in bf16/fp16 projections, and this loop's preallocated buffers and
+        # addmm need one dtype: run the serial part in the weights' dtype with autocast off
+        # (what torch.amp.custom_fwd(cast_inputs=...) does), so a mixed-precision model
+        # trains GRU-D with a full-precision recurrence instead of failing.
+        with torch.autocast(device_type, enabled=False):
+            dtype = weight_hh.dtype
+            return grud_recurrence(gi.to(dtype), gamma.to(dtype), weight_hh, bias_hh)
     needs_grad = torch.is_grad_enabled() and any(
         x.requires_grad for x in (gi, gamma, weight_hh, bias_hh)
     )

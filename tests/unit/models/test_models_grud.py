@@ -104,6 +104,28 @@ def test_dispatch_uses_plain_ops_without_grad():
         assert grud_recurrence(gi, gamma, weight, bias).grad_fn is None
 
 
+def test_trains_under_bf16_autocast_with_a_full_precision_recurrence():
+    # autocast makes the input projection bf16; the loop's buffers need one dtype, so the
+    # recurrence runs in float32 and the step gives the float32 recurrence's gradients
+    torch.manual_seed(3)
+    model = GRUD(ModelConfig(input_size=4, kind="grud", hidden_size=6, static_size=3))
+    batch = make_batch()
+    gi, gamma = torch.randn(3, 2, 6), torch.rand(3, 2, 2)
+    weight, bias = nn.Parameter(torch.randn(6, 2)), nn.Parameter(torch.randn(6))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = grud_recurrence(gi.bfloat16(), gamma.bfloat16(), weight, bias)
+        logits = model(**batch)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(
+        out, grud_recurrence(gi.bfloat16().float(), gamma.bfloat16().float(), weight, bias)
+    )
+    logits.float().sum().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    with torch.no_grad():  # bf16 rounding of the projections only: close to float32
+        torch.testing.assert_close(logits.float(), model(**batch), atol=0.05, rtol=0.05)
+
+
 def test_before_the_first_observation_inputs_decay_to_x_mean():
     model = GRUD(ModelConfig(input_size=2, kind="grud", hidden_size=3))
     values = torch.tensor([[[5.0, 1.0], [0.0, 0.0], [0.0, 2.0]]])
