@@ -283,6 +283,18 @@ def serve(
     drift_psi: Annotated[
         float, typer.Option(help="Population stability index at which a feature drifts.")
     ] = 0.2,
+    worker_threads: Annotated[
+        int, typer.Option(help="Requests parsed and scored at once, off the event loop.")
+    ] = 4,
+    max_connections: Annotated[
+        int, typer.Option(help="Open connections; one more is answered 503 and closed.")
+    ] = 512,
+    header_timeout: Annotated[
+        float, typer.Option(help="Seconds a request's headers may take; then closed.")
+    ] = 10.0,
+    body_timeout: Annotated[
+        float, typer.Option(help="Seconds a request's body may take after its headers.")
+    ] = 60.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve a bundle over REST: batch, FHIR and streaming prediction."""
@@ -300,6 +312,10 @@ def serve(
         alert_threshold=alert_threshold,
         alert_hysteresis=alert_hysteresis,
         drift=drift,
+        worker_threads=worker_threads,
+        max_connections=max_connections,
+        header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
     )
     typer.echo(f"medseq serve: http://{host}:{port} (state: {state_db})")
     run_server(bundle, settings, host, port)

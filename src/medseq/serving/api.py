@@ -44,10 +44,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import ClientDisconnect
 
 from medseq.serving import drift_routes, schemas
 from medseq.serving.engine import AlertPolicy
@@ -55,12 +55,14 @@ from medseq.serving.inputs import parse_json
 from medseq.serving.manifest import model_version, read_manifest
 from medseq.serving.metrics import Metrics
 from medseq.serving.middleware import ServingMiddleware
+from medseq.serving.pool import WorkerPool
 from medseq.serving.predict import answer, featurise
 from medseq.serving.recurrent import StreamingUnsupported
 from medseq.serving.requests import (
     RequestContext,
     RequestError,
     RequestUnavailable,
+    capped,
     is_fhir_bundle,
 )
 from medseq.serving.sets import add_sets, requested
@@ -184,6 +186,7 @@ def create_app(bundle_dir: str | Path, settings: ServeSettings) -> FastAPI:
     app.state.settings, app.state.bundle_dir = settings, bundle_dir
     app.state.manifest, app.state.version = manifest, model_version(manifest)
     app.state.served, app.state.metrics = served, Metrics()
+    app.state.pool = WorkerPool(settings.worker_threads)
     app.state.drift, app.state.drift_reason = None, "the service has not started"
     app.state.metrics.section(lambda: drift_routes.prometheus_lines(app.state))
     _handlers(app)
@@ -230,11 +233,15 @@ def _handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, err: RequestValidationError):
         keep = [{k: e[k] for k in ("loc", "msg", "type") if k in e} for e in err.errors()]
-        return errors(422, keep)
+        return errors(422, capped(keep))
 
     @app.exception_handler(StreamingUnsupported)
     async def _unsupported(request: Request, err: StreamingUnsupported):
         return errors(409, f"streaming is not available for this model: {err}")
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, err: ClientDisconnect):  # e.g. cut by body_timeout_s
+        return errors(400, "the client closed the connection before the body was complete")
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, err: Exception):
@@ -351,15 +358,15 @@ async def _predict(request: Request) -> dict[str, Any]:
     if state.bundle is None:
         raise RequestUnavailable(state.unavailable)
     coverage, mondrian = requested(request)
-    obj = parse_json(await request.body())
-    body = _parts(served, obj)
+    raw = await request.body()
     context = RequestContext(
         state.bundle.featurizer, task=served.task, now=_now(),
         max_future=timedelta(minutes=state.settings.max_future_minutes),
     )  # fmt: skip
 
-    def run() -> dict[str, Any]:
-        parsed = body.parse(obj, context)
+    def run() -> dict[str, Any]:  # in the worker pool, off the event loop
+        obj = parse_json(raw)
+        parsed = _parts(served, obj).parse(obj, context)
         arrays = featurise(served.spec, state.bundle, parsed)
         scores = state.bundle.predict_arrays(arrays)
         out = answer(state.bundle, served.task, scores, parsed)
@@ -368,7 +375,7 @@ async def _predict(request: Request) -> dict[str, Any]:
         drift_routes.observe(state, arrays, scores)
         return out
 
-    out = await run_in_threadpool(run)
+    out = await state.pool.run(run)
     used = sum(p.get("n_events_used") or 0 for p in out["predictions"])
     state.metrics.count_observations("batch", used)
     return {"model_version": state.version, **out}

@@ -22,13 +22,19 @@ Admission time (hour 0 of the model's window)
     patient in the Bundle. As in the PhysioNet files, the first body weight at hour 0 is
     the admission-weight descriptor; every other one is a time-varying ``Weight``.
 
-Refused with 422: invalid FHIR, an Observation without subject (batch) or with another
-subject than the URL's (streaming), without an effective time, with a date but no time,
-or later than ``now + max_future``.
+``valueQuantity.comparator`` (a censored value such as ``< 0.01``) is left out and reported
+with reason ``censored``. A streaming update Bundle holds at most ``MAX_UPDATE`` entries,
+the cap of the event-table form (:mod:`medseq.serving.fhir_bounds`).
+
+Refused with 422: invalid FHIR, a Bundle outside :mod:`medseq.serving.fhir_bounds` (type,
+entry count, resource types, dates given as numbers), an Observation without subject
+(batch) or with another subject than the URL's (streaming), without an effective time,
+with a date but no time, or later than ``now + max_future``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -37,6 +43,7 @@ from medseq.serving.codes import UCUM_SYSTEM, CodeTable, Mapped
 from medseq.serving.engine import Observation
 from medseq.serving.inputs import History, InputError
 from medseq.serving.requests import fhir_bundle, fhir_subject, is_fhir_bundle
+from medseq.serving.schemas import MAX_UPDATE
 
 ACCEPTED_STATUS = frozenset({"final", "amended", "corrected", "preliminary"})
 GENDER = {"male": 1.0, "female": 0.0}
@@ -83,21 +90,28 @@ def _collect(bundle: Any, now: datetime, max_future: timedelta) -> tuple[list[_O
     return observations, patients, admissions
 
 
-def _values(res: Any) -> list[tuple[Any, Any, str | None]]:
-    """(codeable concept, value, unit) of the resource and of each component."""
+def _values(res: Any) -> list[tuple[Any, float | None, str | None, str | None]]:
+    """(codeable concept, value, unit, reason not used) of the resource and each component.
+
+    A ``valueQuantity`` with a ``comparator`` (``<``, ``<=``, ``>=``, ``>``) is a censored
+    value (troponin ``< 0.01``): it is not the exact value the model was trained on, so it
+    is left out and reported (reason ``censored``), never used as if exact.
+    """
     items = [(res.code, res)] + [(c.code, c) for c in (res.component or [])]
-    out: list[tuple[Any, float | None, str | None]] = []
+    out: list[tuple[Any, float | None, str | None, str | None]] = []
     for code, holder in items:
         q = getattr(holder, "valueQuantity", None)
         if q is not None and q.value is not None:
             unit = q.code if (q.code and (q.system in (None, UCUM_SYSTEM))) else q.unit
-            out.append((code, float(q.value), unit))
+            value = float(q.value)
+            reason = "censored" if q.comparator else None
+            out.append((code, value, unit, reason if math.isfinite(value) else "not_finite"))
         elif getattr(holder, "valueInteger", None) is not None:
-            out.append((code, float(holder.valueInteger), None))
+            out.append((code, float(holder.valueInteger), None, None))
         elif getattr(holder, "valueBoolean", None) is not None:
-            out.append((code, float(holder.valueBoolean), None))
+            out.append((code, float(holder.valueBoolean), None, None))
         elif holder is not res:
-            out.append((code, None, None))
+            out.append((code, None, None, None))
     return out
 
 
@@ -119,11 +133,13 @@ def _add(history: History, obs: _Obs, admission: datetime, table: CodeTable) -> 
     status = str(obs.resource.status)
     values = _values(obs.resource)
     if not values:
-        values = [(obs.resource.code, None, None)]
-    for concept, value, unit in values:
+        values = [(obs.resource.code, None, None, None)]
+    for concept, value, unit, reason in values:
         label, mapped = _map_one(table, concept, value, unit)
         if status not in ACCEPTED_STATUS:
             mapped = f"status:{status}"
+        elif reason is not None:
+            mapped = reason
         if not isinstance(mapped, Mapped):
             history.skipped.append({"index": obs.index, "code": label, "reason": mapped})
         elif mapped.static:
@@ -164,7 +180,7 @@ def histories_from_bundle(
     With ``patient_id`` (streaming), every Observation must be about that patient (or
     have no subject) and ``admission`` is used when the Bundle has no Encounter.
     """
-    bundle = fhir_bundle(obj)
+    bundle = fhir_bundle(obj, MAX_UPDATE if patient_id is not None else None)
     observations, patients, admissions = _collect(bundle, now, max_future)
     groups: dict[str, list[_Obs]] = {}
     for obs in observations:

@@ -11,13 +11,13 @@ which variable.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from medseq.serving.codes import CodeTable, Mapped
 from medseq.serving.engine import Observation
+from medseq.serving.jsonbody import parse_body
 from medseq.serving.requests import RequestError as InputError
 from medseq.serving.requests import validate
 from medseq.serving.schemas import EventIn
@@ -38,16 +38,9 @@ class History:
 
 
 def parse_json(body: bytes) -> Any:
-    """JSON of a request body; a syntax error is a 422 naming line and column."""
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        where = (
-            f" at line {err.lineno} column {err.colno}"
-            if isinstance(err, json.JSONDecodeError)
-            else ""
-        )
-        raise InputError.at(("body",), f"invalid JSON{where}", "json_invalid") from None
+    """JSON of a request body; invalid or too deeply nested JSON is a 422
+    (:func:`medseq.serving.jsonbody.parse_body`)."""
+    return parse_body(body)
 
 
 def history_from_events(

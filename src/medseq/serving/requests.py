@@ -34,12 +34,27 @@ import numpy as np
 MAX_ITEMS = 256
 #: ``id`` values of the request: no spaces, at most 64 characters.
 ITEM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: Errors kept in one 422 answer; the rest are counted in a last entry.
+MAX_ERRORS = 50
+
+
+def capped(errors: Sequence[dict[str, Any]], limit: int = MAX_ERRORS) -> list[dict[str, Any]]:
+    """The first ``limit`` errors, then one entry saying how many more there were.
+
+    An 8 MB body of invalid rows has hundreds of thousands of errors; answering all of
+    them made a 422 of 9-32 MB.
+    """
+    if len(errors) <= limit:
+        return list(errors)
+    more = {"loc": ["body"], "msg": f"and {len(errors) - limit} more", "type": "too_many_errors"}
+    return [*errors[:limit], more]
 
 
 class RequestError(ValueError):
     """Bad input for a 422 answer: ``errors`` are pydantic-style ``{loc, msg, type}``."""
 
     def __init__(self, errors: list[dict[str, Any]]) -> None:
+        errors = capped(errors)
         super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
         self.errors = errors
 
@@ -160,16 +175,23 @@ def is_fhir_bundle(obj: Any) -> bool:
     return isinstance(obj, dict) and obj.get("resourceType") == "Bundle"
 
 
-def fhir_bundle(obj: dict[str, Any]) -> Any:
+def fhir_bundle(obj: dict[str, Any], max_entries: int | None = None) -> Any:
     """The body validated as a FHIR R4 Bundle (``fhir.resources`` R4B models).
 
     ``fhir.resources`` 7+ ships R5 by default and R4B, not R4; Observation, Patient,
     Encounter and Bundle are normative since R4 and unchanged in R4B, so an R4 Bundle
     validates as is. An invalid one is a :class:`RequestError` whose ``loc`` is the path in
-    the Bundle (``body.entry.3.resource.valueQuantity.value``).
+    the Bundle (``body.entry.3.resource.valueQuantity.value``). The raw body is first
+    checked against :mod:`medseq.serving.fhir_bounds` (Bundle type, at most
+    ``max_entries`` entries, default ``MAX_FHIR_ENTRIES``, known resource types, dates as
+    strings).
     """
     import pydantic
     from fhir.resources.R4B.bundle import Bundle
+
+    from medseq.serving.fhir_bounds import MAX_FHIR_ENTRIES, check_bundle
+
+    check_bundle(obj, MAX_FHIR_ENTRIES if max_entries is None else max_entries)
 
     try:
         return Bundle.model_validate(obj)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from medseq.serving.settings import ServeSettings
 
@@ -16,7 +17,8 @@ def serve(bundle_dir: str | Path, settings: ServeSettings, host: str, port: int)
     One worker process: the streaming states live in that process (and in SQLite), and a
     second worker would hold a second, diverging copy. uvicorn's access log is off because
     it prints concrete paths, which hold patient identifiers; medseq's own access log
-    (``medseq.serving.access``) names route templates only.
+    (``medseq.serving.access``) names route templates only. Connections are capped and
+    slow headers and bodies cut (:mod:`medseq.serving.protocol`).
     """
     import uvicorn
 
@@ -24,4 +26,20 @@ def serve(bundle_dir: str | Path, settings: ServeSettings, host: str, port: int)
 
     app = create_app(bundle_dir, settings)
     logger.info("medseq serve on http://%s:%d (state: %s)", host, port, settings.state_db)
-    uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning", workers=1)
+    uvicorn.Server(uvicorn_config(app, settings, host, port)).run()
+
+
+def uvicorn_config(app: Any, settings: ServeSettings, host: str, port: int) -> Any:
+    """The ``uvicorn.Config`` of :func:`serve`: one worker, no access log, guarded protocol."""
+    import uvicorn
+
+    from medseq.serving.protocol import ConnectionLimits, default_protocol, guarded_protocol
+
+    limits = ConnectionLimits(
+        settings.max_connections, settings.header_timeout_s, settings.body_timeout_s
+    )
+    return uvicorn.Config(
+        app, host=host, port=port, access_log=False, log_level="warning", workers=1,
+        http=guarded_protocol(default_protocol(), limits),
+        timeout_keep_alive=max(1, round(settings.keep_alive_s)),
+    )  # fmt: skip

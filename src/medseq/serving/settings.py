@@ -63,6 +63,19 @@ class ServeSettings:
         FHIR times later than now plus this clock skew are refused (422).
     drift : DriftSettings, default=DriftSettings()
         Sliding window and thresholds of the drift monitor (``GET /v1/drift``).
+    worker_threads : int, default=4
+        Requests parsed, validated and scored at once, off the event loop
+        (:mod:`medseq.serving.pool`); more wait their turn.
+    max_connections : int, default=512
+        Open connections; one more is answered 503 and closed at once
+        (:mod:`medseq.serving.protocol`).
+    header_timeout_s : float, default=10.0
+        A request's headers must be complete this long after its first byte (or after
+        the connection opens); else the connection is closed.
+    body_timeout_s : float, default=60.0
+        A request's body must be complete this long after its headers; else closed.
+    keep_alive_s : float, default=5.0
+        An idle keep-alive connection is closed after this long.
     """
 
     tokens: tuple[str, ...] = field(repr=False)
@@ -73,6 +86,11 @@ class ServeSettings:
     alert_hysteresis: float = 0.02
     max_future_minutes: float = 5.0
     drift: DriftSettings = field(default_factory=DriftSettings)
+    worker_threads: int = 4
+    max_connections: int = 512
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 60.0
+    keep_alive_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.tokens:
@@ -81,3 +99,9 @@ class ServeSettings:
             raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
         if self.max_future_minutes < 0:
             raise ValueError(f"max_future_minutes must be >= 0, got {self.max_future_minutes}")
+        for name in ("worker_threads", "max_connections"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("header_timeout_s", "body_timeout_s", "keep_alive_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

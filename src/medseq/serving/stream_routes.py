@@ -15,6 +15,7 @@ from medseq.serving.engine import ObservationError
 from medseq.serving.inputs import parse_json
 from medseq.serving.recurrent import StreamingUnsupported
 from medseq.serving.requests import RequestContext, RequestError, RequestUnavailable
+from medseq.serving.update_caps import check_update
 
 PatientIdPath = Annotated[str, PathParam(pattern=schemas.PATIENT_ID_PATTERN)]
 
@@ -52,13 +53,17 @@ def _stream(request: Request) -> Any:
 
 def _history_for(request: Request, patient_id: str, obj: Any, stream: Any):
     state = request.app.state
-    stay = stream.get(patient_id)
+    stay = state.pool.locked(stream.get, patient_id)
     admission = stay.admission_time if stay is not None else None
     context = RequestContext(
         state.bundle.featurizer, task=state.served.task, now=_now(),
         max_future=timedelta(minutes=state.settings.max_future_minutes),
     )  # fmt: skip
-    return state.served.streaming.load().observations(obj, patient_id, admission, context)
+    history, prefix = state.served.streaming.load().observations(
+        obj, patient_id, admission, context
+    )
+    check_update(history, prefix)
+    return history, prefix
 
 
 async def observe(request: Request, patient_id: PatientIdPath) -> schemas.StreamUpdate:
@@ -66,10 +71,24 @@ async def observe(request: Request, patient_id: PatientIdPath) -> schemas.Stream
     stream = _stream(request)
     if stream.engine is None:
         raise StreamingUnsupported(stream.unsupported)
-    obj = parse_json(await request.body())
-    history, prefix = _history_for(request, patient_id, obj, stream)
-    try:
+    raw = await request.body()
+    body, counts = await request.app.state.pool.run(_observe, request, patient_id, raw, stream)
+    metrics = request.app.state.metrics
+    metrics.count_observations("applied", counts[0])
+    metrics.count_observations("skipped", counts[1])
+    return body
+
+
+def _observe(request: Request, patient_id: str, raw: bytes, stream: Any):
+    """Parse, validate and apply one update (in the worker pool, off the event loop)."""
+    history, prefix = _history_for(request, patient_id, parse_json(raw), stream)
+
+    def apply() -> tuple[dict[str, Any], Any]:  # the answer is this update's state
         stay, result = stream.update(patient_id, history)
+        return _stream_state(request, patient_id, stay), result
+
+    try:
+        body, result = request.app.state.pool.locked(apply)
     except ObservationError as err:
         origin = history.origins[err.index] if err.index >= 0 else None
         loc = (*prefix, origin, err.field) if origin is not None else ("body", err.field)
@@ -77,16 +96,15 @@ async def observe(request: Request, patient_id: PatientIdPath) -> schemas.Stream
     skipped = history.skipped + [
         {**s, "index": history.origins[s["index"]]} for s in result.skipped
     ]
-    metrics = request.app.state.metrics
-    metrics.count_observations("applied", result.n_applied)
-    metrics.count_observations("skipped", len(skipped))
-    body = _stream_state(request, patient_id, stay)
-    return schemas.StreamUpdate(**body, n_applied=result.n_applied, skipped=_skipped(skipped))
+    update = schemas.StreamUpdate(**body, n_applied=result.n_applied, skipped=_skipped(skipped))
+    return update, (result.n_applied, len(skipped))
 
 
 async def patient(request: Request, patient_id: PatientIdPath) -> schemas.StreamState:
     """The current state of an open stay (404 if none)."""
-    stay = _stream(request).get(patient_id)
+    stream = _stream(request)
+    pool = request.app.state.pool
+    stay = await pool.run(pool.locked, stream.get, patient_id)  # may read SQLite
     if stay is None:
         raise HTTPException(404, "no open stay for this patient")
     return schemas.StreamState(**_stream_state(request, patient_id, stay))
@@ -94,7 +112,9 @@ async def patient(request: Request, patient_id: PatientIdPath) -> schemas.Stream
 
 async def discharge(request: Request, patient_id: PatientIdPath) -> schemas.StreamState:
     """End a stay; answers its final state. The stored state and observations are deleted."""
-    stay = _stream(request).discharge(patient_id)
+    stream = _stream(request)
+    pool = request.app.state.pool
+    stay = await pool.run(pool.locked, stream.discharge, patient_id)
     if stay is None:
         raise HTTPException(404, "no open stay for this patient")
     return schemas.StreamState(**_stream_state(request, patient_id, stay))
