@@ -62,7 +62,10 @@ def test_streamed_in_chunks_equals_the_offline_pass(beat_bundle, name):
         beats, alerts = _stream(beat_bundle, x, sizes)
         assert [b.sample for b in beats] == [b.sample for b in offline]
         assert [b.label for b in beats] == [b.label for b in offline]
-        p, q = np.array([b.probabilities for b in beats]), np.array([b.probabilities for b in offline])
+        p, q = (
+            np.array([b.probabilities for b in beats]),
+            np.array([b.probabilities for b in offline]),
+        )
         np.testing.assert_allclose(p, q, atol=1e-5)
         assert alerts == offline_alerts
     assert len(offline) > 400 and len({b.label for b in offline}) >= 2
