@@ -171,3 +171,20 @@ def test_monitor_command_replays_a_record_and_prints_alerts(beat_bundle, tmp_pat
     assert "monitoring stdin" in piped.output and "replayed 120.0 s" in piped.output
     missing = runner.invoke(app, ["monitor", str(beat_bundle), "--record", "-"], input="1\n")
     assert missing.exit_code == 2 and "needs --fs" in missing.output
+
+
+def test_monitor_command_runs_without_loading_torch(beat_bundle):
+    import subprocess
+    import sys
+
+    record = dataset_dir("mitdb_full") / "232"
+    code = (
+        "import sys\n"
+        "from medseq.cli import app\n"
+        f"app(['monitor', {str(beat_bundle)!r}, '--record', {str(record)!r}], "
+        "standalone_mode=False)\n"
+        "print('torch loaded:', 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "torch loaded: False" in result.stdout and "ALERT" in result.stdout
