@@ -62,7 +62,10 @@ def test_streamed_in_chunks_equals_the_offline_pass(beat_bundle, name):
         beats, alerts = _stream(beat_bundle, x, sizes)
         assert [b.sample for b in beats] == [b.sample for b in offline]
         assert [b.label for b in beats] == [b.label for b in offline]
-        p, q = np.array([b.probabilities for b in beats]), np.array([b.probabilities for b in offline])
+        p, q = (
+            np.array([b.probabilities for b in beats]),
+            np.array([b.probabilities for b in offline]),
+        )
         np.testing.assert_allclose(p, q, atol=1e-5)
         assert alerts == offline_alerts
     assert len(offline) > 400 and len({b.label for b in offline}) >= 2
@@ -168,3 +171,20 @@ def test_monitor_command_replays_a_record_and_prints_alerts(beat_bundle, tmp_pat
     assert "monitoring stdin" in piped.output and "replayed 120.0 s" in piped.output
     missing = runner.invoke(app, ["monitor", str(beat_bundle), "--record", "-"], input="1\n")
     assert missing.exit_code == 2 and "needs --fs" in missing.output
+
+
+def test_monitor_command_runs_without_loading_torch(beat_bundle):
+    import subprocess
+    import sys
+
+    record = dataset_dir("mitdb_full") / "232"
+    code = (
+        "import sys\n"
+        "from medseq.cli import app\n"
+        f"app(['monitor', {str(beat_bundle)!r}, '--record', {str(record)!r}], "
+        "standalone_mode=False)\n"
+        "print('torch loaded:', 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "torch loaded: False" in result.stdout and "ALERT" in result.stdout

@@ -183,9 +183,7 @@ class StreamingBeatFeatures:
         seg = self._buffer[max(lo, self._start) - self._start : hi - self._start]
         if pad:
             seg = np.concatenate([np.zeros(pad), seg])
-        small = scipy.signal.resample_poly(seg, self.up, self.down, window=self.fir)[
-            : self.width
-        ]
+        small = scipy.signal.resample_poly(seg, self.up, self.down, window=self.fir)[: self.width]
         if len(small) < self.width:
             small = np.pad(small, (0, self.width - len(small)))
         return small

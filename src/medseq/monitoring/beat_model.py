@@ -85,8 +85,7 @@ def check_model(config: dict[str, Any]) -> None:
             got = list(got or [])
         if got != wanted:
             raise UnsupportedBundle(
-                f"the bundle's model has {name}={got!r}; streaming needs {name}={wanted!r} "
-                f"({why})"
+                f"the bundle's model has {name}={got!r}; streaming needs {name}={wanted!r} ({why})"
             )
     if config.get("static_size", 0):
         raise UnsupportedBundle("the bundle's model takes a static input; streaming has none")
@@ -122,8 +121,6 @@ class BeatClassifier:
         self.class_names: list[str] = list(manifest["class_names"])
         self.featurizer_state: dict[str, Any] = dict(manifest["featurizer"])
         self.context_beats = int(self.featurizer_state.get("context_beats", 0))
-        members = range(int(manifest["n_members"]))
-        key = "m{}.{}"
         stack = {
             name: np.stack(
                 [tensors[f"m{i}.{param}"] for i in range(int(manifest["n_members"]))]

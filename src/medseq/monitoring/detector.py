@@ -51,7 +51,9 @@ class MonitorSettings:
     run_classes: tuple[str, ...] = ("V", "S")
     run_min_beats: int = 3
     run_off_beats: int = 2
-    af_rule: EpisodeRule = EpisodeRule("AF", 1, 1, 10.0, 10.0)
+    af_rule: EpisodeRule = field(
+        default_factory=lambda: EpisodeRule("AF", 1, 1, min_on_s=10.0, min_off_s=10.0)
+    )
     af_on: float = 0.6
     af_off: float = 0.35
     af_intervals: int = 24
@@ -215,4 +217,3 @@ class StreamDetector:
                     alerts.append(alert)
         self._prev_beat = beat.sample
         return alerts
-

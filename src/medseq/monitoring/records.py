@@ -54,7 +54,7 @@ def _parse_header(path: Path) -> tuple[float, int, list[_SignalSpec]]:
         n_sig, fs, n = int(lines[0][1]), float(lines[0][2].split("/")[0]), int(lines[0][3])
     except ValueError:
         raise RecordError(f"{path}: unreadable record line {' '.join(lines[0])!r}") from None
-    specs = []
+    specs: list[_SignalSpec] = []
     for fields in lines[1 : 1 + n_sig]:
         if len(fields) < 5:
             raise RecordError(f"{path}: signal line {' '.join(fields)!r} has too few fields")
@@ -63,7 +63,9 @@ def _parse_header(path: Path) -> tuple[float, int, list[_SignalSpec]]:
         gain = float(gain_text.split("(")[0]) or 200.0
         zero = int(fields[4]) if len(fields) > 4 else 0
         name = " ".join(fields[8:]) if len(fields) > 8 else f"signal {len(specs)}"
-        specs.append(_SignalSpec(fields[0], fields[1], gain, zero if baseline is None else baseline, name))
+        specs.append(
+            _SignalSpec(fields[0], fields[1], gain, zero if baseline is None else baseline, name)
+        )
     if len(specs) != n_sig:
         raise RecordError(f"{path}: header announces {n_sig} signals, describes {len(specs)}")
     return fs, n, specs

@@ -13,7 +13,9 @@ from medseq.sources.wfdb_records import read_record as wfdb_read
 
 def _run(tracker: EpisodeTracker, evidence: list[bool], rr_s: float = 0.8):
     return [
-        (i, a.kind) for i, e in enumerate(evidence) if (a := tracker.update(i * rr_s, e)) is not None
+        (i, a.kind)
+        for i, e in enumerate(evidence)
+        if (a := tracker.update(i * rr_s, e)) is not None
     ]
 
 
