@@ -70,6 +70,10 @@ class PatientState:
     last_time: float = -math.inf
     risk: float = math.nan
     _static_vec: np.ndarray | None = field(default=None, repr=False)
+    # per member NumpyMember.closed_terms of the open bin, and (engine token, open bin) they
+    # belong to; dropped whenever a bin closes; never persisted
+    _terms: list[tuple[np.ndarray, ...]] | None = field(default=None, repr=False)
+    _terms_key: tuple[object, int] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,7 @@ class StreamingEngine:
         threshold = 0.5 if bundle.threshold is None else float(bundle.threshold)
         self.alert = alert or AlertPolicy(on=threshold)
         self.uses_static = bundle.model_config.static_size > 0
+        self._token = object()  # marks the step terms this engine cached in a PatientState
 
     def new_state(self, static: Mapping[str, float] | None = None) -> PatientState:
         """A stay with no observation yet."""
@@ -219,6 +224,7 @@ class StreamingEngine:
             )
             state.hidden[m] = hidden
             state.pool[m] = member.fold(state.pool[m], out)
+        state._terms = None
 
     def static_vector(self, state: PatientState, z_open: np.ndarray) -> np.ndarray | None:
         """The model's ``static`` input: encoded descriptors (+ running summary)."""
@@ -229,8 +235,8 @@ class StreamingEngine:
             state._static_vec = encoded.astype(np.float64)
         if not self.features.static_summary:
             return state._static_vec
-        summary = self.features.summary(state.features, z_open).astype(np.float64)
-        return np.concatenate([state._static_vec, summary])
+        summary = self.features.summary(state.features, z_open)  # float32, widened here
+        return np.concatenate([state._static_vec, summary], dtype=np.float64)
 
     def predict(self, state: PatientState) -> float:
         """Risk (binary: mean member probability) over the history up to the open bin."""
@@ -238,9 +244,17 @@ class StreamingEngine:
         feats = self.features.open_bin_features(fs)
         static = self.static_vector(state, feats.z)
         total = 0.0
+        key = (self._token, fs.open_bin)
+        if state._terms is None or state._terms_key != key:
+            state._terms = [
+                m.closed_terms(state.hidden[i], feats.delta, self._x_last(fs, m))
+                for i, m in enumerate(self.members)
+            ]
+            state._terms_key = key
         for m, member in enumerate(self.members):
-            x_last = self._x_last(fs, member)
-            _, out = member.step(state.hidden[m], feats.values, feats.mask, feats.delta, x_last)
+            _, out = member.step(
+                state.hidden[m], feats.values, feats.mask, feats.delta, None, state._terms[m]
+            )
             logit = float(member.head(member.pooled(state.pool[m], out), static)[0])
             total += 1.0 / (1.0 + math.exp(-logit)) if self.task == "binary" else logit
         return total / len(self.members)

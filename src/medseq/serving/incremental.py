@@ -135,7 +135,8 @@ class StreamFeaturizer:
 
     def bin_of(self, time_hours: float) -> int:
         """``floor(time / step + 1e-9)`` capped at the last bin (as the batch discretizer)."""
-        return min(int(np.floor(time_hours / self.step_hours + 1e-9)), self.n_steps - 1)
+        # math.floor of the same float64 sum: np.floor's value without a numpy scalar's cost
+        return min(math.floor(time_hours / self.step_hours + 1e-9), self.n_steps - 1)
 
     def in_window(self, time_hours: float) -> str | None:
         """None if the batch featurizer would keep an event at this time, else the reason."""
@@ -152,7 +153,8 @@ class StreamFeaturizer:
             state.cur_time[j] += 1.0
             return
         t, v = state.cur_time[j], state.cur_value[j]
-        if np.isnan(t) or time_hours > t or (time_hours == t and value > v):
+        # t != t: NaN, no observation of j in the open bin yet (np.isnan costs more on a scalar)
+        if t != t or time_hours > t or (time_hours == t and value > v):
             state.cur_time[j], state.cur_value[j] = time_hours, value
 
     def _raw_open_bin(self, state: FeatureState) -> np.ndarray:
@@ -164,12 +166,15 @@ class StreamFeaturizer:
 
     def normalize(self, raw: np.ndarray) -> np.ndarray:
         """The fitted Normalizer's transform of one (F,) vector; NaN stays NaN."""
-        out = np.clip(raw, self._lower, self._upper)
+        # np.minimum(np.maximum(.)) is what np.clip computes for floats (NaN kept), without
+        # its Python wrappers: this runs on every streaming update
+        out = np.minimum(np.maximum(raw, self._lower), self._upper)
         if self._logged.size:
             out[self._logged] = np.log1p(out[self._logged])
-        out = (out - self._mean) / self._std
+        out -= self._mean
+        out /= self._std
         if self._clip_sigma is not None:
-            out = np.clip(out, -self._clip_sigma, self._clip_sigma)
+            np.minimum(np.maximum(out, -self._clip_sigma, out=out), self._clip_sigma, out=out)
         return out
 
     def _constants(self, state: FeatureState, t: int) -> dict[str, np.ndarray]:
@@ -211,7 +216,7 @@ class StreamFeaturizer:
         const = self._constants(state, t)
         if z is None:
             z = np.full(self.n_features, np.nan)
-        observed = ~np.isnan(z)
+        observed = z == z  # not NaN
         z32 = z.astype(np.float32).astype(np.float64)
         return BinFeatures(
             values=np.where(observed, z32, const["fill32"]),
@@ -261,25 +266,23 @@ class StreamFeaturizer:
         -------
         ndarray of float32, shape (5 F,), variable-major (mean, min, max, last, log count)
         """
-        closed = self._constants(state, state.open_bin)["closed"]
-        idx = np.flatnonzero(~np.isnan(z_open))
+        const = self._constants(state, state.open_bin)
+        closed = const["closed"]
+        idx = np.nonzero(z_open == z_open)[0]  # the observed variables (z is NaN elsewhere)
         if idx.size == 0:
             return closed.reshape(-1).astype(np.float32)
         z = z_open[idx]
         count = state.count[idx] + 1.0
-        rows = np.stack(
-            [
-                (state.sum_z[idx] + z) / count,
-                np.minimum(state.min_z[idx], z),
-                np.maximum(state.max_z[idx], z),
-                z,
-                np.log1p(count),
-            ],
-            axis=1,
-        )
-        out = closed.copy()
-        out[idx] = rows
-        return out.reshape(-1).astype(np.float32)
+        rows = np.empty((idx.size, 5))  # the columns written in place: no np.stack per update
+        np.add(state.sum_z[idx], z, out=rows[:, 0])
+        rows[:, 0] /= count
+        np.minimum(state.min_z[idx], z, out=rows[:, 1])
+        np.maximum(state.max_z[idx], z, out=rows[:, 2])
+        rows[:, 3] = z
+        np.log1p(count, out=rows[:, 4])
+        out = closed.astype(np.float32)
+        out[idx] = rows  # float64 -> float32 as astype rounds
+        return out.reshape(-1)
 
     def encode_static(self, static_raw: Mapping[str, float]) -> np.ndarray:
         """The bundled StaticEncoder applied to one patient's descriptors, shape (S0,)."""

@@ -110,41 +110,68 @@ class NumpyMember:
 
     # ---- one step ------------------------------------------------------------------------
 
+    def closed_terms(
+        self, hidden: np.ndarray, delta: np.ndarray, x_last: np.ndarray
+    ) -> tuple[np.ndarray, ...]:
+        """The parts of a step that depend on the closed bins only.
+
+        Per layer ``W_hh h + b_hh``; for GRU-D ``W_hh h~ + b_hh``, the decayed ``h~`` and the
+        imputation fallback (``delta`` and ``x_last`` are fixed while a bin is open). They do
+        not change while observations arrive in the open bin, so the engine keeps them per
+        patient until the bin closes and a streaming update pays only for the input product
+        and the gate arithmetic; :meth:`step` computes them when not given (same operations
+        on the same arrays, so the same numbers either way).
+        """
+        if self.cell == "grud":
+            w, b = self.gamma_x
+            gamma_x = np.exp(np.minimum(0.0, -b - w * delta))
+            gw, gb = self.gamma_h
+            gamma_h = np.exp(np.minimum(0.0, -(gw @ delta) - gb))
+            fallback = self.x_mean + gamma_x * (x_last - self.x_mean)
+            _, w_hh, _, b_hh = self.layers[0]
+            h_dec = gamma_h * hidden[0]
+            return w_hh @ h_dec + b_hh, h_dec, fallback
+        size = self.hidden_size
+        return tuple(
+            w_hh @ hidden[k, :size] + b_hh for k, (_, w_hh, _, b_hh) in enumerate(self.layers)
+        )
+
     def step(
         self, hidden: np.ndarray, values: np.ndarray, mask: np.ndarray, delta: np.ndarray,
-        x_last: np.ndarray,
+        x_last: np.ndarray | None, terms: tuple[np.ndarray, ...] | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
         """Advance one time step; returns the new hidden (L, K*H) and the output (D,).
 
         ``x_last`` (F,) is GRU-D's last observed value before this step (``x_mean``
-        before the first); other cells ignore it.
+        before the first); other cells ignore it. ``terms`` are :meth:`closed_terms` of
+        ``hidden``, ``delta`` and ``x_last`` if already known (then ``x_last`` is not read).
         """
+        if terms is None:
+            if x_last is None:
+                raise ValueError("step needs x_last when terms are not given")
+            terms = self.closed_terms(hidden, delta, x_last)
         c = self.config
         if self.cell == "grud":
-            return self._grud_step(hidden, values, mask, delta, x_last)
+            return self._grud_step(values, mask, delta, terms)
         parts = [values] + [mask] * c.input_mask + [delta] * c.input_delta
         x = np.concatenate(parts) if len(parts) > 1 else values
         new = np.empty_like(hidden)
-        for k, (w_ih, w_hh, b_ih, b_hh) in enumerate(self.layers):
-            gi = w_ih @ x + b_ih
-            gh = w_hh @ hidden[k, : self.hidden_size] + b_hh
-            new[k] = _CELLS[self.cell](gi, gh, hidden[k], self.hidden_size)
+        cell = _CELLS[self.cell]
+        for k, (w_ih, _, b_ih, _) in enumerate(self.layers):
+            gi = w_ih @ x
+            gi += b_ih
+            new[k] = cell(gi, terms[k], hidden[k], self.hidden_size)
             x = new[k, : self.hidden_size]
         return new, x
 
-    def _grud_step(self, hidden, values, mask, delta, x_last):
+    def _grud_step(self, values, mask, delta, terms):
         c = self.config
-        w, b = self.gamma_x
-        gamma_x = np.exp(np.minimum(0.0, -b - w * delta))
-        gw, gb = self.gamma_h
-        gamma_h = np.exp(np.minimum(0.0, -(gw @ delta) - gb))
-        fallback = self.x_mean + gamma_x * (x_last - self.x_mean)
+        gh, h_dec, fallback = terms
         x_hat = np.where(mask > 0, values, fallback)
         parts = [x_hat] + [mask] * c.input_mask + [delta] * c.input_delta
-        w_ih, w_hh, b_ih, b_hh = self.layers[0]
-        gi = w_ih @ np.concatenate(parts) + b_ih
-        h_dec = gamma_h * hidden[0]
-        gh = w_hh @ h_dec + b_hh
+        w_ih, _, b_ih, _ = self.layers[0]
+        gi = w_ih @ np.concatenate(parts)
+        gi += b_ih
         out = _gru(gi, gh, h_dec, self.hidden_size)
         return out[None, :], out
 
@@ -172,6 +199,8 @@ class NumpyMember:
         """The pooled vector over the closed steps plus the open step's ``output``."""
         if self.pooling == "last":
             return output
+        if self.pooling == "mean":  # fold's two sums, without its copy of the terms
+            return (pool[2:] + output) / (pool[1] + 1.0)
         new = self.fold(pool, output)
         return new[2:] / new[1]
 
@@ -179,17 +208,32 @@ class NumpyMember:
         """Logits (n_outputs,) from the pooled vector and the static vector."""
         if self.static_net is not None and static is not None:
             w, b = self.static_net
-            pooled = np.concatenate([pooled, np.maximum(w @ static + b, 0.0)])
-        return self.out_w @ pooled + self.out_b
+            encoded = w @ static
+            encoded += b
+            pooled = np.concatenate([pooled, np.maximum(encoded, 0.0, out=encoded)])
+        logits = self.out_w @ pooled
+        logits += self.out_b
+        return logits
 
 
 _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
 def _gru(gi: np.ndarray, gh: np.ndarray, h: np.ndarray, size: int) -> np.ndarray:
-    rz = _sigmoid(gi[: 2 * size] + gh[: 2 * size])
-    n = np.tanh(gi[2 * size :] + rz[:size] * gh[2 * size :])
-    return n + rz[size:] * (h - n)
+    # the same operations as 1 / (1 + exp(-x)) etc., in place on two fresh buffers, so a
+    # streaming step allocates 3 arrays instead of 11
+    rz = np.add(gi[: 2 * size], gh[: 2 * size])
+    np.negative(rz, out=rz)
+    np.exp(rz, out=rz)
+    rz += 1.0
+    np.divide(1.0, rz, out=rz)
+    n = np.multiply(rz[:size], gh[2 * size :])
+    n += gi[2 * size :]
+    np.tanh(n, out=n)
+    out = np.subtract(h, n)
+    out *= rz[size:]
+    out += n
+    return out
 
 
 def _gru_cell(gi, gh, state, size):
