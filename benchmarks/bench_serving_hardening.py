@@ -189,9 +189,10 @@ def report(runs: dict, health: dict, size: int, args) -> str:
         f"| {name} | {h['status']} | {h['big_s']:.2f} s | {h['polls']} | {h['p50_ms']:.1f} ms | {h['p99_ms']:.1f} ms | {h['max_ms']:.1f} ms | {h['load']} |"
         for name, h in health.items()
     )  # fmt: skip
+    given = f" --bundle {args.bundle}" if args.bundle else ""
     return f"""## Hardening
 
-`python benchmarks/bench_serving_hardening.py --before {args.before} --patients {args.patients} --requests {args.requests}`
+`python benchmarks/bench_serving_hardening.py --before {args.before} --patients {args.patients} --requests {args.requests}{given}`
 (issue 21; both trees serve the same bundle, GRU-128 as above, one after the other on
 the same 2-core machine shared with other work: the load average (1/5/15 min) before →
 after each run is in the last column, and the absolute figures move with it).

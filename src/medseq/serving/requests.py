@@ -186,19 +186,38 @@ def fhir_bundle(obj: dict[str, Any], max_entries: int | None = None) -> Any:
     ``max_entries`` entries, default ``MAX_FHIR_ENTRIES``, known resource types, dates as
     strings).
     """
-    import pydantic
-    from fhir.resources.R4B.bundle import Bundle
-
     from medseq.serving.fhir_bounds import MAX_FHIR_ENTRIES, check_bundle
 
     check_bundle(obj, MAX_FHIR_ENTRIES if max_entries is None else max_entries)
+    entries = obj.get("entry")
+    if not isinstance(entries, list):
+        return _fhir_validate("Bundle", obj, ("body",))
+    # entry by entry: pydantic holds the GIL for a whole call, and 20,000 entries in one
+    # call kept the event loop (/healthz, other patients) waiting for seconds
+    head = _fhir_validate("Bundle", {k: v for k, v in obj.items() if k != "entry"}, ("body",))
+    validated, errors = [], []
+    for i, entry in enumerate(entries):
+        try:
+            validated.append(_fhir_validate("BundleEntry", entry, ("body", "entry", i)))
+        except RequestError as err:
+            errors += err.errors
+    if errors:
+        raise RequestError(errors)
+    if validated:
+        head.entry = validated
+    return head
+
+
+def _fhir_validate(model: str, obj: Any, prefix: tuple) -> Any:
+    import pydantic
+    from fhir.resources.R4B import bundle
 
     try:
-        return Bundle.model_validate(obj)
+        return getattr(bundle, model).model_validate(obj)
     except pydantic.ValidationError as err:
-        raise RequestError.from_validation(err) from None
+        raise RequestError.from_validation(err, prefix) from None
     except (TypeError, ValueError) as err:  # fhir_core raises these for some shapes
-        raise RequestError.at(("body",), f"invalid FHIR Bundle: {type(err).__name__}") from None
+        raise RequestError.at(prefix, f"invalid FHIR {model}: {type(err).__name__}") from None
 
 
 def fhir_subject(resource: Any, index: int, key: str = "subject") -> str | None:

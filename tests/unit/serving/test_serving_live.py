@@ -138,11 +138,20 @@ RESET = b"<reset>"
 PARTIAL_HEADERS = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: 1\r\n"
 
 
-@pytest.mark.parametrize("n_clients", [40])
+@pytest.mark.parametrize("http", ["httptools", "h11"])
 def test_slow_headers_are_closed_and_connections_beyond_the_cap_refused(
-    trained_gru_bundle, n_clients
+    trained_gru_bundle, http, monkeypatch
 ):
-    cap = 20
+    """Both of uvicorn's HTTP protocol classes are guarded the same way."""
+    import importlib
+
+    module, name = {
+        "httptools": ("uvicorn.protocols.http.httptools_impl", "HttpToolsProtocol"),
+        "h11": ("uvicorn.protocols.http.h11_impl", "H11Protocol"),
+    }[http]
+    base = getattr(importlib.import_module(module), name)
+    monkeypatch.setattr("medseq.serving.protocol.default_protocol", lambda: base)
+    cap, n_clients = 20, 40
     settings = ServeSettings(tokens=(TOKEN,), max_connections=cap, header_timeout_s=2.0)
     with live_server(trained_gru_bundle, settings) as port:
         socks = []
