@@ -152,3 +152,15 @@ def test_a_date_before_a_subjects_hour_zero_gives_a_negative_time(synthea):
     spec = TaskSpec.from_dict({**DEATH, "prediction_time": {"date": "1900-01-01"}})
     times = prediction_times(synthea.events, synthea.origin, spec.prediction_time)
     assert (times < 0).all() and len(times) == synthea.events["subject_id"].nunique()
+
+
+def test_stages_a_config_task_lacks_are_refused_with_the_reason():
+    from medseq.datasets.registry import StageUnsupported, get_dataset
+
+    spec = get_dataset("fhir_r4")
+    with pytest.raises(StageUnsupported, match="does not yet build config-task samples"):
+        spec.require("request", "POST /v1/predict")
+    with pytest.raises(StageUnsupported, match="predicts once per subject"):
+        spec.require("streaming", "medseq serve --stream")
+    with pytest.raises(KeyError, match="write its \\[task\\] table"):
+        spec.tasks["never_defined"]
