@@ -164,3 +164,11 @@ def test_stages_a_config_task_lacks_are_refused_with_the_reason():
         spec.require("streaming", "medseq serve --stream")
     with pytest.raises(KeyError, match="write its \\[task\\] table"):
         spec.tasks["never_defined"]
+
+
+def test_an_event_dataset_without_a_task_table_says_where_tasks_come_from():
+    from medseq.experiment.config import parse_config
+
+    raw = {"model": {}, "data": {"dataset": "meds_events", "task": "not_written", "test": ""}}
+    with pytest.raises(ValueError, match=r"takes its tasks from a \[task\] table"):
+        parse_config(raw)
