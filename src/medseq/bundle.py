@@ -138,7 +138,13 @@ class Bundle:
         stage asks for what it needs (transform, subgroups, request body, ...)."""
         from medseq.datasets.registry import get_dataset
 
-        return get_dataset(self.dataset)
+        spec = get_dataset(self.dataset)
+        definition = self.provenance.get("task_definition")
+        if definition:  # a task written in the training config travels with the bundle
+            from medseq.tasks.spec import define_task
+
+            define_task(self.dataset, self.dataset_task, definition)
+        return spec
 
     def calibrate(self, y_prob: np.ndarray | float) -> np.ndarray:
         """Raw risks (or a raw threshold) mapped through the stored calibration."""

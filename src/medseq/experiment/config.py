@@ -86,6 +86,13 @@ class ExperimentData:
         if self.test is None:
             default = self.dataset == "physionet2012" and not self.protocol
             object.__setattr__(self, "test", "physionet2012/set-b.tar.gz" if default else "")
+        from medseq.tasks.spec import CONFIG_TASKS
+
+        if self.task not in spec.tasks and spec.tasks is CONFIG_TASKS:
+            raise ValueError(
+                f"[data] task {self.task!r} is not defined: dataset {self.dataset!r} takes "
+                "its tasks from a [task] table in the experiment file (docs/own_data.md)"
+            )
         if self.task not in spec.tasks:
             raise ValueError(
                 f"[data] task must be one of {sorted(spec.tasks)} for dataset "

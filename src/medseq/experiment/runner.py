@@ -123,6 +123,7 @@ def _provenance(
     return {
         "dataset": config.data.dataset,
         "task": config.data.task,
+        **({"task_definition": config.task} if config.task else {}),
         "files": {
             role: {"path": str(p), "sha256": file_sha256(resolve_data_path(p))}
             for role, p in paths.items()

@@ -34,6 +34,7 @@ from medseq.tasks.spec import (
     DEATH_CODE,
     GENDER_PREFIX,
     HOURS_PER_YEAR,
+    Cohort,
     PredictionTime,
     TaskSpec,
     match_codes,
@@ -134,19 +135,22 @@ def _input_counts(events: pd.DataFrame, cutoff: pd.Series, start: pd.Series) -> 
     return pd.Series(sid[inside]).value_counts().reindex(cutoff.index, fill_value=0)
 
 
-def build_task(events: pd.DataFrame, origin: pd.Series, spec: TaskSpec) -> TaskSamples:
-    """Samples, labels and the counted cohort table of ``spec`` on ``events``."""
-    statics = _statics(events)
-    steps = _Steps(len(statics))
-    cutoff = prediction_times(events, origin, spec.prediction_time)
+def _alive_at_cutoff(statics: pd.DataFrame, cutoff: pd.Series, steps: _Steps) -> pd.Series:
+    """Subjects born before and alive after their prediction time (death at ``t`` is out)."""
     steps.keep("no_prediction_time", pd.Series(statics.index.isin(cutoff.index)))
     s = statics.loc[cutoff.index]
     born = ~(s["birth"] > cutoff)
     steps.keep("born_after_prediction_time", born)
     alive = born & ~(s["death"] <= cutoff)
     steps.keep("died_before_prediction_time", alive[born])
-    cutoff, s = cutoff[alive], s[alive]
-    cohort = spec.cohort
+    return cutoff[alive]
+
+
+def _static_filters(
+    statics: pd.DataFrame, cutoff: pd.Series, cohort: Cohort, steps: _Steps
+) -> pd.Series:
+    """Subjects whose sex and age at the prediction time the cohort accepts."""
+    s = statics.loc[cutoff.index]
     age = (cutoff - s["birth"]) / HOURS_PER_YEAR
     keep = s["sex"].isin(cohort.sex) if cohort.sex else pd.Series(True, index=s.index)
     steps.keep("sex_not_in_cohort", keep)
@@ -157,7 +161,13 @@ def build_task(events: pd.DataFrame, origin: pd.Series, spec: TaskSpec) -> TaskS
     if age_filtered:
         in_range = known & age.between(cohort.min_age_years, cohort.max_age_years)
     steps.keep("age_outside_range", in_range[known])
-    cutoff = cutoff[in_range]
+    return cutoff[in_range]
+
+
+def _code_filters(
+    events: pd.DataFrame, cutoff: pd.Series, cohort: Cohort, steps: _Steps
+) -> pd.Series:
+    """Subjects with a required code, and without an excluded one, before ``t``."""
     if cohort.require_codes:
         has = _any_before(events, cutoff, cohort.require_codes)
         steps.keep("required_code_absent", has)
@@ -166,9 +176,20 @@ def build_task(events: pd.DataFrame, origin: pd.Series, spec: TaskSpec) -> TaskS
         clean = ~_any_before(events, cutoff, cohort.exclude_codes)
         steps.keep("excluded_code_present", clean)
         cutoff = cutoff[clean]
+    return cutoff
+
+
+def build_task(events: pd.DataFrame, origin: pd.Series, spec: TaskSpec) -> TaskSamples:
+    """Samples, labels and the counted cohort table of ``spec`` on ``events``."""
+    statics = _statics(events)
+    steps = _Steps(len(statics))
+    cutoff = prediction_times(events, origin, spec.prediction_time)
+    cutoff = _alive_at_cutoff(statics, cutoff, steps)
+    cutoff = _static_filters(statics, cutoff, spec.cohort, steps)
+    cutoff = _code_filters(events, cutoff, spec.cohort, steps)
     window = spec.observation.window_hours
     start = cutoff - window if window > 0 else pd.Series(-np.inf, index=cutoff.index)
-    enough = _input_counts(events, cutoff, start) >= cohort.min_events
+    enough = _input_counts(events, cutoff, start) >= spec.cohort.min_events
     steps.keep("too_few_input_events", enough)
     cutoff, start = cutoff[enough], start[enough]
     positive, censored = label_samples(events, cutoff, statics["last_time"], spec.label)
@@ -178,12 +199,13 @@ def build_task(events: pd.DataFrame, origin: pd.Series, spec: TaskSpec) -> TaskS
     if cutoff.empty:
         raise DataError(f"the task's cohort is empty:\n{steps.frame().to_string(index=False)}")
     ids = pd.Index(cutoff.index.to_numpy(dtype=np.int64), name="sample_id")
+    age = (cutoff - statics["birth"].reindex(cutoff.index)) / HOURS_PER_YEAR
     samples = pd.DataFrame(
         {
             "subject_id": ids.to_numpy(),
             "cutoff": cutoff.to_numpy(dtype=np.float64),
             "start": start.to_numpy(dtype=np.float64),
-            "age_years": age.reindex(cutoff.index).to_numpy(dtype=np.float64),
+            "age_years": age.to_numpy(dtype=np.float64),
             "sex": statics["sex"].reindex(cutoff.index).to_numpy(dtype=object),
         },
         index=ids,

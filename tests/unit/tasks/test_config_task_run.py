@@ -11,6 +11,7 @@ from medseq.cli import app
 from medseq.datasets.event_tasks import EventTaskData
 from medseq.datasets.registry import get_dataset
 from medseq.experiment.config import load_config
+from medseq.tasks.spec import CONFIG_TASKS
 
 CONFIG = """
 name = "synthea-acute-small"
@@ -73,6 +74,23 @@ def test_train_prints_model_and_baseline_metrics_on_subject_splits(synthea_folde
     bundle = json.loads((out / "bundle" / "medseq.json").read_text())
     sizes = bundle["provenance"]["n_subjects"]
     assert sizes["test"] > 0 and sizes["train"] > 0 and sizes["val"] > 0
+    _bundle_predicts_alone(out, synthea_folder)
+
+
+def _bundle_predicts_alone(out, folder):
+    """The saved bundle carries its task: a process that never parsed the config predicts."""
+    import pandas as pd
+
+    from medseq.bundle import load_bundle
+
+    CONFIG_TASKS._specs.pop("acute_3y_small", None)  # as in a fresh process
+    bundle = load_bundle(out / "bundle")
+    spec = bundle.spec()  # registers the task recorded in the bundle
+    data = spec.read(folder)
+    spec.labels(bundle.dataset_task, data)
+    expected = pd.read_csv(out / "test_predictions.csv")
+    got = bundle.predict(data, expected["subject_id"].to_numpy())
+    np.testing.assert_allclose(got, expected["y_pred"].to_numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_subject_protocol_keeps_each_subject_on_one_side(synthea_folder, tmp_path):

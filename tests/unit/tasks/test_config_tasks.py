@@ -152,3 +152,23 @@ def test_a_date_before_a_subjects_hour_zero_gives_a_negative_time(synthea):
     spec = TaskSpec.from_dict({**DEATH, "prediction_time": {"date": "1900-01-01"}})
     times = prediction_times(synthea.events, synthea.origin, spec.prediction_time)
     assert (times < 0).all() and len(times) == synthea.events["subject_id"].nunique()
+
+
+def test_stages_a_config_task_lacks_are_refused_with_the_reason():
+    from medseq.datasets.registry import StageUnsupported, get_dataset
+
+    spec = get_dataset("fhir_r4")
+    with pytest.raises(StageUnsupported, match="does not yet build config-task samples"):
+        spec.require("request", "POST /v1/predict")
+    with pytest.raises(StageUnsupported, match="predicts once per subject"):
+        spec.require("streaming", "medseq serve --stream")
+    with pytest.raises(KeyError, match="write its \\[task\\] table"):
+        spec.tasks["never_defined"]
+
+
+def test_an_event_dataset_without_a_task_table_says_where_tasks_come_from():
+    from medseq.experiment.config import parse_config
+
+    raw = {"model": {}, "data": {"dataset": "meds_events", "task": "not_written", "test": ""}}
+    with pytest.raises(ValueError, match=r"takes its tasks from a \[task\] table"):
+        parse_config(raw)
