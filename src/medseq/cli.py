@@ -279,10 +279,13 @@ def serve(
     max_body_bytes: Annotated[int, typer.Option(help="Larger requests get 413.")] = 8 << 20,
     drift_window: Annotated[
         int, typer.Option(help="Served samples in the drift window (GET /v1/drift).")
-    ] = 500,
+    ] = 100,
     drift_psi: Annotated[
         float, typer.Option(help="Population stability index at which a feature drifts.")
-    ] = 0.2,
+    ] = 0.25,
+    drift_alpha: Annotated[
+        float, typer.Option(help="Family-wise level of the drift tests (Bonferroni).")
+    ] = 1e-5,
     worker_threads: Annotated[
         int, typer.Option(help="Requests parsed and scored at once, off the event loop.")
     ] = 4,
@@ -303,7 +306,9 @@ def serve(
     from medseq.serving.settings import ServeSettings, read_tokens
 
     _setup_logging(verbose)
-    drift = DriftSettings(window=drift_window, min_samples=min(100, drift_window), psi=drift_psi)
+    drift = DriftSettings(
+        window=drift_window, min_samples=max(1, drift_window // 2), psi=drift_psi, alpha=drift_alpha
+    )
     settings = ServeSettings(
         tokens=read_tokens(token_file),
         state_db=state_db,

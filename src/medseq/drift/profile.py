@@ -266,7 +266,8 @@ def build_profile(
         profile["n_predictions"] = len(cols[0])
         profile["predictions"] = _features(cols[0], cols[1], n_bins)
     else:
-        profile["not_profiled"] = [*left, {"array": "predictions", "reason": "per-step outputs"}]
+        reason = "not given" if predictions is None else "per-step outputs"
+        profile["not_profiled"] = [*left, {"array": "predictions", "reason": reason}]
     return profile
 
 

@@ -37,19 +37,21 @@ logger = logging.getLogger(__name__)
 class DriftSettings:
     """Window and thresholds of the drift monitor (``medseq serve --drift-window``...).
 
+    The defaults were chosen on PhysioNet 2012 set A alone (each CV fold replayed against a
+    reference of the other folds; the rule and grid in ``benchmarks/drift_replay.py``), then
+    applied unchanged to set B and to shifted streams (``benchmarks/results/uncertainty.md``).
+    The flag is re-tested as the window slides, so the level per check is kept small.
+
     Parameters
     ----------
-    window : int, default=500
+    window : int, default=100
         Served samples (patients, records) the sliding window holds.
-    min_samples : int, default=100
+    min_samples : int, default=50
         No drift is reported before the window holds this many samples.
-    psi : float, default=0.2
-        Population stability index at which a feature may drift (0.1-0.25: moderate).
-    alpha : float, default=0.001
-        Family-wise level of the chi-square tests (divided by the number of tests). The
-        flag is re-tested as the window slides, so the level per check is kept small: at
-        0.01 set B of PhysioNet 2012 raised one false alarm in 20 windows of 200 stays, at
-        0.001 none (``benchmarks/results/uncertainty.md``).
+    psi : float, default=0.25
+        Population stability index at which a feature may drift (> 0.25: major shift).
+    alpha : float, default=1e-5
+        Family-wise level of the chi-square tests (divided by the number of tests).
     out_of_range : float, default=0.25
         Excess share of out-of-range cells over the reference share that is drift; only
         for features observed in at least a quarter of the window (and ``min_samples // 2``).
@@ -58,10 +60,10 @@ class DriftSettings:
         statistics cost more than adding a sample); ``GET /v1/drift`` always computes them.
     """
 
-    window: int = 500
-    min_samples: int = 100
-    psi: float = 0.2
-    alpha: float = 0.001
+    window: int = 100
+    min_samples: int = 50
+    psi: float = 0.25
+    alpha: float = 1e-5
     out_of_range: float = 0.25
     check_every: int = 10
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from medseq.datasets.registry import DatasetSpec, get_dataset
@@ -213,6 +214,13 @@ def run_experiment(
     if not is_rank_zero():
         return result
     (out_dir / "results.json").write_text(json.dumps(result.to_dict(), indent=2))
+    # the out-of-fold validation predictions, per subject with its fold: what a replay
+    # of held-out training subjects needs (benchmarks/drift_replay.py) without retraining
+    val_ids = np.concatenate([fold.val.subject_ids for fold in folds])
+    if len(val_ids) == len(val_pred):
+        frame = _predictions_frame(val_ids, val_y, val_pred, class_names)
+        frame.insert(1, "fold", np.repeat(np.arange(len(folds)), fold_sizes))
+        frame.to_csv(out_dir / "val_predictions.csv", index=False)
     if test is not None:
         _predictions_frame(test.subject_ids, test.y, test_pred, class_names).to_csv(
             out_dir / "test_predictions.csv", index=False
