@@ -238,6 +238,12 @@ def serve(
     alert_hysteresis: Annotated[
         float, typer.Option(help="Alert off only below threshold minus this.")
     ] = 0.02,
+    alert_onset_steps: Annotated[
+        int, typer.Option(help="Per-step streaming: alert on after this many steps above.")
+    ] = 1,
+    alert_clear_steps: Annotated[
+        int, typer.Option(help="Per-step streaming: alert off after this many steps below.")
+    ] = 1,
     max_body_bytes: Annotated[int, typer.Option(help="Larger requests get 413.")] = 8 << 20,
     drift_window: Annotated[
         int, typer.Option(help="Served samples in the drift window (GET /v1/drift).")
@@ -261,6 +267,8 @@ def serve(
         max_body_bytes=max_body_bytes,
         alert_threshold=alert_threshold,
         alert_hysteresis=alert_hysteresis,
+        alert_onset_steps=alert_onset_steps,
+        alert_clear_steps=alert_clear_steps,
         drift=drift,
     )
     typer.echo(f"medseq serve: http://{host}:{port} (state: {state_db})")
