@@ -142,6 +142,10 @@ def train(
                 for name, row in zip(names, matrix, strict=True)
             )
         )
+    side = result.extra.get("baseline")
+    if side:  # [baseline] beside [model]: same folds, same metrics
+        typer.echo(f"\nbaseline {side['kind']} ({side['features']}), same folds, validation:")
+        typer.echo(_validation_lines(side["val_metrics"], side))
     typer.echo(f"\nbundle: {result.bundle_dir or '(baseline, none saved)'}")
     typer.echo(f"results: {Path(cfg.output_dir) / 'results.json'} ({result.seconds:.0f} s)")
 

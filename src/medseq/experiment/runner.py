@@ -160,7 +160,7 @@ def run_experiment(
     out_dir.mkdir(parents=True, exist_ok=True)
     folds, test = _load_splits(config)
     class_names = None
-    if config.baseline is not None:
+    if config.model is None:
         val_y, val_pred, test_pred = fit_baseline(config, folds, test)
         bundle_dir = None
         if config.task_type in ("multiclass", "multilabel"):  # name the metric table's classes
@@ -177,7 +177,9 @@ def run_experiment(
     fold_sizes = [len(fold.val.subject_ids) for fold in folds]
     scored = _score(config, class_names, val_y, val_pred, test, test_pred, fold_sizes)
     threshold, val_metrics, test_metrics = scored.threshold, scored.val, scored.test
-    if config.baseline is None:
+    if config.model is not None and config.baseline is not None:
+        scored.extra["baseline"] = _side_baseline(config, folds, test, class_names, fold_sizes)
+    if config.model is not None:
         from medseq.bundle import save_bundle
 
         bundle.threshold = threshold
@@ -210,6 +212,27 @@ def run_experiment(
             out_dir / "test_predictions.csv", index=False
         )
     return result
+
+
+def _side_baseline(config, folds, test, class_names, fold_sizes) -> dict[str, Any]:
+    """The ``[baseline]`` of a config that also has a ``[model]``: fitted on the same folds
+    (and tested on the same test part), scored by the same metrics, so that one run says
+    where the neural model stands."""
+    start = time.perf_counter()
+    val_y, val_pred, test_pred = fit_baseline(config, folds, test)
+    scored = _score(config, class_names, val_y, val_pred, test, test_pred, fold_sizes)
+    out = {
+        "kind": config.baseline.kind,
+        "features": config.baseline.features,
+        "threshold": scored.threshold,
+        "val_metrics": scored.val,
+        "test_metrics": _listed(scored.test),
+        "seconds": time.perf_counter() - start,
+    }
+    for key in ("val_fold_mean_sd", "val_folds"):
+        if key in scored.extra:
+            out[key] = scored.extra[key]
+    return out
 
 
 def _class_names(config: ExperimentConfig, data: Any) -> list[str] | None:
