@@ -182,4 +182,10 @@ def test_spec_offers_streaming_and_implausible_values_are_listed(sepsis, held_ou
     out = _send(client, pid, [first])
     assert {"index": 0, "code": "FiO2", "reason": "implausible_value"} in out["skipped"]
     assert out["risk"] == pytest.approx(offline[1, 0], abs=TOL)  # left out, as the reader does
+    later = {**hours[1], "Age": hours[0].get("Age", 50.0) + 7}  # descriptors: the first hour's
+    out = _send(client, pid, [later])
+    assert {"index": 0, "code": "Age", "reason": "descriptor_differs_from_first_hour"} in out[
+        "skipped"
+    ]
+    assert out["risk"] == pytest.approx(offline[1, 1], abs=TOL)
     client.__exit__(None, None, None)

@@ -49,6 +49,7 @@ from medseq.serving.inputs import History
 from medseq.serving.recurrent import StreamingUnsupported
 from medseq.serving.requests import RequestContext, validate
 from medseq.serving.schemas import Strict
+from medseq.serving.service import StreamService
 from medseq.sources import physionet2019 as source
 
 #: Hours per update body (two weeks: a backlog after a network outage, not a whole archive).
@@ -126,9 +127,16 @@ class HourlyEngine:
     ) -> UpdateResult:
         """Apply whole hours (observations grouped by ``time`` = ICULOS); all or nothing."""
         self.check(state, observations)
+        skipped: list[dict] = []
         if static and not math.isfinite(state.last_time):
             state.features.static_raw.update({k: float(v) for k, v in static.items()})
-        skipped: list[dict] = []
+        elif static:  # the stay's first hour fixed them, as the reader takes the first row's
+            known = state.features.static_raw
+            skipped += [
+                {"index": 0, "code": k, "reason": "descriptor_differs_from_first_hour"}
+                for k, v in static.items()
+                if k in known and known[k] == known[k] and float(v) != known[k]
+            ]
         by_hour: dict[float, list[int]] = {}
         for i, obs in enumerate(observations):
             by_hour.setdefault(obs.time, []).append(i)
@@ -159,10 +167,9 @@ class HourlyEngine:
         fs.open_bin, state.last_time = t, iculos
         x = np.concatenate([feats.values, feats.mask, self._static(state)]).astype(np.float32)
         state.risk = self._advance(state, x)
-        if self.task == "multiclass" or self.task == "binary":
-            state.alert, state.alert_run = next_alert(
-                self.alert, state.alert, state.alert_run, state.risk
-            )
+        state.alert, state.alert_run = next_alert(
+            self.alert, state.alert, state.alert_run, state.risk
+        )
 
     def _static(self, state: PatientState) -> np.ndarray:
         if state._static_vec is None:
@@ -231,32 +238,27 @@ def _from_torch(hidden: Any) -> np.ndarray:
 # -- the spec's streaming part -----------------------------------------------------------
 
 
+class HourlyStreamService(StreamService):
+    """The ICU :class:`~medseq.serving.service.StreamService` (memory, SQLite commit before
+    the answer, replay after a model change) with :class:`HourlyEngine` as its engine."""
+
+    def _make_engine(self, bundle: Any, alert: AlertPolicy) -> Any:
+        self.alert_policy = alert
+        return HourlyEngine(bundle, alert)
+
+    def describe(self) -> dict[str, Any]:
+        """Streaming part of the model card: the alert rule counts hours."""
+        info = super().describe()
+        if self.engine is not None:
+            policy = self.alert_policy
+            info["alert"].update(onset_steps=policy.onset_steps, clear_steps=policy.clear_steps)
+            info["step"] = "1 h (one Challenge row)"
+        return info
+
+
 def open_service(bundle: Any, version: str, store: Any, alert: AlertPolicy) -> Any:
-    """The streaming service of a sepsis bundle: the ICU service's persistence and replay
-    (:class:`~medseq.serving.service.StreamService`) around :class:`HourlyEngine`."""
-    from medseq.serving.service import StreamService
-
-    class HourlyStreamService(StreamService):
-        """:class:`StreamService` whose engine advances whole hours."""
-
-        def __init__(self) -> None:
-            self.model_version, self.store = version, store
-            self.unsupported: str | None = None
-            self.engine: Any = None
-            try:
-                self.engine = HourlyEngine(bundle, alert)
-            except StreamingUnsupported as err:
-                self.unsupported = str(err)
-            self._open = {}
-
-        def describe(self) -> dict[str, Any]:
-            info = super().describe()
-            if self.engine is not None:
-                info["alert"].update(onset_steps=alert.onset_steps, clear_steps=alert.clear_steps)
-                info["step"] = "1 h (one Challenge row)"
-            return info
-
-    return HourlyStreamService()
+    """The streaming service of a sepsis bundle (:class:`HourlyStreamService`)."""
+    return HourlyStreamService(bundle, version, store, alert)
 
 
 def _update_model() -> type[Strict]:
