@@ -128,12 +128,17 @@ def test_several_hours_per_update_and_hours_past_the_horizon(sepsis, held_out, t
     stay = max(stays, key=lambda s: len(s["hours"]))
     k = stays.index(stay)
     pid, hours = stay["patient_id"], stay["hours"]
+    from medseq.serving.store import encode_state
+
+    sizes = set()  # O(1) per hour: what is carried does not grow with the stay
     for start in range(0, min(len(hours), 72), 7):
         chunk = hours[start : min(start + 7, 72)]
         out = _send(client, pid, chunk)
+        sizes.add(len(encode_state(client.app.state.stream.get(pid).state)[1]))
         last = start + len(chunk) - 1
         assert out["hours_covered"] == last + 1
         assert out["risk"] == pytest.approx(offline[k, last], abs=TOL)
+    assert len(sizes) == 1
     if len(hours) > 72:  # monitoring goes on after the training horizon
         out = _send(client, pid, hours[72:])
         assert out["hours_covered"] == len(hours) and 0.0 <= out["risk"] <= 1.0
