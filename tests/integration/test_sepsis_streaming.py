@@ -167,6 +167,8 @@ def test_bad_hours_are_refused_and_change_nothing(sepsis, held_out, tmp_path):
         answer = client.post(url, json=body, headers=AUTH)
         assert answer.status_code == 422, (body, answer.text)
         assert where in str(answer.json()["detail"]), answer.text
+    gap = client.post(url, json={"hours": [hours[4]]}, headers=AUTH)
+    assert gap.json()["detail"][0]["loc"] == ["body", "hours", 0, "ICULOS"]  # the row at fault
     assert client.get(f"/v1/patients/{pid}", headers=AUTH).json() == before
     out = _send(client, pid, [hours[3]])  # the right next hour still goes on exactly
     assert out["risk"] == pytest.approx(offline[0, 3], abs=TOL)

@@ -110,10 +110,13 @@ class HourlyEngine:
         for i, obs in enumerate(observations):
             if not (math.isfinite(obs.time) and math.isfinite(obs.value)):
                 raise ObservationError(i, "value", "ICULOS and values must be finite numbers")
-        for i, hour in enumerate(sorted({o.time for o in observations})):
+        first: dict[float, int] = {}  # hour -> index of its first observation
+        for i, obs in enumerate(observations):
+            first.setdefault(obs.time, i)
+        for hour in sorted(first):
             if expected is not None and hour != expected:
                 raise ObservationError(
-                    i, "ICULOS",
+                    first[hour], "ICULOS",
                     f"ICULOS {hour:g} does not follow the stay's last hour "
                     f"{expected - 1:g}: send each ICU hour once, in order, without gaps",
                 )  # fmt: skip
