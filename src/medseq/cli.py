@@ -88,11 +88,9 @@ def _print_baseline(name: str, baseline: dict | None) -> None:
     if not baseline:
         return
     threshold = "" if baseline["threshold"] is None else f", threshold {baseline['threshold']:.3f}"
-    if baseline["test_metrics"]:
+    if baseline["test_metrics"]:  # its validation lines follow the confusion matrix
         title = f"{name}: baseline {baseline['kind']}, test metrics, 95% bootstrap CI{threshold}"
         _print_metrics(title, baseline["test_metrics"])
-    else:
-        _print_metrics(f"{name}: baseline {baseline['kind']}, validation", baseline["val_metrics"])
 
 
 @app.command()
@@ -155,6 +153,10 @@ def train(
                 for name, row in zip(names, matrix, strict=True)
             )
         )
+    side = result.extra.get("baseline")
+    if side:  # [baseline] beside [model]: same folds, same metrics
+        typer.echo(f"\nbaseline {side['kind']} ({side['features']}), same folds, validation:")
+        typer.echo(_validation_lines(side["val_metrics"], side))
     typer.echo(f"\nbundle: {result.bundle_dir or '(baseline, none saved)'}")
     typer.echo(f"results: {Path(cfg.output_dir) / 'results.json'} ({result.seconds:.0f} s)")
 
@@ -276,6 +278,12 @@ def serve(
     alert_hysteresis: Annotated[
         float, typer.Option(help="Alert off only below threshold minus this.")
     ] = 0.02,
+    alert_onset_steps: Annotated[
+        int, typer.Option(help="Per-step streaming: alert on after this many steps above.")
+    ] = 1,
+    alert_clear_steps: Annotated[
+        int, typer.Option(help="Per-step streaming: alert off after this many steps below.")
+    ] = 1,
     max_body_bytes: Annotated[int, typer.Option(help="Larger requests get 413.")] = 8 << 20,
     drift_window: Annotated[
         int, typer.Option(help="Served samples in the drift window (GET /v1/drift).")
@@ -316,6 +324,8 @@ def serve(
         max_body_bytes=max_body_bytes,
         alert_threshold=alert_threshold,
         alert_hysteresis=alert_hysteresis,
+        alert_onset_steps=alert_onset_steps,
+        alert_clear_steps=alert_clear_steps,
         drift=drift,
         worker_threads=worker_threads,
         max_connections=max_connections,

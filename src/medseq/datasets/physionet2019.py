@@ -35,7 +35,7 @@ import pandas as pd
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.features.icu.hourly import HourlyICUFeaturizer
 from medseq.schema import DataError, check_known_keys
-from medseq.serving.requests import LazyBody
+from medseq.serving.requests import LazyBody, LazyModule
 from medseq.sources import physionet2019
 
 HORIZON_HOURS = 72
@@ -182,10 +182,6 @@ def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, floa
 
 
 UNSUPPORTED = {
-    "streaming": (
-        "advancing a patient hour by hour with alarm hysteresis is issue 15's streaming "
-        "item, not built yet; the per-hour model is causal, so it is possible"
-    ),
     "federated": (
         "the two hospital systems are defined as sites (spec part `partitions`, "
         "'hospital'), but the per-hour model does not federate yet: its hourly featurizer "
@@ -245,6 +241,7 @@ PHYSIONET2019 = DatasetSpec(
     metrics=metrics,
     groups=_patients,
     partitions={"hospital": hospital_partition},
+    streaming=LazyModule("medseq.datasets.physionet2019_stream"),
     request=LazyBody("medseq.datasets.physionet2019_serving:parse", "icu_hours", HOURS_EXAMPLE),
     fhir=LazyBody("medseq.datasets.physionet2019_fhir:parse", "icu_vitals_fhir", FHIR_EXAMPLE),
     unsupported=UNSUPPORTED,

@@ -12,7 +12,8 @@ The file has a few small sections, each handed to the stage that owns it::
                                      # its ``kind`` (sizes inferred from data)
     [train]                          # medseq.training.TrainConfig
     [baseline]                       # instead of [model]/[train]: a scikit-learn baseline;
-                                     # beside them: fitted on the same folds, reported too
+                                     # with [model]: also fitted on the same folds and
+                                     # scored beside it (results.json "baseline")
     [task]                           # a task defined here (medseq.tasks.spec), for the
                                      # event datasets (fhir_r4, meds_events)
     [evaluate]                       # ExperimentEvaluate below
@@ -38,6 +39,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 T = TypeVar("T")
 BASELINES = ("logistic_regression", "hist_gradient_boosting")
+STEP_FEATURES = ("inputs", "history")
 
 
 @dataclass(frozen=True)
@@ -138,14 +140,31 @@ class ExperimentEvaluate:
 
 @dataclass(frozen=True)
 class BaselineConfig:
-    """A non-neural baseline on per-variable summary statistics."""
+    """A non-neural baseline on per-variable summary statistics.
+
+    For per-step (sequence-labelling) tasks, ``features`` says what one row per step holds:
+    ``"inputs"``, the recurrent model's own inputs at that step (what the recurrence adds),
+    or ``"history"``, hand-made causal history features of each variable
+    (:mod:`medseq.features.icu.history_features`, window ``history_window_hours``), the
+    tree baseline of the PhysioNet/CinC 2019 winners.
+    """
 
     kind: str = "hist_gradient_boosting"
     params: dict[str, Any] = field(default_factory=dict)
+    features: str = "inputs"
+    history_window_hours: int = 6
 
     def __post_init__(self) -> None:
         if self.kind not in BASELINES:
             raise ValueError(f"[baseline] kind must be one of {BASELINES}, got {self.kind!r}")
+        if self.features not in STEP_FEATURES:
+            raise ValueError(
+                f"[baseline] features must be one of {STEP_FEATURES}, got {self.features!r}"
+            )
+        if self.history_window_hours < 1:
+            raise ValueError(
+                f"[baseline] history_window_hours must be >= 1, got {self.history_window_hours}"
+            )
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -29,17 +30,34 @@ def step_classifier(kind: str, params: dict[str, Any]) -> Any:
     """The ``[baseline] kind`` as a multiclass classifier with ``predict_proba``."""
     if kind == "hist_gradient_boosting":
         return HistGradientBoostingClassifier(random_state=0, **params)
-    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, **params))
+    imputer = SimpleImputer(strategy="median", add_indicator=True)  # history features: NaN
+    return make_pipeline(imputer, StandardScaler(), LogisticRegression(max_iter=2000, **params))
 
 
-def _inputs(spec: DatasetSpec, featurizer: Any, split: LabelledSet) -> dict[str, np.ndarray]:
+def _inputs(
+    spec: DatasetSpec, featurizer: Any, split: LabelledSet, baseline: Any = None
+) -> dict[str, np.ndarray]:
+    """The per-step rows: the transform's ``values``, or their history features."""
     arrays = spec.transform(featurizer, split.data, split.subject_ids)
     if "values" not in arrays or "lengths" not in arrays:
         raise ValueError(
             f"dataset {spec.name!r}: a per-step baseline needs 'values' (N, T, F) and "
             f"'lengths' from its transform, got {sorted(arrays)}"
         )
-    return arrays
+    if baseline is None or baseline.features == "inputs":
+        return arrays
+    from medseq.features.icu.history_features import history_features
+
+    channels = featurizer.describe().feature_names.get("C")
+    if not channels:
+        raise ValueError(
+            f"dataset {spec.name!r}: [baseline] features = 'history' needs the featurizer "
+            "to name its channels (describe().feature_names['C'])"
+        )
+    table = history_features(
+        arrays["values"], arrays["lengths"], channels, baseline.history_window_hours
+    )
+    return {"values": table, "lengths": arrays["lengths"]}
 
 
 def _rows(arrays: dict[str, np.ndarray], y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -78,12 +96,14 @@ def fit_step_baseline(
     for k, fold in enumerate(folds):
         fitting = fold.fitting()  # no early stopping here: the held-out part is fitted on
         featurizer = spec.fit_featurizer(dict(config.features), fitting.data, fitting.subject_ids)
-        x, y = _rows(_inputs(spec, featurizer, fitting), fitting.y)
+        x, y = _rows(_inputs(spec, featurizer, fitting, config.baseline), fitting.y)
         model = step_classifier(config.baseline.kind, dict(config.baseline.params)).fit(x, y)
         logger.info("fold %d: %s fitted on %d steps", k, config.baseline.kind, len(y))
         val_y.append(fold.val.y)
-        val_pred.append(_predict_steps(model, _inputs(spec, featurizer, fold.val), n_classes))
+        val_inputs = _inputs(spec, featurizer, fold.val, config.baseline)
+        val_pred.append(_predict_steps(model, val_inputs, n_classes))
         if test is not None:
-            test_pred.append(_predict_steps(model, _inputs(spec, featurizer, test), n_classes))
+            test_inputs = _inputs(spec, featurizer, test, config.baseline)
+            test_pred.append(_predict_steps(model, test_inputs, n_classes))
     test_mean = np.mean(test_pred, axis=0) if test_pred else None
     return np.concatenate(val_y), np.concatenate(val_pred), test_mean

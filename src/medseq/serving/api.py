@@ -155,7 +155,10 @@ async def _lifespan(app: FastAPI):
         if threshold is None:
             threshold = 0.5 if bundle.threshold is None else float(bundle.threshold)
         store = StateStore(settings.state_db, settings.synchronous)
-        policy = AlertPolicy(threshold, settings.alert_hysteresis)
+        policy = AlertPolicy(
+            threshold, settings.alert_hysteresis,
+            settings.alert_onset_steps, settings.alert_clear_steps,
+        )  # fmt: skip
         part = served.streaming.load()
         app.state.stream = part.open_service(bundle, app.state.version, store, policy)
         app.state.metrics.gauge("medseq_active_patients", "Open streaming stays.", store.count)

@@ -59,7 +59,9 @@ class PatientState:
     """Everything the engine needs to continue one stay (see the module doc).
 
     ``hidden`` (M, L, K*H) and ``pool`` (M, D+2) hold the M members' state at the end of the
-    last closed bin; ``alert`` the hysteresis flag; ``n_observations`` counts applied ones.
+    last closed bin; ``alert`` the hysteresis flag; ``n_observations`` counts applied ones;
+    ``alert_run`` the consecutive steps pointing against ``alert`` (per-step streaming,
+    :attr:`AlertPolicy.onset_steps`).
     """
 
     features: FeatureState
@@ -69,6 +71,7 @@ class PatientState:
     n_observations: int = 0
     last_time: float = -math.inf
     risk: float = math.nan
+    alert_run: int = 0
     _static_vec: np.ndarray | None = field(default=None, repr=False)
     # per member NumpyMember.closed_terms of the open bin, and (engine token, open bin) they
     # belong to; dropped whenever a bin closes; never persisted
@@ -92,17 +95,24 @@ class AlertPolicy:
     """Alert on when risk >= ``on``; off again only when risk < ``on - hysteresis``.
 
     The gap stops an alert from flickering as a risk near the threshold moves up and
-    down with each new observation.
+    down with each new observation. Engines that advance whole steps (an hourly row) also
+    count steps: on after ``onset_steps`` consecutive steps at or above ``on``, off after
+    ``clear_steps`` consecutive steps below ``on - hysteresis``.
     """
 
     on: float
     hysteresis: float = 0.0
+    onset_steps: int = 1
+    clear_steps: int = 1
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.on <= 1.0:
             raise ValueError(f"alert threshold must be in [0, 1], got {self.on!r}")
         if not 0.0 <= self.hysteresis < 1.0:
             raise ValueError(f"alert hysteresis must be in [0, 1), got {self.hysteresis!r}")
+        for name in ("onset_steps", "clear_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"alert {name} must be >= 1, got {getattr(self, name)!r}")
 
     def next(self, alert: bool, risk: float) -> bool:
         return risk >= self.on if not alert else risk >= self.on - self.hysteresis

@@ -55,11 +55,16 @@ class StreamService:
         self.unsupported: str | None = None
         self.engine: StreamingEngine | None = None
         try:
-            self.engine = StreamingEngine(bundle, alert)
+            self.engine = self._make_engine(bundle, alert)
         except StreamingUnsupported as err:
             self.unsupported = str(err)
             logger.warning("streaming endpoints disabled: %s", err)
         self._open: dict[str, OpenStay] = {}
+
+    def _make_engine(self, bundle: Bundle, alert: AlertPolicy) -> Any:
+        """The engine advancing states; a dataset's streaming part may subclass for another
+        (e.g. whole ICU hours); raises :class:`StreamingUnsupported` when impossible."""
+        return StreamingEngine(bundle, alert)
 
     def _require_engine(self) -> StreamingEngine:
         if self.engine is None:

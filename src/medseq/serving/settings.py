@@ -59,6 +59,10 @@ class ServeSettings:
         Risk at which a patient's alert turns on; None: the bundle's decision threshold.
     alert_hysteresis : float, default=0.02
         The alert turns off only below ``alert_threshold - alert_hysteresis``.
+    alert_onset_steps, alert_clear_steps : int, default=1
+        Engines that advance whole steps (the sepsis model's ICU hours): the alert turns on
+        after this many consecutive steps at or above the threshold, and off after this many
+        below it (:class:`~medseq.serving.engine.AlertPolicy`).
     max_future_minutes : float, default=5.0
         FHIR times later than now plus this clock skew are refused (422).
     drift : DriftSettings, default=DriftSettings()
@@ -84,6 +88,8 @@ class ServeSettings:
     max_body_bytes: int = 8 * 1024 * 1024
     alert_threshold: float | None = None
     alert_hysteresis: float = 0.02
+    alert_onset_steps: int = 1
+    alert_clear_steps: int = 1
     max_future_minutes: float = 5.0
     drift: DriftSettings = field(default_factory=DriftSettings)
     worker_threads: int = 4

@@ -82,6 +82,7 @@ def encode_state(state: PatientState) -> tuple[str, bytes]:
         "n_observations": state.n_observations,
         "last_time": None if not np.isfinite(state.last_time) else state.last_time,
         "risk": state.risk,
+        "alert_run": state.alert_run,
     }
     arrays = {name: np.ascontiguousarray(getattr(fs, name)) for name in FeatureState.ARRAYS}
     arrays["hidden"] = np.ascontiguousarray(state.hidden)
@@ -108,6 +109,7 @@ def decode_state(scalars_json: str, blob: bytes) -> PatientState:
         n_observations=int(scalars["n_observations"]),
         last_time=-np.inf if last_time is None else float(last_time),
         risk=float(scalars["risk"]),
+        alert_run=int(scalars.get("alert_run", 0)),
     )
 
 

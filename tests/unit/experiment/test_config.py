@@ -29,6 +29,8 @@ def test_minimal_model_config_gets_defaults():
             {"model": {}, "task": {"label": {"death": True}}},
             r"dataset 'physionet2012' defines its tasks in Python",
         ),
+        ({"baseline": {"features": "raw"}}, r"features must be one of \('inputs', 'history'\)"),
+        ({"baseline": {"history_window_hours": 0}}, r"history_window_hours must be >= 1"),
         ({"name": "x"}, r"needs a \[model\] or a \[baseline\]"),
         ({"baseline": {"kind": "svm"}}, r"kind must be one of"),
         ({"model": {}, "seeds": []}, "at least one seed"),
@@ -37,6 +39,11 @@ def test_minimal_model_config_gets_defaults():
 def test_bad_configs_name_the_problem(raw, message):
     with pytest.raises(ValueError, match=message):
         parse_config(raw)
+
+
+def test_a_baseline_beside_a_model_is_kept():
+    cfg = parse_config({"model": {}, "baseline": {"features": "history"}})
+    assert cfg.model == {} and cfg.baseline is not None and cfg.baseline.features == "history"
 
 
 def test_load_config_names_the_file(tmp_path):
