@@ -188,3 +188,19 @@ def test_monitor_command_runs_without_loading_torch(beat_bundle):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "torch loaded: False" in result.stdout and "ALERT" in result.stdout
+
+
+def test_an_open_af_episode_is_cut_by_an_electrode_off_and_the_reason_given(beat_bundle):
+    # record 202, 20:00-26:00: atrial fibrillation from 21:42 (reference annotations)
+    rec = read_record(dataset_dir("mitdb_full") / "202", lead="MLII")
+    x = rec.samples[20 * 60 * 360 : 26 * 60 * 360].copy()
+    lo, hi = 240 * 360, 255 * 360  # 24:00-24:15
+    x[lo:hi] += 6.0
+    detector = StreamDetector(BeatClassifier.from_bundle(beat_bundle), 360.0)
+    alerts = [a for i in range(0, len(x), 360) for a in detector.push(x[i : i + 360]).alerts]
+    af = [a for a in alerts if a.episode == "AF"]
+    onsets = [a for a in af if a.kind == "onset" and a.reported_s < 240.0]
+    assert onsets and 90.0 <= onsets[0].start_s <= 200.0
+    cut = [a for a in af if a.kind == "suppressed"]
+    assert len(cut) == 1 and cut[0].reason == "lead_off" and 239.0 <= cut[0].reported_s <= 256.0
+    assert not [a for a in alerts if a.kind == "onset" and 240.0 <= a.reported_s < 255.0]

@@ -142,7 +142,9 @@ class StreamingBeatFeatures:
         self._prev: int | None = None  # R peak of the last finished beat
         self._rr: deque[int] = deque(maxlen=self.mean_rr_beats)
         self._rr_sum = 0
-        self._templates: deque[np.ndarray] = deque(maxlen=self.template_beats)
+        # the last template_beats windows, in a ring (the median ignores their order)
+        self._windows_ring = np.zeros((self.template_beats, self.width))
+        self._n_windows = 0
 
     def push(
         self, samples: np.ndarray, start: int, peaks: np.ndarray
@@ -206,8 +208,11 @@ class StreamingBeatFeatures:
         self._rr.append(post)
         self._rr_sum += post
         mean = self._rr_sum / len(self._rr)
-        self._templates.append(small)
-        template = np.median(np.stack(self._templates), axis=0)
+        self._windows_ring[self._n_windows % self.template_beats] = small
+        self._n_windows += 1
+        template = np.median(
+            self._windows_ring[: min(self._n_windows, self.template_beats)], axis=0
+        )
         values = np.array(
             [
                 pre / mean,

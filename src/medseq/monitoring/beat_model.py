@@ -188,13 +188,15 @@ class BeatClassifier:
         valid = index >= 0
         inputs = steps[np.maximum(index, 0)]  # (k, C+1, 3MH)
         h = np.zeros((k, mh))
-        for t in range(c + 1):
+        first = int(np.argmax(valid.any(axis=0)))  # steps before it are padding for all
+        padded = not valid[:, first:].all()
+        for t in range(first, c + 1):
             gi = inputs[:, t]
             gh = h @ self.w_rec + self.b_rec  # (k, 3MH)
             rz = expit(gi[:, : 2 * mh] + gh[:, : 2 * mh])
             n = np.tanh(gi[:, 2 * mh :] + rz[:, :mh] * gh[:, 2 * mh :])
             h_new = n + rz[:, mh:] * (h - n)  # (1 - z) n + z h
-            h = np.where(valid[:, t : t + 1], h_new, h)
+            h = np.where(valid[:, t : t + 1], h_new, h) if padded else h_new
         self._context.extend(projected[-c:] if c else [])
         hm = h.reshape(k, self.n_members, self.hidden_size)
         logits = np.einsum("mch,bmh->bmc", self.w_out, hm) + self.b_out  # (k, M, K)

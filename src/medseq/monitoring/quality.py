@@ -111,6 +111,8 @@ class SignalQuality:
     def _clipped(self, block: np.ndarray, top: float, bottom: float) -> bool:
         """A run of ``saturation_run`` equal samples at the window's maximum or minimum."""
         for extreme in (top, bottom):
+            if np.count_nonzero(block == extreme) < self.saturation_run:
+                continue  # too few samples at the extreme for a run: the common case
             at = np.concatenate([[0], (block == extreme).astype(np.int8), [0]])
             edges = np.flatnonzero(np.diff(at))
             if len(edges) and (edges[1::2] - edges[::2]).max() >= self.saturation_run:
