@@ -9,8 +9,9 @@ with ``git archive``) and this working tree. For each:
 2. ``/healthz`` latency while one 8 MB ``POST /v1/predict`` of real set-B stays is in
    flight (polled back to back from one connection).
 
-    python benchmarks/bench_serving_hardening.py --before main   # adds "## Hardening" to
-                                                                  # benchmarks/results/serving.md
+    python benchmarks/bench_serving_hardening.py --before $(git merge-base HEAD main)
+    # adds "## Hardening" to benchmarks/results/serving.md; compare with the branch's base,
+    # not a main that has since taken other branches' changes
 """
 
 from __future__ import annotations
@@ -159,7 +160,8 @@ def main() -> None:
                           check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        trees = {f"before ({args.before} {rev})": extract(rev, work / "before"),
+        label = rev if args.before.startswith(rev) else f"{args.before} {rev}"
+        trees = {f"before ({label})": extract(rev, work / "before"),
                  f"after (this tree, HEAD {here})": ROOT / "src"}  # fmt: skip
         bundle = args.bundle or train_bundle(work / "train")
         data = physionet2012.read(dataset_dir("physionet2012") / "set-b.tar.gz")
