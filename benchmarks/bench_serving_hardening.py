@@ -9,8 +9,9 @@ with ``git archive``) and this working tree. For each:
 2. ``/healthz`` latency while one 8 MB ``POST /v1/predict`` of real set-B stays is in
    flight (polled back to back from one connection).
 
-    python benchmarks/bench_serving_hardening.py --before main   # adds "## Hardening" to
-                                                                  # benchmarks/results/serving.md
+    python benchmarks/bench_serving_hardening.py --before $(git merge-base HEAD main)
+    # adds "## Hardening" to benchmarks/results/serving.md; compare with the branch's base,
+    # not a main that has since taken other branches' changes
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def main() -> None:
     parser.add_argument("--before", default="main", help="git revision to compare with")
     parser.add_argument("--bundle", type=Path, help="default: train bench_serving's GRU-128")
     parser.add_argument("--patients", type=int, default=64)
-    parser.add_argument("--requests", type=int, default=3000, help="per throughput run")
+    parser.add_argument("--requests", type=int, default=1500, help="per throughput run")
+    parser.add_argument("--rounds", type=int, default=4, help="throughput runs per tree")
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/serving.md")
     args = parser.parse_args()
     import torch
@@ -158,14 +160,15 @@ def main() -> None:
                           check=True, capture_output=True, text=True).stdout.strip()  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        trees = {f"before ({args.before} {rev})": extract(rev, work / "before"),
+        label = rev if args.before.startswith(rev) else f"{args.before} {rev}"
+        trees = {f"before ({label})": extract(rev, work / "before"),
                  f"after (this tree, HEAD {here})": ROOT / "src"}  # fmt: skip
         bundle = args.bundle or train_bundle(work / "train")
         data = physionet2012.read(dataset_dir("physionet2012") / "set-b.tar.gz")
         plan = plans(data, args.patients, per_obs=True)
         body = big_body(data, 8 * 1024 * 1024 - 1024)
         runs: dict[str, list[dict]] = {name: [] for name in trees}
-        for _ in range(2):  # alternate, so a change of machine load hits both
+        for _ in range(args.rounds):  # alternate, so a change of machine load hits both
             for name, src in trees.items():
                 runs[name].append(throughput(src, bundle, work, plan, args.requests))
                 print(name, runs[name][-1], flush=True)
@@ -185,6 +188,10 @@ def report(runs: dict, health: dict, size: int, args) -> str:
         f"| {name} | {k + 1} | {r['requests']} | {r['obs_per_s']:.0f} | {r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | {r['status']} | {r['load']} |"
         for name, rs in runs.items() for k, r in enumerate(rs)
     )  # fmt: skip
+    medians = "\n".join(
+        f"| {name} | {np.median([r['obs_per_s'] for r in rs]):.0f} | {np.median([r['p50_ms'] for r in rs]):.1f} ms | {np.median([r['p99_ms'] for r in rs]):.1f} ms |"
+        for name, rs in runs.items()
+    )  # fmt: skip
     hrows = "\n".join(
         f"| {name} | {h['status']} | {h['big_s']:.2f} s | {h['polls']} | {h['p50_ms']:.1f} ms | {h['p99_ms']:.1f} ms | {h['max_ms']:.1f} ms | {h['load']} |"
         for name, h in health.items()
@@ -192,7 +199,7 @@ def report(runs: dict, health: dict, size: int, args) -> str:
     given = f" --bundle {args.bundle}" if args.bundle else ""
     return f"""## Hardening
 
-`python benchmarks/bench_serving_hardening.py --before {args.before} --patients {args.patients} --requests {args.requests}{given}`
+`python benchmarks/bench_serving_hardening.py --before {args.before} --patients {args.patients} --requests {args.requests} --rounds {args.rounds}{given}`
 (issue 21; both trees serve the same bundle, GRU-128 as above, one after the other on
 the same 2-core machine shared with other work: the load average (1/5/15 min) before →
 after each run is in the last column, and the absolute figures move with it).
@@ -203,6 +210,12 @@ stays replayed in time order, up to {args.requests} requests per run, runs alter
 | server | run | requests | updates/s | p50 | p99 | statuses | load average |
 |---|---:|---:|---:|---:|---:|---|---|
 {rows}
+
+Median over the runs:
+
+| server | updates/s | p50 | p99 |
+|---|---:|---:|---:|
+{medians}
 
 `/healthz` polled back to back from one connection while one `POST /v1/predict` of
 {size / 2**20:.1f} MiB (real set-B stays, event rows with units) is in flight:

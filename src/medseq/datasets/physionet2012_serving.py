@@ -151,14 +151,15 @@ def _validate_events(body: Any) -> EventsRequest:
     two patients. Errors are those of the one-call validation, with the same ``loc``.
     """
     head = validate(_EventsHead, body)
-    patients, errors = [], []
+    patients, errors, n_errors = [], [], 0
     for i, item in enumerate(head.patients):
         try:
             patients.append(validate(PatientHistoryIn, item, ("body", "patients", i)))
         except InputError as err:
-            errors += err.errors
+            errors += err.first()
+            n_errors += err.n_errors
     if errors:
-        raise InputError(errors)
+        raise InputError(errors, n_errors)
     return EventsRequest.model_construct(patients=patients)
 
 

@@ -65,7 +65,8 @@ def parse_body(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
     RequestError
         ``type`` ``json_invalid`` (with line and column) or ``json_too_deep``.
     """
-    if json_depth(raw) > max_depth:
+    shallow = raw.count(b"[") + raw.count(b"{") <= max_depth  # depth <= number of openers
+    if not shallow and json_depth(raw) > max_depth:
         raise RequestError.at(
             ("body",), f"JSON nested deeper than {max_depth} levels", "json_too_deep"
         )

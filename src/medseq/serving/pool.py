@@ -9,7 +9,10 @@ hundreds of threads). The event loop keeps reading, answering ``/healthz`` and q
 
 The open streaming stays are shared by the threads; :attr:`WorkerPool.state_lock`
 serialises every read and write of them (one update of one patient at a time, as on the
-event loop before), while the parsing of other requests goes on in parallel.
+event loop before), while the parsing of other requests goes on in parallel. A streaming
+update of at most ``inline_body_bytes`` (4 KiB, some 60 observations) is applied on the
+event loop when the lock is free (:meth:`WorkerPool.run_small`): its work is shorter than
+the hand-over to a thread.
 """
 
 from __future__ import annotations
@@ -38,11 +41,26 @@ class WorkerPool:
             raise ValueError(f"worker_threads must be >= 1, got {n_threads}")
         self.n_threads = n_threads
         self.limiter = anyio.CapacityLimiter(n_threads)
-        self.state_lock = threading.Lock()
+        self.state_lock = threading.RLock()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` in a pool thread; its exception is raised here."""
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+    async def run_small(self, small: bool, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the event loop when ``small`` and the state lock is free at once,
+        else :meth:`run`.
+
+        A small streaming update (``ServeSettings.inline_body_bytes``, a few observations)
+        is less work than the two thread switches of the pool, and on a busy machine each
+        switch waits for a scheduler slice; it never waits for the lock on the loop.
+        """
+        if small and self.state_lock.acquire(blocking=False):
+            try:
+                return fn(*args)
+            finally:
+                self.state_lock.release()
+        return await self.run(fn, *args)
 
     def locked(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` holding :attr:`state_lock` (call it from a pool thread)."""

@@ -38,25 +38,35 @@ ITEM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 MAX_ERRORS = 50
 
 
-def capped(errors: Sequence[dict[str, Any]], limit: int = MAX_ERRORS) -> list[dict[str, Any]]:
-    """The first ``limit`` errors, then one entry saying how many more there were.
+def capped(
+    errors: Sequence[dict[str, Any]], limit: int = MAX_ERRORS, total: int | None = None
+) -> list[dict[str, Any]]:
+    """The first ``limit`` errors, then one entry saying how many more there were
+    (``total`` errors in all; default ``len(errors)``).
 
     An 8 MB body of invalid rows has hundreds of thousands of errors; answering all of
     them made a 422 of 9-32 MB.
     """
-    if len(errors) <= limit:
-        return list(errors)
-    more = {"loc": ["body"], "msg": f"and {len(errors) - limit} more", "type": "too_many_errors"}
+    total = len(errors) if total is None else total
+    if total <= limit:
+        return list(errors[:limit])
+    more = {"loc": ["body"], "msg": f"and {total - limit} more", "type": "too_many_errors"}
     return [*errors[:limit], more]
 
 
 class RequestError(ValueError):
     """Bad input for a 422 answer: ``errors`` are pydantic-style ``{loc, msg, type}``."""
 
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
-        errors = capped(errors)
+    def __init__(self, errors: list[dict[str, Any]], n_errors: int | None = None) -> None:
+        #: how many errors there were (``errors`` keeps the first :data:`MAX_ERRORS`)
+        self.n_errors = len(errors) if n_errors is None else n_errors
+        errors = capped(errors, total=self.n_errors)
         super().__init__("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors))
         self.errors = errors
+
+    def first(self) -> list[dict[str, Any]]:
+        """The kept errors without the closing ``and N more`` entry (to merge several)."""
+        return self.errors[:MAX_ERRORS]
 
     @classmethod
     def at(cls, loc: Sequence[Any], msg: str, kind: str = "value_error") -> RequestError:
@@ -195,14 +205,16 @@ def fhir_bundle(obj: dict[str, Any], max_entries: int | None = None) -> Any:
     # entry by entry: pydantic holds the GIL for a whole call, and 20,000 entries in one
     # call kept the event loop (/healthz, other patients) waiting for seconds
     head = _fhir_validate("Bundle", {k: v for k, v in obj.items() if k != "entry"}, ("body",))
-    validated, errors = [], []
+    validated, n_errors = [], 0
+    errors: list[dict[str, Any]] = []
     for i, entry in enumerate(entries):
         try:
             validated.append(_fhir_validate("BundleEntry", entry, ("body", "entry", i)))
         except RequestError as err:
-            errors += err.errors
+            errors += err.first() if len(errors) < MAX_ERRORS else []
+            n_errors += err.n_errors
     if errors:
-        raise RequestError(errors)
+        raise RequestError(errors, n_errors)
     if validated:
         head.entry = validated
     return head

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,9 @@ def serve(bundle_dir: str | Path, settings: ServeSettings, host: str, port: int)
     from medseq.serving.api import create_app
 
     app = create_app(bundle_dir, settings)
+    # the event loop waits at most this long for the GIL held by a worker thread (default
+    # 5 ms); /healthz and small updates need it several times per request
+    sys.setswitchinterval(0.001)
     logger.info("medseq serve on http://%s:%d (state: %s)", host, port, settings.state_db)
     uvicorn.Server(uvicorn_config(app, settings, host, port)).run()
 

@@ -70,6 +70,9 @@ class ServeSettings:
     worker_threads : int, default=4
         Requests parsed, validated and scored at once, off the event loop
         (:mod:`medseq.serving.pool`); more wait their turn.
+    inline_body_bytes : int, default=4096
+        A streaming update body up to this size is applied on the event loop when no
+        other update is being applied (less work than a thread hand-over); 0: never.
     max_connections : int, default=512
         Open connections; one more is answered 503 and closed at once
         (:mod:`medseq.serving.protocol`).
@@ -93,6 +96,7 @@ class ServeSettings:
     max_future_minutes: float = 5.0
     drift: DriftSettings = field(default_factory=DriftSettings)
     worker_threads: int = 4
+    inline_body_bytes: int = 4096
     max_connections: int = 512
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
@@ -105,6 +109,8 @@ class ServeSettings:
             raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
         if self.max_future_minutes < 0:
             raise ValueError(f"max_future_minutes must be >= 0, got {self.max_future_minutes}")
+        if self.inline_body_bytes < 0:
+            raise ValueError(f"inline_body_bytes must be >= 0, got {self.inline_body_bytes}")
         for name in ("worker_threads", "max_connections"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

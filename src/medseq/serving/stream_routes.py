@@ -72,7 +72,9 @@ async def observe(request: Request, patient_id: PatientIdPath) -> schemas.Stream
     if stream.engine is None:
         raise StreamingUnsupported(stream.unsupported)
     raw = await request.body()
-    body, counts = await request.app.state.pool.run(_observe, request, patient_id, raw, stream)
+    small = len(raw) <= request.app.state.settings.inline_body_bytes
+    pool = request.app.state.pool
+    body, counts = await pool.run_small(small, _observe, request, patient_id, raw, stream)
     metrics = request.app.state.metrics
     metrics.count_observations("applied", counts[0])
     metrics.count_observations("skipped", counts[1])
@@ -80,7 +82,8 @@ async def observe(request: Request, patient_id: PatientIdPath) -> schemas.Stream
 
 
 def _observe(request: Request, patient_id: str, raw: bytes, stream: Any):
-    """Parse, validate and apply one update (in the worker pool, off the event loop)."""
+    """Parse, validate and apply one update (in the worker pool, off the event loop, but
+    for a small body, :meth:`~medseq.serving.pool.WorkerPool.run_small`)."""
     history, prefix = _history_for(request, patient_id, parse_json(raw), stream)
 
     def apply() -> tuple[dict[str, Any], Any]:  # the answer is this update's state

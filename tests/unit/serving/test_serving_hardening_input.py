@@ -150,6 +150,19 @@ def test_error_lists_are_capped(client):
     assert detail[-1]["msg"] == f"and {MAX_UPDATE - MAX_ERRORS} more"
 
 
+def test_error_count_spans_every_patient_and_entry(client):
+    bad = [{"time": 1.0, "code": "HR", "value": "x"}] * 40
+    patients = [{"patient_id": f"p{k}", "events": bad} for k in range(3)]
+    status, answer = _post(client, PREDICT, {"patients": patients})
+    assert status == 422
+    assert answer["detail"][-1]["msg"] == f"and {3 * 40 - MAX_ERRORS} more"
+    assert answer["detail"][40]["loc"][:3] == ["body", "patients", 1]  # the 2nd patient's
+    entries = [_obs(valueQuantity={"value": "x"})] * 70
+    status, answer = _post(client, PREDICT, _bundle(*entries))
+    assert status == 422
+    assert answer["detail"][-1]["msg"] == f"and {70 - MAX_ERRORS} more"
+
+
 # -- one set of caps for both streaming forms ---------------------------------------------------
 
 
