@@ -154,6 +154,7 @@ def test_a_dataset_without_partitions_is_refused_by_medseq_federate(tmp_path):
     result = runner.invoke(app, ["federate", str(config)])
     assert result.exit_code == 2
     assert (
-        "medseq federate is not available for dataset 'bonn_eeg': its spec has no 'partitions'"
+        "medseq federate is not available for dataset 'bonn_eeg': the segments carry no "
+        "hospital, subject or recording labels to split into sites"
         in " ".join(result.output.split())
     )

@@ -227,6 +227,7 @@ UNSUPPORTED = {
     ),
 }
 
+
 def _record_sites(data: Any, labels: pd.Series, *, n_sites: int, alpha: float, seed: int):
     """Whole records (each one patient) spread over ``n_sites``, balancing the sites' beat
     counts: a simulated split, since MIT-BIH's 48 records all come from one laboratory.

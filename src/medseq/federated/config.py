@@ -186,8 +186,9 @@ def _data_section(raw: dict[str, Any]) -> dict[str, str]:
             f"[data] task {data['task']!r} is a {task_type} task; federated runs select "
             f"rounds by validation AUROC and support {TASK_TYPES}"
         )
-    spec.require("partitions", "medseq federate")
-    spec.require("federated_fit", "medseq federate")
+    from medseq.capabilities import require_stage
+
+    require_stage(spec, "federated")  # the capability matrix's sentence when it is a gap
     if data.get("protocol"):
         spec.protocol(str(data["protocol"]))  # an unknown name lists the dataset's protocols
         if data.get("test"):

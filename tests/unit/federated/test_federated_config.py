@@ -78,8 +78,21 @@ def test_a_dataset_without_partitions_is_refused_with_the_specs_sentence():
     with pytest.raises(StageUnsupported) as err:
         parse_federated({**raw, "federated": {"partition": "dirichlet"}})
     assert str(err.value) == (
-        "medseq federate is not available for dataset 'bonn_eeg': its spec has no "
-        "'partitions': the segments carry no hospital, subject or recording labels to split "
-        "into sites (N and F are two electrode sites of the same five patients, not two "
-        "hospitals)"
+        "medseq federate is not available for dataset 'bonn_eeg': the segments carry no "
+        "hospital, subject or recording labels to split into sites (N and F are two electrode "
+        "sites of the same five patients, not two hospitals)"
     )
+
+
+def test_a_dataset_with_sites_but_no_federated_fit_is_refused_with_the_matrix_sentence():
+    from medseq.capabilities import cell
+    from medseq.datasets.registry import StageUnsupported, get_dataset
+
+    raw = {"data": {"dataset": "physionet2019", "task": "sepsis_6h", "train": "physionet2019"}}
+    with pytest.raises(StageUnsupported) as err:
+        parse_federated({**raw, "federated": {"partition": "hospital"}})
+    reason = cell(get_dataset("physionet2019"), "federated").reason
+    assert (
+        str(err.value) == f"medseq federate is not available for dataset 'physionet2019': {reason}"
+    )
+    assert "hourly featurizer has no federated fit" in reason

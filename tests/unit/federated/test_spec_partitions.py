@@ -77,3 +77,32 @@ def test_partition_helpers_refuse_bad_settings():
         partitions.dirichlet_label_skew(labels, 2, 0.0, 0)
     with pytest.raises(ValueError, match="3 groups cannot fill 4 sites"):
         partitions.by_group(pd.Series([1, 1, 2, 3], index=np.arange(4)), 4, 0)
+
+
+def test_grouped_partitions_keep_each_patient_at_one_site():
+    """Several samples per patient (visits, beats): every partition keeps a patient whole."""
+    rng = np.random.default_rng(0)
+    groups = pd.Series(np.repeat(np.arange(40), 3), index=np.arange(120) * 7)
+    labels = pd.Series(rng.integers(0, 2, size=120), index=groups.index)
+    for site_of in (
+        partitions.by_group_iid(groups, 4, seed=1),
+        partitions.dirichlet_by_group(labels, groups, 4, alpha=0.3, seed=1),
+    ):
+        part = _check_complete(site_of, groups.index)
+        for ids in part.sites.values():
+            owners = set(groups.loc[ids])
+            others = set(groups.loc[np.setdiff1d(groups.index, ids)])
+            assert not owners & others
+    sizes = partitions.by_group_iid(groups, 4, seed=1).value_counts()
+    assert sizes.min() == sizes.max() == 30  # ten patients (thirty samples) per site
+
+
+def test_dirichlet_by_group_skews_the_patients_label_mix():
+    rng = np.random.default_rng(0)
+    groups = pd.Series(np.arange(400), index=np.arange(400))
+    labels = pd.Series(rng.integers(0, 2, size=400), index=groups.index)
+    site_of = partitions.dirichlet_by_group(labels, groups, 4, alpha=0.2, seed=0)
+    rates = labels.groupby(site_of.astype(str)).mean()
+    assert rates.max() - rates.min() > 0.3
+    with pytest.raises(ValueError, match="3 groups cannot fill 4 sites"):
+        partitions.by_group_iid(pd.Series([1, 1, 2, 3], index=np.arange(4)), 4, 0)
