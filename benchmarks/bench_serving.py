@@ -333,8 +333,26 @@ def main() -> None:
         print("kill/restart:", results["kill_restart"], flush=True)
         results["malformed"] = malformed_suite(bundle_dir, workdir)
         print("malformed:", results["malformed"], flush=True)
-    args.output.write_text(report(results))
+    args.output.write_text(keep_other_sections(report(results), args.output))
     print(f"wrote {args.output}")
+
+
+def keep_other_sections(new: str, path: Path) -> str:
+    """``new`` followed by the sections of ``path`` that other benchmarks wrote.
+
+    serving.md is shared (the streaming-step and hardening benchmarks append their own
+    sections); rewriting the whole file would silently drop their measured figures.
+    """
+    if not path.exists():
+        return new
+    own = {line for line in new.splitlines() if line.startswith("## ")}
+    kept, keep = [], False
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            keep = line not in own
+        if keep:
+            kept.append(line)
+    return new.rstrip("\n") + ("\n\n" + "\n".join(kept) + "\n" if kept else "\n")
 
 
 def report(r: dict) -> str:
