@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "benchmarks"))
 
-from bench_serving import keep_other_sections  # noqa: E402
+from bench_serving import keep_other_sections
 
 
 def test_own_sections_replaced_other_sections_kept(tmp_path: Path) -> None:
