@@ -33,6 +33,7 @@ from medseq.serving.codes import CodeTable
 from medseq.serving.inputs import History, InputError, history_from_events
 from medseq.serving.requests import Parsed, RequestContext, validate
 from medseq.serving.schemas import (
+    IDEMPOTENCY_KEY_PATTERN,
     MAX_EVENTS,
     MAX_PATIENTS,
     MAX_UPDATE,
@@ -80,6 +81,11 @@ class ObservationsIn(Strict):
 
     observations: list[EventIn] = Field(default_factory=list, max_length=MAX_UPDATE)
     static: StaticIn | None = None
+    update_id: str | None = Field(
+        default=None, pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Idempotency key: an update is applied once per key (as the "
+        "Idempotency-Key header).",
+    )  # fmt: skip
 
 
 @functools.cache
@@ -168,12 +174,13 @@ def parse_fhir(body: Any, context: RequestContext) -> Parsed:
 # -- streaming ---------------------------------------------------------------------------
 
 
-def open_service(bundle: Any, version: str, store: Any, alert: Any) -> Any:
+def open_service(bundle: Any, version: str, store: Any, alert: Any, **options: Any) -> Any:
     """The streaming service of an ICU-grid bundle (a
-    :class:`~medseq.serving.service.StreamService`)."""
+    :class:`~medseq.serving.service.StreamService`; ``options`` such as
+    ``max_cached_patients`` are passed on)."""
     from medseq.serving.service import StreamService
 
-    return StreamService(bundle, version, store, alert)
+    return StreamService(bundle, version, store, alert, **options)
 
 
 def observations(
@@ -192,10 +199,9 @@ def observations(
         return parsed[patient_id], ("body", "entry")
     body = validate(ObservationsIn, obj)
     static = body.static.given() if body.static else {}
-    return history_from_events(patient_id, body.observations, static, code_table()), (
-        "body",
-        "observations",
-    )
+    history = history_from_events(patient_id, body.observations, static, code_table())
+    history.update_id = body.update_id
+    return history, ("body", "observations")
 
 
 def describe(featurizer: Any) -> dict[str, Any]:

@@ -34,6 +34,7 @@ naming the extra to install.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import traceback
@@ -144,7 +145,7 @@ async def _lifespan(app: FastAPI):
     app.state.bundle, app.state.unavailable = bundle, unavailable
     if unavailable:
         logger.error("%s; /v1/predict answers 503", unavailable)
-    store = None
+    store, sweeper = None, None
     app.state.stream = None
     if served.streaming is not None and bundle is not None:
         from medseq.serving.store import StateStore
@@ -155,8 +156,12 @@ async def _lifespan(app: FastAPI):
         store = StateStore(settings.state_db, settings.synchronous)
         policy = AlertPolicy(threshold, settings.alert_hysteresis)
         part = served.streaming.load()
-        app.state.stream = part.open_service(bundle, app.state.version, store, policy)
+        app.state.stream = part.open_service(
+            bundle, app.state.version, store, policy,
+            max_cached_patients=settings.max_cached_patients,
+        )  # fmt: skip
         app.state.metrics.gauge("medseq_active_patients", "Open streaming stays.", store.count)
+        sweeper = _start_sweep(app.state.stream, settings)
     elif served.refusal:
         logger.warning("streaming routes disabled: %s", served.refusal)
     app.state.drift, app.state.drift_reason = drift_routes.open_monitor(bundle, settings.drift)
@@ -165,8 +170,20 @@ async def _lifespan(app: FastAPI):
     kind = app.state.manifest.get("model_config", {}).get("kind", "?")
     logger.info("serving model %s (%s, %s)", app.state.version, kind, served.spec.name)
     yield
+    if sweeper is not None:
+        sweeper.cancel()
     if store is not None:
         store.close()
+
+
+def _start_sweep(stream: Any, settings: ServeSettings) -> asyncio.Task | None:
+    """The periodic retention sweep (:func:`medseq.serving.service.sweep_forever`)."""
+    if settings.retention_hours is None or not hasattr(stream, "sweep"):
+        return None
+    from medseq.serving.service import sweep_forever
+
+    every = settings.retention_sweep_seconds
+    return asyncio.create_task(sweep_forever(stream, settings.retention_hours, every))
 
 
 def create_app(bundle_dir: str | Path, settings: ServeSettings) -> FastAPI:

@@ -133,6 +133,7 @@ def _add(history: History, obs: _Obs, admission: datetime, table: CodeTable) -> 
         else:
             history.observations.append(Observation(mapped.variable, hours, mapped.value))
             history.origins.append(obs.index)
+            history.observation_ids.append(obs.resource.id or None)
 
 
 def _patient_static(patient: Any, admission: datetime) -> dict[str, float]:

@@ -35,6 +35,10 @@ class History:
     static: dict[str, float] = field(default_factory=dict)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     admission_time: str | None = None
+    #: FHIR ``Observation.id`` of each observation (None: none); empty for the JSON form.
+    observation_ids: list[str | None] = field(default_factory=list)
+    #: The update's idempotency key from the body (``update_id``), if any.
+    update_id: str | None = None
 
 
 def parse_json(body: bytes) -> Any:

@@ -63,6 +63,14 @@ class ServeSettings:
         FHIR times later than now plus this clock skew are refused (422).
     drift : DriftSettings, default=DriftSettings()
         Sliding window and thresholds of the drift monitor (``GET /v1/drift``).
+    max_cached_patients : int, default=10_000
+        Streaming states kept in memory, least recently used evicted (they stay in the
+        state database and are reloaded on the next request): bounds the memory.
+    retention_hours : float or None, default=None
+        A stay without an update for this long is deleted (state, observations, ids) by a
+        periodic sweep; None keeps stays until ``DELETE /v1/patients/{id}``.
+    retention_sweep_seconds : float, default=300
+        Interval of the retention sweep.
     """
 
     tokens: tuple[str, ...] = field(repr=False)
@@ -73,6 +81,9 @@ class ServeSettings:
     alert_hysteresis: float = 0.02
     max_future_minutes: float = 5.0
     drift: DriftSettings = field(default_factory=DriftSettings)
+    max_cached_patients: int = 10_000
+    retention_hours: float | None = None
+    retention_sweep_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.tokens:
@@ -81,3 +92,11 @@ class ServeSettings:
             raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes}")
         if self.max_future_minutes < 0:
             raise ValueError(f"max_future_minutes must be >= 0, got {self.max_future_minutes}")
+        if self.max_cached_patients < 1:
+            raise ValueError(f"max_cached_patients must be >= 1, got {self.max_cached_patients}")
+        if self.retention_hours is not None and not self.retention_hours > 0:
+            raise ValueError(f"retention_hours must be > 0 (or None), got {self.retention_hours}")
+        if not self.retention_sweep_seconds > 0:
+            raise ValueError(
+                f"retention_sweep_seconds must be > 0, got {self.retention_sweep_seconds}"
+            )

@@ -4,6 +4,7 @@ the bundle's dataset spec has a ``streaming`` part, whose module parses the upda
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from medseq.serving.engine import ObservationError
 from medseq.serving.inputs import parse_json
 from medseq.serving.recurrent import StreamingUnsupported
 from medseq.serving.requests import RequestContext, RequestError, RequestUnavailable
+from medseq.serving.service import IdempotencyConflict
 
 PatientIdPath = Annotated[str, PathParam(pattern=schemas.PATIENT_ID_PATTERN)]
 
@@ -66,22 +68,45 @@ async def observe(request: Request, patient_id: PatientIdPath) -> schemas.Stream
     stream = _stream(request)
     if stream.engine is None:
         raise StreamingUnsupported(stream.unsupported)
+    key = _idempotency_key(request)
     obj = parse_json(await request.body())
     history, prefix = _history_for(request, patient_id, obj, stream)
     try:
-        stay, result = stream.update(patient_id, history)
+        ack = stream.update(patient_id, history, key)
     except ObservationError as err:
         origin = history.origins[err.index] if err.index >= 0 else None
         loc = (*prefix, origin, err.field) if origin is not None else ("body", err.field)
         raise RequestError.at(loc, str(err)) from None
-    skipped = history.skipped + [
-        {**s, "index": history.origins[s["index"]]} for s in result.skipped
-    ]
-    metrics = request.app.state.metrics
-    metrics.count_observations("applied", result.n_applied)
-    metrics.count_observations("skipped", len(skipped))
-    body = _stream_state(request, patient_id, stay)
-    return schemas.StreamUpdate(**body, n_applied=result.n_applied, skipped=_skipped(skipped))
+    except IdempotencyConflict as err:
+        raise HTTPException(409, str(err)) from None
+    if not ack.replayed:
+        metrics = request.app.state.metrics
+        metrics.count_observations("applied", ack.n_applied)
+        metrics.count_observations("skipped", len(ack.skipped))
+    risk = ack.risk
+    threshold = request.app.state.bundle.threshold
+    decision = (
+        None
+        if threshold is None or request.app.state.bundle.task != "binary"
+        else (risk >= threshold)
+    )
+    return schemas.StreamUpdate(
+        patient_id=patient_id, model_version=request.app.state.version, risk=risk,
+        decision=decision, alert=ack.alert, n_observations=ack.n_observations,
+        hours_covered=ack.hours_covered, admission_time=ack.admission_time,
+        n_applied=ack.n_applied, skipped=_skipped(ack.skipped),
+    )  # fmt: skip
+
+
+def _idempotency_key(request: Request) -> str | None:
+    """The ``Idempotency-Key`` header (422 naming it when malformed), or None."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not re.fullmatch(schemas.IDEMPOTENCY_KEY_PATTERN, key):
+        raise RequestError.at(
+            ("header", "Idempotency-Key"),
+            "must be 1-128 letters, digits, '.', '_', ':' or '-' (e.g. a UUID)",
+        )
+    return key
 
 
 async def patient(request: Request, patient_id: PatientIdPath) -> schemas.StreamState:
