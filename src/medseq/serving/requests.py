@@ -175,7 +175,9 @@ def fhir_bundle(obj: dict[str, Any]) -> Any:
         return Bundle.model_validate(obj)
     except pydantic.ValidationError as err:
         raise RequestError.from_validation(err) from None
-    except (TypeError, ValueError) as err:  # fhir_core raises these for some shapes
+    except (TypeError, ValueError, KeyError) as err:  # fhir_core raises these for some
+        # shapes (KeyError: an entry's resourceType that is no FHIR type); the message is
+        # not echoed, it holds request content
         raise RequestError.at(("body",), f"invalid FHIR Bundle: {type(err).__name__}") from None
 
 
