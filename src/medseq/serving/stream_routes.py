@@ -71,6 +71,8 @@ async def observe(request: Request, patient_id: PatientIdPath) -> schemas.Stream
     key = _idempotency_key(request)
     obj = parse_json(await request.body())
     history, prefix = _history_for(request, patient_id, obj, stream)
+    if key is not None and history.update_id not in (None, key):
+        raise RequestError.at(("body", "update_id"), "differs from the Idempotency-Key header")
     try:
         ack = stream.update(patient_id, history, key)
     except ObservationError as err:

@@ -31,8 +31,10 @@ def _bytes_with(db, needle: bytes) -> list[str]:
     hits = []
     for suffix in FILES:
         path = f"{db}{suffix}"
-        if os.path.exists(path) and needle in open(path, "rb").read():
-            hits.append(suffix or "db")
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                if needle in f.read():
+                    hits.append(suffix or "db")
     return hits
 
 
@@ -168,6 +170,8 @@ def test_no_request_content_in_any_log_line(trained_gru_bundle, test_client_cls,
         {"time": 0.7, "code": "Glucose", "value": 111.2222, "unit": "LOGMARKunit"},
     ]
     statuses = []
+    batch = {"patients": [{"patient_id": "pt-LOGMARK2", "events": rows}]}
+    bad_time = {"observations": [{"time": "LOGMARKtime", "code": "HR", "value": 1}]}
     with test_client_cls(create_app(trained_gru_bundle, settings)) as client:
         calls = [
             ("post", path, {"observations": rows, "static": {"Age": 77.5}},
@@ -177,8 +181,8 @@ def test_no_request_content_in_any_log_line(trained_gru_bundle, test_client_cls,
             ("post", path, good, {}),
             ("post", path, good | {"entry": good["entry"] + [{"resource": odd}]}, {}),
             ("post", "/v1/predict", good | {"entry": [{"resource": odd}]}, {}),
-            ("post", "/v1/predict", {"patients": [{"patient_id": "pt-LOGMARK2", "events": rows}]}, {}),
-            ("post", path, {"observations": [{"time": "LOGMARKtime", "code": "HR", "value": 1}]}, {}),
+            ("post", "/v1/predict", batch, {}),
+            ("post", path, bad_time, {}),
             ("post", path, {"observations": [{"time": 0.1, "code": "HR", "value": 1.0}]}, {}),
             ("post", path, {"observations": [{"time": 0.5, "code": "2708-6", "value": 97.5}]}, {}),
             ("get", "/v1/patients/pt-LOGMARK1", None, {}),
