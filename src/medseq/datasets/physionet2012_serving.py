@@ -147,8 +147,14 @@ def parse_events(body: Any, context: RequestContext) -> Parsed:
     request = validate(EventsRequest, body)
     table = code_table()
     histories = [
-        history_from_events(p.patient_id, p.events, p.static.given() if p.static else {}, table)
-        for p in request.patients
+        history_from_events(
+            p.patient_id,
+            p.events,
+            p.static.given() if p.static else {},
+            table,
+            loc=("body", "patients", k, "events"),
+        )
+        for k, p in enumerate(request.patients)
     ]
     ids = [h.patient_id for h in histories]
     if len(set(ids)) != len(ids):
@@ -210,4 +216,5 @@ def describe(featurizer: Any) -> dict[str, Any]:
         "variables": list(featurizer.feature_names_),
         "static_columns": list(featurizer.static_encoder_.columns),
         "codes": code_table().describe(),
+        "refused_codes": dict(code_table().refused),
     }

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from medseq.serving.codes import CodeTable, Mapped
+from medseq.serving.codes import CodeTable, Mapped, RefusedCode
 from medseq.serving.engine import Observation
 from medseq.serving.requests import RequestError as InputError
 from medseq.serving.requests import validate
@@ -55,12 +55,22 @@ def parse_json(body: bytes) -> Any:
 
 
 def history_from_events(
-    patient_id: str, events: list[EventIn], static: Mapping[str, float] | None, table: CodeTable
+    patient_id: str,
+    events: list[EventIn],
+    static: Mapping[str, float] | None,
+    table: CodeTable,
+    loc: tuple[Any, ...] = ("body", "observations"),
 ) -> History:
-    """Map event-table observations (codes, optional units) to model variables."""
+    """Map event-table observations (codes, optional units) to model variables.
+
+    A code the table refuses is a 422 at ``(*loc, i, "code")`` naming the code and why.
+    """
     history = History(patient_id, static=dict(static or {}))
     for i, event in enumerate(events):
-        mapped = table.map(None, event.code, event.value, event.unit)
+        try:
+            mapped = table.map(None, event.code, event.value, event.unit)
+        except RefusedCode as err:
+            raise InputError.at((*loc, i, "code"), str(err), "refused_code") from None
         if isinstance(mapped, Mapped) and not mapped.static:
             history.observations.append(Observation(mapped.variable, event.time, mapped.value))
             history.origins.append(i)
