@@ -245,6 +245,15 @@ def serve(
     drift_psi: Annotated[
         float, typer.Option(help="Population stability index at which a feature drifts.")
     ] = 0.2,
+    max_cached_patients: Annotated[
+        int, typer.Option(help="Streaming states kept in memory (the rest reload from SQLite).")
+    ] = 10_000,
+    retention_hours: Annotated[
+        float | None, typer.Option(help="Delete stays without an update for this long.")
+    ] = None,
+    retention_sweep_seconds: Annotated[
+        float, typer.Option(help="Interval of the retention sweep.")
+    ] = 300.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve a bundle over REST: batch, FHIR and streaming prediction."""
@@ -262,6 +271,9 @@ def serve(
         alert_threshold=alert_threshold,
         alert_hysteresis=alert_hysteresis,
         drift=drift,
+        max_cached_patients=max_cached_patients,
+        retention_hours=retention_hours,
+        retention_sweep_seconds=retention_sweep_seconds,
     )
     typer.echo(f"medseq serve: http://{host}:{port} (state: {state_db})")
     run_server(bundle, settings, host, port)

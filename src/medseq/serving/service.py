@@ -287,12 +287,12 @@ class StreamService:
                         "this patient; use a new key for new content"
                     )
             observations, origins, ids, duplicates = self._new_only(patient_id, history)
-            stay = self._get(patient_id)
-            if stay is None:
-                stay = OpenStay(engine.new_state(), history.admission_time)
+            stay, static = self._get(patient_id), history.static
+            if stay is None:  # descriptors set once: the encoder runs once, not twice
+                stay, static = OpenStay(engine.new_state(static), history.admission_time), {}
             engine.check(stay.state, observations)  # a refusal changes nothing
             try:
-                result = engine.update(stay.state, observations, history.static)
+                result = engine.update(stay.state, observations, static)
                 ack = self._ack(stay, result, history, origins, duplicates)
                 skipped_idx = {s["index"] for s in result.skipped}
                 applied = [o for i, o in enumerate(observations) if i not in skipped_idx]
