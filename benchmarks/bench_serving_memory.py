@@ -19,6 +19,8 @@ The model is ``bench_serving.train_bundle`` (GRU, 128 hidden units, trained for 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import gc
 import os
 import sys
@@ -36,7 +38,12 @@ SECTION = "## Memory: many streaming patients, bounded state cache"
 
 
 def rss_mb() -> float:
-    """Resident set size of this process (VmRSS), MiB."""
+    """Resident set size of this process (VmRSS), MiB, after a garbage collection and
+    ``malloc_trim`` (so that heap freed earlier, e.g. by the data read at the start, does
+    not hide or fake growth)."""
+    gc.collect()
+    with contextlib.suppress(OSError):  # not glibc: RSS as it is
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):

@@ -302,6 +302,7 @@ class StreamService:
             except Exception:
                 self._cache.pop(patient_id)  # reload the last committed state next time
                 raise
+            stay.state.features.cache.clear()  # derived, recomputed on use: 28% of a state
             self._cache.put(patient_id, stay)
             return ack
 
