@@ -40,10 +40,12 @@ SECTION = "## Memory: many streaming patients, bounded state cache"
 def rss_mb() -> float:
     """Resident set size of this process (VmRSS), MiB, after a garbage collection and
     ``malloc_trim`` (so that heap freed earlier, e.g. by the data read at the start, does
-    not hide or fake growth)."""
+    not hide or fake growth; the same for pyarrow's memory pool)."""
     gc.collect()
     with contextlib.suppress(OSError):  # not glibc: RSS as it is
         ctypes.CDLL("libc.so.6").malloc_trim(0)
+    if "pyarrow" in sys.modules:  # pandas' arrow strings: a pool of its own, freed lazily
+        sys.modules["pyarrow"].default_memory_pool().release_unused()
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):

@@ -240,7 +240,8 @@ class LazyBody:
 class LazyModule:
     """A spec part implemented by a module imported on first use (e.g. streaming).
 
-    The streaming part's module defines ``open_service(bundle, version, store, alert)``,
+    The streaming part's module defines ``open_service(bundle, version, store, alert,
+    **options)`` (options: ``max_cached_patients``),
     ``observations(body, patient_id, admission, context) -> (History, loc prefix)`` and
     ``describe(featurizer) -> dict``.
     """
