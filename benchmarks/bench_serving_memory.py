@@ -183,11 +183,14 @@ def write_section(subtitle: str, text: str) -> None:
     end = rest.find("\n## ")
     body, tail = (rest[:end], rest[end:]) if end >= 0 else (rest, "")
     blocks = {}
+    intro = body.split("\n### ")[0].strip()  # a written summary above the runs is kept
     for chunk in body.split("\n### ")[1:]:
         title, _, content = chunk.partition("\n")
         blocks[title.strip()] = content.strip()
     blocks[subtitle] = text.strip()
-    body = "\n" + "".join(f"\n### {t}\n\n{c}\n" for t, c in blocks.items())
+    body = ("\n\n" + intro + "\n" if intro else "\n") + "".join(
+        f"\n### {t}\n\n{c}\n" for t, c in blocks.items()
+    )
     path.write_text(head + SECTION + body + tail)
 
 
