@@ -187,7 +187,7 @@ def markdown(res: dict[str, Any], command: str) -> str:
         "### 2. Applied fixed to set B and to shifted streams", "",
         "| stream | stays | windows flagged at their end | requests flagged | stays to "
         "first alarm | drifting at the end of the first window (PSI; ICU type one-hots "
-        "left out) | prediction PSI |",
+        "left out) | prediction PSI at the end of the stream |",
         "|---|---:|---:|---:|---:|---|---:|",
     ]  # fmt: skip
     for name, r in res["applied"].items():
