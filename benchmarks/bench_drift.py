@@ -134,7 +134,7 @@ def markdown(r: dict, command: str) -> str:
         "training time from the set-A inputs and out-of-fold predictions. Window "
         f"{s.window} stays, alarm from {s.min_samples}, PSI >= {s.psi} and chi-square "
         f"p < {s.alpha} / tests (Bonferroni), requests of {r['per_request']} stays.", "",
-        "### Set B (same population) over 20 windows", "",
+        f"### Set B (same population) over {len(r['no_drift']['windows'])} windows", "",
         "| window | flag at its end | max PSI | drifting |", "|---:|---|---:|---|",
     ]  # fmt: skip
     for k, (flag, names, top) in enumerate(r["no_drift"]["windows"]):
@@ -191,7 +191,12 @@ def main() -> None:
     r["load"] = (f"{load0:.2f}", f"{os.getloadavg()[0]:.2f}")
     r["wall_s"] = time.perf_counter() - start
     command = "python benchmarks/bench_drift.py " + " ".join(
-        [str(args.bundle), f"--window {args.window}", f"--per-request {args.per_request}"]
+        [
+            str(args.bundle),
+            f"--window {args.window}",
+            f"--per-request {args.per_request}",
+            f"--repeats {args.repeats}",
+        ]
     )
     text = markdown(r, command)
     print(text)

@@ -62,6 +62,17 @@ MAP_2019 = {
     "TroponinI": "TroponinI", "Hct": "HCT", "WBC": "WBC", "Platelets": "Platelets",
 }  # fmt: skip
 HOURS_2012 = 48.0
+#: 2012 variables and descriptors a mapped 2019 stay never has: they drift by construction.
+NOT_IN_2019 = {
+    "ALT", "Albumin", "Cholesterol", "DiasABP", "GCS", "MAP", "MechVent", "Na", "PaO2",
+    "SysABP", "TroponinT", "Urine", "Weight", "Height",
+}  # fmt: skip
+
+
+def variable_of(feature: str) -> str:
+    """The variable or descriptor behind a feature name (``GCS_log_count`` -> ``GCS``,
+    ``static:Weight`` -> ``Weight``)."""
+    return feature.split(":")[-1].split("=")[0].split("_")[0]
 
 
 def settings_of(window: int, psi: float, alpha: float) -> DriftSettings:
@@ -187,7 +198,7 @@ def markdown(res: dict[str, Any], command: str) -> str:
         "### 2. Applied fixed to set B and to shifted streams", "",
         "| stream | stays | windows flagged at their end | requests flagged | stays to "
         "first alarm | drifting at the end of the first window (PSI; ICU type one-hots "
-        "left out) | prediction PSI |",
+        "left out) | prediction PSI at the end of the stream |",
         "|---|---:|---:|---:|---:|---|---:|",
     ]  # fmt: skip
     for name, r in res["applied"].items():
@@ -198,6 +209,22 @@ def markdown(res: dict[str, Any], command: str) -> str:
             f"{n_drift}: {top} | "
             f"{r.last['predictions'][0]['psi']:.3f} |"
         )
+    lines += [
+        "", "PhysioNet 2019 streams, features of variables charted in both Challenges "
+        f"(not {', '.join(sorted(NOT_IN_2019))}):", "",
+        "| stream | drifting after one window, charted in both | first 10 (PSI) |",
+        "|---|---:|---|",
+    ]  # fmt: skip
+    for name, r in res["applied"].items():
+        if "2019" not in name or not r.windows:
+            continue
+        both = {
+            n: p
+            for n, p in r.windows[0]["drifting"].items()
+            if variable_of(n) not in NOT_IN_2019 and not n.startswith("ICUType")
+        }
+        top = ", ".join(f"{n} {p:.2f}" for n, p in list(both.items())[:10]) or "–"
+        lines.append(f"| {name} | {len(both)} | {top} |")
     return "\n".join(lines) + "\n"
 
 

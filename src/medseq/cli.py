@@ -306,6 +306,15 @@ def serve(
     body_timeout: Annotated[
         float, typer.Option(help="Seconds a request's body may take after its headers.")
     ] = 60.0,
+    max_cached_patients: Annotated[
+        int, typer.Option(help="Streaming states kept in memory (the rest reload from SQLite).")
+    ] = 10_000,
+    retention_hours: Annotated[
+        float | None, typer.Option(help="Delete stays without an update for this long.")
+    ] = None,
+    retention_sweep_seconds: Annotated[
+        float, typer.Option(help="Interval of the retention sweep.")
+    ] = 300.0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve a bundle over REST: batch, FHIR and streaming prediction."""
@@ -331,6 +340,9 @@ def serve(
         max_connections=max_connections,
         header_timeout_s=header_timeout,
         body_timeout_s=body_timeout,
+        max_cached_patients=max_cached_patients,
+        retention_hours=retention_hours,
+        retention_sweep_seconds=retention_sweep_seconds,
     )
     typer.echo(f"medseq serve: http://{host}:{port} (state: {state_db})")
     run_server(bundle, settings, host, port)

@@ -33,6 +33,7 @@ from medseq.serving.codes import CodeTable
 from medseq.serving.inputs import History, InputError, history_from_events
 from medseq.serving.requests import Parsed, RequestContext, validate
 from medseq.serving.schemas import (
+    IDEMPOTENCY_KEY_PATTERN,
     MAX_EVENTS,
     MAX_PATIENTS,
     MAX_UPDATE,
@@ -86,6 +87,11 @@ class ObservationsIn(Strict):
 
     observations: list[EventIn] = Field(default_factory=list, max_length=MAX_UPDATE)
     static: StaticIn | None = None
+    update_id: str | None = Field(
+        default=None, pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Idempotency key: an update is applied once per key (as the "
+        "Idempotency-Key header).",
+    )  # fmt: skip
 
 
 @functools.cache
@@ -168,8 +174,14 @@ def parse_events(body: Any, context: RequestContext) -> Parsed:
     request = _validate_events(body)
     table = code_table()
     histories = [
-        history_from_events(p.patient_id, p.events, p.static.given() if p.static else {}, table)
-        for p in request.patients
+        history_from_events(
+            p.patient_id,
+            p.events,
+            p.static.given() if p.static else {},
+            table,
+            loc=("body", "patients", k, "events"),
+        )
+        for k, p in enumerate(request.patients)
     ]
     ids = [h.patient_id for h in histories]
     if len(set(ids)) != len(ids):
@@ -195,12 +207,13 @@ def parse_fhir(body: Any, context: RequestContext) -> Parsed:
 # -- streaming ---------------------------------------------------------------------------
 
 
-def open_service(bundle: Any, version: str, store: Any, alert: Any) -> Any:
+def open_service(bundle: Any, version: str, store: Any, alert: Any, **options: Any) -> Any:
     """The streaming service of an ICU-grid bundle (a
-    :class:`~medseq.serving.service.StreamService`)."""
+    :class:`~medseq.serving.service.StreamService`; ``options`` such as
+    ``max_cached_patients`` are passed on)."""
     from medseq.serving.service import StreamService
 
-    return StreamService(bundle, version, store, alert)
+    return StreamService(bundle, version, store, alert, **options)
 
 
 def observations(
@@ -219,10 +232,9 @@ def observations(
         return parsed[patient_id], ("body", "entry")
     body = validate(ObservationsIn, obj)
     static = body.static.given() if body.static else {}
-    return history_from_events(patient_id, body.observations, static, code_table()), (
-        "body",
-        "observations",
-    )
+    history = history_from_events(patient_id, body.observations, static, code_table())
+    history.update_id = body.update_id
+    return history, ("body", "observations")
 
 
 def describe(featurizer: Any) -> dict[str, Any]:
@@ -231,4 +243,5 @@ def describe(featurizer: Any) -> dict[str, Any]:
         "variables": list(featurizer.feature_names_),
         "static_columns": list(featurizer.static_encoder_.columns),
         "codes": code_table().describe(),
+        "refused_codes": dict(code_table().refused),
     }

@@ -34,7 +34,9 @@ naming the extra to install.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import inspect
 import logging
 import traceback
 from contextlib import asynccontextmanager
@@ -146,7 +148,7 @@ async def _lifespan(app: FastAPI):
     app.state.bundle, app.state.unavailable = bundle, unavailable
     if unavailable:
         logger.error("%s; /v1/predict answers 503", unavailable)
-    store = None
+    store, sweeper = None, None
     app.state.stream = None
     if served.streaming is not None and bundle is not None:
         from medseq.serving.store import StateStore
@@ -160,8 +162,10 @@ async def _lifespan(app: FastAPI):
             settings.alert_onset_steps, settings.alert_clear_steps,
         )  # fmt: skip
         part = served.streaming.load()
-        app.state.stream = part.open_service(bundle, app.state.version, store, policy)
+        options = _service_options(part.open_service, settings)
+        app.state.stream = part.open_service(bundle, app.state.version, store, policy, **options)
         app.state.metrics.gauge("medseq_active_patients", "Open streaming stays.", store.count)
+        sweeper = _start_sweep(app.state.stream, settings)
     elif served.refusal:
         logger.warning("streaming routes disabled: %s", served.refusal)
     app.state.drift, app.state.drift_reason = drift_routes.open_monitor(bundle, settings.drift)
@@ -170,8 +174,31 @@ async def _lifespan(app: FastAPI):
     kind = app.state.manifest.get("model_config", {}).get("kind", "?")
     logger.info("serving model %s (%s, %s)", app.state.version, kind, served.spec.name)
     yield
+    if sweeper is not None:
+        sweeper.cancel()
     if store is not None:
         store.close()
+
+
+def _service_options(open_service: Any, settings: ServeSettings) -> dict[str, Any]:
+    """The state-cache option for a streaming part whose ``open_service`` takes it (a
+    dataset's streaming part may predate it; its states then stay as it keeps them)."""
+    params = inspect.signature(open_service).parameters.values()
+    takes = any(p.kind is p.VAR_KEYWORD or p.name == "max_cached_patients" for p in params)
+    if not takes:
+        logger.info("this dataset's streaming part has no state-cache limit")
+        return {}
+    return {"max_cached_patients": settings.max_cached_patients}
+
+
+def _start_sweep(stream: Any, settings: ServeSettings) -> asyncio.Task | None:
+    """The periodic retention sweep (:func:`medseq.serving.service.sweep_forever`)."""
+    if settings.retention_hours is None or not hasattr(stream, "sweep"):
+        return None
+    from medseq.serving.service import sweep_forever
+
+    every = settings.retention_sweep_seconds
+    return asyncio.create_task(sweep_forever(stream, settings.retention_hours, every))
 
 
 def create_app(bundle_dir: str | Path, settings: ServeSettings) -> FastAPI:

@@ -10,6 +10,14 @@ reported back with a reason (``unknown_code``, ``unit_mismatch``, ``missing_unit
 ``implausible_value``), never dropped silently. Values outside the physiologic limits the
 dataset's reader applies (``valid_ranges``, given by the spec) are refused in the same
 way, so that a mislabelled unit (a temperature of 98.6 "Cel") does not reach the model.
+
+A table's LOINC entries are either bare codes or objects giving the code's LOINC axes
+(``component``, ``property``, ``system``, ``method``) and the ``reason`` it names the
+variable (``unit_required``: a value of this code needs its unit, e.g. a moles code of a
+mass variable). Codes that look right but mean something else (pulse-oximetry SpO2 for the
+blood-gas SaO2) are listed under ``refused`` with the reason; a request using one is
+refused as a whole (:class:`RefusedCode`, a 422 naming the code and the reason) rather than
+skipped, because a client sending it believes it is sending the variable.
 """
 
 from __future__ import annotations
@@ -36,6 +44,10 @@ UNIT_ALIASES: dict[str, str] = {
 }  # fmt: skip
 #: Units where a value without a unit is unambiguous.
 DIMENSIONLESS = frozenset({"1", "{score}", "[pH]"})
+
+
+class RefusedCode(ValueError):
+    """A code the table refuses (it means something else than the variable it resembles)."""
 
 
 @dataclass(frozen=True)
@@ -72,12 +84,25 @@ class CodeTable:
         self.entries: dict[str, dict[str, Any]] = {}
         self.by_loinc: dict[str, str] = {}
         self.static_names: set[str] = set(table["static"])
+        #: LOINC code -> its mapping object (axes, reason), for codes given as objects.
+        self.mappings: dict[str, dict[str, Any]] = {}
+        self.refused: dict[str, str] = {
+            code: str(item["reason"]) for code, item in table.get("refused", {}).items()
+        }
         for block in ("variables", "static"):
-            for name, entry in table[block].items():
-                self.entries[name] = entry
-                for code in entry["loinc"]:
+            for name, raw in table[block].items():
+                codes = []
+                for item in raw["loinc"]:
+                    code = item if isinstance(item, str) else item["code"]
+                    if not isinstance(item, str):
+                        self.mappings[code] = item
+                    codes.append(code)
+                self.entries[name] = {**raw, "loinc": codes}
+                for code in codes:
                     if code in self.by_loinc:
                         raise ValueError(f"code table: LOINC {code} maps to two variables")
+                    if code in self.refused:
+                        raise ValueError(f"code table: LOINC {code} is both mapped and refused")
                     self.by_loinc[code] = name
 
     @classmethod
@@ -103,16 +128,33 @@ class CodeTable:
             return code
         return None
 
+    def refusal(self, system: str | None, code: str) -> str | None:
+        """The message refusing a code of the table's ``refused`` list, else None."""
+        if system in (None, LOINC_SYSTEM) and code in self.refused:
+            return f"LOINC {code} is refused: {self.refused[code]}"
+        return None
+
     def map(
         self, system: str | None, code: str, value: float, unit: str | None, *,
         unit_required: bool = False,
     ) -> Mapped | str:  # fmt: skip
-        """A :class:`Mapped` observation, or the reason it cannot be used."""
+        """A :class:`Mapped` observation, or the reason it cannot be used.
+
+        Raises
+        ------
+        RefusedCode
+            ``code`` is on the table's ``refused`` list.
+        """
+        refused = self.refusal(system, code)
+        if refused is not None:
+            raise RefusedCode(refused)
         name = self.variable_of(system, code)
         if name is None:
             return "unknown_code"
         entry = self.entries[name]
         target = entry["unit"]
+        if system in (None, LOINC_SYSTEM) and self.mappings.get(code, {}).get("unit_required"):
+            unit_required = True
         if unit is None or unit == "":
             if unit_required and target not in DIMENSIONLESS:
                 return f"missing_unit (expected {target})"

@@ -128,7 +128,22 @@ def _map_one(table: CodeTable, concept: Any, value: float | None, unit: str | No
     return label, "unknown_code"
 
 
+def _refuse(table: CodeTable, obs: _Obs) -> None:
+    """A 422 naming the first coding (of the code or of a component) the table refuses."""
+    res = obs.resource
+    concepts = [(("code",), res.code)] + [
+        (("component", k, "code"), c.code) for k, c in enumerate(res.component or [])
+    ]
+    for path, concept in concepts:
+        for j, coding in enumerate(getattr(concept, "coding", None) or []):
+            message = table.refusal(coding.system, coding.code) if coding.code else None
+            if message is not None:
+                loc = ("body", "entry", obs.index, "resource", *path, "coding", j, "code")
+                raise InputError.at(loc, message, "refused_code")
+
+
 def _add(history: History, obs: _Obs, admission: datetime, table: CodeTable) -> None:
+    _refuse(table, obs)
     hours = (obs.when - admission).total_seconds() / 3600.0
     status = str(obs.resource.status)
     values = _values(obs.resource)
@@ -149,6 +164,7 @@ def _add(history: History, obs: _Obs, admission: datetime, table: CodeTable) -> 
         else:
             history.observations.append(Observation(mapped.variable, hours, mapped.value))
             history.origins.append(obs.index)
+            history.observation_ids.append(obs.resource.id or None)
 
 
 def _patient_static(patient: Any, admission: datetime) -> dict[str, float]:

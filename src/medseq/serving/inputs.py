@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from medseq.serving.codes import CodeTable, Mapped
+from medseq.serving.codes import CodeTable, Mapped, RefusedCode
 from medseq.serving.engine import Observation
 from medseq.serving.jsonbody import parse_body
 from medseq.serving.requests import RequestError as InputError
@@ -35,6 +35,10 @@ class History:
     static: dict[str, float] = field(default_factory=dict)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     admission_time: str | None = None
+    #: FHIR ``Observation.id`` of each observation (None: none); empty for the JSON form.
+    observation_ids: list[str | None] = field(default_factory=list)
+    #: The update's idempotency key from the body (``update_id``), if any.
+    update_id: str | None = None
 
 
 def parse_json(body: bytes) -> Any:
@@ -44,12 +48,22 @@ def parse_json(body: bytes) -> Any:
 
 
 def history_from_events(
-    patient_id: str, events: list[EventIn], static: Mapping[str, float] | None, table: CodeTable
+    patient_id: str,
+    events: list[EventIn],
+    static: Mapping[str, float] | None,
+    table: CodeTable,
+    loc: tuple[Any, ...] = ("body", "observations"),
 ) -> History:
-    """Map event-table observations (codes, optional units) to model variables."""
+    """Map event-table observations (codes, optional units) to model variables.
+
+    A code the table refuses is a 422 at ``(*loc, i, "code")`` naming the code and why.
+    """
     history = History(patient_id, static=dict(static or {}))
     for i, event in enumerate(events):
-        mapped = table.map(None, event.code, event.value, event.unit)
+        try:
+            mapped = table.map(None, event.code, event.value, event.unit)
+        except RefusedCode as err:
+            raise InputError.at((*loc, i, "code"), str(err), "refused_code") from None
         if isinstance(mapped, Mapped) and not mapped.static:
             history.observations.append(Observation(mapped.variable, event.time, mapped.value))
             history.origins.append(i)

@@ -228,7 +228,9 @@ def _fhir_validate(model: str, obj: Any, prefix: tuple) -> Any:
         return getattr(bundle, model).model_validate(obj)
     except pydantic.ValidationError as err:
         raise RequestError.from_validation(err, prefix) from None
-    except (TypeError, ValueError) as err:  # fhir_core raises these for some shapes
+    except (TypeError, ValueError, KeyError) as err:  # fhir_core raises these for some
+        # shapes (KeyError: a resourceType that is no FHIR type); the message is not
+        # echoed, it holds request content
         raise RequestError.at(prefix, f"invalid FHIR {model}: {type(err).__name__}") from None
 
 
@@ -291,7 +293,8 @@ class LazyBody:
 class LazyModule:
     """A spec part implemented by a module imported on first use (e.g. streaming).
 
-    The streaming part's module defines ``open_service(bundle, version, store, alert)``,
+    The streaming part's module defines ``open_service(bundle, version, store, alert,
+    **options)`` (options: ``max_cached_patients``),
     ``observations(body, patient_id, admission, context) -> (History, loc prefix)`` and
     ``describe(featurizer) -> dict``.
     """

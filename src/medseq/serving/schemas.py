@@ -21,6 +21,8 @@ MAX_UPDATE = 1_000
 #: Hours since admission beyond which a time is taken as an error (a 1-year stay).
 MAX_TIME_HOURS = 24.0 * 366
 PATIENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+#: ``Idempotency-Key`` header and ``update_id``: a UUID, a ULID or any such token.
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$"
 
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 Hours = Annotated[

@@ -1,21 +1,58 @@
-"""Open stays of the streaming API: engine + in-memory states + the SQLite store.
+"""Open stays of the streaming API: engine + a bounded cache of states + the SQLite store.
 
-Every update is applied to the patient's state, then the new state and the applied
-observations are committed in one SQLite transaction, and only then answered. If the
-commit fails, the in-memory copy is dropped (the next request reloads the last committed
-state), so memory never runs ahead of what was acknowledged. A state stored by another
-bundle (another ``model_version``) is rebuilt by replaying the stored observations.
+Every update is applied to the patient's state, then the new state, the applied
+observations and the update's idempotency record are committed in one SQLite transaction,
+and only then answered. If the commit fails, the in-memory copy is dropped (the next
+request reloads the last committed state), so memory never runs ahead of what was
+acknowledged. A state stored by another bundle (another ``model_version``) is rebuilt by
+replaying the stored observations.
+
+Bounded memory
+    At most ``max_cached_patients`` states stay in memory, least recently used evicted
+    first. Every cached state is already committed, so eviction writes nothing; an evicted
+    patient's next request reloads the state from SQLite, bit for bit the same (the
+    safetensors arrays and the JSON scalars round-trip exactly), so the risks equal those
+    of an unbounded cache.
+
+Concurrency
+    Requests of one patient are serialised by a per-patient lock (held from reading the
+    state to the commit); requests of different patients run in parallel. The locks live
+    only while a request of the patient is in flight, so they do not grow with patients.
+
+Idempotent updates
+    An update carrying a key (``Idempotency-Key`` header or ``update_id`` of the JSON form;
+    for a FHIR Bundle whose Observations all have ids, the set of those ids) is applied
+    once: a retry with the same key and content gets the stored acknowledgement again and
+    changes nothing; the same key with other content is refused
+    (:class:`IdempotencyConflict`). A FHIR Observation whose ``id`` was applied before,
+    also in another Bundle, is not applied again and is listed in ``skipped`` with reason
+    ``duplicate_id`` (a correction of an applied Observation cannot rewrite the closed
+    history either). Keys and ids are stored with the state and survive restarts.
+
+Retention
+    :meth:`StreamService.sweep` deletes the stays idle (no update) for longer than the
+    retention; :func:`sweep_forever` runs it periodically in the service.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import hashlib
+import json
 import logging
-from dataclasses import dataclass
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from medseq.bundle import Bundle
 from medseq.serving.engine import (
     AlertPolicy,
+    Observation,
     ObservationError,
     PatientState,
     StreamingEngine,
@@ -23,9 +60,17 @@ from medseq.serving.engine import (
 )
 from medseq.serving.inputs import History
 from medseq.serving.recurrent import StreamingUnsupported
-from medseq.serving.store import StateStore
+from medseq.serving.store import StateStore, UpdateRecord
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_MAX_CACHED = 10_000
+#: Reason in ``skipped`` for an Observation whose id was applied before.
+DUPLICATE_ID = "duplicate_id"
+
+
+class IdempotencyConflict(ValueError):
+    """An idempotency key already applied to other content of the same patient."""
 
 
 @dataclass
@@ -34,6 +79,108 @@ class OpenStay:
 
     state: PatientState
     admission_time: str | None
+
+
+@dataclass(frozen=True)
+class Ack:
+    """The acknowledgement of an update: what the answer holds besides the model version.
+
+    ``replayed`` is True when the update was a retry answered from the stored record.
+    """
+
+    risk: float
+    alert: bool
+    n_observations: int
+    hours_covered: int
+    admission_time: str | None
+    n_applied: int
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    replayed: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        body = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "replayed"}
+        return body
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> Ack:
+        return cls(**body, replayed=True)
+
+
+class _KeyedLocks:
+    """One lock per key, alive only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, list[Any]] = {}  # key -> [lock, users]
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            entry = self._locks.setdefault(key, [threading.Lock(), 0])
+            entry[1] += 1
+        try:
+            with entry[0]:
+                yield
+        finally:
+            with self._guard:
+                entry[1] -= 1
+                if entry[1] == 0:
+                    del self._locks[key]
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class _LRU:
+    """A thread-safe least-recently-used map of at most ``size`` stays."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[str, OpenStay] = OrderedDict()
+        self._lock = threading.Lock()
+        self.evictions = 0
+
+    def get(self, key: str) -> OpenStay | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: str, item: OpenStay) -> None:
+        with self._lock:
+            self._items[key] = item
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+                self.evictions += 1
+
+    def pop(self, key: str) -> None:
+        with self._lock:
+            self._items.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _snapshot(stay: OpenStay) -> OpenStay:
+    """A copy safe to read after the patient's lock is released (arrays not copied: the
+    engine replaces them rather than writing into a closed bin's arrays, and the answer
+    reads only scalars)."""
+    state = copy.copy(stay.state)
+    state.features = copy.copy(stay.state.features)
+    return OpenStay(state, stay.admission_time)
+
+
+def _fingerprint(history: History) -> str:
+    """Hash of what an update would apply (not of the JSON spelling of the body)."""
+    content = {
+        "obs": [[o.code, o.time, o.value] for o in history.observations],
+        "ids": list(history.observation_ids),
+        "static": sorted(history.static.items()),
+        "admission": history.admission_time,
+    }
+    return hashlib.sha256(json.dumps(content).encode()).hexdigest()
 
 
 class StreamService:
@@ -45,11 +192,20 @@ class StreamService:
     model_version : str
     store : StateStore
     alert : AlertPolicy
+    max_cached_patients : int, default=10_000
+        States kept in memory (least recently used evicted; reloaded from the store).
     """
 
     def __init__(
-        self, bundle: Bundle, model_version: str, store: StateStore, alert: AlertPolicy
+        self,
+        bundle: Bundle,
+        model_version: str,
+        store: StateStore,
+        alert: AlertPolicy,
+        max_cached_patients: int = DEFAULT_MAX_CACHED,
     ) -> None:
+        if max_cached_patients < 1:
+            raise ValueError(f"max_cached_patients must be >= 1, got {max_cached_patients}")
         self.model_version = model_version
         self.store = store
         self.unsupported: str | None = None
@@ -59,7 +215,8 @@ class StreamService:
         except StreamingUnsupported as err:
             self.unsupported = str(err)
             logger.warning("streaming endpoints disabled: %s", err)
-        self._open: dict[str, OpenStay] = {}
+        self._cache = _LRU(max_cached_patients)
+        self._locks = _KeyedLocks()
 
     def _make_engine(self, bundle: Bundle, alert: AlertPolicy) -> Any:
         """The engine advancing states; a dataset's streaming part may subclass for another
@@ -71,9 +228,20 @@ class StreamService:
             raise StreamingUnsupported(self.unsupported or "streaming is not available")
         return self.engine
 
+    @property
+    def n_cached(self) -> int:
+        """States held in memory now."""
+        return len(self._cache)
+
     def get(self, patient_id: str) -> OpenStay | None:
-        """The open stay of ``patient_id`` (memory, else store), or None."""
-        stay = self._open.get(patient_id)
+        """A snapshot of the open stay of ``patient_id`` (memory, else store), or None."""
+        with self._locks.hold(patient_id):
+            stay = self._get(patient_id)
+            return None if stay is None else _snapshot(stay)
+
+    def _get(self, patient_id: str) -> OpenStay | None:
+        """The cached stay (loaded from the store on a miss); the caller holds the lock."""
+        stay = self._cache.get(patient_id)
         if stay is not None:
             return stay
         stored = self.store.load(patient_id)
@@ -83,7 +251,7 @@ class StreamService:
         if stored.model_version != self.model_version:
             state = self._replay(patient_id, state)
         stay = OpenStay(state, stored.admission_time)
-        self._open[patient_id] = stay
+        self._cache.put(patient_id, stay)
         return stay
 
     def _replay(self, patient_id: str, old: PatientState) -> PatientState:
@@ -94,39 +262,144 @@ class StreamService:
         logger.info("rebuilt one stored state for the current model by replay")
         return state
 
-    def update(self, patient_id: str, history: History) -> tuple[OpenStay, UpdateResult]:
-        """Apply a request's observations; commit; return the stay and the result.
+    def update(self, patient_id: str, history: History, key: str | None = None) -> Ack:
+        """Apply a request's observations once; commit; return the acknowledgement.
+
+        Parameters
+        ----------
+        key : str, optional
+            The update's idempotency key (see the module doc); ``history.update_id`` is
+            used when None.
 
         Raises
         ------
         ObservationError
             Nothing was applied (e.g. an observation before the open bin).
+        IdempotencyConflict
+            ``key`` was applied before to other content.
         """
         engine = self._require_engine()
-        stay = self.get(patient_id)
-        if stay is None:
-            stay = OpenStay(engine.new_state(), history.admission_time)
-        engine.check(stay.state, history.observations)  # a refusal changes nothing
-        try:
-            result = engine.update(stay.state, history.observations, history.static)
-            skipped_idx = {s["index"] for s in result.skipped}
-            applied = [o for i, o in enumerate(history.observations) if i not in skipped_idx]
-            version, admitted = self.model_version, stay.admission_time
-            self.store.save(patient_id, version, admitted, stay.state, applied)
-        except Exception:
-            self._open.pop(patient_id, None)  # reload the last committed state next time
-            raise
-        self._open[patient_id] = stay
-        return stay, result
+        key, derived = self._key(history, key)
+        fingerprint = _fingerprint(history)
+        with self._locks.hold(patient_id):
+            if key is not None:
+                done = self.store.applied_update(patient_id, key)
+                if done is not None and done[0] == fingerprint:
+                    return Ack.from_json(done[1])
+                if done is not None and not derived:
+                    raise IdempotencyConflict(
+                        "this idempotency key was already used for a different update of "
+                        "this patient; use a new key for new content"
+                    )
+            observations, origins, ids, duplicates = self._new_only(patient_id, history)
+            stay, static = self._get(patient_id), history.static
+            if stay is None:  # descriptors set once: the encoder runs once, not twice
+                stay, static = OpenStay(engine.new_state(static), history.admission_time), {}
+            engine.check(stay.state, observations)  # a refusal changes nothing
+            try:
+                result = engine.update(stay.state, observations, static)
+                ack = self._ack(stay, result, history, origins, duplicates)
+                skipped_idx = {s["index"] for s in result.skipped}
+                applied = [o for i, o in enumerate(observations) if i not in skipped_idx]
+                record = UpdateRecord(key, fingerprint, ack.to_json(), ids)
+                version, admitted = self.model_version, stay.admission_time
+                self.store.save(patient_id, version, admitted, stay.state, applied, record)
+            except Exception:
+                self._cache.pop(patient_id)  # reload the last committed state next time
+                raise
+            stay.state.features.cache.clear()  # derived, recomputed on use: 28% of a state
+            self._cache.put(patient_id, stay)
+            return ack
+
+    @staticmethod
+    def _key(history: History, key: str | None) -> tuple[str | None, bool]:
+        """The update's key, and whether it was derived from Observation ids."""
+        if key is not None and history.update_id is not None and key != history.update_id:
+            raise IdempotencyConflict(
+                "the Idempotency-Key header and the body's update_id differ; send one"
+            )
+        key = key if key is not None else history.update_id
+        if key is not None:
+            return "key:" + key, False
+        ids = history.observation_ids
+        if ids and len(ids) == len(history.observations) and all(ids):
+            digest = hashlib.sha256(json.dumps(sorted(set(ids))).encode()).hexdigest()
+            return "ids:" + digest, True
+        return None, False
+
+    def _new_only(
+        self, patient_id: str, history: History
+    ) -> tuple[list[Observation], list[int], list[str], list[dict[str, Any]]]:
+        """The observations whose Observation id was not applied before (nor earlier in
+        this request), their request indices, their ids, and the duplicates left out."""
+        ids = list(history.observation_ids) or [None] * len(history.observations)
+        if len(ids) != len(history.observations):
+            raise ValueError("History.observation_ids must align with observations")
+        seen = self.store.applied_observation_ids(patient_id, [i for i in ids if i])
+        first_origin: dict[str, int] = {}
+        keep_obs: list[Observation] = []
+        keep_origins: list[int] = []
+        duplicates: list[dict[str, Any]] = []
+        for obs, origin, oid in zip(history.observations, history.origins, ids, strict=True):
+            if oid is not None:
+                owner = first_origin.setdefault(oid, origin)
+                if oid in seen or owner != origin:  # components of one resource share it
+                    duplicates.append({"index": origin, "code": obs.code, "reason": DUPLICATE_ID})
+                    continue
+            keep_obs.append(obs)
+            keep_origins.append(origin)
+        new_ids = sorted({i for i in ids if i and i not in seen})
+        return keep_obs, keep_origins, new_ids, duplicates
+
+    @staticmethod
+    def _ack(
+        stay: OpenStay,
+        result: UpdateResult,
+        history: History,
+        origins: list[int],
+        duplicates: list[dict[str, Any]],
+    ) -> Ack:
+        state = stay.state
+        skipped = history.skipped + duplicates
+        skipped += [{**s, "index": origins[s["index"]]} for s in result.skipped]
+        return Ack(
+            risk=state.risk,
+            alert=state.alert,
+            n_observations=state.n_observations,
+            hours_covered=state.features.open_bin + 1 if state.n_observations else 0,
+            admission_time=stay.admission_time,
+            n_applied=result.n_applied,
+            skipped=sorted(skipped, key=lambda s: s["index"]),
+        )
 
     def discharge(self, patient_id: str) -> OpenStay | None:
-        """End a stay: its final state, or None if unknown; the stored rows are deleted."""
-        stay = self.get(patient_id)
-        if stay is None:
-            return None
-        self.store.delete(patient_id)
-        self._open.pop(patient_id, None)
-        return stay
+        """End a stay: its final state, or None if unknown; the stored rows are deleted
+        (and the WAL truncated, so they are in no file)."""
+        with self._locks.hold(patient_id):
+            stay = self._get(patient_id)
+            if stay is None:
+                return None
+            self.store.delete(patient_id)
+            self._cache.pop(patient_id)
+            return stay
+
+    def sweep(self, retention_hours: float, now: float | None = None) -> int:
+        """Delete the stays without an update for more than ``retention_hours``; their count.
+
+        Each deletion holds the patient's lock and re-checks the idle time in the same
+        transaction, so a stay updated meanwhile is kept.
+        """
+        before = (time.time() if now is None else now) - retention_hours * 3600.0
+        deleted = 0
+        for patient_id in self.store.idle_patients(before):
+            with self._locks.hold(patient_id):
+                if self.store.delete(patient_id, idle_before=before, checkpoint=False):
+                    self._cache.pop(patient_id)
+                    deleted += 1
+        if deleted:
+            self.store.checkpoint()
+            logger.info("retention sweep: deleted %d idle stay(s)", deleted)
+        return deleted
 
     def n_open(self) -> int:
         return self.store.count()
@@ -139,7 +412,26 @@ class StreamService:
         else:
             policy = self.engine.alert
             info["alert"] = {"threshold": policy.on, "hysteresis": policy.hysteresis}
+            info["max_cached_patients"] = self._cache.size
         return info
 
 
-__all__ = ["ObservationError", "OpenStay", "StreamService"]
+async def sweep_forever(service: Any, retention_hours: float, interval_s: float) -> None:
+    """Run ``service.sweep(retention_hours)`` every ``interval_s`` seconds (off the event
+    loop) until cancelled; an error is logged (type only) and the next sweep tries again."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await asyncio.to_thread(service.sweep, retention_hours)
+        except Exception as err:
+            logger.error("retention sweep failed: %s", type(err).__name__)
+
+
+__all__ = [
+    "Ack",
+    "IdempotencyConflict",
+    "ObservationError",
+    "OpenStay",
+    "StreamService",
+    "sweep_forever",
+]

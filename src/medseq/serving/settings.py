@@ -83,6 +83,14 @@ class ServeSettings:
         A request's body must be complete this long after its headers; else closed.
     keep_alive_s : float, default=5.0
         An idle keep-alive connection is closed after this long.
+    max_cached_patients : int, default=10_000
+        Streaming states kept in memory, least recently used evicted (they stay in the
+        state database and are reloaded on the next request): bounds the memory.
+    retention_hours : float or None, default=None
+        A stay without an update for this long is deleted (state, observations, ids) by a
+        periodic sweep; None keeps stays until ``DELETE /v1/patients/{id}``.
+    retention_sweep_seconds : float, default=300
+        Interval of the retention sweep.
     """
 
     tokens: tuple[str, ...] = field(repr=False)
@@ -101,6 +109,9 @@ class ServeSettings:
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
     keep_alive_s: float = 5.0
+    max_cached_patients: int = 10_000
+    retention_hours: float | None = None
+    retention_sweep_seconds: float = 300.0
 
     def __post_init__(self) -> None:
         if not self.tokens:
@@ -117,3 +128,11 @@ class ServeSettings:
         for name in ("header_timeout_s", "body_timeout_s", "keep_alive_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if self.max_cached_patients < 1:
+            raise ValueError(f"max_cached_patients must be >= 1, got {self.max_cached_patients}")
+        if self.retention_hours is not None and not self.retention_hours > 0:
+            raise ValueError(f"retention_hours must be > 0 (or None), got {self.retention_hours}")
+        if not self.retention_sweep_seconds > 0:
+            raise ValueError(
+                f"retention_sweep_seconds must be > 0, got {self.retention_sweep_seconds}"
+            )

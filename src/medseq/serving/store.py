@@ -1,6 +1,6 @@
 """Patient states in SQLite (WAL), written in one transaction before the answer is sent.
 
-Two tables:
+Tables:
 
 ``patients``
     one row per open stay: the engine state (JSON for the scalars, a safetensors blob for
@@ -9,6 +9,21 @@ Two tables:
     every acknowledged observation (hours since admission, variable, value), append only
     while the stay is open. It makes the state reproducible: after a model change the
     states are rebuilt by replaying it, and it is the audit trail of what was used.
+``updates``
+    the idempotency key of every applied update (``Idempotency-Key``, ``update_id``, or the
+    ids of a FHIR Bundle's Observations) with a hash of its content and its
+    acknowledgement, so a retry is answered the same and applied once, also after a restart.
+``observation_ids``
+    the FHIR ``Observation.id`` of every applied Observation: one re-sent in another
+    Bundle is not applied twice.
+
+All four are written in the one transaction of an update and deleted together.
+
+Protected health information: the files (database, ``-wal``, ``-shm``) are created
+readable by their owner only (0600, also tightened on an existing file);
+``secure_delete`` overwrites deleted rows with zeros, and every delete is followed by a
+``wal_checkpoint(TRUNCATE)``, so a deleted patient's id and values are in none of the
+files afterwards; opening the store checkpoints too, which cleans a WAL left by a crash.
 
 Durability: the journal is WAL with ``synchronous=NORMAL`` by default. A commit is then
 in the operating system's hands when ``commit()`` returns, so killing the server process
@@ -22,11 +37,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +56,7 @@ from medseq.serving.incremental import FeatureState
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SYNCHRONOUS = ("NORMAL", "FULL")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,7 +76,65 @@ CREATE TABLE IF NOT EXISTS observations (
     value REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS observations_patient ON observations (patient_id, seq);
+CREATE INDEX IF NOT EXISTS patients_updated ON patients (updated_at);
+CREATE TABLE IF NOT EXISTS updates (
+    patient_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    ack TEXT NOT NULL,
+    PRIMARY KEY (patient_id, key)
+);
+CREATE TABLE IF NOT EXISTS observation_ids (
+    patient_id TEXT NOT NULL,
+    obs_id TEXT NOT NULL,
+    PRIMARY KEY (patient_id, obs_id)
+);
 """
+#: Tables holding rows of a patient, all deleted with the patient.
+_PATIENT_TABLES = ("patients", "observations", "updates", "observation_ids")
+_SIDE_FILES = ("", "-wal", "-shm")
+
+
+@dataclass(frozen=True)
+class UpdateRecord:
+    """What an applied update leaves beside the state, for idempotent retries.
+
+    Attributes
+    ----------
+    key : str or None
+        The update's idempotency key (None: not recorded).
+    fingerprint : str
+        Hash of the update's content: the same key with other content is a conflict.
+    ack : dict
+        The acknowledgement answered, answered again to a retry.
+    observation_ids : sequence of str
+        FHIR ``Observation.id`` of the applied Observations.
+    """
+
+    key: str | None = None
+    fingerprint: str = ""
+    ack: dict[str, Any] = field(default_factory=dict)
+    observation_ids: Sequence[str] = ()
+
+
+def _private_file(path: str) -> None:
+    """Create ``path`` (and tighten it and its WAL/SHM files) to owner-only access (0600).
+
+    SQLite creates ``-wal`` and ``-shm`` with the mode of the database file, so a database
+    created 0600 keeps all three private; an older, more open file is tightened and
+    logged.
+    """
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.close(fd)
+    for suffix in _SIDE_FILES:
+        name = path + suffix
+        try:
+            mode = stat.S_IMODE(os.stat(name).st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(name, 0o600)
+            logger.warning("state store: tightened a file's mode from %o to 600", mode)
 
 
 @dataclass
@@ -119,7 +194,7 @@ class StateStore:
     Parameters
     ----------
     path : str or Path
-        Database file (created). ``":memory:"`` for tests without persistence.
+        Database file (created 0600). ``":memory:"`` for tests without persistence.
     synchronous : {"NORMAL", "FULL"}, default="NORMAL"
         See the module doc.
     """
@@ -129,8 +204,12 @@ class StateStore:
         if synchronous not in SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, got {synchronous!r}")
         self.path = str(path)
+        self.on_disk = self.path != ":memory:" and not self.path.startswith("file:")
+        if self.on_disk:
+            _private_file(self.path)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA busy_timeout=5000")
@@ -138,11 +217,24 @@ class StateStore:
         self._db.execute(
             "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
         )
-        logger.info("state store ready (WAL, synchronous=%s)", synchronous)
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'",
+                         (str(SCHEMA_VERSION),))  # fmt: skip
+        if self.on_disk:
+            _private_file(self.path)  # the -wal and -shm files exist now
+        self.checkpoint()  # a WAL left by a crash may hold deleted rows
+        logger.info("state store ready (WAL, synchronous=%s, secure_delete)", synchronous)
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it to 0 bytes; False if blocked."""
+        with self._lock:
+            busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            logger.warning("state store: WAL checkpoint blocked by a reader; retried later")
+        return not busy
 
     def save(
         self,
@@ -151,8 +243,10 @@ class StateStore:
         admission_time: str | None,
         state: PatientState,
         observations: Sequence[Observation],
+        record: UpdateRecord | None = None,
     ) -> None:
-        """Write the new state and the applied observations in one transaction."""
+        """Write the new state, the applied observations and the update's idempotency
+        record in one transaction."""
         scalars, blob = encode_state(state)
         rows = [(patient_id, o.time, o.code, o.value) for o in observations]
         with self._lock:
@@ -166,10 +260,48 @@ class StateStore:
                     "INSERT INTO observations (patient_id, time, code, value) VALUES (?,?,?,?)",
                     rows,
                 )
+                if record is not None:
+                    self._record(patient_id, record)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def _record(self, patient_id: str, record: UpdateRecord) -> None:
+        if record.key is not None:
+            self._db.execute(
+                "INSERT OR REPLACE INTO updates VALUES (?, ?, ?, ?)",
+                (patient_id, record.key, record.fingerprint, json.dumps(record.ack)),
+            )
+        self._db.executemany(
+            "INSERT OR IGNORE INTO observation_ids VALUES (?, ?)",
+            [(patient_id, i) for i in record.observation_ids],
+        )
+
+    def applied_update(self, patient_id: str, key: str) -> tuple[str, dict[str, Any]] | None:
+        """(fingerprint, acknowledgement) of the update applied under ``key``, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT fingerprint, ack FROM updates WHERE patient_id = ? AND key = ?",
+                (patient_id, key),
+            ).fetchone()
+        return None if row is None else (row[0], json.loads(row[1]))
+
+    def applied_observation_ids(self, patient_id: str, ids: Sequence[str]) -> set[str]:
+        """Those of ``ids`` already applied to ``patient_id``."""
+        unique = sorted(set(ids))
+        seen: set[str] = set()
+        with self._lock:
+            for k in range(0, len(unique), 500):  # SQLite's bound-parameter limit
+                part = unique[k : k + 500]
+                marks = ",".join("?" * len(part))
+                rows = self._db.execute(
+                    f"SELECT obs_id FROM observation_ids WHERE patient_id = ? "
+                    f"AND obs_id IN ({marks})",
+                    (patient_id, *part),
+                )
+                seen.update(r[0] for r in rows)
+        return seen
 
     def load(self, patient_id: str) -> StoredPatient | None:
         """The stored state of ``patient_id``, or None."""
@@ -192,14 +324,42 @@ class StateStore:
             ).fetchall()
         return [Observation(code, t, v) for code, t, v in rows]
 
-    def delete(self, patient_id: str) -> bool:
-        """End a stay: remove its state and observations; False if there was none."""
+    def delete(
+        self, patient_id: str, idle_before: float | None = None, checkpoint: bool = True
+    ) -> bool:
+        """End a stay: remove every row of it; False if there was none.
+
+        With ``idle_before`` (epoch seconds) only a stay last updated before then is
+        deleted (the retention sweep; an update racing the sweep wins). ``checkpoint``
+        truncates the WAL afterwards, so the deleted rows are in no file.
+        """
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
-            cur = self._db.execute("DELETE FROM patients WHERE patient_id = ?", (patient_id,))
-            self._db.execute("DELETE FROM observations WHERE patient_id = ?", (patient_id,))
-            self._db.execute("COMMIT")
-        return cur.rowcount > 0
+            try:
+                sql = "DELETE FROM patients WHERE patient_id = ?"
+                args: list[Any] = [patient_id]
+                if idle_before is not None:
+                    sql, args = sql + " AND updated_at < ?", [patient_id, idle_before]
+                cur = self._db.execute(sql, args)
+                deleted = cur.rowcount > 0
+                if deleted or idle_before is None:
+                    for table in _PATIENT_TABLES[1:]:
+                        self._db.execute(f"DELETE FROM {table} WHERE patient_id = ?", (patient_id,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        if checkpoint:
+            self.checkpoint()
+        return deleted
+
+    def idle_patients(self, before: float) -> list[str]:
+        """Patients whose last update is older than ``before`` (epoch seconds)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT patient_id FROM patients WHERE updated_at < ?", (before,)
+            ).fetchall()
+        return [r[0] for r in rows]
 
     def count(self) -> int:
         """Open stays."""

@@ -4,6 +4,7 @@ the bundle's dataset spec has a ``streaming`` part, whose module parses the upda
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from medseq.serving.engine import ObservationError
 from medseq.serving.inputs import parse_json
 from medseq.serving.recurrent import StreamingUnsupported
 from medseq.serving.requests import RequestContext, RequestError, RequestUnavailable
+from medseq.serving.service import IdempotencyConflict
 from medseq.serving.update_caps import check_update
 
 PatientIdPath = Annotated[str, PathParam(pattern=schemas.PATIENT_ID_PATTERN)]
@@ -71,36 +73,53 @@ async def observe(request: Request, patient_id: PatientIdPath) -> schemas.Stream
     stream = _stream(request)
     if stream.engine is None:
         raise StreamingUnsupported(stream.unsupported)
+    key = _idempotency_key(request)
     raw = await request.body()
     small = len(raw) <= request.app.state.settings.inline_body_bytes
     pool = request.app.state.pool
-    body, counts = await pool.run_small(small, _observe, request, patient_id, raw, stream)
-    metrics = request.app.state.metrics
-    metrics.count_observations("applied", counts[0])
-    metrics.count_observations("skipped", counts[1])
+    body, counts = await pool.run_small(small, _observe, request, patient_id, raw, stream, key)
+    if counts is not None:  # a retry answered from the stored record counts nothing twice
+        metrics = request.app.state.metrics
+        metrics.count_observations("applied", counts[0])
+        metrics.count_observations("skipped", counts[1])
     return body
 
 
-def _observe(request: Request, patient_id: str, raw: bytes, stream: Any):
+def _observe(request: Request, patient_id: str, raw: bytes, stream: Any, key: str | None):
     """Parse, validate and apply one update (in the worker pool, off the event loop, but
     for a small body, :meth:`~medseq.serving.pool.WorkerPool.run_small`)."""
     history, prefix = _history_for(request, patient_id, parse_json(raw), stream)
-
-    def apply() -> tuple[dict[str, Any], Any]:  # the answer is this update's state
-        stay, result = stream.update(patient_id, history)
-        return _stream_state(request, patient_id, stay), result
-
+    if key is not None and history.update_id not in (None, key):
+        raise RequestError.at(("body", "update_id"), "differs from the Idempotency-Key header")
     try:
-        body, result = request.app.state.pool.locked(apply)
+        ack = request.app.state.pool.locked(stream.update, patient_id, history, key)
     except ObservationError as err:
         origin = history.origins[err.index] if err.index >= 0 else None
         loc = (*prefix, origin, err.field) if origin is not None else ("body", err.field)
         raise RequestError.at(loc, str(err)) from None
-    skipped = history.skipped + [
-        {**s, "index": history.origins[s["index"]]} for s in result.skipped
-    ]
-    update = schemas.StreamUpdate(**body, n_applied=result.n_applied, skipped=_skipped(skipped))
-    return update, (result.n_applied, len(skipped))
+    except IdempotencyConflict as err:
+        raise HTTPException(409, str(err)) from None
+    bundle = request.app.state.bundle
+    threshold = bundle.threshold
+    decision = None if threshold is None or bundle.task != "binary" else ack.risk >= threshold
+    update = schemas.StreamUpdate(
+        patient_id=patient_id, model_version=request.app.state.version, risk=ack.risk,
+        decision=decision, alert=ack.alert, n_observations=ack.n_observations,
+        hours_covered=ack.hours_covered, admission_time=ack.admission_time,
+        n_applied=ack.n_applied, skipped=_skipped(ack.skipped),
+    )  # fmt: skip
+    return update, None if ack.replayed else (ack.n_applied, len(ack.skipped))
+
+
+def _idempotency_key(request: Request) -> str | None:
+    """The ``Idempotency-Key`` header (422 naming it when malformed), or None."""
+    key = request.headers.get("idempotency-key")
+    if key is not None and not re.fullmatch(schemas.IDEMPOTENCY_KEY_PATTERN, key):
+        raise RequestError.at(
+            ("header", "Idempotency-Key"),
+            "must be 1-128 letters, digits, '.', '_', ':' or '-' (e.g. a UUID)",
+        )
+    return key
 
 
 async def patient(request: Request, patient_id: PatientIdPath) -> schemas.StreamState:
