@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+import traceback
 from typing import Any
 
 from medseq.serving.metrics import Metrics
 
 logger = logging.getLogger("medseq.serving.access")
+error_logger = logging.getLogger("medseq.serving.api")
 
 
 class BodyTooLarge(Exception):
@@ -72,6 +74,15 @@ class ServingMiddleware:
             status["code"] = 413
             if not status["started"]:
                 await _send_json(send, 413, self._too_large())
+        except Exception as err:  # answered here and, on purpose, not re-raised
+            # Starlette's error middleware would answer 500 too, but then re-raise, and the
+            # server's own log line would carry the exception's message, which can quote the
+            # request (a value, an id): only the type and the frames are logged.
+            status["code"] = 500
+            frames = "".join(traceback.format_tb(err.__traceback__))
+            error_logger.error("internal error %s\n%s", type(err).__name__, frames)
+            if not status["started"]:
+                await _send_json(send, 500, {"detail": "internal error"})
         finally:
             self._record(scope, status["code"], time.perf_counter() - start)
 
