@@ -63,6 +63,7 @@ def test_train_under_torchrun_equals_one_process(tmp_path, physionet2012_dir):
         "results.json",
         "seed0",
         "test_predictions.csv",
+        "val_predictions.csv",  # out-of-fold, for choosing drift and conformal settings
     ]
 
     single = run_experiment(replace(load_config(path), output_dir=str(tmp_path / "one")))
