@@ -54,7 +54,7 @@ class Observation:
     value: float
 
 
-@dataclass
+@dataclass(slots=True)
 class PatientState:
     """Everything the engine needs to continue one stay (see the module doc).
 
@@ -62,6 +62,9 @@ class PatientState:
     last closed bin; ``alert`` the hysteresis flag; ``n_observations`` counts applied ones;
     ``alert_run`` the consecutive steps pointing against ``alert`` (per-step streaming,
     :attr:`AlertPolicy.onset_steps`).
+
+    ``slots=True``: the service caches up to ``max_cached_patients`` of these, and a
+    per-instance ``__dict__`` was a tenth of a cached state.
     """
 
     features: FeatureState
@@ -74,7 +77,8 @@ class PatientState:
     alert_run: int = 0
     _static_vec: np.ndarray | None = field(default=None, repr=False)
     # per member NumpyMember.closed_terms of the open bin, and (engine token, open bin) they
-    # belong to; dropped whenever a bin closes; never persisted
+    # belong to; dropped whenever a bin closes, and by the service once the patient is no
+    # longer among the recently updated (a third of a cached state); never persisted
     _terms: list[tuple[np.ndarray, ...]] | None = field(default=None, repr=False)
     _terms_key: tuple[object, int] | None = field(default=None, repr=False)
 
@@ -255,16 +259,27 @@ class StreamingEngine:
         static = self.static_vector(state, feats.z)
         total = 0.0
         key = (self._token, fs.open_bin)
-        if state._terms is None or state._terms_key != key:
-            state._terms = [
+        # read once: the service may drop a cooled-down state's terms from another thread
+        terms = state._terms
+        if terms is None or state._terms_key != key:
+            terms = [
                 m.closed_terms(state.hidden[i], feats.delta, self._x_last(fs, m))
                 for i, m in enumerate(self.members)
             ]
-            state._terms_key = key
+            state._terms, state._terms_key = terms, key
         for m, member in enumerate(self.members):
             _, out = member.step(
-                state.hidden[m], feats.values, feats.mask, feats.delta, None, state._terms[m]
+                state.hidden[m], feats.values, feats.mask, feats.delta, None, terms[m]
             )
             logit = float(member.head(member.pooled(state.pool[m], out), static)[0])
             total += 1.0 / (1.0 + math.exp(-logit)) if self.task == "binary" else logit
         return total / len(self.members)
+
+    @staticmethod
+    def drop_derived(state: PatientState) -> None:
+        """Forget the step terms, which :meth:`predict` recomputes on use, so that an idle
+        cached state holds only its own data: the next update gives the same numbers, one
+        recurrent matrix product later. Safe from another thread than the patient's
+        (:meth:`predict` reads the terms once)."""
+        state._terms = None
+        state._terms_key = None

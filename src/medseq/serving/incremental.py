@@ -38,7 +38,7 @@ from medseq.features import ICUFeaturizer
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)
 class FeatureState:
     """What the featurizer must remember of one patient; every array has shape (F,).
 

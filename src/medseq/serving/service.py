@@ -65,6 +65,8 @@ from medseq.serving.store import StateStore, UpdateRecord
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_CACHED = 10_000
+#: Cached states that keep their step terms (see :class:`_LRU`): ~3 KiB each, 128 units.
+DEFAULT_WARM = 1_000
 #: Reason in ``skipped`` for an Observation whose id was applied before.
 DUPLICATE_ID = "duplicate_id"
 
@@ -73,7 +75,7 @@ class IdempotencyConflict(ValueError):
     """An idempotency key already applied to other content of the same patient."""
 
 
-@dataclass
+@dataclass(slots=True)
 class OpenStay:
     """A patient's state and the absolute admission time (FHIR input), if known."""
 
@@ -132,11 +134,19 @@ class _KeyedLocks:
 
 
 class _LRU:
-    """A thread-safe least-recently-used map of at most ``size`` stays."""
+    """A thread-safe least-recently-used map of at most ``size`` stays.
 
-    def __init__(self, size: int) -> None:
+    Only the ``warm`` most recently put stays keep their derived step terms (the recurrent
+    product of the closed bins, about a third of a cached state, which makes a further
+    update in the same bin cheaper); older ones are cooled down
+    (:meth:`StreamingEngine.drop_derived`), so a full cache costs the states' own data.
+    """
+
+    def __init__(self, size: int, warm: int = DEFAULT_WARM) -> None:
         self.size = size
+        self.warm = warm
         self._items: OrderedDict[str, OpenStay] = OrderedDict()
+        self._warm: OrderedDict[str, OpenStay] = OrderedDict()
         self._lock = threading.Lock()
         self.evictions = 0
 
@@ -154,10 +164,15 @@ class _LRU:
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
                 self.evictions += 1
+            self._warm[key] = item
+            self._warm.move_to_end(key)
+            while len(self._warm) > self.warm:
+                StreamingEngine.drop_derived(self._warm.popitem(last=False)[1].state)
 
     def pop(self, key: str) -> None:
         with self._lock:
             self._items.pop(key, None)
+            self._warm.pop(key, None)
 
     def __len__(self) -> int:
         return len(self._items)
