@@ -28,7 +28,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -38,17 +39,35 @@ from medseq.features import ICUFeaturizer
 logger = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
+class _Row:
+    """Row ``i`` of :attr:`FeatureState.block` as a named (F,) array (a view: in-place
+    writes reach the block; assigning an array copies it into the row)."""
+
+    def __init__(self, i: int) -> None:
+        self.i = i
+
+    def __get__(self, state: FeatureState, owner: type | None = None) -> np.ndarray:
+        return state.block[self.i]
+
+    def __set__(self, state: FeatureState, value: np.ndarray) -> None:
+        state.block[self.i] = value
+
+
 class FeatureState:
     """What the featurizer must remember of one patient; every array has shape (F,).
+
+    The eight arrays are the rows of one float64 ``block`` (8, F), and the class has
+    ``__slots__``: the service caches up to ``max_cached_patients`` states, and eight
+    arrays cost eight numpy headers (about 100 bytes each) beside 8 F floats.
 
     Attributes
     ----------
     open_bin : int
         The latest bin holding an observation (0 before any); ``lengths = open_bin + 1``.
-    last_z, last_bin : float64, int64
+    last_z, last_bin : float64
         Normalised value and bin of each variable's latest observation in a closed bin
-        (``last_bin = -1`` before the first).
+        (``last_bin = -1`` before the first; whole numbers, exact in float64, and stored
+        as int64).
     sum_z, count, min_z, max_z : float64
         Running statistics of the closed bins' normalised values (summary fusion).
     cur_time, cur_value : float64
@@ -61,19 +80,44 @@ class FeatureState:
         recomputed when a bin closes; never persisted.
     """
 
-    open_bin: int
-    last_z: np.ndarray
-    last_bin: np.ndarray
-    sum_z: np.ndarray
-    count: np.ndarray
-    min_z: np.ndarray
-    max_z: np.ndarray
-    cur_time: np.ndarray
-    cur_value: np.ndarray
-    static_raw: dict[str, float]
-    cache: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    __slots__ = ("block", "cache", "open_bin", "static_raw")
 
     ARRAYS = ("last_z", "last_bin", "sum_z", "count", "min_z", "max_z", "cur_time", "cur_value")
+    #: dtype of each array in the store (``last_bin`` is int64 there, as before the block)
+    STORED_DTYPES: ClassVar[dict[str, type]] = {
+        name: np.int64 if name == "last_bin" else np.float64 for name in ARRAYS
+    }
+
+    last_z = _Row(0)
+    last_bin = _Row(1)
+    sum_z = _Row(2)
+    count = _Row(3)
+    min_z = _Row(4)
+    max_z = _Row(5)
+    cur_time = _Row(6)
+    cur_value = _Row(7)
+
+    def __init__(
+        self,
+        open_bin: int,
+        static_raw: dict[str, float],
+        cache: dict[str, np.ndarray] | None = None,
+        **arrays: np.ndarray,
+    ) -> None:
+        missing = sorted(set(self.ARRAYS) - set(arrays))
+        extra = sorted(set(arrays) - set(self.ARRAYS))
+        if missing or extra:
+            raise TypeError(f"FeatureState needs the arrays {self.ARRAYS}; missing "
+                            f"{missing}, unknown {extra}")  # fmt: skip
+        self.open_bin = open_bin
+        self.static_raw = static_raw
+        self.cache = {} if cache is None else cache
+        self.block = np.empty((len(self.ARRAYS), np.shape(arrays["last_z"])[0]))
+        for i, name in enumerate(self.ARRAYS):
+            self.block[i] = arrays[name]
+
+    def __repr__(self) -> str:
+        return f"FeatureState(open_bin={self.open_bin}, n_features={self.block.shape[1]})"
 
 
 @dataclass(frozen=True)

@@ -179,11 +179,12 @@ class _LRU:
 
 
 def _snapshot(stay: OpenStay) -> OpenStay:
-    """A copy safe to read after the patient's lock is released (arrays not copied: the
-    engine replaces them rather than writing into a closed bin's arrays, and the answer
-    reads only scalars)."""
+    """A copy safe to read after the patient's lock is released (the featurizer's block
+    is copied, as the engine writes into it; hidden and pool are shared: the engine
+    writes into them too, but the answer reads only scalars)."""
     state = copy.copy(stay.state)
     state.features = copy.copy(stay.state.features)
+    state.features.block = state.features.block.copy()
     return OpenStay(state, stay.admission_time)
 
 
@@ -209,6 +210,8 @@ class StreamService:
     alert : AlertPolicy
     max_cached_patients : int, default=10_000
         States kept in memory (least recently used evicted; reloaded from the store).
+    warm_patients : int, default=1_000
+        Of those, the most recently updated that keep their step terms (see :class:`_LRU`).
     """
 
     def __init__(
@@ -218,9 +221,12 @@ class StreamService:
         store: StateStore,
         alert: AlertPolicy,
         max_cached_patients: int = DEFAULT_MAX_CACHED,
+        warm_patients: int = DEFAULT_WARM,
     ) -> None:
         if max_cached_patients < 1:
             raise ValueError(f"max_cached_patients must be >= 1, got {max_cached_patients}")
+        if warm_patients < 0:
+            raise ValueError(f"warm_patients must be >= 0, got {warm_patients}")
         self.model_version = model_version
         self.store = store
         self.unsupported: str | None = None
@@ -230,7 +236,7 @@ class StreamService:
         except StreamingUnsupported as err:
             self.unsupported = str(err)
             logger.warning("streaming endpoints disabled: %s", err)
-        self._cache = _LRU(max_cached_patients)
+        self._cache = _LRU(max_cached_patients, warm_patients)
         self._locks = _KeyedLocks()
 
     def _make_engine(self, bundle: Bundle, alert: AlertPolicy) -> Any:

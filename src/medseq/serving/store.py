@@ -159,7 +159,10 @@ def encode_state(state: PatientState) -> tuple[str, bytes]:
         "risk": state.risk,
         "alert_run": state.alert_run,
     }
-    arrays = {name: np.ascontiguousarray(getattr(fs, name)) for name in FeatureState.ARRAYS}
+    arrays = {
+        name: np.ascontiguousarray(getattr(fs, name), dtype=dtype)
+        for name, dtype in FeatureState.STORED_DTYPES.items()
+    }
     arrays["hidden"] = np.ascontiguousarray(state.hidden)
     arrays["pool"] = np.ascontiguousarray(state.pool)
     return json.dumps(scalars), save_arrays(arrays)
@@ -173,7 +176,7 @@ def decode_state(scalars_json: str, blob: bytes) -> PatientState:
     features = FeatureState(
         open_bin=int(scalars["open_bin"]),
         static_raw=static,
-        **{name: arrays[name].copy() for name in FeatureState.ARRAYS},
+        **{name: arrays[name] for name in FeatureState.ARRAYS},  # copied into its block
     )
     last_time = scalars["last_time"]
     return PatientState(
