@@ -159,7 +159,7 @@ def encode_state(state: PatientState) -> tuple[str, bytes]:
         "risk": state.risk,
         "alert_run": state.alert_run,
     }
-    arrays = {
+    arrays: dict[str, np.ndarray] = {
         name: np.ascontiguousarray(getattr(fs, name), dtype=dtype)
         for name, dtype in FeatureState.STORED_DTYPES.items()
     }
