@@ -102,12 +102,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(bundle: Path, db: Path, port: int) -> subprocess.Popen:
+def start_server(
+    bundle: Path, db: Path, port: int, env: dict[str, str] | None = None, wait_s: float = 60
+) -> subprocess.Popen:
+    """``medseq serve`` in a subprocess (``env`` added to ours), once ``/healthz`` answers."""
     cmd = [sys.executable, "-m", "medseq.cli", "serve", str(bundle), "--host", "127.0.0.1",
            "--port", str(port), "--state-db", str(db)]  # fmt: skip
-    env = os.environ | {"MEDSEQ_SERVE_TOKENS": TOKEN}
+    env = os.environ | {"MEDSEQ_SERVE_TOKENS": TOKEN} | (env or {})
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)

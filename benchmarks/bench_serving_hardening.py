@@ -32,7 +32,15 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_serving import TOKEN, free_port, plans, run_load, summarize, train_bundle  # noqa: E402
+from bench_serving import (  # noqa: E402
+    TOKEN,
+    free_port,
+    plans,
+    run_load,
+    start_server,
+    summarize,
+    train_bundle,
+)
 
 
 def load() -> str:
@@ -49,22 +57,9 @@ def extract(rev: str, dest: Path) -> Path:
 
 
 def start(src: Path, bundle: Path, db: Path, port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "medseq.cli", "serve", str(bundle), "--host", "127.0.0.1",
-           "--port", str(port), "--state-db", str(db)]  # fmt: skip
-    env = os.environ | {"MEDSEQ_SERVE_TOKENS": TOKEN, "PYTHONPATH": str(src),
-                        "OMP_NUM_THREADS": "1"}  # fmt: skip
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    raise TimeoutError("server did not start")
+    """The server of the code tree ``src`` (before or after), on one thread."""
+    env = {"PYTHONPATH": str(src), "OMP_NUM_THREADS": "1"}
+    return start_server(bundle, db, port, env=env, wait_s=120)
 
 
 def stop(proc: subprocess.Popen) -> None:
