@@ -168,10 +168,10 @@ def protocol_data(experiment: FederatedExperiment) -> Any:
     )
 
 
-@functools.lru_cache(maxsize=4)
-def _protocol_test(key: str) -> np.ndarray:
-    spec_key = json.loads(key)
-    experiment = FederatedExperiment(
+def _experiment(spec_key: dict[str, Any]) -> FederatedExperiment:
+    """The experiment a cache key (:func:`_key`) was made from; the key, not the
+    experiment, is hashable, which is what the caches below need."""
+    return FederatedExperiment(
         name="",
         dataset=spec_key["dataset"],
         task=spec_key["task"],
@@ -179,6 +179,11 @@ def _protocol_test(key: str) -> np.ndarray:
         protocol=spec_key["protocol"],
         federated=FederatedConfig.from_dict(spec_key["federated"]),
     )
+
+
+@functools.lru_cache(maxsize=4)
+def _protocol_test(key: str) -> np.ndarray:
+    experiment = _experiment(json.loads(key))
     data, labels = read_set(experiment, experiment.train)
     split = get_dataset(experiment.dataset).protocol(experiment.protocol)(
         protocol_data(experiment), data, labels
@@ -219,14 +224,7 @@ def site_pool(experiment: FederatedExperiment) -> tuple[Any, Labels]:
 def _load_site(key: str) -> Site:
     spec_key = json.loads(key)
     index = spec_key.pop("site")
-    experiment = FederatedExperiment(
-        name="",
-        dataset=spec_key["dataset"],
-        task=spec_key["task"],
-        train=spec_key["train"],
-        protocol=spec_key["protocol"],
-        federated=FederatedConfig.from_dict(spec_key["federated"]),
-    )
+    experiment = _experiment(spec_key)
     spec = get_dataset(experiment.dataset)
     data, labels = site_pool(experiment)
     part = make_partition(spec, data, labels, experiment.federated)
