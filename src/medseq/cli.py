@@ -84,13 +84,16 @@ def _validation_lines(pooled: dict[str, float], extra: dict) -> str:
 
 
 def _print_baseline(name: str, baseline: dict | None) -> None:
-    """The [baseline] fitted beside the model on the same folds, when the config has one."""
+    """The [baseline] fitted beside the model on the same folds, when the config has one:
+    its test metrics (when the run scored a test part), then its validation lines."""
     if not baseline:
         return
     threshold = "" if baseline["threshold"] is None else f", threshold {baseline['threshold']:.3f}"
-    if baseline["test_metrics"]:  # its validation lines follow the confusion matrix
+    if baseline["test_metrics"]:
         title = f"{name}: baseline {baseline['kind']}, test metrics, 95% bootstrap CI{threshold}"
         _print_metrics(title, baseline["test_metrics"])
+    typer.echo(f"\nbaseline {baseline['kind']} ({baseline['features']}), same folds, validation:")
+    typer.echo(_validation_lines(baseline["val_metrics"], baseline))
 
 
 @app.command()
@@ -141,7 +144,6 @@ def train(
     else:
         typer.echo(f"\n{result.name}: validation (out-of-fold) metrics{threshold}")
         typer.echo(_validation_lines(result.val_metrics, result.extra))
-    _print_baseline(result.name, result.extra.get("baseline"))
     matrix = result.extra.get("test_confusion") or result.extra.get("val_confusion")
     if matrix is not None:
         names = result.extra["class_names"]
@@ -153,10 +155,7 @@ def train(
                 for name, row in zip(names, matrix, strict=True)
             )
         )
-    side = result.extra.get("baseline")
-    if side:  # [baseline] beside [model]: same folds, same metrics
-        typer.echo(f"\nbaseline {side['kind']} ({side['features']}), same folds, validation:")
-        typer.echo(_validation_lines(side["val_metrics"], side))
+    _print_baseline(result.name, result.extra.get("baseline"))
     typer.echo(f"\nbundle: {result.bundle_dir or '(baseline, none saved)'}")
     typer.echo(f"results: {Path(cfg.output_dir) / 'results.json'} ({result.seconds:.0f} s)")
 
