@@ -259,9 +259,10 @@ class HourlyStreamService(StreamService):
         return info
 
 
-def open_service(bundle: Any, version: str, store: Any, alert: AlertPolicy) -> Any:
-    """The streaming service of a sepsis bundle (:class:`HourlyStreamService`)."""
-    return HourlyStreamService(bundle, version, store, alert)
+def open_service(bundle: Any, version: str, store: Any, alert: AlertPolicy, **options: Any) -> Any:
+    """The streaming service of a sepsis bundle (:class:`HourlyStreamService`; ``options``
+    such as ``max_cached_patients`` are the ICU service's)."""
+    return HourlyStreamService(bundle, version, store, alert, **options)
 
 
 def _update_model() -> type[Strict]:

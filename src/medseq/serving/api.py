@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import inspect
 import logging
 import traceback
 from contextlib import asynccontextmanager
@@ -162,8 +161,10 @@ async def _lifespan(app: FastAPI):
             settings.alert_onset_steps, settings.alert_clear_steps,
         )  # fmt: skip
         part = served.streaming.load()
-        options = _service_options(part.open_service, settings)
-        app.state.stream = part.open_service(bundle, app.state.version, store, policy, **options)
+        app.state.stream = part.open_service(
+            bundle, app.state.version, store, policy,
+            max_cached_patients=settings.max_cached_patients,
+        )  # fmt: skip
         app.state.metrics.gauge("medseq_active_patients", "Open streaming stays.", store.count)
         sweeper = _start_sweep(app.state.stream, settings)
     elif served.refusal:
@@ -178,17 +179,6 @@ async def _lifespan(app: FastAPI):
         sweeper.cancel()
     if store is not None:
         store.close()
-
-
-def _service_options(open_service: Any, settings: ServeSettings) -> dict[str, Any]:
-    """The state-cache option for a streaming part whose ``open_service`` takes it (a
-    dataset's streaming part may predate it; its states then stay as it keeps them)."""
-    params = inspect.signature(open_service).parameters.values()
-    takes = any(p.kind is p.VAR_KEYWORD or p.name == "max_cached_patients" for p in params)
-    if not takes:
-        logger.info("this dataset's streaming part has no state-cache limit")
-        return {}
-    return {"max_cached_patients": settings.max_cached_patients}
 
 
 def _start_sweep(stream: Any, settings: ServeSettings) -> asyncio.Task | None:
