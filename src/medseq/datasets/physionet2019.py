@@ -163,8 +163,8 @@ def hospital_partition(data, labels, *, n_sites: int, alpha: float, seed: int) -
     return partitions.by_column(system, {"A": "A", "B": "B"})
 
 
-def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
-    """Utility (alarm at risk >= 0.5) and the early-warning figures over the scored hours."""
+def _scored_hours(y_true: np.ndarray, y_prob: np.ndarray):
+    """The labelled hours of every stay, flat, with each stay's count of them."""
     y = np.asarray(y_true, dtype=np.float64)
     risk = np.asarray(y_prob, dtype=np.float64)[..., 1]
     steps = min(y.shape[1], risk.shape[1])
@@ -174,11 +174,34 @@ def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, floa
     keep = lengths > 0
     if not keep.any() or not (np.diff(scored[keep].astype(np.int8), axis=1) <= 0).all():
         raise ValueError("sepsis_6h metrics: labels must be a prefix of hours per stay")
+    return y[scored], risk[scored], lengths[keep]
+
+
+def metrics(
+    task: str, y_true: np.ndarray, y_prob: np.ndarray, threshold: float | None = None
+) -> dict[str, float]:
+    """Utility and the early-warning figures over the scored hours, alarming at
+    ``threshold`` (chosen on validation data by :func:`alarm_threshold`); without one, at
+    0.5, and the names say so (``utility@0.5``)."""
     from medseq.evaluation.early_warning import early_warning_metrics
 
-    figures = early_warning_metrics(y[scored], risk[scored], lengths[keep], threshold=0.5)
+    labels, risks, lengths = _scored_hours(y_true, y_prob)
+    at = 0.5 if threshold is None else float(threshold)
+    figures = early_warning_metrics(labels, risks, lengths, threshold=at)
     ranking = {"auroc": "hourly_auroc", "auprc": "hourly_auprc"}  # no threshold involved
-    return {ranking.get(k, f"{k}@0.5"): v for k, v in figures.items()}
+    suffix = "@0.5" if threshold is None else ""
+    return {ranking.get(k, f"{k}{suffix}"): v for k, v in figures.items()}
+
+
+def alarm_threshold(task: str, y_val: np.ndarray, prob_val: np.ndarray) -> float:
+    """The utility-maximising alarm threshold on validation predictions (exact, over every
+    distinct risk). When alarming on nothing is best, 1.0: no hour can exceed it with a
+    probability below one, and the bundle keeps a finite threshold."""
+    from medseq.evaluation.utility import best_utility_threshold
+
+    labels, risks, lengths = _scored_hours(y_val, prob_val)
+    threshold = best_utility_threshold(labels, risks, lengths)[0]
+    return float(min(threshold, 1.0))
 
 
 UNSUPPORTED = {
@@ -239,6 +262,7 @@ PHYSIONET2019 = DatasetSpec(
         "external_b_to_a": _external("B", "A"),
     },
     metrics=metrics,
+    alarm_threshold=alarm_threshold,
     groups=_patients,
     partitions={"hospital": hospital_partition},
     streaming=LazyModule("medseq.datasets.physionet2019_stream"),

@@ -115,6 +115,12 @@ class DatasetSpec:
     metrics : callable ``(task, y_true, y_prob) -> dict``, optional
         Extra metrics of this dataset's task (e.g. the challenge F1, MedMNIST's accuracy at
         0.5), on validation and test, for every task type.
+    alarm_threshold : callable ``(task, y_val, prob_val) -> float``, optional
+        For a task whose own ``metrics`` judge alarms rather than a ranking (the sepsis
+        utility), the rule that picks the alarm threshold from validation predictions. The
+        runner stores it as the bundle's threshold, and ``metrics`` is then called with
+        ``threshold=`` on validation and test alike, so a test figure never sees a
+        threshold chosen on test labels.
     augment : callable ``(features, featurizer) -> augment or None``, optional
         Builds the training-batch augmentation from the ``[features]`` table and the
         featurizer fitted on the training ids (e.g. SMILES enumeration decodes token ids
@@ -178,7 +184,8 @@ class DatasetSpec:
     model_sizes: Callable[[Any], dict[str, Any]]
     class_names: Callable[[str, Any], list[str]] | None = None
     protocols: Mapping[str, Protocol] = field(default_factory=dict)
-    metrics: Callable[[str, np.ndarray, np.ndarray], dict[str, float]] | None = None
+    metrics: Callable[..., dict[str, float]] | None = None
+    alarm_threshold: Callable[[str, np.ndarray, np.ndarray], float] | None = None
     augment: Callable[[dict[str, Any], Any], Any] | None = None
     groups: Callable[[str, Any, np.ndarray], np.ndarray] | None = None
     summaries: Callable[[Any, np.ndarray], np.ndarray] | None = None
