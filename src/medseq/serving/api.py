@@ -164,6 +164,7 @@ async def _lifespan(app: FastAPI):
         app.state.stream = part.open_service(
             bundle, app.state.version, store, policy,
             max_cached_patients=settings.max_cached_patients,
+            warm_patients=settings.warm_patients,
         )  # fmt: skip
         app.state.metrics.gauge("medseq_active_patients", "Open streaming stays.", store.count)
         sweeper = _start_sweep(app.state.stream, settings)
