@@ -30,6 +30,7 @@ DATASETS: dict[str, str] = {
     "tox21": "medseq.datasets.tox21:TOX21",
     "cinc2017": "medseq.datasets.cinc2017:CINC2017",
     "mitbih": "medseq.datasets.mitbih:MITBIH",
+    "mitbih_svdb": "medseq.datasets.mitbih_svdb:MITBIH_SVDB",
     "adrenalmnist3d": "medseq.datasets.adrenalmnist3d:ADRENALMNIST3D",
     "mimic3": "medseq.datasets.mimic3:MIMIC3",
     "meds": "medseq.datasets.meds:MEDS",
