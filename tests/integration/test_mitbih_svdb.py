@@ -189,3 +189,59 @@ def test_spec_is_registered_and_refuses_serving_with_a_reason():
     assert spec.protocol("inter_patient") is mitbih_svdb.inter_patient
     with pytest.raises(ValueError, match="resampl"):
         spec.require("request", "POST /v1/predict")
+
+
+def _small_root(root, svdb: tuple[str, ...], mitdb: tuple[str, ...]):
+    """A data root with a few SVDB and MIT-BIH records (links to the real files)."""
+    for name, records in (("svdb", svdb), ("mitdb_full", mitdb)):
+        folder = root / name
+        folder.mkdir()
+        for record in records:
+            for suffix in (".hea", ".atr", ".dat.xz"):
+                (folder / f"{record}{suffix}").symlink_to(dataset_dir(name) / f"{record}{suffix}")
+        (folder / "RECORDS").write_text("\n".join(records) + "\n")
+    return root / "svdb"
+
+
+def test_medseq_train_evaluate_report_explain_on_the_config(tmp_path):
+    """The shipped config end to end on 5 SVDB + 2 MIT-BIH records (one epoch): train
+    scores DS2's record 100 once, the bundle re-scores it, reports and explains a beat."""
+    import json
+    from pathlib import Path
+
+    from typer.testing import CliRunner
+
+    from medseq.cli import app
+
+    svdb = _small_root(tmp_path, ("800", "802", "803", "821", "893"), ("101", "100"))
+    config = Path(__file__).parents[2] / "configs" / "mitbih-svdb-beats.toml"
+    out = tmp_path / "run"
+    runner = CliRunner()
+    sets = ["train.epochs=1", "train.patience=1", "evaluate.n_boot=20", f"data.train={svdb}"]
+    args = ["train", str(config), "-o", str(out)] + [x for s in sets for x in ("--set", s)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    written = json.loads((out / "results.json").read_text())
+    assert set(written["test_metrics"]) >= {"se_S", "ppv_V"}
+    oof = pd.read_csv(out / "val_predictions.csv")
+    assert set(oof["subject_id"] // ID_STRIDE) == {101, 800, 802, 803, 821, 893}
+    test = pd.read_csv(out / "test_predictions.csv")
+    assert set(test["subject_id"] // ID_STRIDE) == {100}
+    bundle = out / "bundle"
+    result = runner.invoke(app, ["evaluate", str(bundle), "--data", str(svdb), "--n-boot", "20"])
+    assert result.exit_code == 0, result.output
+    assert "se_V" in result.output
+    report = tmp_path / "report.html"
+    result = runner.invoke(
+        app, ["report", str(bundle), "--data", str(svdb), "--n-boot", "20", "-o", str(report)]
+    )
+    assert result.exit_code == 0, result.output
+    assert report.stat().st_size > 10_000
+    beat = int(test["subject_id"].iloc[500])
+    result = runner.invoke(
+        app, ["explain", str(bundle), "--data", str(svdb), "--subject", str(beat),
+              "-o", str(tmp_path / "explain")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    explained = json.loads((tmp_path / "explain" / f"sample-{beat}.json").read_text())
+    assert len(explained["step_times_s"]) == 9  # the beat and its 8 predecessors

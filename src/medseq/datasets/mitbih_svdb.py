@@ -287,7 +287,7 @@ def inter_patient(spec: Any, data: MitbihData, labels: pd.Series) -> SplitIds:
 
 UNSUPPORTED = {
     **mitbih.UNSUPPORTED,
-    "POST /v1/predict": (
+    "request": (
         "the model reads beats of records resampled to 128 Hz with the primary lead first; "
         "the serving request has no step that does that resampling yet, so a 360 Hz MIT-BIH "
         "body would be read at the wrong rate"
