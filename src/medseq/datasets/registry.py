@@ -30,7 +30,6 @@ DATASETS: dict[str, str] = {
     "tox21": "medseq.datasets.tox21:TOX21",
     "cinc2017": "medseq.datasets.cinc2017:CINC2017",
     "mitbih": "medseq.datasets.mitbih:MITBIH",
-    "mitbih_svdb": "medseq.datasets.mitbih_svdb:MITBIH_SVDB",
     "adrenalmnist3d": "medseq.datasets.adrenalmnist3d:ADRENALMNIST3D",
     "mimic3": "medseq.datasets.mimic3:MIMIC3",
     "meds": "medseq.datasets.meds:MEDS",
@@ -38,6 +37,7 @@ DATASETS: dict[str, str] = {
     "sleepedf": "medseq.datasets.sleepedf:SLEEPEDF",
     "fhir_r4": "medseq.datasets.event_tasks:FHIR_R4",
     "meds_events": "medseq.datasets.event_tasks:MEDS_EVENTS",
+    "mitbih_svdb": "medseq.datasets.mitbih_svdb:MITBIH_SVDB",
 }
 
 
