@@ -176,11 +176,15 @@ def cohort(
 
     _setup_logging(verbose)
     result = task_cohort(load_config(config))
-    typer.echo("| step | excluded | remaining |\n|---|---:|---:|")
+    typer.echo("| step | excluded | remaining | subjects |\n|---|---:|---:|---:|")
     for row in result.cohort.itertuples(index=False):
-        typer.echo(f"| {row.step} | {row.n_excluded} | {row.n_remaining} |")
+        typer.echo(f"| {row.step} | {row.n_excluded} | {row.n_remaining} | {row.n_subjects} |")
     n, n_pos = len(result.labels), int(result.labels.sum())
-    typer.echo(f"\nsamples: {n}, positive: {n_pos}, prevalence: {result.prevalence:.3f}")
+    n_subjects = result.samples["subject_id"].nunique()
+    typer.echo(
+        f"\nsamples: {n} of {n_subjects} subjects, positive: {n_pos}, "
+        f"prevalence: {result.prevalence:.3f}"
+    )
     if labels_out is not None:
         typer.echo(f"labels: {write_meds_labels(result, labels_out)}")
 
