@@ -308,6 +308,9 @@ def serve(
     max_cached_patients: Annotated[
         int, typer.Option(help="Streaming states kept in memory (the rest reload from SQLite).")
     ] = 10_000,
+    max_cached_streams: Annotated[
+        int, typer.Option(help="Signal-stream detectors kept in memory (the rest reload).")
+    ] = 1000,
     retention_hours: Annotated[
         float | None, typer.Option(help="Delete stays without an update for this long.")
     ] = None,
@@ -340,6 +343,7 @@ def serve(
         header_timeout_s=header_timeout,
         body_timeout_s=body_timeout,
         max_cached_patients=max_cached_patients,
+        max_cached_streams=max_cached_streams,
         retention_hours=retention_hours,
         retention_sweep_seconds=retention_sweep_seconds,
     )
