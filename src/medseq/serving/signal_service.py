@@ -75,9 +75,11 @@ class Chunk:
     fs_hz: float | None = None
     key: str | None = None  # idempotency key; default: the start index
 
-    def fingerprint(self) -> str:
+    def fingerprint(self, start: int) -> str:
+        """Hash of the samples and of where they were placed (however the place was
+        given: index or time): what a retry must repeat."""
         h = hashlib.sha256(np.ascontiguousarray(self.samples, "<f8").tobytes())
-        h.update(f"{self.start}|{self.start_time}|{self.fs_hz}".encode())
+        h.update(f"|{start}".encode())
         return h.hexdigest()
 
 
@@ -313,13 +315,14 @@ class SignalStreams:
                 raise StreamNotFound(stream_id)
             start, t0 = self._place(live, chunk)
             key = chunk.key or f"start:{start}"
-            fingerprint = chunk.fingerprint()
+            fingerprint = chunk.fingerprint(start)
             done = self.store.applied_chunk(stream_id, key)
             if done is not None:
                 if done[0] != fingerprint:
                     raise StreamConflict(
                         f"a different chunk was already applied under the idempotency key "
-                        f"{key!r}; a retry must repeat the same samples and start"
+                        f"{key!r}: chunks must not overlap, and a retry must repeat the same "
+                        f"samples and start"
                     )
                 return done[1], True
             self._check(live, chunk, start)
