@@ -35,7 +35,7 @@ def _record(name: str, seconds: int) -> np.ndarray:
 
 def _direct(bundle, x: np.ndarray) -> tuple[list, list]:
     """The uninterrupted run: the spec's detector fed the 1-s chunks directly."""
-    make, classifier = get_dataset("mitbih").signal_streaming.detector_factory(bundle)
+    make, _classifier = get_dataset("mitbih").signal_streaming.detector_factory(bundle)
     detector = make(float(FS))
     beats, alerts = [], []
     for i in range(0, len(x), FS):
@@ -215,7 +215,7 @@ def test_bad_input_gets_a_4xx_or_a_quality_state_and_never_moves_the_clock(clien
     run[100:700] = [None] * 600
     r = post("/v1/streams/bad/samples", json={"start": 10 * FS, "samples": run}, headers=AUTH)
     assert r.status_code == 200
-    acks += [r.json()] + _send(client, "bad", x, 13 * FS, 20 * FS)
+    acks += [r.json(), *_send(client, "bad", x, 13 * FS, 20 * FS)]
     quality = [q for a in acks for q in a["quality"]]
     assert {"sample": 10 * FS, "state": "bad", "reason": "nan"} in quality
     # a 10-minute gap: the next chunk keeps its place, and the gap is a quality state
