@@ -315,6 +315,9 @@ def serve(
     warm_patients: Annotated[
         int, typer.Option(help="Of those, kept live; the others are held packed (lossless).")
     ] = 1_000,
+    max_cached_streams: Annotated[
+        int, typer.Option(help="Signal-stream detectors kept in memory (the rest reload).")
+    ] = 1000,
     retention_hours: Annotated[
         float | None, typer.Option(help="Delete stays without an update for this long.")
     ] = None,
@@ -348,6 +351,7 @@ def serve(
         body_timeout_s=body_timeout,
         max_cached_patients=max_cached_patients,
         warm_patients=warm_patients,
+        max_cached_streams=max_cached_streams,
         retention_hours=retention_hours,
         retention_sweep_seconds=retention_sweep_seconds,
     )

@@ -166,6 +166,10 @@ class DatasetSpec:
     streaming : object, optional
         How to advance one subject an observation at a time (the incremental form of the
         featurizer), for the streaming service.
+    signal_streaming : SignalStreaming, optional
+        For waveform bundles served as live signal streams (``/v1/streams``): accepted
+        sampling rates, the lead, and the bundle's streaming detector
+        (:class:`medseq.datasets.signal_streaming.SignalStreaming`).
     step_times : callable ``(featurizer, data, ids) -> list of ndarray``, optional
         For inputs whose steps are events without a clock in the featurizer (beats): the
         time in seconds, in the recording, of each step of each sample's ``values``, so that
@@ -197,6 +201,7 @@ class DatasetSpec:
     partitions: Mapping[str, Callable[..., pd.Series]] = field(default_factory=dict)
     federated_fit: Callable[[dict[str, Any]], Any] | None = None
     streaming: Any = None
+    signal_streaming: Any = None
     step_times: Callable[[Any, Any, np.ndarray], list[np.ndarray]] | None = None
     unsupported: Mapping[str, str] = field(default_factory=dict)
 
