@@ -37,6 +37,7 @@ DATASETS: dict[str, str] = {
     "sleepedf": "medseq.datasets.sleepedf:SLEEPEDF",
     "fhir_r4": "medseq.datasets.event_tasks:FHIR_R4",
     "meds_events": "medseq.datasets.event_tasks:MEDS_EVENTS",
+    "flat_events": "medseq.datasets.flat_tables:FLAT_EVENTS",
 }
 
 
