@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
 
     predictions = pd.read_csv(args.run_dir / "test_predictions.csv")
-    if not {"subject_id", "y_true", "y_prob"} <= set(predictions.columns):
+    if not {"subject_id", "y_true", "y_pred"} <= set(predictions.columns):
         raise SystemExit(
-            f"{args.run_dir}/test_predictions.csv needs subject_id, y_true, y_prob; "
+            f"{args.run_dir}/test_predictions.csv needs subject_id, y_true, y_pred; "
             f"it has {list(predictions.columns)}"
         )
     scores = pd.read_csv(resolve_data_path(args.score_file), dtype={args.score_column: str})
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
     joined = predictions.set_index("subject_id").join(table.rename("score"), how="inner")
     n_missing = len(predictions) - len(joined)
     y = joined["y_true"].to_numpy(dtype=np.int64)
-    model, other = joined["y_prob"].to_numpy(np.float64), joined["score"].to_numpy(np.float64)
+    model, other = joined["y_pred"].to_numpy(np.float64), joined["score"].to_numpy(np.float64)
     result = {
         "n_test": len(predictions),
         "n_compared": len(joined),
