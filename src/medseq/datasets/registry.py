@@ -38,6 +38,7 @@ DATASETS: dict[str, str] = {
     "fhir_r4": "medseq.datasets.event_tasks:FHIR_R4",
     "meds_events": "medseq.datasets.event_tasks:MEDS_EVENTS",
     "mitbih_svdb": "medseq.datasets.mitbih_svdb:MITBIH_SVDB",
+    "flat_events": "medseq.datasets.flat_tables:FLAT_EVENTS",
 }
 
 

@@ -30,7 +30,8 @@ def load(file: Path, mapping: FlatMapping) -> tuple[pd.DataFrame, int]:
     CSV columns are read as strings (so a bad cell is found and named, not guessed);
     parquet columns as stored.
     """
-    keys = {"subject": mapping.subject, "time": mapping.time, "unit": mapping.unit}
+    time = None if mapping.at_hour is not None else mapping.time
+    keys = {"subject": mapping.subject, "time": time, "unit": mapping.unit}
     if mapping.values is None:
         keys.update(code=mapping.code, value=mapping.value)
     wanted = [c for c in keys.values() if c] + list(mapping.values or {})
@@ -77,7 +78,8 @@ def _long(frame: pd.DataFrame, mapping: FlatMapping) -> pd.DataFrame:
     for column, code in mapping.values.items():
         cell = frame[column]
         filled = (cell.notna() & (cell.astype(str) != "")).to_numpy()
-        part = frame.loc[filled, [c for c in (mapping.subject, mapping.time, mapping.unit) if c]]
+        time = None if mapping.at_hour is not None else mapping.time
+        part = frame.loc[filled, [c for c in (mapping.subject, time, mapping.unit) if c]]
         parts.append(part.assign(**{_CODE: code, _VALUE: cell[filled], _ROW: rows[filled]}))
     return pd.concat(parts).sort_values(_ROW, kind="stable").reset_index(drop=True)
 
@@ -93,7 +95,10 @@ def parse(raw: pd.DataFrame, mapping: FlatMapping) -> tuple[pd.DataFrame, dict[s
     text = raw[_VALUE]
     value = pd.to_numeric(text.replace("", np.nan), errors="coerce")
     bad["value"] = (text.notna() & (text.astype(str) != "") & value.isna()).to_numpy()
-    if mapping.time_unit is not None:
+    if mapping.at_hour is not None:
+        time = pd.Series(float(mapping.at_hour), index=raw.index)
+        bad["time"] = np.zeros(len(raw), dtype=bool)
+    elif mapping.time_unit is not None:
         number = pd.to_numeric(raw[mapping.time], errors="coerce")
         time = number * TIME_UNITS[mapping.time_unit]
         bad["time"] = ~np.isfinite(time.to_numpy(dtype=np.float64))

@@ -87,6 +87,11 @@ class FlatMapping:
     anchor_prefix : str, optional
         Date-times: hour 0 is the subject's first event whose code (with prefix) starts
         with this; default the first event.
+    at_hour : float, optional
+        Relative times only: every row of the table is at this hour of the subject's
+        clock and ``time`` is not read. For tables of per-stay facts that carry no time
+        column but are known at a fixed point (e.g. sex, unit or hospital at admission,
+        hour 0), so they can anchor a prediction time or name a subject's site.
     path : str, optional
         The file, when the mapping comes from a config.
     """
@@ -101,6 +106,7 @@ class FlatMapping:
     time_unit: str | None = None
     time_format: str = "ISO8601"
     anchor_prefix: str | None = None
+    at_hour: float | None = None
     path: str | None = None
 
     def __post_init__(self) -> None:
@@ -119,6 +125,13 @@ class FlatMapping:
                 f"FlatMapping.time_unit must be one of {sorted(TIME_UNITS)} or unset, "
                 f"got {self.time_unit!r}"
             )
+        if self.at_hour is not None:
+            if self.time_unit is None:
+                raise ValueError(
+                    "FlatMapping.at_hour places rows on a relative clock; set time_unit too"
+                )
+            if isinstance(self.at_hour, bool) or not isinstance(self.at_hour, int | float):
+                raise ValueError(f"FlatMapping.at_hour must be a number, got {self.at_hour!r}")
 
     @classmethod
     def from_dict(cls, given: dict[str, Any], where: str = "flat event mapping") -> FlatMapping:

@@ -210,3 +210,17 @@ def test_eicu_tables_long_and_wide_in_one_toml(tmp_path):
         ValueError, match=r"wide mapping \(values\) names its codes; remove \['code'\]"
     ):
         FlatMapping.from_dict({"values": {"a": "A"}, "code": "x"})
+
+
+def test_at_hour_needs_a_relative_clock_and_skips_the_time_column(tmp_path):
+    with pytest.raises(ValueError, match="set time_unit"):
+        FlatMapping(subject="id", code="sex", at_hour=0)
+    path = tmp_path / "stays.csv"
+    path.write_text("id,sex\n1,F\n2,M\n3,\n")
+    mapping = FlatMapping(
+        subject="id", code="sex", code_prefix="GENDER/", at_hour=0, time_unit="minutes"
+    )
+    read = flat_events.read(path, mapping, on_bad_row="skip")
+    assert read.events["code"].tolist() == ["GENDER/F", "GENDER/M"]
+    assert read.events["time"].tolist() == [0.0, 0.0]
+    assert read.report.counts["bad_row:code"] == 1
