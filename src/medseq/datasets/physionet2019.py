@@ -20,8 +20,11 @@ charted hour is inside the grid's ``lengths`` and the model knows the time since
 
 Protocols: ``internal`` (5-fold cross-validation by patient over A and B pooled, stratified
 by septic status), ``external_a_to_b`` and ``external_b_to_a`` (train and validate on one
-hospital system, test on every patient of the other). Partition ``hospital``: the two
-systems as two federated sites.
+hospital system, test on every patient of the other), ``hold_out`` (a fifth of each system's
+patients as a test part, the rest for training and validation: the federated runs' held-out
+patients). Partition ``hospital``: the two systems as two federated sites; the hourly
+featurizer is fitted across them from per-site counts and moments
+(:class:`~medseq.features.icu.federated.HourlyFederatedFit`).
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ def _labels(task: str, data: physionet2019.PhysioNet2019Set) -> pd.DataFrame:
     return hourly_labels(data)
 
 
-def _fit(features: dict[str, Any], data, ids: np.ndarray) -> HourlyICUFeaturizer:
+def _params(features: dict[str, Any]) -> dict[str, Any]:
+    """The featurizer's arguments from ``[features]`` (the grid spans the labelled hours)."""
     check_known_keys("[features] (physionet2019)", features, FEATURIZER_KEYS)
     if features.get("n_steps", HORIZON_HOURS) != HORIZON_HOURS:
         raise ValueError(
@@ -103,7 +107,18 @@ def _fit(features: dict[str, Any], data, ids: np.ndarray) -> HourlyICUFeaturizer
         )
     params = {"static_columns": list(physionet2019.DESCRIPTORS), **features}
     params["n_steps"] = HORIZON_HOURS
-    return HourlyICUFeaturizer(**params).fit(data.events, data.static, ids)
+    return params
+
+
+def _fit(features: dict[str, Any], data, ids: np.ndarray) -> HourlyICUFeaturizer:
+    return HourlyICUFeaturizer(**_params(features)).fit(data.events, data.static, ids)
+
+
+def _federated_fit(features: dict[str, Any]) -> Any:
+    """The hourly featurizer fitted across sites from per-site counts and moments."""
+    from medseq.features.icu.federated import HourlyFederatedFit
+
+    return HourlyFederatedFit(_params(features), lambda data, ids: (data.events, data.static))
 
 
 def _transform(featurizer: HourlyICUFeaturizer, data, ids: np.ndarray) -> dict[str, np.ndarray]:
@@ -147,6 +162,23 @@ def _external(train_system: str, test_system: str):
 
     protocol.__doc__ = f"Train and validate on system {train_system}, test on {test_system}."
     return protocol
+
+
+def hold_out(spec: Any, data, labels: pd.DataFrame) -> SplitIds:
+    """A fifth of the patients as the test part, stratified by hospital system and septic
+    status (so both systems and the septic share are represented); the rest split 80/20
+    into training and validation the same way."""
+    from sklearn.model_selection import train_test_split
+
+    ids = labels.index.to_numpy()
+    system = data.static["hospital"].reindex(labels.index).astype(str).to_numpy()
+    strata = np.char.add(system.astype(str), _septic(labels).astype(str))
+    rest, test = train_test_split(ids, test_size=0.2, stratify=strata, random_state=SEED)
+    keep = np.isin(ids, rest)
+    train, val = train_test_split(
+        ids[keep], test_size=VALIDATION_SHARE, stratify=strata[keep], random_state=SEED
+    )
+    return SplitIds(folds=[(np.sort(train), np.sort(val))], test=np.sort(test))
 
 
 def _patients(task: str, data, ids: np.ndarray) -> np.ndarray:
@@ -204,15 +236,6 @@ def alarm_threshold(task: str, y_val: np.ndarray, prob_val: np.ndarray) -> float
     return float(min(threshold, 1.0))
 
 
-UNSUPPORTED = {
-    "federated": (
-        "the two hospital systems are defined as sites (spec part `partitions`, "
-        "'hospital'), but the per-hour model does not federate yet: its hourly featurizer "
-        "has no federated fit, and round selection scores one label per sample, not "
-        "per-hour labels (issue 15, item 3)"
-    ),
-}
-
 #: A stay's first three ICU hours, as the Challenge's rows (variables by name, units of
 #: SOURCE.md; missing: not measured that hour).
 HOURS_EXAMPLE = {"patients": [{"patient_id": "stay-1", "hours": [
@@ -260,13 +283,14 @@ PHYSIONET2019 = DatasetSpec(
         "internal": internal,
         "external_a_to_b": _external("A", "B"),
         "external_b_to_a": _external("B", "A"),
+        "hold_out": hold_out,
     },
     metrics=metrics,
     alarm_threshold=alarm_threshold,
     groups=_patients,
     partitions={"hospital": hospital_partition},
+    federated_fit=_federated_fit,
     streaming=LazyModule("medseq.datasets.physionet2019_stream"),
     request=LazyBody("medseq.datasets.physionet2019_serving:parse", "icu_hours", HOURS_EXAMPLE),
     fhir=LazyBody("medseq.datasets.physionet2019_fhir:parse", "icu_vitals_fhir", FHIR_EXAMPLE),
-    unsupported=UNSUPPORTED,
 )
