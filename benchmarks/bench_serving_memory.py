@@ -131,9 +131,14 @@ def run(args) -> dict:
         send(f"warm{k}", rows, static)
     gc.collect()
     points = [(0, rss_mb())]
+    print(f"{0:>7} patients  RSS {points[0][1]:7.1f} MiB", flush=True)
     start = time.perf_counter()
     step = max(args.patients // 10, 1)
+    done = 0
     for k in range(args.patients):
+        if args.max_seconds and time.perf_counter() - start > args.max_seconds:
+            break  # the time budget is spent: report the points so far
+        done = k + 1
         rows, static = plans[k % len(plans)]
         send(f"p{k}", rows, static)
         if (k + 1) % step == 0:
@@ -152,8 +157,10 @@ def run(args) -> dict:
         n_packed = service._cache.n_packed
         packed = (len(service._cache) - n_packed, n_packed,
                   service._cache.packed_bytes() / max(n_packed, 1))  # fmt: skip
+    if points[-1][0] != done:  # stopped by the time budget between two points
+        points.append((done, rss_mb()))
     return {"points": points, "seconds": seconds, "db_mb": db_mb, "cache": args.cache,
-            "patients": args.patients, "asgi": args.asgi, "load": os.getloadavg(),
+            "patients": done, "planned": args.patients, "asgi": args.asgi, "load": os.getloadavg(),
             "load_start": load_start, "packed": packed}  # fmt: skip
 
 
@@ -183,6 +190,10 @@ def report(result: dict, command: str) -> str:
     lines.append(f"Growth over {result['patients']:,} patients: **{growth:+.1f} MiB**"
                  + (f" ({points[-1][1] - dict(points)[full_at]:+.1f} MiB after the cache filled at {full_at:,})" if full_at else "")
                  + f"; state database {result['db_mb']:.0f} MiB.")  # fmt: skip
+    if result.get("planned", result["patients"]) > result["patients"]:
+        lines.append(
+            f"Stopped by `--max-seconds` after {result['patients']:,} of the planned {result['planned']:,} patients."
+        )
     if result["packed"] is not None:
         live, packed, per = result["packed"]
         lines.append(
@@ -225,6 +236,9 @@ def main() -> None:
         "--warm", type=int, default=1_000, help="warm_patients: cached states kept live; 0: all"
     )
     parser.add_argument("--asgi", action="store_true", help="through the ASGI app (slower)")
+    parser.add_argument(
+        "--max-seconds", type=float, default=0, help="stop after this long (0: no limit)"
+    )
     parser.add_argument("--bundle", help="a bundle directory (default: train bench_serving's GRU)")
     parser.add_argument("--write", action="store_true", help="update benchmarks/results/serving.md")
     args = parser.parse_args()
