@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_serving import TOKEN, free_port, start_server  # noqa: E402
+from bench_serving import TOKEN, free_port, start_server
 
 FS = 360
 SECTION = "## Signal streams: concurrent 360 Hz ECG streams"
@@ -110,7 +110,9 @@ async def run_load(port: int, xs: list[np.ndarray], seconds: int) -> dict:
     ]  # fmt: skip
     conns = [Conn(port) for _ in range(n)]
     for i, c in enumerate(conns):
-        status, data = await c.call("PUT", f"/v1/streams/bench-{i}", json.dumps({"fs_hz": FS}).encode())
+        status, data = await c.call(
+            "PUT", f"/v1/streams/bench-{i}", json.dumps({"fs_hz": FS}).encode()
+        )
         assert status in (200, 201), data
     latencies: list[float] = []
     service: list[float] = []
@@ -126,7 +128,9 @@ async def run_load(port: int, xs: list[np.ndarray], seconds: int) -> dict:
             if due > now:
                 await asyncio.sleep(due - now)
             sent = time.perf_counter()
-            status, data = await conns[i].call("POST", f"/v1/streams/bench-{i}/samples", bodies[i][k])
+            status, data = await conns[i].call(
+                "POST", f"/v1/streams/bench-{i}/samples", bodies[i][k]
+            )
             done = time.perf_counter()
             statuses[status] = statuses.get(status, 0) + 1
             latencies.append(done - due)
