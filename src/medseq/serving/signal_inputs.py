@@ -110,19 +110,19 @@ def _json_samples(values: Any) -> np.ndarray:
         raise _err(loc, "must be a non-empty list of numbers (mV) or null", "list_type")
     if len(values) > MAX_SAMPLES:
         raise _err(loc, f"holds more than {MAX_SAMPLES} samples")
-    try:
-        x = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
-    except (TypeError, ValueError, OverflowError):
-        x = None
-    if x is None or x.ndim != 1 or any(isinstance(v, bool | str) for v in values):
-        bad = next(
-            (i for i, v in enumerate(values) if v is not None and (
-                isinstance(v, bool) or not isinstance(v, int | float))),
-            0,
-        )  # fmt: skip
+    kinds = set(map(type, values))  # one pass in C: the common case costs no Python loop
+    if not kinds <= {int, float, type(None)}:
+        bad = next(i for i, v in enumerate(values) if type(v) not in (int, float, type(None)))
         raise _err((*loc, bad), "must be a number (mV) or null", "number_type")
-    if np.isinf(x).any():
-        raise _err((*loc, int(np.flatnonzero(np.isinf(x))[0])), "must be a finite number")
+    if type(None) in kinds:
+        values = [np.nan if v is None else v for v in values]
+    try:
+        x = np.array(values, dtype=np.float64)
+    except OverflowError:  # an integer beyond float range
+        x = np.array([float("inf")])
+    if not np.isfinite(x[~np.isnan(x)]).all():
+        bad = int(np.flatnonzero(np.isinf(x))[0]) if np.isinf(x).any() else 0
+        raise _err((*loc, bad), "must be a finite number")
     return x
 
 
