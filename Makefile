@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 TORCH_SPEC ?= torch==2.13.0
 CONFIG ?= configs/default.toml
 
-.PHONY: setup main test lint bench clean serve-only-check
+.PHONY: setup main test lint bench clean serve-only-check edge-check
 
 $(BIN)/medseq: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,7 @@ test: setup  ## the whole test suite, including the real-data integration tests
 	$(BIN)/python -m pytest -q -m "not slow" --durations=15  # the default run: <= 15 min on 2 cores
 	$(BIN)/python -m pytest -q -m slow --durations=15  # end-to-end runs of minutes each
 	$(MAKE) serve-only-check  # a fresh venv with torch and medseq[serve] only
+	$(MAKE) edge-check  # a fresh venv with medseq[edge] only: no torch, no web stack
 
 # The `serve` extra alone (no scikit-learn, scipy, wfdb) in a fresh venv: serve, ONNX export and
 # ONNX predict of a small bundle trained here (1 epoch, 300 stays).
@@ -38,6 +39,16 @@ serve-only-check: setup
 		--set data.cv_folds=0 -o $(SERVE_ONLY_DIR)
 	PYTHON=$(PYTHON) TORCH_SPEC="$(TORCH_SPEC)" bash scripts/check_serve_only.sh \
 		$(SERVE_ONLY_DIR)/bundle $${MEDSEQ_DATA:-../shared/data}/physionet2012/set-b.tar.gz
+
+# The `edge` extra alone (numpy, scipy, onnxruntime; no torch) in a fresh venv: `medseq monitor`
+# replays MIT-BIH record 200 with the ONNX export of a beat bundle trained here (1 epoch, 1 seed).
+EDGE_DIR ?= runs/edge-check
+edge-check: setup
+	$(BIN)/medseq train configs/mitbih-beats.toml --set train.epochs=1 --set seeds=[0] \
+		-o $(EDGE_DIR)
+	$(BIN)/medseq export $(EDGE_DIR)/bundle --format onnx
+	PYTHON=$(PYTHON) bash scripts/check_edge.sh $(EDGE_DIR)/bundle \
+		$${MEDSEQ_DATA:-../shared/data}/mitdb_full/200
 
 # PEERS=1 first installs Keras/TensorFlow CPU and PyPOTS into benchmarks/.peer-venvs/ (never
 # into $(VENV)); without them the training comparison runs medseq alone. Results: benchmarks/results/

@@ -5,7 +5,7 @@ Usage (from the repository root, with ``PYTHONPATH=src MEDSEQ_DATA=../shared/dat
     python benchmarks/bench_monitor.py qrs                       # QRS Se/+P on DS2
     python benchmarks/bench_monitor.py beats BUNDLE              # V, S Se/+P on DS2
     python benchmarks/bench_monitor.py speed BUNDLE              # x real time, RSS, start-up
-    python benchmarks/bench_monitor.py af BUNDLE                 # AF episodes on MIT-BIH
+    python benchmarks/bench_monitor.py af BUNDLE [--af-model M]  # AF episodes on MIT-BIH
 
 Every figure is computed twice where it can be: *offline*, the whole record pushed at once,
 and *streamed*, the record pushed in 1-s chunks; the two must be equal. Beats are matched
@@ -125,11 +125,13 @@ def qrs(_: argparse.Namespace) -> None:
     print(f"\n{time.perf_counter() - started:.1f} s, load average {_load():.2f}")
 
 
-def _run(bundle: str, x: np.ndarray, fs: float, chunk: int):
+def _run(bundle: str, x: np.ndarray, fs: float, chunk: int, af_model: str | None = None):
+    from medseq.monitoring.af_model import AFModel
     from medseq.monitoring.beat_model import BeatClassifier
     from medseq.monitoring.detector import StreamDetector
 
-    detector = StreamDetector(BeatClassifier.from_bundle(bundle), fs)
+    model = AFModel.load(af_model) if af_model else None
+    detector = StreamDetector(BeatClassifier.from_bundle(bundle), fs, af_model=model)
     beats, alerts = [], []
     for i in range(0, len(x), chunk):
         out = detector.push(x[i : i + chunk])
@@ -240,8 +242,9 @@ def speed(args: argparse.Namespace) -> None:
 
 
 def af(args: argparse.Namespace) -> None:
-    """AF episodes (rule-based RR irregularity) against the reference AFIB episodes of all
-    48 MIT-BIH records: episode Se/+P (any overlap), duration Se/+P, median onset delay."""
+    """AF episodes (RR-irregularity rule, or ``--af-model``: the CinC 2017 RR model) against
+    the reference AFIB episodes of all 48 MIT-BIH records: episode Se/+P (any overlap),
+    duration Se/+P, median onset delay."""
     from medseq.sources.wfdb_records import MITDB_RECORDS
 
     true_eps, found_eps, delays = [], [], []
@@ -257,7 +260,7 @@ def af(args: argparse.Namespace) -> None:
             if name == "(AFIB":
                 episodes.append((s / rec.fs_hz, stop / rec.fs_hz))
         # the whole record in one push: the same alerts as 1-s chunks (tested), 4x faster
-        _, alerts = _run(args.bundle, rec.samples, rec.fs_hz, len(rec.samples))
+        _, alerts = _run(args.bundle, rec.samples, rec.fs_hz, len(rec.samples), args.af_model)
         found, start = [], None
         for a in alerts:
             if a.episode != "AF":
@@ -309,8 +312,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("qrs")
-    for name in ("beats", "af"):
-        sub.add_parser(name).add_argument("bundle")
+    sub.add_parser("beats").add_argument("bundle")
+    p = sub.add_parser("af")
+    p.add_argument("bundle")
+    p.add_argument("--af-model", default=None, help="AF model JSON (train_af_rr.py); else the rule")
     p = sub.add_parser("speed")
     p.add_argument("bundle")
     p.add_argument("--chunks", type=float, nargs="+", default=[1.0, 10.0])

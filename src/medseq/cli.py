@@ -484,6 +484,12 @@ def monitor(
     lead: Annotated[str | None, typer.Option(help="Lead to read (default: the bundle's).")] = None,
     fs: Annotated[float | None, typer.Option(help="Sampling rate (Hz), for stdin.")] = None,
     beats: Annotated[bool, typer.Option(help="Print every beat, not only alerts.")] = False,
+    runtime: Annotated[
+        str, typer.Option(help="Beat model: numpy (bundle weights) or onnx (BUNDLE/model.onnx).")
+    ] = "numpy",
+    af_model: Annotated[
+        Path | None, typer.Option(help="AF model JSON (benchmarks/train_af_rr.py); else a rule.")
+    ] = None,
 ) -> None:
     """Replay a record as a stream through the bundle's detector and print alerts as they happen.
 
@@ -495,7 +501,8 @@ def monitor(
 
     _setup_logging(False)
     lines = run_monitor(
-        bundle, record, speed=speed, lead=lead, fs_hz=fs, show_beats=beats, stdin=sys.stdin
+        bundle, record, speed=speed, lead=lead, fs_hz=fs, show_beats=beats, stdin=sys.stdin,
+        runtime=runtime, af_model=af_model,
     )
     for line in lines:
         typer.echo(line)

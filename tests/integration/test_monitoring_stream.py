@@ -204,3 +204,83 @@ def test_an_open_af_episode_is_cut_by_an_electrode_off_and_the_reason_given(beat
     cut = [a for a in af if a.kind == "suppressed"]
     assert len(cut) == 1 and cut[0].reason == "lead_off" and 239.0 <= cut[0].reported_s <= 256.0
     assert not [a for a in alerts if a.kind == "onset" and 240.0 <= a.reported_s < 255.0]
+
+
+@pytest.fixture(scope="module")
+def exported_bundle(beat_bundle, tmp_path_factory) -> Path:
+    """The beat bundle with its ONNX export (``medseq export --format onnx``), in a copy."""
+    from medseq.serving.onnx import export_onnx
+
+    copy = tmp_path_factory.mktemp("onnx") / "bundle"
+    shutil.copytree(beat_bundle, copy)
+    export_onnx(copy)
+    return copy
+
+
+@pytest.mark.parametrize("name", ["208", "232"])
+def test_onnx_runtime_equals_the_numpy_gru_on_real_records(exported_bundle, name):
+    from medseq.monitoring.onnx_model import OnnxBeatClassifier
+
+    x = _record(name, 8)
+    numpy_beats, numpy_alerts = _stream(exported_bundle, x, [360] * (len(x) // 360 + 1))
+    detector = StreamDetector(OnnxBeatClassifier(exported_bundle), 360.0)
+    outs = [detector.push(x[i : i + 360]) for i in range(0, len(x), 360)]
+    beats = [b for o in outs for b in o.beats]
+    assert len(beats) > 400
+    assert [b.sample for b in beats] == [b.sample for b in numpy_beats]
+    assert [b.label for b in beats] == [b.label for b in numpy_beats]
+    np.testing.assert_allclose(
+        [b.probabilities for b in beats], [b.probabilities for b in numpy_beats], atol=1e-5
+    )
+    assert [a for o in outs for a in o.alerts] == numpy_alerts
+
+
+def test_onnx_export_of_another_bundle_version_is_refused(exported_bundle, tmp_path):
+    from medseq.monitoring.onnx_model import OnnxBeatClassifier
+
+    with pytest.raises(FileNotFoundError, match="medseq export"):
+        OnnxBeatClassifier(exported_bundle, onnx_path=tmp_path / "none.onnx")
+    other = tmp_path / "other"
+    shutil.copytree(exported_bundle, other)
+    data = json.loads((other / "medseq.json").read_text())
+    data["threshold"] = 0.25  # a re-saved bundle: new content hash, stale model.onnx
+    body = {k: v for k, v in data.items() if k != "content_sha256"}
+    import hashlib
+
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
+    weights = (other / "weights.safetensors").read_bytes()
+    data["content_sha256"] = hashlib.sha256(weights + canonical).hexdigest()
+    (other / "medseq.json").write_text(json.dumps(data))
+    with pytest.raises(UnsupportedBundle, match="exported from another version"):
+        OnnxBeatClassifier(other)
+
+
+def test_monitor_command_with_the_onnx_runtime_and_no_torch(exported_bundle, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "notorch"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(
+        "import sys\n"
+        "class _NoTorch:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, _NoTorch())\n"
+    )
+    src = Path(__file__).resolve().parents[2] / "src"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(src)])}
+    record = dataset_dir("mitdb_full") / "200"
+    code = (
+        "import sys\n"
+        "from medseq.cli import app\n"
+        f"app(['monitor', {str(exported_bundle)!r}, '--record', {str(record)!r}, "
+        "'--runtime', 'onnx'], standalone_mode=False)\n"
+        "print('loaded:', sorted({'torch', 'scipy', 'fastapi'} & set(sys.modules)))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "ALERT onset V run" in result.stdout and "replayed 1805.6 s" in result.stdout
+    assert "loaded: []" in result.stdout

@@ -5,9 +5,11 @@ chunks of any size. Everything here is causal and carries its state across chunk
 record streamed in chunks gives the same output as the record fed at once, and the cost of
 a chunk does not grow with how long the stream has run.
 
-This package imports numpy and scipy only, never torch, so that it runs on an edge install
-(``medseq[edge]``). The modules are imported on use:
+This package imports numpy only (scipy for CinC ``.mat`` records), never torch, so that it
+runs on an edge install (``medseq[edge]``) and starts in well under a second. The modules are
+imported on use:
 
+- :mod:`~medseq.monitoring.dsp`: band-pass, FIR and resampling in numpy (no ``scipy.signal``).
 - :mod:`~medseq.monitoring.qrs`: causal QRS (R-peak) detection, Pan-Tompkins.
 - :mod:`~medseq.monitoring.beat_features`: causal per-beat features for a beat bundle.
 - :mod:`~medseq.monitoring.beat_model`: a beat bundle's GRU run in numpy.

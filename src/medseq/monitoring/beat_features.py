@@ -32,8 +32,8 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-import scipy.signal
 
+from medseq.monitoring.dsp import PolyphaseResampler, firwin_kaiser, median
 from medseq.monitoring.filters import CausalBandpass
 
 #: Featurizer options that must have these values for a causal stream.
@@ -121,7 +121,8 @@ class StreamingBeatFeatures:
         self.up, self.down = ratio.numerator, ratio.denominator
         # resample_poly's own anti-aliasing filter, designed once instead of per beat
         rate = max(self.up, self.down)
-        self.fir = scipy.signal.firwin(2 * 10 * rate + 1, 1.0 / rate, window=("kaiser", 5.0))
+        self.fir = firwin_kaiser(2 * 10 * rate + 1, 1.0 / rate, beta=5.0)
+        self.resampler = PolyphaseResampler(self.up, self.down, self.fir, self.before + self.after)
         self.width = round((state["before_s"] + state["after_s"]) * state["segment_fs_hz"])
         self.r_index = round(state["before_s"] * state["segment_fs_hz"])
         self.qrs_half = max(1, round(QRS_HALF_S * state["segment_fs_hz"]))
@@ -143,7 +144,8 @@ class StreamingBeatFeatures:
         self._rr: deque[int] = deque(maxlen=self.mean_rr_beats)
         self._rr_sum = 0
         # the last template_beats windows, in a ring (the median ignores their order)
-        self._windows_ring = np.zeros((self.template_beats, self.width))
+        # (width, template_beats): the median runs along contiguous rows
+        self._windows_ring = np.zeros((self.width, self.template_beats))
         self._n_windows = 0
 
     def push(
@@ -185,7 +187,7 @@ class StreamingBeatFeatures:
         seg = self._buffer[max(lo, self._start) - self._start : hi - self._start]
         if pad:
             seg = np.concatenate([np.zeros(pad), seg])
-        small = scipy.signal.resample_poly(seg, self.up, self.down, window=self.fir)[: self.width]
+        small = self.resampler(seg)[: self.width]  # resample_poly(seg, up, down, window=fir)
         if len(small) < self.width:
             small = np.pad(small, (0, self.width - len(small)))
         return small
@@ -208,11 +210,10 @@ class StreamingBeatFeatures:
         self._rr.append(post)
         self._rr_sum += post
         mean = self._rr_sum / len(self._rr)
-        self._windows_ring[self._n_windows % self.template_beats] = small
+        self._windows_ring[:, self._n_windows % self.template_beats] = small
         self._n_windows += 1
-        template = np.median(
-            self._windows_ring[: min(self._n_windows, self.template_beats)], axis=0
-        )
+        n = min(self._n_windows, self.template_beats)
+        template = median(self._windows_ring[:, :n], axis=1)
         values = np.array(
             [
                 pre / mean,
@@ -231,8 +232,9 @@ class StreamingBeatFeatures:
     def _template_values(self, small: np.ndarray, template: np.ndarray) -> tuple[float, ...]:
         """QRS and window correlation with the template, deviation RMS over its RMS."""
         qrs = slice(max(0, self.r_index - self.qrs_half), self.r_index + self.qrs_half + 1)
-        rms_template = float(np.sqrt((template**2).mean()))
-        rms_dev = float(np.sqrt(((small - template) ** 2).mean()))
+        deviation = small - template
+        rms_template = float(np.sqrt(np.dot(template, template) / len(template)))
+        rms_dev = float(np.sqrt(np.dot(deviation, deviation) / len(deviation)))
         ratio = rms_dev / rms_template if rms_template > 0 else 0.0
         return (
             _row_correlation(small[qrs], template[qrs]),

@@ -1,10 +1,10 @@
 """A beat bundle's recurrent classifier run in numpy, without torch.
 
-An edge device runs the detector with numpy and scipy only. A beat bundle
-(``medseq train configs/mitbih-beats.toml``) holds, per ensemble member, a one-layer GRU
+An edge device runs the detector with numpy only (scipy reads CinC ``.mat`` records). A beat
+bundle (``medseq train configs/mitbih-beats.toml``) holds, per ensemble member, a one-layer GRU
 read out at its last step and a linear layer: each beat is read with its ``context_beats``
 predecessors from a zero state (``ConvRNN`` with ``conv_channels=[]``, ``pooling="last"``).
-This module reads the bundle's ``weights.safetensors`` and ``medseq.json`` directly (the
+This module reads the bundle's ``weights.safetensors`` and ``medseq.json`` without torch (the
 content hash is checked as :func:`medseq.bundle.load_bundle` does), and runs the GRU
 equations of :class:`torch.nn.GRU`, gates in torch's order (r, z, n):
 
@@ -22,17 +22,16 @@ member's logits, averaged over the members (as the bundle's own predictions are)
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections import deque
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from safetensors.numpy import load as load_safetensors
-from scipy.special import expit
 
 from medseq.monitoring.beat_features import UnsupportedBundle, check_featurizer
+from medseq.numpy_cells import gru_update
+from medseq.serving.manifest import WEIGHTS_FILE, ManifestError, read_manifest
 
 #: Model settings a streamed beat bundle must have, with why.
 REQUIRED_MODEL: dict[str, tuple[Any, str]] = {
@@ -46,35 +45,40 @@ REQUIRED_MODEL: dict[str, tuple[Any, str]] = {
 }
 
 
-def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
+class BeatModel(Protocol):
+    """What the detector needs of a beat model: :class:`BeatClassifier` (numpy) and
+    :class:`~medseq.monitoring.onnx_model.OnnxBeatClassifier` (ONNX Runtime) both are."""
+
+    class_names: list[str]
+    featurizer_state: dict[str, Any]
+    context_beats: int
+
+    def push(self, features: np.ndarray) -> np.ndarray:
+        """Probabilities ``(k, n_classes)`` of the next ``k`` beats."""
+        ...
+
+    def reset(self) -> None:
+        """Forget the preceding beats."""
+        ...
 
 
-def read_bundle(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def read_bundle(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``medseq.json`` and the weight arrays of a bundle, after checking its content hash.
+
+    The manifest is read and verified by :func:`medseq.serving.manifest.read_manifest`, the
+    one torch-free bundle reader (the ONNX runtime's too); the weights by safetensors' numpy
+    loader.
 
     Raises
     ------
     UnsupportedBundle
         If a file is missing, or the hash does not match (the bundle was modified).
     """
-    path = Path(path)
-    weights_path, manifest_path = path / "weights.safetensors", path / "medseq.json"
-    for required in (weights_path, manifest_path):
-        if not required.is_file():
-            raise UnsupportedBundle(f"{path}: not a medseq bundle, {required.name} is missing")
-    weights = weights_path.read_bytes()
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except json.JSONDecodeError as err:
-        raise UnsupportedBundle(f"{manifest_path}: invalid JSON ({err})") from None
-    body = {k: v for k, v in manifest.items() if k != "content_sha256"}
-    if manifest.get("content_sha256") != hashlib.sha256(weights + _canonical(body)).hexdigest():
-        raise UnsupportedBundle(
-            f"{path}: content hash mismatch: the weights or medseq.json were modified after "
-            "saving; refusing to load"
-        )
-    return manifest, load_safetensors(weights)
+        manifest = read_manifest(path)
+    except ManifestError as err:
+        raise UnsupportedBundle(str(err)) from None
+    return manifest, load_safetensors((Path(path) / WEIGHTS_FILE).read_bytes())
 
 
 def check_model(config: dict[str, Any]) -> None:
@@ -159,6 +163,12 @@ class BeatClassifier:
                 self.w_rec[i * h : (i + 1) * h, cols] = w["w_hh"][i, rows].T
                 self.b_rec[cols] = w["b_hh"][i, rows]
         self.w_out, self.b_out = w["w_out"], w["b_out"]
+        # the read-out of every member as one block-diagonal product: (MH, M K)
+        k = w["w_out"].shape[1]
+        self.w_head = np.zeros((mh, m * k))
+        for i in range(m):
+            self.w_head[i * h : (i + 1) * h, i * k : (i + 1) * k] = w["w_out"][i].T
+        self.b_head = w["b_out"].reshape(-1)
 
     @classmethod
     def from_bundle(cls, path: str | Path) -> BeatClassifier:
@@ -168,7 +178,7 @@ class BeatClassifier:
 
     def reset(self) -> None:
         """Forget the preceding beats (a new stream, or after a gap)."""
-        self._context: deque[np.ndarray] = deque(maxlen=self.context_beats)
+        self._context = np.zeros((0, 3 * self.n_members * self.hidden_size))  # last projections
 
     def push(self, features: np.ndarray) -> np.ndarray:
         """Probabilities ``(k, n_classes)`` of the next ``k`` beats ``features (k, F)``.
@@ -180,26 +190,31 @@ class BeatClassifier:
         k, mh = len(features), self.n_members * self.hidden_size
         if k == 0:
             return np.zeros((0, len(self.class_names)))
-        projected = np.asarray(features, np.float64) @ self.w_in + self.b_in  # (k, 3MH)
-        before = list(self._context)
-        steps = np.vstack([*before, projected]) if before else projected
-        c = self.context_beats
-        index = (len(before) + np.arange(k))[:, None] + np.arange(-c, 1)[None, :]  # (k, C+1)
-        valid = index >= 0
-        inputs = steps[np.maximum(index, 0)]  # (k, C+1, 3MH)
+        projected = np.asarray(features, np.float64) @ self.w_in  # (k, 3MH)
+        projected += self.b_in
+        c, n_before = self.context_beats, len(self._context)
+        steps = np.concatenate([self._context, projected]) if n_before else projected
+        if n_before == c:  # the common case: every window is full, no padding
+            # step t of beat j's window is row j + t of steps: a slice, no gather
+            inputs, valid, first, padded = None, None, 0, False
+        else:
+            index = (n_before + np.arange(k))[:, None] + np.arange(-c, 1)[None, :]  # (k, C+1)
+            valid = index >= 0
+            inputs = steps[np.maximum(index, 0)]  # (k, C+1, 3MH)
+            first = int(np.argmax(valid.any(axis=0)))  # steps before it are padding for all
+            padded = not valid[:, first:].all()
         h = np.zeros((k, mh))
-        first = int(np.argmax(valid.any(axis=0)))  # steps before it are padding for all
-        padded = not valid[:, first:].all()
         for t in range(first, c + 1):
-            gi = inputs[:, t]
-            gh = h @ self.w_rec + self.b_rec  # (k, 3MH)
-            rz = expit(gi[:, : 2 * mh] + gh[:, : 2 * mh])
-            n = np.tanh(gi[:, 2 * mh :] + rz[:, :mh] * gh[:, 2 * mh :])
-            h_new = n + rz[:, mh:] * (h - n)  # (1 - z) n + z h
-            h = np.where(valid[:, t : t + 1], h_new, h) if padded else h_new
-        self._context.extend(projected[-c:] if c else [])
-        hm = h.reshape(k, self.n_members, self.hidden_size)
-        logits = np.einsum("mch,bmh->bmc", self.w_out, hm) + self.b_out  # (k, M, K)
+            if t == first:
+                gh = self.b_rec  # W_hh 0 + b_hh: the zero state needs no product
+            else:
+                gh = h @ self.w_rec  # (k, 3MH)
+                gh += self.b_rec
+            gi = steps[t : t + k] if inputs is None else inputs[:, t]
+            h_new = gru_update(gi, gh, h, mh)
+            h = np.where(valid[:, t : t + 1], h_new, h) if padded and valid is not None else h_new
+        self._context = steps[max(0, len(steps) - c) :].copy() if c else steps[:0]
+        logits = (h @ self.w_head + self.b_head).reshape(k, self.n_members, -1)  # (k, M, K)
         logits -= logits.max(axis=2, keepdims=True)
         p = np.exp(logits)
         p /= p.sum(axis=2, keepdims=True)

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from medseq.monitoring.af_model import AFModel
 from medseq.monitoring.beat_features import StreamingBeatFeatures
-from medseq.monitoring.beat_model import BeatClassifier
+from medseq.monitoring.beat_model import BeatModel
 from medseq.monitoring.episodes import Alert, EpisodeRule, EpisodeTracker, RRIrregularity
 from medseq.monitoring.qrs import StreamingQRSDetector
 from medseq.monitoring.quality import QualityChange, QualitySettings, SignalQuality
@@ -85,15 +86,24 @@ class StreamDetector:
 
     Parameters
     ----------
-    classifier : BeatClassifier
-        The bundle's beat model (:meth:`BeatClassifier.from_bundle`).
+    classifier : BeatModel
+        The bundle's beat model: :meth:`BeatClassifier.from_bundle` (numpy), or
+        :class:`~medseq.monitoring.onnx_model.OnnxBeatClassifier` (its ONNX export).
     fs_hz : float
         The stream's sampling rate.
     settings : MonitorSettings, optional
+    af_model : AFModel, optional
+        A trained AF model over the last RR intervals (:mod:`medseq.monitoring.af_model`):
+        its probability, against its own ``threshold_on`` / ``threshold_off``, is the AF
+        evidence instead of the RR-irregularity share (``af_on`` / ``af_off``).
     """
 
     def __init__(
-        self, classifier: BeatClassifier, fs_hz: float, settings: MonitorSettings | None = None
+        self,
+        classifier: BeatModel,
+        fs_hz: float,
+        settings: MonitorSettings | None = None,
+        af_model: AFModel | None = None,
     ) -> None:
         self.settings = settings or MonitorSettings()
         missing = [c for c in self.settings.run_classes if c not in classifier.class_names]
@@ -113,6 +123,9 @@ class StreamDetector:
         }
         self.af = EpisodeTracker(s.af_rule)
         self.irregularity = RRIrregularity(s.af_intervals)
+        self.af_model = af_model
+        if af_model is not None:
+            af_model.reset()
         self.next_sample = 0
         self._started = False
         self._last_finite = 0.0
@@ -173,7 +186,7 @@ class StreamDetector:
         self.qrs.offset = start
         self.features.reset()
         self.classifier.reset()
-        self.irregularity.reset()
+        self._reset_af()
         self._prev_beat = None
         self.quality.restart(start, gap=True)
         self._release(out, flush=True)
@@ -200,7 +213,7 @@ class StreamDetector:
         if beat.quality != "good":
             if not self._suppressed:
                 alerts += [a for t in trackers if (a := t.suppress(beat.time_s, beat.quality))]
-                self.irregularity.reset()
+                self._reset_af()
                 self._prev_beat = None
             self._suppressed = beat.quality
             return alerts
@@ -209,11 +222,28 @@ class StreamDetector:
             if (alert := tracker.update(beat.time_s, beat.label == name)) is not None:
                 alerts.append(alert)
         if self._prev_beat is not None:
-            share = self.irregularity.update((beat.sample - self._prev_beat) / self.fs_hz)
-            if share is not None:
-                s = self.settings
-                evidence = share >= (s.af_off if self.af.open else s.af_on)
-                if (alert := self.af.update(beat.time_s, evidence)) is not None:
-                    alerts.append(alert)
+            evidence = self._af_evidence((beat.sample - self._prev_beat) / self.fs_hz)
+            alert = None if evidence is None else self.af.update(beat.time_s, evidence)
+            if alert is not None:
+                alerts.append(alert)
         self._prev_beat = beat.sample
         return alerts
+
+    def _af_evidence(self, rr_s: float) -> bool | None:
+        """Whether the last RR intervals look like AF (None until there are enough)."""
+        if self.af_model is not None:
+            p = self.af_model.update(rr_s)
+            if p is None:
+                return None
+            m = self.af_model
+            return p >= (m.threshold_off if self.af.open else m.threshold_on)
+        share = self.irregularity.update(rr_s)
+        if share is None:
+            return None
+        s = self.settings
+        return share >= (s.af_off if self.af.open else s.af_on)
+
+    def _reset_af(self) -> None:
+        self.irregularity.reset()
+        if self.af_model is not None:
+            self.af_model.reset()

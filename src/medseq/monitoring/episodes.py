@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medseq.monitoring.dsp import median
+
 
 @dataclass(frozen=True)
 class EpisodeRule:
@@ -131,5 +133,6 @@ class RRIrregularity:
         self._rr.append(rr_s)
         if len(self._rr) <= self.n_intervals:
             return None
-        rr = np.asarray(self._rr)
-        return float((np.abs(np.diff(rr)) > self.threshold * np.median(rr)).mean())
+        rr = np.fromiter(self._rr, np.float64, len(self._rr))
+        irregular = np.count_nonzero(np.abs(np.diff(rr)) > self.threshold * median(rr))
+        return irregular / (len(rr) - 1)

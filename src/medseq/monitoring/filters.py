@@ -2,15 +2,17 @@
 
 A monitor sees a stream in chunks of any size. A zero-phase filter (``filtfilt``) reads
 the future and cannot run on a stream; a causal IIR filter can, if its internal state is
-kept between chunks: ``scipy.signal.sosfilt`` with the final conditions of one chunk as
-the initial conditions of the next performs the same operations, in the same order, as one
-pass over the whole record, so chunked output equals offline output exactly.
+kept between chunks: :class:`~medseq.monitoring.dsp.ModalIIR` carries it and performs the
+same operations for every sample whatever the chunking, so chunked output equals offline
+output exactly. It equals ``scipy.signal.sosfilt`` to rounding, without importing
+``scipy.signal`` (1.3 s of start-up on its own).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import scipy.signal
+
+from medseq.monitoring.dsp import ModalIIR, butter_bandpass
 
 
 class CausalBandpass:
@@ -25,7 +27,7 @@ class CausalBandpass:
     order : int, default=2
         Butterworth order (a band-pass of order ``n`` has ``2 n`` poles).
 
-    The state starts at the steady state for the first sample (``sosfilt_zi`` times that
+    The state starts at the steady state for the first sample (as ``sosfilt_zi`` times that
     sample), so a record that begins off zero does not ring at its start.
     """
 
@@ -35,21 +37,12 @@ class CausalBandpass:
                 f"CausalBandpass needs 0 < low_hz < high_hz < fs_hz/2, got low_hz={low_hz}, "
                 f"high_hz={high_hz}, fs_hz={fs_hz}"
             )
-        self.sos = scipy.signal.butter(
-            order, [low_hz, high_hz], btype="bandpass", fs=fs_hz, output="sos"
-        )
-        self._zi_unit = scipy.signal.sosfilt_zi(self.sos)
-        self.zi: np.ndarray | None = None
+        self.filter = ModalIIR(*butter_bandpass(order, low_hz, high_hz, fs_hz))
 
     def reset(self) -> None:
         """Forget the state: the next sample restarts the filter (after a gap)."""
-        self.zi = None
+        self.filter.reset()
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """Filter one chunk ``x`` of shape (n,), float64; the state moves to its end."""
-        if len(x) == 0:
-            return np.zeros(0, np.float64)
-        if self.zi is None:
-            self.zi = self._zi_unit * x[0]
-        y, self.zi = scipy.signal.sosfilt(self.sos, x, zi=self.zi)
-        return np.asarray(y, dtype=np.float64)
+        return self.filter(np.asarray(x, np.float64))

@@ -25,9 +25,8 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.ndimage
-import scipy.signal
 
+from medseq.monitoring.dsp import StreamingFIR, max_filter
 from medseq.monitoring.filters import CausalBandpass
 
 
@@ -37,18 +36,6 @@ class _Candidate:
     value: float  # MWI value there
     slope: float  # largest |derivative| over the 150 ms before it (T-wave check)
     r_index: int  # refined R-peak position (absolute)
-
-
-class _FIR:
-    """A causal FIR filter (``lfilter``) with its state carried across chunks."""
-
-    def __init__(self, taps: np.ndarray) -> None:
-        self.taps = np.asarray(taps, dtype=np.float64)
-        self.zi = np.zeros(len(self.taps) - 1)
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        y, self.zi = scipy.signal.lfilter(self.taps, [1.0], x, zi=self.zi)
-        return np.asarray(y, dtype=np.float64)
 
 
 class StreamingQRSDetector:
@@ -76,9 +63,9 @@ class StreamingQRSDetector:
             raise ValueError(f"StreamingQRSDetector: fs_hz must be > 0, got {fs_hz!r}")
         self.fs_hz = float(fs_hz)
         self.bandpass = CausalBandpass(fs_hz, 5.0, 15.0, order=2)
-        self.derivative = _FIR(np.array([2.0, 1.0, 0.0, -1.0, -2.0]) * fs_hz / 8.0)
+        self.derivative = StreamingFIR(np.array([2.0, 1.0, 0.0, -1.0, -2.0]) * fs_hz / 8.0)
         self.mwi_width = max(1, round(0.15 * fs_hz))
-        self.integrator = _FIR(np.full(self.mwi_width, 1.0 / self.mwi_width))
+        self.integrator = StreamingFIR(np.full(self.mwi_width, 1.0 / self.mwi_width))
         self.half = max(1, round(refractory_s * fs_hz))  # +-half: candidate neighbourhood
         self.refractory = self.half
         self.t_wave = round(0.36 * fs_hz)
@@ -90,8 +77,8 @@ class StreamingQRSDetector:
     def reset(self) -> None:
         """Start over (a new stream, or after a gap): filters, buffers and levels."""
         self.bandpass.reset()
-        self.derivative.zi[:] = 0.0
-        self.integrator.zi[:] = 0.0
+        self.derivative.reset()
+        self.integrator.reset()
         self.n_seen = 0  # samples received since the (re)start
         self.offset = 0  # absolute index of the (re)start in the caller's clock
         self._start = 0  # stream index of buffer element 0
@@ -150,8 +137,8 @@ class StreamingQRSDetector:
             return
         h = self.half
         seg = self._mwi[lo - h - self._start : hi + h - self._start]
-        centred = scipy.ndimage.maximum_filter1d(seg, 2 * h + 1)[h:-h]
-        left = scipy.ndimage.maximum_filter1d(seg, h)[h // 2 : h // 2 + hi - lo]
+        centred = max_filter(seg, 2 * h + 1)  # max of seg[i - h : i + h + 1]
+        left = max_filter(seg, h)[: hi - lo]  # max of seg[i - h // 2 : i - h // 2 + h]
         mid = seg[h:-h]
         for j in np.flatnonzero((mid >= centred) & (mid > left) & (mid > 0)):
             self._queue.append(self._candidate(lo + int(j)))

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medseq.monitoring.dsp import median
+
 REASONS = ("nan", "gap", "lead_off", "saturation", "flat_line")
 
 
@@ -98,7 +100,7 @@ class SignalQuality:
         if self._gap_pending:
             self._gap_pending = False
             return "gap"
-        if np.median(np.abs(block)) >= s.lead_off_mv:
+        if median(np.abs(block)) >= s.lead_off_mv:
             return "lead_off"
         finite = window[np.isfinite(window)]  # the previous second may hold NaN
         top, bottom = float(finite.max()), float(finite.min())

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.io
 
 
 class RecordError(ValueError):
@@ -130,6 +129,8 @@ def read_record(path: str | Path, *, lead: str | None = None) -> Record:
     data = _read_bytes(header.parent, spec.file)
     if spec.file.endswith(".mat"):
         try:
+            import scipy.io  # only here: a second of start-up that WFDB records do not need
+
             values = scipy.io.loadmat(io.BytesIO(data))["val"].T.astype(np.int64)
         except (ValueError, KeyError) as err:
             raise RecordError(f"{header.parent / spec.file}: no 'val' array ({err})") from None

@@ -18,7 +18,8 @@ from typing import TextIO
 
 import numpy as np
 
-from medseq.monitoring.beat_model import BeatClassifier
+from medseq.monitoring.af_model import AFModel
+from medseq.monitoring.beat_model import BeatClassifier, BeatModel
 from medseq.monitoring.detector import StreamDetector, StreamOutput
 from medseq.monitoring.records import RecordError, read_record
 
@@ -71,21 +72,28 @@ def monitor(
     fs_hz: float | None = None,
     show_beats: bool = False,
     stdin: TextIO | None = None,
+    runtime: str = "numpy",
+    af_model: str | Path | None = None,
 ) -> Iterator[str]:
     """Lines to print while replaying ``record`` (``"-"``: ``stdin``) through ``bundle``.
+
+    ``af_model``: an AF model JSON (``benchmarks/train_af_rr.py``) whose probability
+    replaces the RR-irregularity rule as AF evidence. ``runtime`` runs the beat model in
+    ``"numpy"`` (the bundle's weights) or ``"onnx"`` (its ``model.onnx`` from ``medseq
+    export --format onnx``, by ONNX Runtime).
 
     Raises
     ------
     ValueError
-        On a bad option (speed < 0, chunk_s <= 0, stdin without fs_hz), a bundle that
-        cannot stream, or an unreadable record (:class:`RecordError`).
+        On a bad option (speed < 0, chunk_s <= 0, stdin without fs_hz, unknown runtime), a
+        bundle that cannot stream, or an unreadable record (:class:`RecordError`).
     """
     if speed < 0 or chunk_s <= 0:
         raise ValueError(f"speed must be >= 0 and chunk_s > 0, got {speed}, {chunk_s}")
     started = time.perf_counter()
-    classifier = BeatClassifier.from_bundle(bundle)
+    classifier = load_beat_model(bundle, runtime)
     name, chunks, fs = _source(record, classifier, lead, fs_hz, chunk_s, stdin)
-    detector = StreamDetector(classifier, fs)
+    detector = StreamDetector(classifier, fs, af_model=AFModel.load(af_model) if af_model else None)
     yield f"monitoring {name} at {fs:g} Hz with {Path(bundle)} (classes {classifier.class_names})"
     counts: Counter[str] = Counter()
     n_samples = n_alerts = 0
@@ -108,9 +116,20 @@ def monitor(
     )
 
 
+def load_beat_model(bundle: str | Path, runtime: str = "numpy") -> BeatModel:
+    """The bundle's beat model run by ``runtime``: ``"numpy"`` or ``"onnx"``."""
+    if runtime == "numpy":
+        return BeatClassifier.from_bundle(bundle)
+    if runtime == "onnx":
+        from medseq.monitoring.onnx_model import OnnxBeatClassifier
+
+        return OnnxBeatClassifier(bundle)
+    raise ValueError(f"runtime must be 'numpy' or 'onnx', got {runtime!r}")
+
+
 def _source(
     record: str | Path,
-    classifier: BeatClassifier,
+    classifier: BeatModel,
     lead: str | None,
     fs_hz: float | None,
     chunk_s: float,

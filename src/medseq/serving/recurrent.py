@@ -29,6 +29,7 @@ import numpy as np
 from torch import nn
 
 from medseq.models import GRUD, ModelConfig, SequenceClassifier
+from medseq.numpy_cells import gru_update
 
 
 class StreamingUnsupported(ValueError):
@@ -219,21 +220,7 @@ class NumpyMember:
 _WEIGHTS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
 
-def _gru(gi: np.ndarray, gh: np.ndarray, h: np.ndarray, size: int) -> np.ndarray:
-    # the same operations as 1 / (1 + exp(-x)) etc., in place on two fresh buffers, so a
-    # streaming step allocates 3 arrays instead of 11
-    rz = np.add(gi[: 2 * size], gh[: 2 * size])
-    np.negative(rz, out=rz)
-    np.exp(rz, out=rz)
-    rz += 1.0
-    np.divide(1.0, rz, out=rz)
-    n = np.multiply(rz[:size], gh[2 * size :])
-    n += gi[2 * size :]
-    np.tanh(n, out=n)
-    out = np.subtract(h, n)
-    out *= rz[size:]
-    out += n
-    return out
+_gru = gru_update  # one GRU update for the service and the edge detector (medseq.numpy_cells)
 
 
 def _gru_cell(gi, gh, state, size):
