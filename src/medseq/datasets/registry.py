@@ -38,6 +38,7 @@ DATASETS: dict[str, str] = {
     "fhir_r4": "medseq.datasets.event_tasks:FHIR_R4",
     "meds_events": "medseq.datasets.event_tasks:MEDS_EVENTS",
     "flat_events": "medseq.datasets.flat_tables:FLAT_EVENTS",
+    "flat_icu": "medseq.datasets.flat_icu:FLAT_ICU",
 }
 
 
