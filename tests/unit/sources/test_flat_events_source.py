@@ -241,3 +241,4 @@ def test_relative_times_write_meds_with_a_given_hour0(tmp_path):
     assert back.loc[(1, "HR")].tolist() == [80.0, 85.0]
     one = events[events["subject_id"] == 1]["time"].tolist()
     assert one == [0.0, 1.5]  # 90 minutes apart, hour 0 kept
+    assert origin.loc[1] == pd.Timestamp("2000-01-01")
