@@ -26,7 +26,8 @@ test: setup  ## the whole test suite, including the real-data integration tests
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src  # [tool.mypy] in pyproject.toml
 	$(BIN)/python -m pytest -q --doctest-modules src/medseq  # the docstring examples
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not slow" --durations=15  # the default run: <= 15 min on 2 cores
+	$(BIN)/python -m pytest -q -m slow --durations=15  # end-to-end runs of minutes each
 	$(MAKE) serve-only-check  # a fresh venv with torch and medseq[serve] only
 
 # The `serve` extra alone (no scikit-learn, scipy, wfdb) in a fresh venv: serve, ONNX export and

@@ -103,11 +103,17 @@ def free_port() -> int:
 
 
 def start_server(
-    bundle: Path, db: Path, port: int, env: dict[str, str] | None = None, wait_s: float = 60
+    bundle: Path,
+    db: Path,
+    port: int,
+    env: dict[str, str] | None = None,
+    wait_s: float = 60,
+    options: tuple[str, ...] = (),
 ) -> subprocess.Popen:
-    """``medseq serve`` in a subprocess (``env`` added to ours), once ``/healthz`` answers."""
+    """``medseq serve`` in a subprocess (``env`` added to ours, ``options`` appended to its
+    command line), once ``/healthz`` answers."""
     cmd = [sys.executable, "-m", "medseq.cli", "serve", str(bundle), "--host", "127.0.0.1",
-           "--port", str(port), "--state-db", str(db)]  # fmt: skip
+           "--port", str(port), "--state-db", str(db), *options]  # fmt: skip
     env = os.environ | {"MEDSEQ_SERVE_TOKENS": TOKEN} | (env or {})
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + wait_s

@@ -11,6 +11,7 @@ process, authentication, JSON parsing and validation included). The resident set
 
     python benchmarks/bench_serving_memory.py                   # 100,000 patients, cache 10,000
     python benchmarks/bench_serving_memory.py --cache 0         # unbounded, as before the cache
+    python benchmarks/bench_serving_memory.py --warm 0          # every cached state live, unpacked
     python benchmarks/bench_serving_memory.py --write           # also update benchmarks/results/serving.md
 
 The model is ``bench_serving.train_bundle`` (GRU, 128 hidden units, trained for the run).
@@ -87,6 +88,8 @@ def run(args) -> dict:
     plans = first_hours(data)
     del data
     cache = args.cache if args.cache > 0 else 10**9
+    warm_live = args.warm if args.warm > 0 else 10**9  # cached states kept live (unpacked)
+    service = None
     db = tmp / "state.sqlite"
     if args.asgi:
         import warnings
@@ -97,7 +100,8 @@ def run(args) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from fastapi.testclient import TestClient
-        settings = ServeSettings(tokens=(TOKEN,), state_db=str(db), max_cached_patients=cache)
+        settings = ServeSettings(tokens=(TOKEN,), state_db=str(db), max_cached_patients=cache,
+                                 warm_patients=warm_live)  # fmt: skip
         client = TestClient(create_app(bundle_dir, settings)).__enter__()
         headers = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -112,13 +116,15 @@ def run(args) -> dict:
     else:
         bundle = load_bundle(bundle_dir)
         service = StreamService(
-            bundle, "bench", StateStore(db), AlertPolicy(0.5), max_cached_patients=cache
-        )
+            bundle, "bench", StateStore(db), AlertPolicy(0.5), max_cached_patients=cache,
+            warm_patients=warm_live,
+        )  # fmt: skip
 
         def send(pid: str, rows, static) -> None:
             obs = [Observation(c, t, v) for c, t, v in rows]
             service.update(pid, History(pid, obs, list(range(len(obs))), dict(static)))
 
+    load_start = os.getloadavg()
     warm = 200
     for k in range(warm):
         rows, static = plans[k % len(plans)]
@@ -141,8 +147,14 @@ def run(args) -> dict:
     db_mb = (
         sum(os.path.getsize(f"{db}{s}") for s in ("", "-wal") if os.path.exists(f"{db}{s}")) / 2**20
     )
+    packed = None
+    if service is not None:  # the cache's composition at the end
+        n_packed = service._cache.n_packed
+        packed = (len(service._cache) - n_packed, n_packed,
+                  service._cache.packed_bytes() / max(n_packed, 1))  # fmt: skip
     return {"points": points, "seconds": seconds, "db_mb": db_mb, "cache": args.cache,
-            "patients": args.patients, "asgi": args.asgi, "load": os.getloadavg()}  # fmt: skip
+            "patients": args.patients, "asgi": args.asgi, "load": os.getloadavg(),
+            "load_start": load_start, "packed": packed}  # fmt: skip
 
 
 def report(result: dict, command: str) -> str:
@@ -154,11 +166,13 @@ def report(result: dict, command: str) -> str:
         else None
     )
     cache = f"{result['cache']:,}" if result["cache"] else "unbounded"
+    start_load = "/".join(f"{x:.1f}" for x in result["load_start"])
+    end_load = "/".join(f"{x:.1f}" for x in result["load"])
     lines = [
         f"`{command}` (cache {cache}; {'ASGI app in process' if result['asgi'] else 'StreamService.update, as the route calls it'}; "
         f"SQLite on disk; one update per patient, the first charting hour of a real set-B stay; "
-        f"{result['patients']:,} patients in {result['seconds']:.0f} s, load average at the end "
-        f"{result['load'][0]:.1f} on 2 shared cores: timings are not a speed figure)",
+        f"{result['patients']:,} patients in {result['seconds']:.0f} s, load average (1/5/15 min) "
+        f"{start_load} at the start, {end_load} at the end, on 2 shared cores: timings are not a speed figure)",
         "",
         "| patients | RSS MiB | growth since start |",
         "|---:|---:|---:|",
@@ -169,6 +183,11 @@ def report(result: dict, command: str) -> str:
     lines.append(f"Growth over {result['patients']:,} patients: **{growth:+.1f} MiB**"
                  + (f" ({points[-1][1] - dict(points)[full_at]:+.1f} MiB after the cache filled at {full_at:,})" if full_at else "")
                  + f"; state database {result['db_mb']:.0f} MiB.")  # fmt: skip
+    if result["packed"] is not None:
+        live, packed, per = result["packed"]
+        lines.append(
+            f"Cache at the end: {live:,} live states, {packed:,} packed ({per:,.0f} bytes per blob on average)."
+        )
     return "\n".join(lines)
 
 
@@ -202,6 +221,9 @@ def main() -> None:
     parser.add_argument(
         "--cache", type=int, default=10_000, help="max_cached_patients; 0: unbounded"
     )
+    parser.add_argument(
+        "--warm", type=int, default=1_000, help="warm_patients: cached states kept live; 0: all"
+    )
     parser.add_argument("--asgi", action="store_true", help="through the ASGI app (slower)")
     parser.add_argument("--bundle", help="a bundle directory (default: train bench_serving's GRU)")
     parser.add_argument("--write", action="store_true", help="update benchmarks/results/serving.md")
@@ -211,7 +233,10 @@ def main() -> None:
     print(text)
     if args.write:
         cache = f"cache {args.cache:,}" if args.cache > 0 else "unbounded (no cache limit)"
-        write_section(f"{args.patients:,} patients, {cache}{', ASGI' if args.asgi else ''}", text)
+        live = "every state live" if args.warm <= 0 else f"{args.warm:,} live, the rest packed"
+        write_section(
+            f"{args.patients:,} patients, {cache}, {live}{', ASGI' if args.asgi else ''}", text
+        )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,14 @@ sites (:func:`medseq.federated.sites.load_site`, local train/validation splits i
 and scores each once on the run's test samples (the ``[data] protocol`` test part, or
 ``[data] test``) with the task's AUROC (:func:`medseq.federated.local.mean_auroc`: binary,
 or the mean one-vs-rest AUROC over the classes present), the figure the federated run
-reports. Prints one markdown table; append it to ``benchmarks/results/federated.md``.
+reports (per labelled hour for a per-hour task such as PhysioNet 2019's). Prints one
+markdown table; append it to ``benchmarks/results/federated_datasets.md``. A second table
+gives the dataset's own test figures (``spec.metrics``) of every row, when the spec has them.
+
+``--utility`` (per-hour tasks with the Challenge's utility): each row's alarm threshold is
+the one of maximal normalized utility on that row's own validation patients (the federated
+row: the union of the sites' validation patients, predicted by the saved bundle), and the
+test utility at it is reported beside the utility at 0.5; the test part chooses nothing.
 
 Usage: ``python benchmarks/federated_datasets.py configs/federated-mimic3.toml``
 """
@@ -33,9 +40,12 @@ import pandas as pd
 import torch
 
 from medseq.datasets.registry import get_dataset
+from medseq.evaluation.utility import best_utility_threshold, normalized_utility
 from medseq.federated import load_federated, local
 from medseq.federated.client import model_config
 from medseq.federated.sites import load_site, n_sites, protocol_test_ids, read_set
+
+UTILITY = False  # --utility
 
 
 def _test_set(experiment):
@@ -50,7 +60,7 @@ def _test_set(experiment):
 
 def _train_and_score(experiment, data, labels, train_ids, val_ids, test, seed: int):
     """Fit the featurizer on ``train_ids``, train with early stopping on ``val_ids``; the
-    validation and test AUROC and the best epoch."""
+    scores of :func:`_scores` and the best epoch."""
     spec = get_dataset(experiment.dataset)
     task = spec.task_type(experiment.task)
     featurizer = spec.fit_featurizer(dict(experiment.features), data, train_ids)
@@ -62,19 +72,65 @@ def _train_and_score(experiment, data, labels, train_ids, val_ids, test, seed: i
     config = replace(config, patience=max(3, epochs // 4))
     augment = spec.augment(dict(experiment.features), featurizer) if spec.augment else None
     result = local.Trainer(config).fit(model, train, val, augment=augment)
-    val_prob = local.predict(model, val, experiment.local_train, task)
-    val_auroc = local.mean_auroc(val["y"], val_prob, task)
+    scores = _scores(experiment, featurizer, model, val, test)
+    return scores, int(result.best_epoch)
+
+
+def _scores(experiment, featurizer, model, val_arrays: dict, test) -> dict:
+    """Validation and test AUROC of ``model`` (the task's, as the federated run reports it),
+    the dataset's test figures and, with ``--utility``, the validation-chosen threshold's."""
+    spec = get_dataset(experiment.dataset)
+    task = spec.task_type(experiment.task)
+    val_prob = local.predict(model, val_arrays, experiment.local_train, task)
     test_data, test_labels = test
     ids = test_labels.index.to_numpy(dtype=np.int64)
     arrays = local.featurise(spec, featurizer, test_data, ids, test_labels)
     prob = local.predict(model, arrays, experiment.local_train, task)
-    return val_auroc, local.mean_auroc(arrays["y"], prob, task), int(result.best_epoch)
+    out = {
+        "val_auroc": local.mean_auroc(val_arrays["y"], val_prob, task),
+        "test_auroc": local.mean_auroc(arrays["y"], prob, task),
+        "figures": spec.metrics(experiment.task, arrays["y"], prob) if spec.metrics else {},
+    }
+    if UTILITY:
+        threshold, val_utility = best_utility_threshold(*_hours(val_arrays["y"], val_prob))
+        labels, risks, lengths = _hours(arrays["y"], prob)
+        alarms = (risks >= threshold).astype(np.float64)
+        out["utility"] = (threshold, val_utility, normalized_utility(labels, alarms, lengths))
+    return out
+
+
+def _hours(y: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, risks (P(class 1)) and stay lengths of the labelled hours, stays in order."""
+    steps = min(y.shape[1], prob.shape[1])
+    y, risk = y[:, :steps], prob[:, :steps, 1]
+    scored = ~np.isnan(y)
+    return y[scored], risk[scored], scored.sum(axis=1)
+
+
+def _federated_scores(experiment, fed: dict, sites, test) -> dict:
+    """:func:`_scores` of the run's saved bundle (the selected round's global model), on the
+    union of the sites' validation samples and on the test samples."""
+    from medseq.bundle import load_bundle
+
+    if not fed.get("bundle_dir"):
+        return {"val_auroc": fed["best_val_auroc"], "test_auroc": fed["test_auroc"]}
+    bundle = load_bundle(fed["bundle_dir"])
+    spec = get_dataset(experiment.dataset)
+    val_ids = np.sort(np.concatenate([s.val_ids for s in sites]))
+    labels = pd.concat([s.labels for s in sites])
+    val = local.featurise(spec, bundle.featurizer, sites[0].data, val_ids, labels)
+    scores = _scores(experiment, bundle.featurizer, bundle.members[0], val, test)
+    scores["val_auroc"] = fed["best_val_auroc"]  # the run's own (site-weighted) figure
+    return scores
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("config", type=Path)
+    parser.add_argument("--utility", action="store_true", help=__doc__.split("\n\n")[2])
     args = parser.parse_args()
+    global UTILITY
+    UTILITY = args.utility
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
     experiment = load_federated(args.config)
@@ -85,35 +141,56 @@ def main() -> None:
     test = _test_set(experiment)
     sites = [load_site(experiment, k) for k in range(n_sites(experiment))]
     seed = experiment.federated.seed
+    start = time.perf_counter()
+    fed_scores = _federated_scores(experiment, fed, sites, test)
     rows = [
         (
             f"federated ({experiment.federated.strategy}, {len(sites)} sites)",
-            fed["best_val_auroc"],
-            fed["test_auroc"],
+            fed_scores,
             f"best round {fed['best_round']} of {experiment.federated.rounds}",
             fed["seconds"],
         )
     ]
+    logging.warning("federated bundle scored in %.0f s", time.perf_counter() - start)
     data = sites[0].data
     train_ids = np.sort(np.concatenate([s.train_ids for s in sites]))
     val_ids = np.sort(np.concatenate([s.val_ids for s in sites]))
     labels = pd.concat([s.labels for s in sites])
     start = time.perf_counter()
-    val, score, epoch = _train_and_score(experiment, data, labels, train_ids, val_ids, test, seed)
-    rows.append(("pooled", val, score, f"best epoch {epoch}", time.perf_counter() - start))
+    scores, epoch = _train_and_score(experiment, data, labels, train_ids, val_ids, test, seed)
+    rows.append(("pooled", scores, f"best epoch {epoch}", time.perf_counter() - start))
     for site in sites:
         start = time.perf_counter()
-        val, score, epoch = _train_and_score(
+        scores, epoch = _train_and_score(
             experiment, site.data, site.labels, site.train_ids, site.val_ids, test, seed
         )
         note = f"{len(site.train_ids)} training samples; best epoch {epoch}"
-        rows.append((f"{site.name} alone", val, score, note, time.perf_counter() - start))
-    n_test = len(test[1])
-    print(f"\n### {experiment.name} (`{args.config}`)\n")
+        rows.append((f"{site.name} alone", scores, note, time.perf_counter() - start))
+    _print(experiment, args.config, rows, len(test[1]))
+
+
+def _print(experiment, config: Path, rows: list, n_test: int) -> None:
+    print(f"\n### {experiment.name} (`{config}`)\n")
     print(f"| model | validation AUROC | test AUROC ({n_test} samples) | note | seconds |")
     print("|---|---|---|---|---|")
-    for name, val, score, note, seconds in rows:
+    for name, scores, note, seconds in rows:
+        val, score = scores["val_auroc"], scores["test_auroc"]
         print(f"| {name} | {val:.4f} | {score:.4f} | {note} | {seconds:.0f} |")
+    keys = list(rows[0][1].get("figures") or {})
+    if keys:
+        print("\nThe dataset's own test figures (`spec.metrics`):\n")
+        print("| model | " + " | ".join(keys) + " |")
+        print("|---|" + "---|" * len(keys))
+        for name, scores, _, _ in rows:
+            values = " | ".join(f"{float(scores['figures'][k]):.4f}" for k in keys)
+            print(f"| {name} | {values} |")
+    if UTILITY:
+        print("\nNormalized utility at the threshold of best utility on each row's validation:\n")
+        print("| model | threshold | validation utility | test utility |")
+        print("|---|---|---|---|")
+        for name, scores, _, _ in rows:
+            threshold, val_utility, test_utility = scores["utility"]
+            print(f"| {name} | {threshold:.4f} | {val_utility:.4f} | {test_utility:.4f} |")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ def load_object(path: str) -> Any:
 
 # Which optional-dependency group ships each third-party module a command may import.
 EXTRA_OF_MODULE = {
+    "torch": "train",  # also in `serve`; not in the core install nor in `edge`
     "sklearn": "train",
     "scipy": "train",
     "wfdb": "train",

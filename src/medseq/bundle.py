@@ -103,10 +103,14 @@ class Bundle:
         outputs = []
         for member in self.members:
             member.eval()
+            device = next(member.parameters(), torch.empty(0)).device
             chunks = []
             for start in range(0, n, batch_size):
-                batch = {k: _as_tensor(features[k][start : start + batch_size]) for k in names}
-                chunks.append(_probabilities(member(**batch), self.task))
+                batch = {
+                    k: _as_tensor(features[k][start : start + batch_size]).to(device)
+                    for k in names
+                }
+                chunks.append(_probabilities(member(**batch), self.task).cpu())
             outputs.append(torch.cat(chunks).numpy())
         mean = np.mean(outputs, axis=0)
         return mean[:, 0] if mean.ndim == 2 and mean.shape[1] == 1 else mean

@@ -176,11 +176,15 @@ def cohort(
 
     _setup_logging(verbose)
     result = task_cohort(load_config(config))
-    typer.echo("| step | excluded | remaining |\n|---|---:|---:|")
+    typer.echo("| step | excluded | remaining | subjects |\n|---|---:|---:|---:|")
     for row in result.cohort.itertuples(index=False):
-        typer.echo(f"| {row.step} | {row.n_excluded} | {row.n_remaining} |")
+        typer.echo(f"| {row.step} | {row.n_excluded} | {row.n_remaining} | {row.n_subjects} |")
     n, n_pos = len(result.labels), int(result.labels.sum())
-    typer.echo(f"\nsamples: {n}, positive: {n_pos}, prevalence: {result.prevalence:.3f}")
+    n_subjects = result.samples["subject_id"].nunique()
+    typer.echo(
+        f"\nsamples: {n} of {n_subjects} subjects, positive: {n_pos}, "
+        f"prevalence: {result.prevalence:.3f}"
+    )
     if labels_out is not None:
         typer.echo(f"labels: {write_meds_labels(result, labels_out)}")
 
@@ -308,6 +312,12 @@ def serve(
     max_cached_patients: Annotated[
         int, typer.Option(help="Streaming states kept in memory (the rest reload from SQLite).")
     ] = 10_000,
+    warm_patients: Annotated[
+        int, typer.Option(help="Of those, kept live; the others are held packed (lossless).")
+    ] = 1_000,
+    max_cached_streams: Annotated[
+        int, typer.Option(help="Signal-stream detectors kept in memory (the rest reload).")
+    ] = 1000,
     retention_hours: Annotated[
         float | None, typer.Option(help="Delete stays without an update for this long.")
     ] = None,
@@ -340,6 +350,8 @@ def serve(
         header_timeout_s=header_timeout,
         body_timeout_s=body_timeout,
         max_cached_patients=max_cached_patients,
+        warm_patients=warm_patients,
+        max_cached_streams=max_cached_streams,
         retention_hours=retention_hours,
         retention_sweep_seconds=retention_sweep_seconds,
     )

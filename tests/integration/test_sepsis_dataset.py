@@ -112,3 +112,21 @@ def test_metrics_give_utility_one_for_the_ideal_alarms(data):
     assert got["false_alarms_per_100_patient_days@0.5"] == 0.0
     never = spec.metrics("sepsis_6h", labels, np.stack([np.ones_like(ideal), 0 * ideal], 2))
     assert never["utility@0.5"] == 0.0 and never["detected@0.5"] == 0.0
+
+
+def test_alarm_threshold_is_the_utility_best_on_validation(data):
+    """The spec's alarm threshold maximises the utility on the predictions it is given, and
+    the metrics taken at it say so (a noisy risk: the best threshold is not 0.5)."""
+    spec = get_dataset("physionet2019")
+    labels = spec.labels("sepsis_6h", data).to_numpy()
+    scored = ~np.isnan(labels)
+    ideal = np.zeros_like(labels)
+    ideal[scored] = hourly_utility(labels[scored], scored.sum(axis=1)).best
+    noise = np.random.default_rng(0).uniform(0.0, 0.6, size=labels.shape)
+    risk = np.clip(0.3 * ideal + noise, 0.0, 1.0)
+    prob = np.stack([1 - risk, risk], axis=2)
+    chosen = spec.alarm_threshold("sepsis_6h", labels, prob)
+    best = spec.metrics("sepsis_6h", labels, prob, threshold=chosen)["utility"]
+    for other in (0.1, 0.3, 0.5, 0.7, 0.9):
+        assert best >= spec.metrics("sepsis_6h", labels, prob, threshold=other)["utility"]
+    assert best > spec.metrics("sepsis_6h", labels, prob)["utility@0.5"]

@@ -103,6 +103,29 @@ def test_hour_by_hour_replay_equals_offline_and_survives_restart(sepsis, held_ou
     client.__exit__(None, None, None)
 
 
+def test_packed_cached_states_answer_as_live_ones_bit_for_bit(sepsis, held_out, tmp_path):
+    """The sepsis service caches its hourly states as the ICU one does: with one live state
+    (``warm_patients=1``) every other patient's hour rehydrates a packed state, and every
+    answer equals that of a service holding all states live, to the bit."""
+    _, bundle_dir = sepsis
+    stays, _ = held_out
+    packed = _client(bundle_dir, tmp_path / "packed.sqlite", warm_patients=1)
+    live = _client(bundle_dir, tmp_path / "live.sqlite", warm_patients=10_000)
+    n = 0
+    for hour in range(72):
+        for stay in stays:
+            if hour < len(stay["hours"]):
+                a = _send(packed, stay["patient_id"], [stay["hours"][hour]])
+                b = _send(live, stay["patient_id"], [stay["hours"][hour]])
+                assert a == b and a["risk"].hex() == b["risk"].hex(), (stay["patient_id"], hour)
+                n += 1
+    assert n > 100
+    cache = packed.app.state.stream._cache
+    assert cache.n_packed == len(stays) - 1 and live.app.state.stream._cache.n_packed == 0
+    packed.__exit__(None, None, None)
+    live.__exit__(None, None, None)
+
+
 def test_alerts_rise_and_clear_with_hysteresis_on_real_risks(sepsis, held_out, tmp_path):
     """The small bundle's risks all lie above its 0.3 threshold, so the alert above never
     clears; here the threshold is set at one stay's median risk so that it does."""

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import test_serving_per_step_datasets as per_step
 
+from medseq.bundle import load_bundle
 from medseq.datasets import get_dataset
 from medseq.datasets.physionet2019 import HORIZON_HOURS
 from medseq.experiment import run_experiment
@@ -111,3 +112,9 @@ def test_one_run_scores_gru_and_trees_on_the_same_folds(sepsis_root, tmp_path):
         assert 0.0 <= figures["hourly_auroc"] <= 1.0
     assert side["val_metrics"] != result.val_metrics
     assert result.bundle_dir is not None  # the GRU's bundle is still saved
+    # the alarm threshold is the utility-best one on the validation predictions, stored in
+    # the bundle, and the validation utility is taken at it (the best there is)
+    assert 0.0 <= result.threshold <= 1.0 and saved["threshold"] == result.threshold
+    assert load_bundle(result.bundle_dir).threshold == pytest.approx(result.threshold)
+    assert "utility@0.5" not in result.val_metrics
+    assert all("utility" in fold for fold in result.extra["val_folds"])

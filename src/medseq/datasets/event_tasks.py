@@ -3,9 +3,10 @@
 Any export that reads into the canonical event table (FHIR R4 Bundles or NDJSON through
 :mod:`medseq.sources.fhir_r4`, a MEDS folder through :func:`medseq.sources.meds.read_events`)
 gets its tasks from the experiment file's ``[task]`` table (:mod:`medseq.tasks.spec`) instead
-of a Python task module. One sample per subject: ``sample_id`` is the ``subject_id``, so the
-``"subject"`` split protocol (test part, then validation or folds, stratified on the label)
-keeps every patient on one side.
+of a Python task module. A sample is a (subject, prediction time); with one per subject its
+``sample_id`` is the ``subject_id``. The ``"subject"`` split protocol (test part, then
+validation or folds) splits *subjects*, stratified on whether a subject has a positive
+sample, so every patient, with all their prediction times, stays on one side.
 
 Inputs are the visit sequences of :class:`~medseq.features.histories.visits.VisitFeaturizer`
 (Doctor AI, RETAIN), built from the events of each sample's observation window strictly
@@ -102,7 +103,7 @@ def _fit(features: dict[str, Any], data: EventTaskData, ids: np.ndarray) -> Visi
     options = dict(features)
     if "task" in options:
         raise ValueError("[features]: 'task' comes from [data] task; remove it")
-    chosen = samples.loc[np.asarray(ids, dtype=np.int64)]
+    chosen = task_inputs.as_sample_keyed(samples.loc[np.asarray(ids, dtype=np.int64)])
     if "code_prefixes" in options:
         options["code_prefixes"] = tuple(options["code_prefixes"])
     else:
@@ -122,7 +123,7 @@ def _transform(featurizer: VisitFeaturizer, data: EventTaskData, ids: np.ndarray
     unknown = ids[~np.isin(ids, samples.index.to_numpy())]
     if unknown.size:
         raise ValueError(f"{data.task}: no sample with id {unknown[:5].tolist()}")
-    return featurizer.transform(history, samples.loc[ids])
+    return featurizer.transform(history, task_inputs.as_sample_keyed(samples.loc[ids]))
 
 
 def _sizes(featurizer: VisitFeaturizer) -> dict[str, int]:
@@ -135,21 +136,29 @@ def _summaries(data: EventTaskData, ids: np.ndarray) -> np.ndarray:
 
 
 def _subject_split(data_config: Any, data: EventTaskData, labels: pd.Series) -> SplitIds:
-    """Test part, then validation part(s), by subject (one sample per subject), stratified."""
+    """Test part, then validation part(s), of *subjects* (stratified on whether a subject
+    has a positive sample), given back as the sample ids of those subjects."""
     from medseq.tasks.splits import stratified_kfold, stratified_split
 
-    ids = labels.index.to_numpy(dtype=np.int64)
-    y = labels.to_numpy()
+    samples, _ = data.labelled()
+    subject_of = samples.loc[labels.index, "subject_id"]
+    per_subject = labels.groupby(subject_of.to_numpy()).max()  # sorted subject ids
+    ids = per_subject.index.to_numpy(dtype=np.int64)
+    y = per_subject.to_numpy()
     seed = int(data_config.split_seed)
     rest, test = stratified_split(ids, y, val_fraction=TEST_FRACTION, random_state=seed)
-    y_rest = labels.loc[rest].to_numpy()
+    y_rest = per_subject.loc[rest].to_numpy()
     if data_config.cv_folds >= 2:
         folds = stratified_kfold(rest, y_rest, n_splits=data_config.cv_folds, random_state=seed)
     else:
         folds = [
             stratified_split(rest, y_rest, val_fraction=data_config.val_fraction, random_state=seed)
         ]
-    return SplitIds(folds=[(np.sort(a), np.sort(b)) for a, b in folds], test=np.sort(test))
+
+    def sample_ids(subjects: np.ndarray) -> np.ndarray:
+        return np.sort(labels.index.to_numpy(dtype=np.int64)[subject_of.isin(subjects)])
+
+    return SplitIds(folds=[(sample_ids(a), sample_ids(b)) for a, b in folds], test=sample_ids(test))
 
 
 def _subgroups(data: EventTaskData, ids: np.ndarray) -> dict[str, pd.Series]:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from medseq.datasets.registry import DatasetSpec, SplitIds
+from medseq.datasets.signal_streaming import SignalStreaming
 from medseq.schema import DataError, ReadReport, Signal, check_known_keys
 from medseq.serving.requests import LazyBody
 
@@ -222,8 +223,8 @@ UNSUPPORTED = {
         "SampledData does not carry; send the arrays body with r_peaks"
     ),
     "streaming": (
-        "the streaming service advances ICU time-grid models; streaming a waveform sample "
-        "by sample or beat by beat comes with signal monitoring, its own issue"
+        "the /v1/patients streaming routes advance ICU time-grid models; an ECG is "
+        "streamed sample by sample on the /v1/streams routes (the spec's signal_streaming)"
     ),
 }
 
@@ -285,6 +286,7 @@ MITBIH = DatasetSpec(
     groups=_records,
     request=LazyBody("medseq.datasets.ecg_serving:parse_mitbih", "ecg_beats", BEATS_EXAMPLE),
     step_times=step_times,
+    signal_streaming=SignalStreaming(fs_hz=(360.0,), lead="MLII"),
     partitions={"records": _record_sites},
     federated_fit=federated_fit,
     unsupported=UNSUPPORTED,

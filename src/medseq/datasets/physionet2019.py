@@ -20,8 +20,11 @@ charted hour is inside the grid's ``lengths`` and the model knows the time since
 
 Protocols: ``internal`` (5-fold cross-validation by patient over A and B pooled, stratified
 by septic status), ``external_a_to_b`` and ``external_b_to_a`` (train and validate on one
-hospital system, test on every patient of the other). Partition ``hospital``: the two
-systems as two federated sites.
+hospital system, test on every patient of the other), ``hold_out`` (a fifth of each system's
+patients as a test part, the rest for training and validation: the federated runs' held-out
+patients). Partition ``hospital``: the two systems as two federated sites; the hourly
+featurizer is fitted across them from per-site counts and moments
+(:class:`~medseq.features.icu.federated.HourlyFederatedFit`).
 """
 
 from __future__ import annotations
@@ -94,7 +97,8 @@ def _labels(task: str, data: physionet2019.PhysioNet2019Set) -> pd.DataFrame:
     return hourly_labels(data)
 
 
-def _fit(features: dict[str, Any], data, ids: np.ndarray) -> HourlyICUFeaturizer:
+def _params(features: dict[str, Any]) -> dict[str, Any]:
+    """The featurizer's arguments from ``[features]`` (the grid spans the labelled hours)."""
     check_known_keys("[features] (physionet2019)", features, FEATURIZER_KEYS)
     if features.get("n_steps", HORIZON_HOURS) != HORIZON_HOURS:
         raise ValueError(
@@ -103,7 +107,18 @@ def _fit(features: dict[str, Any], data, ids: np.ndarray) -> HourlyICUFeaturizer
         )
     params = {"static_columns": list(physionet2019.DESCRIPTORS), **features}
     params["n_steps"] = HORIZON_HOURS
-    return HourlyICUFeaturizer(**params).fit(data.events, data.static, ids)
+    return params
+
+
+def _fit(features: dict[str, Any], data, ids: np.ndarray) -> HourlyICUFeaturizer:
+    return HourlyICUFeaturizer(**_params(features)).fit(data.events, data.static, ids)
+
+
+def _federated_fit(features: dict[str, Any]) -> Any:
+    """The hourly featurizer fitted across sites from per-site counts and moments."""
+    from medseq.features.icu.federated import HourlyFederatedFit
+
+    return HourlyFederatedFit(_params(features), lambda data, ids: (data.events, data.static))
 
 
 def _transform(featurizer: HourlyICUFeaturizer, data, ids: np.ndarray) -> dict[str, np.ndarray]:
@@ -149,6 +164,23 @@ def _external(train_system: str, test_system: str):
     return protocol
 
 
+def hold_out(spec: Any, data, labels: pd.DataFrame) -> SplitIds:
+    """A fifth of the patients as the test part, stratified by hospital system and septic
+    status (so both systems and the septic share are represented); the rest split 80/20
+    into training and validation the same way."""
+    from sklearn.model_selection import train_test_split
+
+    ids = labels.index.to_numpy()
+    system = data.static["hospital"].reindex(labels.index).astype(str).to_numpy()
+    strata = np.char.add(system.astype(str), _septic(labels).astype(str))
+    rest, test = train_test_split(ids, test_size=0.2, stratify=strata, random_state=SEED)
+    keep = np.isin(ids, rest)
+    train, val = train_test_split(
+        ids[keep], test_size=VALIDATION_SHARE, stratify=strata[keep], random_state=SEED
+    )
+    return SplitIds(folds=[(np.sort(train), np.sort(val))], test=np.sort(test))
+
+
 def _patients(task: str, data, ids: np.ndarray) -> np.ndarray:
     """One sample per stay and one stay per patient id: the id is its own group."""
     return np.asarray(ids, dtype=np.int64)
@@ -163,8 +195,8 @@ def hospital_partition(data, labels, *, n_sites: int, alpha: float, seed: int) -
     return partitions.by_column(system, {"A": "A", "B": "B"})
 
 
-def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, float]:
-    """Utility (alarm at risk >= 0.5) and the early-warning figures over the scored hours."""
+def _scored_hours(y_true: np.ndarray, y_prob: np.ndarray):
+    """The labelled hours of every stay, flat, with each stay's count of them."""
     y = np.asarray(y_true, dtype=np.float64)
     risk = np.asarray(y_prob, dtype=np.float64)[..., 1]
     steps = min(y.shape[1], risk.shape[1])
@@ -174,21 +206,35 @@ def metrics(task: str, y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, floa
     keep = lengths > 0
     if not keep.any() or not (np.diff(scored[keep].astype(np.int8), axis=1) <= 0).all():
         raise ValueError("sepsis_6h metrics: labels must be a prefix of hours per stay")
+    return y[scored], risk[scored], lengths[keep]
+
+
+def metrics(
+    task: str, y_true: np.ndarray, y_prob: np.ndarray, threshold: float | None = None
+) -> dict[str, float]:
+    """Utility and the early-warning figures over the scored hours, alarming at
+    ``threshold`` (chosen on validation data by :func:`alarm_threshold`); without one, at
+    0.5, and the names say so (``utility@0.5``)."""
     from medseq.evaluation.early_warning import early_warning_metrics
 
-    figures = early_warning_metrics(y[scored], risk[scored], lengths[keep], threshold=0.5)
+    labels, risks, lengths = _scored_hours(y_true, y_prob)
+    at = 0.5 if threshold is None else float(threshold)
+    figures = early_warning_metrics(labels, risks, lengths, threshold=at)
     ranking = {"auroc": "hourly_auroc", "auprc": "hourly_auprc"}  # no threshold involved
-    return {ranking.get(k, f"{k}@0.5"): v for k, v in figures.items()}
+    suffix = "@0.5" if threshold is None else ""
+    return {ranking.get(k, f"{k}{suffix}"): v for k, v in figures.items()}
 
 
-UNSUPPORTED = {
-    "federated": (
-        "the two hospital systems are defined as sites (spec part `partitions`, "
-        "'hospital'), but the per-hour model does not federate yet: its hourly featurizer "
-        "has no federated fit, and round selection scores one label per sample, not "
-        "per-hour labels (issue 15, item 3)"
-    ),
-}
+def alarm_threshold(task: str, y_val: np.ndarray, prob_val: np.ndarray) -> float:
+    """The utility-maximising alarm threshold on validation predictions (exact, over every
+    distinct risk). When alarming on nothing is best, 1.0: no hour can exceed it with a
+    probability below one, and the bundle keeps a finite threshold."""
+    from medseq.evaluation.utility import best_utility_threshold
+
+    labels, risks, lengths = _scored_hours(y_val, prob_val)
+    threshold = best_utility_threshold(labels, risks, lengths)[0]
+    return float(min(threshold, 1.0))
+
 
 #: A stay's first three ICU hours, as the Challenge's rows (variables by name, units of
 #: SOURCE.md; missing: not measured that hour).
@@ -237,12 +283,14 @@ PHYSIONET2019 = DatasetSpec(
         "internal": internal,
         "external_a_to_b": _external("A", "B"),
         "external_b_to_a": _external("B", "A"),
+        "hold_out": hold_out,
     },
     metrics=metrics,
+    alarm_threshold=alarm_threshold,
     groups=_patients,
     partitions={"hospital": hospital_partition},
+    federated_fit=_federated_fit,
     streaming=LazyModule("medseq.datasets.physionet2019_stream"),
     request=LazyBody("medseq.datasets.physionet2019_serving:parse", "icu_hours", HOURS_EXAMPLE),
     fhir=LazyBody("medseq.datasets.physionet2019_fhir:parse", "icu_vitals_fhir", FHIR_EXAMPLE),
-    unsupported=UNSUPPORTED,
 )

@@ -37,6 +37,7 @@ DATASETS: dict[str, str] = {
     "sleepedf": "medseq.datasets.sleepedf:SLEEPEDF",
     "fhir_r4": "medseq.datasets.event_tasks:FHIR_R4",
     "meds_events": "medseq.datasets.event_tasks:MEDS_EVENTS",
+    "mitbih_svdb": "medseq.datasets.mitbih_svdb:MITBIH_SVDB",
     "flat_events": "medseq.datasets.flat_tables:FLAT_EVENTS",
     "flat_icu": "medseq.datasets.flat_icu:FLAT_ICU",
 }
@@ -117,6 +118,12 @@ class DatasetSpec:
     metrics : callable ``(task, y_true, y_prob) -> dict``, optional
         Extra metrics of this dataset's task (e.g. the challenge F1, MedMNIST's accuracy at
         0.5), on validation and test, for every task type.
+    alarm_threshold : callable ``(task, y_val, prob_val) -> float``, optional
+        For a task whose own ``metrics`` judge alarms rather than a ranking (the sepsis
+        utility), the rule that picks the alarm threshold from validation predictions. The
+        runner stores it as the bundle's threshold, and ``metrics`` is then called with
+        ``threshold=`` on validation and test alike, so a test figure never sees a
+        threshold chosen on test labels.
     augment : callable ``(features, featurizer) -> augment or None``, optional
         Builds the training-batch augmentation from the ``[features]`` table and the
         featurizer fitted on the training ids (e.g. SMILES enumeration decodes token ids
@@ -161,6 +168,10 @@ class DatasetSpec:
     streaming : object, optional
         How to advance one subject an observation at a time (the incremental form of the
         featurizer), for the streaming service.
+    signal_streaming : SignalStreaming, optional
+        For waveform bundles served as live signal streams (``/v1/streams``): accepted
+        sampling rates, the lead, and the bundle's streaming detector
+        (:class:`medseq.datasets.signal_streaming.SignalStreaming`).
     step_times : callable ``(featurizer, data, ids) -> list of ndarray``, optional
         For inputs whose steps are events without a clock in the featurizer (beats): the
         time in seconds, in the recording, of each step of each sample's ``values``, so that
@@ -180,7 +191,8 @@ class DatasetSpec:
     model_sizes: Callable[[Any], dict[str, Any]]
     class_names: Callable[[str, Any], list[str]] | None = None
     protocols: Mapping[str, Protocol] = field(default_factory=dict)
-    metrics: Callable[[str, np.ndarray, np.ndarray], dict[str, float]] | None = None
+    metrics: Callable[..., dict[str, float]] | None = None
+    alarm_threshold: Callable[[str, np.ndarray, np.ndarray], float] | None = None
     augment: Callable[[dict[str, Any], Any], Any] | None = None
     groups: Callable[[str, Any, np.ndarray], np.ndarray] | None = None
     summaries: Callable[[Any, np.ndarray], np.ndarray] | None = None
@@ -191,6 +203,7 @@ class DatasetSpec:
     partitions: Mapping[str, Callable[..., pd.Series]] = field(default_factory=dict)
     federated_fit: Callable[[dict[str, Any]], Any] | None = None
     streaming: Any = None
+    signal_streaming: Any = None
     step_times: Callable[[Any, Any, np.ndarray], list[np.ndarray]] | None = None
     unsupported: Mapping[str, str] = field(default_factory=dict)
 

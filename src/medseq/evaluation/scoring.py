@@ -24,24 +24,48 @@ def class_labels(class_names: list[str] | None, n: int) -> list[str]:
     return list(class_names) if class_names else [str(k) for k in range(n)]
 
 
-def metric_table(spec: DatasetSpec, task: str, task_type: str, class_names: list[str]):
-    """``(y, prob) -> metrics`` of a multiclass/multilabel task, with the dataset's extras."""
+def metric_table(
+    spec: DatasetSpec,
+    task: str,
+    task_type: str,
+    class_names: list[str],
+    alarm: float | None = None,
+):
+    """``(y, prob) -> metrics`` of a multiclass/multilabel task, with the dataset's extras.
+
+    ``alarm`` is the threshold the spec's ``alarm_threshold`` chose on validation data; the
+    dataset's own metrics are then taken at it.
+    """
     from medseq.evaluation.multi import multiclass_metrics, multilabel_metrics
 
     base = multiclass_metrics if task_type == "multiclass" else multilabel_metrics
+    extras = dataset_metrics(spec, task, alarm)
 
     def table(y: np.ndarray, prob: np.ndarray) -> dict[str, float]:
-        return with_extras(spec, task, base, y, prob, class_names)
+        out = dict(base(y, prob, class_names))
+        return out | extras(y, prob) if extras is not None else out
 
     return table
+
+
+def dataset_metrics(spec: DatasetSpec, task: str, alarm: float | None = None):
+    """``(y, pred) -> metrics`` of the dataset's own figures, or None when it has none.
+
+    A spec with an ``alarm_threshold`` rule gets the chosen threshold (None before one is
+    chosen, and the spec then says which default it used).
+    """
+    if spec.metrics is None:
+        return None
+    if spec.alarm_threshold is not None:
+        return functools.partial(spec.metrics, task, threshold=alarm)
+    return functools.partial(spec.metrics, task)
 
 
 def with_extras(spec, task, metrics, y, pred, *args, **kwargs) -> dict[str, float]:
     """``metrics(y, pred, ...)`` plus the dataset's own metrics of the task."""
     out = dict(metrics(y, pred, *args, **kwargs))
-    if spec.metrics is not None:
-        out |= spec.metrics(task, y, pred)
-    return out
+    extras = dataset_metrics(spec, task, kwargs.get("threshold"))
+    return out | extras(y, pred) if extras is not None else out
 
 
 def metrics_with_cis(
@@ -66,7 +90,8 @@ def metrics_with_cis(
     from medseq.evaluation.multi import bootstrap_table
 
     if task_type in ("multiclass", "multilabel"):
-        table = metric_table(spec, task, task_type, class_labels(class_names, pred.shape[-1]))
+        names = class_labels(class_names, pred.shape[-1])
+        table = metric_table(spec, task, task_type, names, alarm=threshold)
         return bootstrap_table(
             table, y, pred, n_boot=n_boot, alpha=alpha, random_state=random_state
         )
@@ -74,8 +99,8 @@ def metrics_with_cis(
         y, pred, task=task_type, threshold=threshold, n_boot=n_boot, alpha=alpha,
         random_state=random_state,
     )  # fmt: skip
-    if spec.metrics is not None:
-        extras = functools.partial(spec.metrics, task)
+    extras = dataset_metrics(spec, task, threshold)
+    if extras is not None:
         out |= bootstrap_table(
             extras, y, pred, n_boot=n_boot, alpha=alpha, random_state=random_state
         )

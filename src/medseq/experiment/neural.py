@@ -178,7 +178,9 @@ def _fit_member(
     trainer = Trainer(_train_config(config, seed, checkpoint_dir, progress))
     fit = trainer.fit(model, train, val, resume=resume, augment=augment)
     logger.info("%s: best epoch %s, best %s", checkpoint_dir.name, fit.best_epoch, fit.best_score)
-    return model, fit
+    # a bundle is a CPU artefact (saved, served, explained, exported on CPU): a member
+    # trained on a GPU comes back from it here
+    return model.cpu(), fit
 
 
 def _bundle(config, model_config, featurizer, members, class_names=None) -> Bundle:

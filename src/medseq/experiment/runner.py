@@ -293,7 +293,9 @@ def _score(config, class_names, val_y, val_pred, test, test_pred, fold_sizes=())
     threshold = None
     if task_type in ("multiclass", "multilabel"):
         names = class_labels(class_names, val_pred.shape[-1])
-        table = metric_table(spec, task, task_type, names)
+        if spec.alarm_threshold is not None:
+            threshold = float(spec.alarm_threshold(task, val_y, val_pred))
+        table = metric_table(spec, task, task_type, names, alarm=threshold)
         extra["class_names"] = names
     elif task_type == "binary":
         threshold = float(

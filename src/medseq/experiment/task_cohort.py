@@ -1,8 +1,7 @@
 """The cohort of a config task, before any training: who is in, who is left out and why.
 
 ``medseq cohort CONFIG`` prints it; ``labels_out`` writes the labels in the MEDS label
-schema (``subject_id``, ``prediction_time``, ``boolean_value``), so other MEDS tools can use
-the same samples.
+schema (:mod:`medseq.tasks.meds_labels`), so other MEDS tools can use the same samples.
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from medseq.datasets.registry import get_dataset
@@ -54,26 +52,8 @@ def task_cohort(config: ExperimentConfig) -> TaskCohort:
     return TaskCohort(cohort=data.cohort, samples=data.samples, labels=labels, origin=data.origin)
 
 
-def _microseconds(hours: pd.Series) -> np.ndarray:
-    """Hours as whole microseconds (MEDS times are µs; float hours carry rounding noise)."""
-    return np.round(hours.to_numpy(dtype=np.float64) * 3.6e9).astype(np.int64)
-
-
 def write_meds_labels(result: TaskCohort, path: str | Path) -> Path:
     """Write the labels as a MEDS label parquet file (prediction times as UTC instants)."""
-    samples = result.samples
-    origin = pd.to_datetime(result.origin.reindex(samples["subject_id"]), utc=True)
-    start = origin.dt.tz_localize(None)  # MEDS times are naive UTC
-    frame = pd.DataFrame(
-        {
-            "subject_id": samples["subject_id"].to_numpy(dtype="int64"),
-            "prediction_time": (
-                start.to_numpy() + pd.to_timedelta(_microseconds(samples["cutoff"]), unit="us")
-            ).astype("datetime64[us]"),
-            "boolean_value": result.labels.loc[samples.index].to_numpy().astype(bool),
-        }
-    )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
-    return path
+    from medseq.tasks import meds_labels
+
+    return meds_labels.write_meds_labels(result.samples, result.labels, result.origin, path)

@@ -202,7 +202,8 @@ class SiteClient:
         model = make_model(self.experiment, featurizer, seed=self.experiment.federated.seed)
         local.set_weights(model, parameters)
         scores = local.score(model, val, self.experiment.local_train, self.task_type)
-        return scores["loss"], len(val["y"]), {"auroc": scores["auroc"], "site": self.site.name}
+        n = local.n_scored(val["y"], self.task_type)  # per-hour tasks: weighted by hours
+        return scores["loss"], n, {"auroc": scores["auroc"], "site": self.site.name}
 
 
 def numpy_client(experiment: FederatedExperiment, index: int) -> Any:

@@ -109,14 +109,48 @@ def score(
 
     The AUROC is the task's: binary, or the mean one-vs-rest AUROC over the classes
     (multiclass) or label columns (multilabel) that hold both outcomes here; NaN when none
-    does (a small label-skewed site), which the server's weighted mean then skips.
+    does (a small label-skewed site), which the server's weighted mean then skips. A
+    sequence-labelling task (multiclass ``y`` of shape (N, T), one class per step, NaN where
+    unlabelled; ``prob`` (N, T, K)) is scored per labelled step (:func:`per_step`): the
+    hourly AUROC of a per-hour model, not one label per sample.
     """
     prob = predict(model, data, train, task)
     return {"loss": log_loss(data["y"], prob, task), "auroc": mean_auroc(data["y"], prob, task)}
 
 
+def is_per_step(y: np.ndarray, task: str) -> bool:
+    """Whether ``y`` holds one class per step ((N, T) class indices of a multiclass task)."""
+    return task == "multiclass" and np.asarray(y).ndim == 2
+
+
+def per_step(y: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The labelled steps of a sequence-labelling task as samples: ``y`` (M,) and ``prob``
+    (M, K) from ``y`` (N, T) with NaN where a step has no label and ``prob`` (N, T', K)
+    (the first ``min(T, T')`` steps are compared)."""
+    y, prob = np.asarray(y), np.asarray(prob)
+    if prob.ndim != 3 or prob.shape[0] != y.shape[0]:
+        raise ValueError(
+            f"per-step labels {y.shape} need per-step probabilities (N, T, K) with the same N, "
+            f"got {prob.shape}"
+        )
+    steps = min(y.shape[1], prob.shape[1])
+    y, prob = y[:, :steps], prob[:, :steps]
+    labelled = ~np.isnan(y)
+    return y[labelled], prob[labelled]
+
+
+def n_scored(y: np.ndarray, task: str) -> int:
+    """How many labels a score averages over: the labelled steps of a per-step task, else
+    the samples (the weight of a site's validation AUROC in the server's mean)."""
+    if is_per_step(y, task):
+        return int((~np.isnan(np.asarray(y))).sum())
+    return len(y)
+
+
 def _columns(y: np.ndarray, prob: np.ndarray, task: str) -> tuple[np.ndarray, np.ndarray]:
     """Labels and probabilities as (N, K) one-vs-rest columns, NaN for missing labels."""
+    if is_per_step(y, task):
+        y, prob = per_step(y, prob)
     if task == "binary":
         return y.reshape(-1, 1).astype(float), prob.reshape(-1, 1)
     if task == "multiclass":
@@ -142,6 +176,8 @@ def log_loss(y: np.ndarray, prob: np.ndarray, task: str) -> float:
     """Mean negative log-likelihood: cross-entropy (multiclass) or binary (others, missing
     labels left out)."""
     y = np.asarray(y)
+    if is_per_step(y, task):
+        y, prob = per_step(y, prob)
     if task == "binary":  # scikit-learn's, as federated runs have always reported
         from sklearn.metrics import log_loss as sk_log_loss
 

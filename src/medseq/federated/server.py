@@ -11,8 +11,9 @@ and adds what a medseq run needs around it:
 * the training rounds after them are the wrapped strategy's, with the featurizer state and
   the round number added to each site's config;
 * after each training round the sites score the new global weights on their own
-  validation samples; the sample-weighted mean of the sites' AUROCs (the task's: binary,
-  or the mean over classes / label columns) selects the best round (validation only: the
+  validation samples; the mean of the sites' AUROCs weighted by what each scored (samples,
+  or labelled hours of a per-hour task; the task's AUROC: binary, the mean over classes /
+  label columns, or over every labelled step) selects the best round (validation only: the
   test set is never seen here).
 
 Failures: Flower's ``accept_failures=True`` aggregates whatever sites answered, and a round

@@ -51,6 +51,7 @@ class FederatedResult:
     history: list[dict[str, Any]]
     test_auroc: float | None = None
     test_site_auroc: dict[str, float] = field(default_factory=dict)
+    test_metrics: dict[str, float] = field(default_factory=dict)
     epsilon: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     bundle_dir: str | None = None
@@ -123,7 +124,9 @@ def finish(
     model = make_model(experiment, featurizer, seed=experiment.federated.seed)
     local.set_weights(model, strategy.best_parameters)
     if experiment.test or experiment.protocol:
-        result.test_auroc, result.test_site_auroc = test_scores(experiment, featurizer, model)
+        data, labels, prob = test_predictions(experiment, featurizer, model)
+        result.test_auroc, result.test_site_auroc = site_aurocs(experiment, data, labels, prob)
+        result.test_metrics = dataset_metrics(experiment, labels, prob)
     result.seconds = time.perf_counter() - start
     if experiment.output_dir:
         out = Path(experiment.output_dir)
@@ -193,6 +196,14 @@ def test_scores(
     """Test AUROC (the task's) overall and per site (test samples partitioned like the
     training set; sites where it is undefined are left out). The test samples are the
     ``[data] test`` set, or under a ``[data] protocol`` its test part of the training set."""
+    return site_aurocs(experiment, *test_predictions(experiment, featurizer, model))
+
+
+def test_predictions(
+    experiment: FederatedExperiment, featurizer: Any, model: Any
+) -> tuple[Any, Any, np.ndarray]:
+    """The test data, its labels and the model's probabilities (one row per label row):
+    the ``[data] test`` set, or under a ``[data] protocol`` its test part of the training set."""
     spec = get_dataset(experiment.dataset)
     if experiment.protocol:
         data, labels = read_set(experiment, experiment.train)
@@ -202,8 +213,22 @@ def test_scores(
     ids = labels.index.to_numpy(dtype=np.int64)
     arrays = local.featurise(spec, featurizer, data, ids, labels)
     task_type = spec.task_type(experiment.task)
-    prob = local.predict(model, arrays, experiment.local_train, task_type)
-    return site_aurocs(experiment, data, labels, prob)
+    return data, labels, local.predict(model, arrays, experiment.local_train, task_type)
+
+
+def dataset_metrics(experiment: FederatedExperiment, labels: Any, prob: np.ndarray) -> dict:
+    """The dataset's own test figures (``spec.metrics``: e.g. the challenge F1, or the
+    normalized utility of per-hour alarms at 0.5); empty when the spec has none."""
+    spec = get_dataset(experiment.dataset)
+    if spec.metrics is None:
+        return {}
+    y = labels.to_numpy(dtype=np.float32)
+    try:
+        figures = spec.metrics(experiment.task, y, prob)
+    except ValueError as err:  # e.g. a test part too small for a figure: the AUROC stands
+        logger.warning("%s: the dataset's test metrics were not computed: %s", spec.name, err)
+        return {}
+    return {k: float(v) for k, v in figures.items()}
 
 
 def site_aurocs(
@@ -263,6 +288,9 @@ def summary(result: FederatedResult) -> str:
     if result.test_auroc is not None:
         per_site = ", ".join(f"{k} {v:.4f}" for k, v in result.test_site_auroc.items())
         lines.append(f"test AUROC {result.test_auroc:.4f} ({per_site})")
+    if result.test_metrics:
+        figures = ", ".join(f"{k} {v:.4f}" for k, v in result.test_metrics.items())
+        lines.append(f"test {figures}")
     if result.bundle_dir:
         lines.append(f"bundle: {result.bundle_dir}")
     if result.epsilon:

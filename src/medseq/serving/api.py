@@ -50,7 +50,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import ClientDisconnect
 
-from medseq.serving import drift_routes, schemas
+from medseq.serving import drift_routes, schemas, signal_routes
 from medseq.serving.engine import AlertPolicy
 from medseq.serving.inputs import parse_json
 from medseq.serving.manifest import model_version, read_manifest
@@ -164,17 +164,21 @@ async def _lifespan(app: FastAPI):
         app.state.stream = part.open_service(
             bundle, app.state.version, store, policy,
             max_cached_patients=settings.max_cached_patients,
+            warm_patients=settings.warm_patients,
         )  # fmt: skip
         app.state.metrics.gauge("medseq_active_patients", "Open streaming stays.", store.count)
         sweeper = _start_sweep(app.state.stream, settings)
     elif served.refusal:
         logger.warning("streaming routes disabled: %s", served.refusal)
+    close_signals = signal_routes.open_signals(app)  # /v1/streams, where the spec has them
     app.state.drift, app.state.drift_reason = drift_routes.open_monitor(bundle, settings.drift)
     if app.state.drift is None:
         logger.warning("drift monitoring disabled: %s", app.state.drift_reason)
     kind = app.state.manifest.get("model_config", {}).get("kind", "?")
     logger.info("serving model %s (%s, %s)", app.state.version, kind, served.spec.name)
     yield
+    if close_signals is not None:
+        close_signals()
     if sweeper is not None:
         sweeper.cancel()
     if store is not None:
@@ -226,6 +230,7 @@ def create_app(bundle_dir: str | Path, settings: ServeSettings) -> FastAPI:
     else:
         methods = ["GET", "POST", "DELETE"]
         secured.add_api_route("/v1/patients/{rest:path}", no_streaming, methods=methods)
+    signal_routes.mount(app, secured)
     app.include_router(secured)
     app.add_middleware(
         ServingMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics
@@ -320,6 +325,11 @@ async def model_card(request: Request) -> dict[str, Any]:
     if state.stream is not None:
         card.update(served.streaming.load().describe(state.bundle.featurizer))
         card["streaming"] = state.stream.describe()
+    signals = getattr(state, "signals", None)
+    card["signal_streaming"] = (
+        signals.describe() if signals is not None
+        else {"supported": False, "reason": getattr(state, "signal_refusal", None)}
+    )  # fmt: skip
     return card
 
 

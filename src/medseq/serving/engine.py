@@ -77,8 +77,8 @@ class PatientState:
     alert_run: int = 0
     _static_vec: np.ndarray | None = field(default=None, repr=False)
     # per member NumpyMember.closed_terms of the open bin, and (engine token, open bin) they
-    # belong to; dropped whenever a bin closes, and by the service once the patient is no
-    # longer among the recently updated (a third of a cached state); never persisted
+    # belong to; dropped whenever a bin closes, and not kept when the service packs the
+    # state (:mod:`medseq.serving.compact`; a third of a live state); never persisted
     _terms: list[tuple[np.ndarray, ...]] | None = field(default=None, repr=False)
     _terms_key: tuple[object, int] | None = field(default=None, repr=False)
 
@@ -259,7 +259,7 @@ class StreamingEngine:
         static = self.static_vector(state, feats.z)
         total = 0.0
         key = (self._token, fs.open_bin)
-        # read once: the service may drop a cooled-down state's terms from another thread
+        # the step terms of the closed bins, computed once per open bin
         terms = state._terms
         if terms is None or state._terms_key != key:
             terms = [
@@ -274,12 +274,3 @@ class StreamingEngine:
             logit = float(member.head(member.pooled(state.pool[m], out), static)[0])
             total += 1.0 / (1.0 + math.exp(-logit)) if self.task == "binary" else logit
         return total / len(self.members)
-
-    @staticmethod
-    def drop_derived(state: PatientState) -> None:
-        """Forget the step terms, which :meth:`predict` recomputes on use, so that an idle
-        cached state holds only its own data: the next update gives the same numbers, one
-        recurrent matrix product later. Safe from another thread than the patient's
-        (:meth:`predict` reads the terms once)."""
-        state._terms = None
-        state._terms_key = None

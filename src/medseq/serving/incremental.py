@@ -116,6 +116,22 @@ class FeatureState:
         for i, name in enumerate(self.ARRAYS):
             self.block[i] = arrays[name]
 
+    @classmethod
+    def from_block(
+        cls, open_bin: int, static_raw: dict[str, float], block: np.ndarray
+    ) -> FeatureState:
+        """A state around an existing (8, F) float64 ``block`` (taken, not copied), as the
+        compact cache rehydrates one (:mod:`medseq.serving.compact`)."""
+        if block.dtype != np.float64 or block.ndim != 2 or block.shape[0] != len(cls.ARRAYS):
+            raise ValueError(f"FeatureState block must be float64 of shape ({len(cls.ARRAYS)}"
+                             f", F), got {block.dtype} {block.shape}")  # fmt: skip
+        state = cls.__new__(cls)
+        state.open_bin = open_bin
+        state.static_raw = static_raw
+        state.cache = {}
+        state.block = block
+        return state
+
     def __repr__(self) -> str:
         return f"FeatureState(open_bin={self.open_bin}, n_features={self.block.shape[1]})"
 

@@ -12,7 +12,10 @@ Bounded memory
     first. Every cached state is already committed, so eviction writes nothing; an evicted
     patient's next request reloads the state from SQLite, bit for bit the same (the
     safetensors arrays and the JSON scalars round-trip exactly), so the risks equal those
-    of an unbounded cache.
+    of an unbounded cache. Of the cached states only the ``warm_patients`` most recently
+    used are live objects; the others are packed into one compressed ``bytes`` each
+    (:mod:`medseq.serving.compact`, also bit for bit), which keeps a full cache of 10,000
+    states within the 50 MB the service is allowed to grow by.
 
 Concurrency
     Requests of one patient are serialised by a per-patient lock (held from reading the
@@ -44,12 +47,13 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from medseq.bundle import Bundle
+from medseq.serving.compact import pack_state, unpack_state
 from medseq.serving.engine import (
     AlertPolicy,
     Observation,
@@ -65,7 +69,7 @@ from medseq.serving.store import StateStore, UpdateRecord
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_CACHED = 10_000
-#: Cached states that keep their step terms (see :class:`_LRU`): ~3 KiB each, 128 units.
+#: Cached states kept live, with their step terms (see :class:`_LRU`); the rest are packed.
 DEFAULT_WARM = 1_000
 #: Reason in ``skipped`` for an Observation whose id was applied before.
 DUPLICATE_ID = "duplicate_id"
@@ -129,53 +133,107 @@ class _KeyedLocks:
                 if entry[1] == 0:
                     del self._locks[key]
 
+    def busy(self, key: str) -> bool:
+        """Whether a thread holds or waits for ``key``'s lock."""
+        with self._guard:
+            return key in self._locks
+
     def __len__(self) -> int:
         return len(self._locks)
 
 
 class _LRU:
-    """A thread-safe least-recently-used map of at most ``size`` stays.
+    """A thread-safe least-recently-used map of at most ``size`` stays, most of them packed.
 
-    Only the ``warm`` most recently put stays keep their derived step terms (the recurrent
-    product of the closed bins, about a third of a cached state, which makes a further
-    update in the same bin cheaper); older ones are cooled down
-    (:meth:`StreamingEngine.drop_derived`), so a full cache costs the states' own data.
+    The ``warm`` most recently used stays are live objects and keep their derived step
+    terms (a further update in the same bin is then cheapest). Older ones are held packed,
+    one compressed ``bytes`` each (:func:`~medseq.serving.compact.pack_state`, lossless to
+    the bit, about half the memory of a live state or less), and rehydrated into a live
+    state when used again. A full cache of 10,000 then costs about 1,000 live states plus
+    9,000 blobs instead of 10,000 live states.
+
+    ``busy(key)`` says whether a request of that patient is in flight (holds or waits for
+    its lock): such a stay may be half-way through an update, so it is never packed; it
+    stays live until its request puts it back. A stay that is not busy cannot become busy
+    while it is being packed, since its next request must first :meth:`get` it under this
+    map's lock.
     """
 
-    def __init__(self, size: int, warm: int = DEFAULT_WARM) -> None:
+    def __init__(
+        self, size: int, warm: int = DEFAULT_WARM, busy: Callable[[str], bool] | None = None
+    ) -> None:
         self.size = size
         self.warm = warm
-        self._items: OrderedDict[str, OpenStay] = OrderedDict()
-        self._warm: OrderedDict[str, OpenStay] = OrderedDict()
+        self._busy = busy or (lambda key: False)
+        self._live: OrderedDict[str, OpenStay] = OrderedDict()
+        self._packed: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
         self.evictions = 0
 
     def get(self, key: str) -> OpenStay | None:
         with self._lock:
-            item = self._items.get(key)
+            item = self._live.get(key)
             if item is not None:
-                self._items.move_to_end(key)
+                self._live.move_to_end(key)
+                return item
+            blob = self._packed.pop(key, None)
+            if blob is None:
+                return None
+            state, admission_time = unpack_state(blob)
+            item = OpenStay(state, admission_time)
+            self._live[key] = item
+            self._cool()
             return item
 
     def put(self, key: str, item: OpenStay) -> None:
         with self._lock:
-            self._items[key] = item
-            self._items.move_to_end(key)
-            while len(self._items) > self.size:
-                self._items.popitem(last=False)
+            self._packed.pop(key, None)
+            self._live[key] = item
+            self._live.move_to_end(key)
+            self._cool()
+            while len(self._live) + len(self._packed) > self.size:
+                if self._packed:
+                    self._packed.popitem(last=False)
+                else:
+                    self._live.popitem(last=False)
                 self.evictions += 1
-            self._warm[key] = item
-            self._warm.move_to_end(key)
-            while len(self._warm) > self.warm:
-                StreamingEngine.drop_derived(self._warm.popitem(last=False)[1].state)
+
+    def _cool(self) -> None:
+        """Pack the least recently used live stays beyond ``warm``; a busy one among them
+        stays live (over ``warm`` for a moment) and is packed by a later call."""
+        excess = len(self._live) - self.warm
+        if excess <= 0:
+            return
+        for key in [k for k, _ in zip(self._live, range(excess), strict=False)]:
+            if self._busy(key):
+                continue
+            item = self._live.pop(key)
+            try:
+                blob = pack_state(item.state, item.admission_time)
+            except Exception as err:  # committed in the store: dropping it loses nothing
+                logger.error("state cache: could not pack a state (%s); dropped, it is "
+                             "reloaded from the store", type(err).__name__)  # fmt: skip
+                self.evictions += 1
+                continue
+            self._packed[key] = blob
 
     def pop(self, key: str) -> None:
         with self._lock:
-            self._items.pop(key, None)
-            self._warm.pop(key, None)
+            self._live.pop(key, None)
+            self._packed.pop(key, None)
+
+    @property
+    def n_packed(self) -> int:
+        """Stays held packed (the rest of :func:`len` are live)."""
+        return len(self._packed)
+
+    def packed_bytes(self) -> int:
+        """Bytes of the packed blobs (their payload, without the ``bytes`` headers)."""
+        with self._lock:
+            return sum(len(b) for b in self._packed.values())
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._live) + len(self._packed)
 
 
 def _snapshot(stay: OpenStay) -> OpenStay:
@@ -211,7 +269,8 @@ class StreamService:
     max_cached_patients : int, default=10_000
         States kept in memory (least recently used evicted; reloaded from the store).
     warm_patients : int, default=1_000
-        Of those, the most recently updated that keep their step terms (see :class:`_LRU`).
+        Of those, the most recently used kept as live objects with their step terms; the
+        others are held packed, lossless (see :class:`_LRU`).
     """
 
     def __init__(
@@ -236,8 +295,8 @@ class StreamService:
         except StreamingUnsupported as err:
             self.unsupported = str(err)
             logger.warning("streaming endpoints disabled: %s", err)
-        self._cache = _LRU(max_cached_patients, warm_patients)
         self._locks = _KeyedLocks()
+        self._cache = _LRU(max_cached_patients, warm_patients, self._locks.busy)
 
     def _make_engine(self, bundle: Bundle, alert: AlertPolicy) -> Any:
         """The engine advancing states; a dataset's streaming part may subclass for another

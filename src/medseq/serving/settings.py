@@ -86,6 +86,13 @@ class ServeSettings:
     max_cached_patients : int, default=10_000
         Streaming states kept in memory, least recently used evicted (they stay in the
         state database and are reloaded on the next request): bounds the memory.
+    warm_patients : int, default=1_000
+        Of those, the most recently used kept as live objects; the others are held packed
+        (one compressed ``bytes`` each, lossless; :mod:`medseq.serving.compact`), which
+        is what keeps a full cache of 10,000 within 50 MB.
+    max_cached_streams : int, default=1000
+        Signal-stream detectors kept in memory (about 100 KB each), least recently used
+        evicted after a checkpoint; reloaded from the state database on the next chunk.
     retention_hours : float or None, default=None
         A stay without an update for this long is deleted (state, observations, ids) by a
         periodic sweep; None keeps stays until ``DELETE /v1/patients/{id}``.
@@ -110,6 +117,8 @@ class ServeSettings:
     body_timeout_s: float = 60.0
     keep_alive_s: float = 5.0
     max_cached_patients: int = 10_000
+    warm_patients: int = 1_000
+    max_cached_streams: int = 1000
     retention_hours: float | None = None
     retention_sweep_seconds: float = 300.0
 
@@ -130,6 +139,10 @@ class ServeSettings:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if self.max_cached_patients < 1:
             raise ValueError(f"max_cached_patients must be >= 1, got {self.max_cached_patients}")
+        if self.warm_patients < 0:
+            raise ValueError(f"warm_patients must be >= 0, got {self.warm_patients}")
+        if self.max_cached_streams < 1:
+            raise ValueError(f"max_cached_streams must be >= 1, got {self.max_cached_streams}")
         if self.retention_hours is not None and not self.retention_hours > 0:
             raise ValueError(f"retention_hours must be > 0 (or None), got {self.retention_hours}")
         if not self.retention_sweep_seconds > 0:

@@ -53,6 +53,50 @@ def list_records(folder: str | Path) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.hea"))
 
 
+#: Bytes per sample of the WFDB signal formats whose file size the header fixes.
+_BYTES_PER_SAMPLE = {"8": 1.0, "16": 2.0, "24": 3.0, "32": 4.0, "61": 2.0, "80": 1.0, "212": 1.5}
+
+
+def _check_length(header: wfdb.Record, name: str, path: Path, shown: Path) -> None:
+    """A signal file shorter than its header says is truncated: refuse it by name.
+
+    ``wfdb`` would otherwise fail deep inside numpy (a broadcast error) or, for some
+    formats, return fewer samples without saying so.
+    """
+    formats = [
+        f for f, n in zip(header.fmt or [], header.file_name or [], strict=False) if n == name
+    ]
+    offsets = [
+        o or 0
+        for o, n in zip(header.byte_offset or [], header.file_name or [], strict=False)
+        if n == name
+    ]
+    if not formats or len(set(formats)) != 1 or formats[0] not in _BYTES_PER_SAMPLE:
+        return
+    if not header.sig_len:
+        return
+    need = int(np.ceil(header.sig_len * len(formats) * _BYTES_PER_SAMPLE[formats[0]]))
+    need += max(offsets, default=0)
+    have = path.stat().st_size
+    if have < need:
+        raise DataError(
+            f"{shown}: truncated signal file: {have} bytes, the header needs {need} "
+            f"({header.sig_len} samples x {len(formats)} channels in format {formats[0]})"
+        )
+
+
+def _check_annotation_end(path: Path) -> None:
+    """An MIT-format annotation file ends with the two zero bytes of its end marker; a
+    file without them was cut short, and ``wfdb`` would return the beats before the cut."""
+    with open(path, "rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - 2))
+        tail = handle.read()
+    if size < 2 or tail != b"\x00\x00":
+        raise DataError(f"{path}: truncated annotation file (no end-of-file marker)")
+
+
 def _signal_files(header: wfdb.Record) -> list[str]:
     return sorted({name for name in (header.file_name or []) if name})
 
@@ -74,6 +118,7 @@ def _stage(folder: Path, record: str, tmp: Path) -> Path:
                 raise DataError(f"{packed}: corrupt or truncated xz file ({err})") from None
         else:
             raise FileNotFoundError(f"{folder}: record {record} needs {name} or {name}.xz")
+        _check_length(header, name, tmp / name, folder / name)
     return tmp / record
 
 
@@ -81,6 +126,7 @@ def _read_annotations(folder: Path, record: str, annotator: str, n_samples: int)
     path = folder / f"{record}.{annotator}"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist (pass annotator=None to skip)")
+    _check_annotation_end(path)
     try:
         with _quiet_wfdb():
             ann = wfdb.rdann(str(folder / record), annotator)

@@ -12,7 +12,7 @@ order the steps run (:attr:`TaskSamples.cohort`):
 3. ``sex_not_in_cohort``, ``age_unknown``, ``age_outside_range``: the static filters.
 4. ``required_code_absent``, ``excluded_code_present``: codes before ``t``.
 5. ``too_few_input_events``: fewer than ``min_events`` events in the observation window.
-6. ``censored``: see :mod:`medseq.tasks.labels`.
+6. ``censored``: see :mod:`medseq.tasks.labels` (not for labels read from a MEDS file).
 
 Static facts come from the MEDS conventions every reader writes: ``MEDS_BIRTH`` (age),
 ``GENDER/<x>`` (sex), ``MEDS_DEATH``. The inputs a model may see are
@@ -29,6 +29,7 @@ import pandas as pd
 
 from medseq.schema import DataError
 from medseq.tasks.labels import label_samples
+from medseq.tasks.meds_labels import read_meds_labels
 from medseq.tasks.spec import (
     BIRTH_CODE,
     DEATH_CODE,
@@ -51,13 +52,14 @@ class TaskSamples:
     Attributes
     ----------
     samples : DataFrame
-        Indexed by ``sample_id`` (= ``subject_id``): ``subject_id``, ``cutoff`` (prediction
-        time, hours), ``start`` (observation window start, hours; -inf for the whole past),
-        ``age_years`` (NaN if no birth event) and ``sex`` (``""`` if no gender event).
+        Indexed by ``sample_id`` (= ``subject_id`` when each subject has one sample):
+        ``subject_id``, ``cutoff`` (prediction time, hours), ``start`` (observation window
+        start, hours; -inf for the whole past), ``age_years`` (NaN if no birth event) and
+        ``sex`` (``""`` if no gender event).
     labels : Series
         0/1 (int64), indexed like ``samples``.
     cohort : DataFrame
-        One row per step: ``step``, ``n_excluded``, ``n_remaining``.
+        One row per step: ``step``, ``n_excluded``, ``n_remaining``, ``n_subjects``.
     """
 
     samples: pd.DataFrame
@@ -66,11 +68,13 @@ class TaskSamples:
 
 
 def prediction_times(events: pd.DataFrame, origin: pd.Series, when: PredictionTime) -> pd.Series:
-    """Prediction time in hours per subject (subjects without an anchor are absent).
+    """Prediction times in hours, indexed by ``subject_id`` (repeated for ``"every"``;
+    subjects without an anchor are absent), sorted by subject then time.
 
     ``occurrence = "last"`` picks the last anchor event of the whole record: choosing it
     uses the knowledge that no later one comes, which suits "the outcome of the final
-    stay" questions but selects on the future; ``"first"`` does not.
+    stay" questions but selects on the future; ``"first"`` and ``"every"`` do not. Two
+    anchor events at the same instant give one prediction time.
     """
     if when.date:
         subjects = np.unique(events["subject_id"].to_numpy())
@@ -81,22 +85,31 @@ def prediction_times(events: pd.DataFrame, origin: pd.Series, when: PredictionTi
         hours = (when.instant() - start) / pd.Timedelta(hours=1)
         return pd.Series(hours.to_numpy(dtype=np.float64), index=subjects, name="cutoff")
     anchors = events.loc[match_codes(events["code"], when.anchor), ["subject_id", "time"]]
-    grouped = anchors.groupby("subject_id")["time"]
-    times = grouped.min() if when.occurrence == "first" else grouped.max()
+    if when.occurrence == "every":
+        every = anchors.drop_duplicates().sort_values(["subject_id", "time"], kind="stable")
+        times = pd.Series(every["time"].to_numpy(), index=pd.Index(every["subject_id"].to_numpy()))
+    else:
+        grouped = anchors.groupby("subject_id")["time"]
+        times = grouped.min() if when.occurrence == "first" else grouped.max()
     return (times + when.offset_hours).astype(np.float64).rename("cutoff")
 
 
 class _Steps:
-    """The cohort table, filled as each filter runs."""
+    """The cohort table, filled as each filter runs (counts of samples, and of subjects)."""
 
     def __init__(self, n_start: int) -> None:
-        self.rows = [("subjects in the data", 0, n_start)]
+        self.rows = [("subjects in the data", 0, n_start, n_start)]
 
-    def keep(self, step: str, mask: pd.Series) -> None:
-        self.rows.append((step, int((~mask).sum()), int(mask.sum())))
+    def keep(self, step: str, mask: pd.Series, subjects: pd.Series) -> None:
+        kept = np.asarray(mask, dtype=bool)
+        n_subjects = int(pd.unique(np.asarray(subjects)[kept]).size)
+        self.rows.append((step, int((~kept).sum()), int(kept.sum()), n_subjects))
+
+    def note(self, step: str, table: pd.DataFrame) -> None:
+        self.rows.append((step, 0, len(table), int(table["subject_id"].nunique())))
 
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.rows, columns=["step", "n_excluded", "n_remaining"])
+        return pd.DataFrame(self.rows, columns=["step", "n_excluded", "n_remaining", "n_subjects"])
 
 
 def _statics(events: pd.DataFrame) -> pd.DataFrame:
@@ -117,103 +130,154 @@ def _statics(events: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _any_before(events: pd.DataFrame, cutoff: pd.Series, patterns: tuple[str, ...]) -> pd.Series:
-    hit = events.loc[match_codes(events["code"], patterns), ["subject_id", "time"]]
-    hit = hit[hit["subject_id"].isin(cutoff.index)]
-    before = hit["time"].to_numpy() < cutoff.reindex(hit["subject_id"]).to_numpy()
-    found = np.unique(hit["subject_id"].to_numpy()[before])
-    return pd.Series(cutoff.index.isin(found), index=cutoff.index)
+def per_sample(
+    events: pd.DataFrame, table: pd.DataFrame, columns: tuple[str, ...] = ("time",)
+) -> pd.DataFrame:
+    """Each event of ``events`` paired with every sample of its subject in ``table``
+    (index = sample key; ``subject_id, cutoff``, optionally ``start``): ``sample`` and the
+    sample's columns beside the event's ``columns``. One row per (event, sample)."""
+    keys = table[[c for c in ("subject_id", "cutoff", "start") if c in table.columns]]
+    keys = keys.rename_axis("sample").reset_index()
+    ev = events.loc[events["subject_id"].isin(keys["subject_id"]), ["subject_id", *columns]]
+    return ev.merge(keys, on="subject_id", how="inner", sort=False)
 
 
-def _input_counts(events: pd.DataFrame, cutoff: pd.Series, start: pd.Series) -> pd.Series:
-    ev = events[events["subject_id"].isin(cutoff.index)]
-    ev = ev[~match_codes(ev["code"], STATIC_CODES)]
-    sid = ev["subject_id"].to_numpy()
-    inside = (ev["time"].to_numpy() < cutoff.reindex(sid).to_numpy()) & (
-        ev["time"].to_numpy() >= start.reindex(sid).to_numpy()
-    )
-    return pd.Series(sid[inside]).value_counts().reindex(cutoff.index, fill_value=0)
+def _any_before(events: pd.DataFrame, table: pd.DataFrame, patterns: tuple[str, ...]) -> pd.Series:
+    hit = per_sample(events.loc[match_codes(events["code"], patterns)], table)
+    found = hit.loc[hit["time"] < hit["cutoff"], "sample"].unique()
+    return pd.Series(table.index.isin(found), index=table.index)
 
 
-def _alive_at_cutoff(statics: pd.DataFrame, cutoff: pd.Series, steps: _Steps) -> pd.Series:
-    """Subjects born before and alive after their prediction time (death at ``t`` is out)."""
-    steps.keep("no_prediction_time", pd.Series(statics.index.isin(cutoff.index)))
-    s = statics.loc[cutoff.index]
-    born = ~(s["birth"] > cutoff)
-    steps.keep("born_after_prediction_time", born)
-    alive = born & ~(s["death"] <= cutoff)
-    steps.keep("died_before_prediction_time", alive[born])
-    return cutoff[alive]
+def _input_counts(events: pd.DataFrame, table: pd.DataFrame) -> pd.Series:
+    ev = events[~match_codes(events["code"], STATIC_CODES)]
+    both = per_sample(ev, table)
+    inside = (both["time"] < both["cutoff"]) & (both["time"] >= both["start"])
+    return both.loc[inside, "sample"].value_counts().reindex(table.index, fill_value=0)
+
+
+def _alive_at_cutoff(statics: pd.DataFrame, table: pd.DataFrame, steps: _Steps) -> pd.DataFrame:
+    """Samples of subjects born before and alive after the prediction time (death at ``t``
+    is out)."""
+    has_time = pd.Series(statics.index.isin(table["subject_id"]), index=statics.index)
+    steps.keep("no_prediction_time", has_time, statics.index.to_series())
+    if table["subject_id"].duplicated().any():
+        steps.note("prediction times", table)
+    s = statics.loc[table["subject_id"]].set_index(table.index)
+    born = ~(s["birth"] > table["cutoff"])
+    steps.keep("born_after_prediction_time", born, table["subject_id"])
+    alive = born & ~(s["death"] <= table["cutoff"])
+    steps.keep("died_before_prediction_time", alive[born], table.loc[born, "subject_id"])
+    return table[alive]
 
 
 def _static_filters(
-    statics: pd.DataFrame, cutoff: pd.Series, cohort: Cohort, steps: _Steps
-) -> pd.Series:
-    """Subjects whose sex and age at the prediction time the cohort accepts."""
-    s = statics.loc[cutoff.index]
-    age = (cutoff - s["birth"]) / HOURS_PER_YEAR
+    statics: pd.DataFrame, table: pd.DataFrame, cohort: Cohort, steps: _Steps
+) -> pd.DataFrame:
+    """Samples whose subject's sex and age at the prediction time the cohort accepts."""
+    s = statics.loc[table["subject_id"]].set_index(table.index)
+    age = (table["cutoff"] - s["birth"]) / HOURS_PER_YEAR
+    sid = table["subject_id"]
     keep = s["sex"].isin(cohort.sex) if cohort.sex else pd.Series(True, index=s.index)
-    steps.keep("sex_not_in_cohort", keep)
+    steps.keep("sex_not_in_cohort", keep, sid)
     age_filtered = cohort.min_age_years > 0 or cohort.max_age_years < 200
     known = keep & (age.notna() if age_filtered else True)
-    steps.keep("age_unknown", known[keep])
+    steps.keep("age_unknown", known[keep], sid[keep])
     in_range = known
     if age_filtered:
         in_range = known & age.between(cohort.min_age_years, cohort.max_age_years)
-    steps.keep("age_outside_range", in_range[known])
-    return cutoff[in_range]
+    steps.keep("age_outside_range", in_range[known], sid[known])
+    return table[in_range]
 
 
 def _code_filters(
-    events: pd.DataFrame, cutoff: pd.Series, cohort: Cohort, steps: _Steps
-) -> pd.Series:
-    """Subjects with a required code, and without an excluded one, before ``t``."""
+    events: pd.DataFrame, table: pd.DataFrame, cohort: Cohort, steps: _Steps
+) -> pd.DataFrame:
+    """Samples with a required code, and without an excluded one, before ``t``."""
     if cohort.require_codes:
-        has = _any_before(events, cutoff, cohort.require_codes)
-        steps.keep("required_code_absent", has)
-        cutoff = cutoff[has]
+        has = _any_before(events, table, cohort.require_codes)
+        steps.keep("required_code_absent", has, table["subject_id"])
+        table = table[has]
     if cohort.exclude_codes:
-        clean = ~_any_before(events, cutoff, cohort.exclude_codes)
-        steps.keep("excluded_code_present", clean)
-        cutoff = cutoff[clean]
-    return cutoff
+        clean = ~_any_before(events, table, cohort.exclude_codes)
+        steps.keep("excluded_code_present", clean, table["subject_id"])
+        table = table[clean]
+    return table
+
+
+def _sample_table(cutoff: pd.Series) -> pd.DataFrame:
+    """``subject_id, cutoff`` keyed by a running sample key (subject and time order)."""
+    order = np.lexsort((cutoff.to_numpy(), cutoff.index.to_numpy()))
+    return pd.DataFrame(
+        {
+            "subject_id": cutoff.index.to_numpy(dtype=np.int64)[order],
+            "cutoff": cutoff.to_numpy(dtype=np.float64)[order],
+        }
+    )
 
 
 def build_task(events: pd.DataFrame, origin: pd.Series, spec: TaskSpec) -> TaskSamples:
     """Samples, labels and the counted cohort table of ``spec`` on ``events``."""
     statics = _statics(events)
     steps = _Steps(len(statics))
-    cutoff = prediction_times(events, origin, spec.prediction_time)
-    cutoff = _alive_at_cutoff(statics, cutoff, steps)
-    cutoff = _static_filters(statics, cutoff, spec.cohort, steps)
-    cutoff = _code_filters(events, cutoff, spec.cohort, steps)
+    given: pd.Series | None = None
+    if spec.meds_labels is not None:
+        from_file = read_meds_labels(spec.meds_labels, origin)
+        table = _sample_table(from_file["cutoff"].set_axis(from_file["subject_id"].to_numpy()))
+        given = pd.Series(
+            from_file.sort_values(["subject_id", "cutoff"], kind="stable")["label"].to_numpy()
+        )
+        unknown = ~table["subject_id"].isin(statics.index)
+        if unknown.any():
+            logger.warning(
+                "%d label rows name subjects absent from the events (e.g. %s): left out",
+                int(unknown.sum()), table.loc[unknown, "subject_id"].head(3).tolist(),
+            )  # fmt: skip
+            steps.keep("label_subject_not_in_data", ~unknown, table["subject_id"])
+            table, given = table[~unknown], given[~unknown]
+    else:
+        assert spec.prediction_time is not None and spec.label is not None  # from_dict checks
+        table = _sample_table(prediction_times(events, origin, spec.prediction_time))
+    table = _alive_at_cutoff(statics, table, steps)
+    table = _static_filters(statics, table, spec.cohort, steps)
+    table = _code_filters(events, table, spec.cohort, steps)
     window = spec.observation.window_hours
-    start = cutoff - window if window > 0 else pd.Series(-np.inf, index=cutoff.index)
-    enough = _input_counts(events, cutoff, start) >= spec.cohort.min_events
-    steps.keep("too_few_input_events", enough)
-    cutoff, start = cutoff[enough], start[enough]
-    positive, censored = label_samples(events, cutoff, statics["last_time"], spec.label)
-    if spec.label.censored == "exclude":
-        steps.keep("censored", ~censored)
-        cutoff, start, positive = cutoff[~censored], start[~censored], positive[~censored]
-    if cutoff.empty:
+    table = table.assign(start=table["cutoff"] - window if window > 0 else -np.inf)
+    enough = _input_counts(events, table) >= spec.cohort.min_events
+    steps.keep("too_few_input_events", enough, table["subject_id"])
+    table = table[enough]
+    if given is not None:
+        positive = given.loc[table.index].astype(np.int64)
+    else:
+        assert spec.label is not None
+        positive, censored = label_samples(events, table, statics["last_time"], spec.label)
+        if spec.label.censored == "exclude":
+            steps.keep("censored", ~censored, table["subject_id"])
+            table, positive = table[~censored], positive[~censored]
+    if table.empty:
         raise DataError(f"the task's cohort is empty:\n{steps.frame().to_string(index=False)}")
-    ids = pd.Index(cutoff.index.to_numpy(dtype=np.int64), name="sample_id")
-    age = (cutoff - statics["birth"].reindex(cutoff.index)) / HOURS_PER_YEAR
+    one_each = not table["subject_id"].duplicated().any()
+    ids = pd.Index(
+        table["subject_id"].to_numpy(dtype=np.int64) if one_each else np.arange(len(table)),
+        name="sample_id",
+    )
+    age = (table["cutoff"] - statics["birth"].reindex(table["subject_id"]).to_numpy()) / (
+        HOURS_PER_YEAR
+    )
     samples = pd.DataFrame(
         {
-            "subject_id": ids.to_numpy(),
-            "cutoff": cutoff.to_numpy(dtype=np.float64),
-            "start": start.to_numpy(dtype=np.float64),
+            "subject_id": table["subject_id"].to_numpy(dtype=np.int64),
+            "cutoff": table["cutoff"].to_numpy(dtype=np.float64),
+            "start": table["start"].to_numpy(dtype=np.float64),
             "age_years": age.to_numpy(dtype=np.float64),
-            "sex": statics["sex"].reindex(cutoff.index).to_numpy(dtype=object),
+            "sex": statics["sex"].reindex(table["subject_id"]).to_numpy(dtype=object),
         },
         index=ids,
     )
     labels = pd.Series(positive.to_numpy(dtype=np.int64), index=ids, name="label")
-    table = steps.frame()
+    cohort_table = steps.frame()
     logger.info(
-        "task: %d samples, %d positive (%.1f %%); cohort:\n%s",
-        len(labels), int(labels.sum()), 100 * labels.mean(), table.to_string(index=False),
+        "task: %d samples of %d subjects, %d positive (%.1f %%); cohort:\n%s",
+        len(labels), samples["subject_id"].nunique(), int(labels.sum()), 100 * labels.mean(),
+        cohort_table.to_string(index=False),
     )  # fmt: skip
-    return TaskSamples(samples=samples, labels=labels, cohort=table)
+    return TaskSamples(samples=samples, labels=labels, cohort=cohort_table)

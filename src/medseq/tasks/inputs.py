@@ -6,6 +6,9 @@ observation window ``[start, cutoff)``, so an event at or after the prediction t
 cannot reach a model, whatever the featurizer does. ``tests/unit/tasks`` checks it by
 changing every later event and comparing the featurised inputs byte for byte.
 
+Each sample's past becomes its own history keyed by the sample id (a subject predicted at
+every encounter has one history per encounter, each cut at its own prediction time).
+
 Static facts enter as two tokens placed at the sample's latest input event, so they sit in
 its most recent visit (never cut by ``max_visits``): ``GENDER/<x>`` and
 ``AGE_YEARS/<band>`` (age at the prediction time in 10-year bands, ``AGE_YEARS/unknown``).
@@ -22,7 +25,7 @@ import pandas as pd
 
 from medseq.schema import ReadReport
 from medseq.sources.history import HistorySet
-from medseq.tasks.cohort import STATIC_CODES
+from medseq.tasks.cohort import STATIC_CODES, per_sample
 from medseq.tasks.spec import match_codes
 
 AGE_PREFIX = "AGE_YEARS/"
@@ -40,22 +43,19 @@ def age_token(age_years: float) -> str:
 def input_events(events: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
     """Each sample's events in ``[start, cutoff)``, plus its sex and age tokens.
 
-    ``samples`` has one row per subject (``subject_id, cutoff, start, age_years, sex``).
-    Returns the canonical columns ``subject_id, time, code, value``, sorted.
+    ``samples`` is indexed by ``sample_id`` (``subject_id, cutoff, start, age_years, sex``);
+    a subject may have several samples. Returns ``subject_id, time, code, value`` where
+    ``subject_id`` holds the **sample id**: each sample's past is its own history (equal to
+    the subject id when each subject has one sample), sorted.
     """
-    if samples["subject_id"].duplicated().any():
-        raise ValueError("input_events: one sample per subject is expected")
-    table = samples.set_index("subject_id")
-    ev = events[events["subject_id"].isin(table.index)]
-    ev = ev[~match_codes(ev["code"], STATIC_CODES)]
-    sid = ev["subject_id"].to_numpy()
-    time = ev["time"].to_numpy()
-    inside = (time < table["cutoff"].reindex(sid).to_numpy()) & (
-        time >= table["start"].reindex(sid).to_numpy()
+    both = per_sample(
+        events[~match_codes(events["code"], STATIC_CODES)], samples, ("time", "code", "value")
     )
-    kept = ev.loc[inside, ["subject_id", "time", "code", "value"]]
+    inside = (both["time"] < both["cutoff"]) & (both["time"] >= both["start"])
+    kept = both.loc[inside, ["sample", "time", "code", "value"]]
+    kept = kept.rename(columns={"sample": "subject_id"})
     last = kept.groupby("subject_id")["time"].max()
-    with_inputs = table.loc[last.index]
+    with_inputs = samples.loc[last.index]
     tokens = []
     for code in (
         [f"GENDER/{s}" if s else "GENDER/unknown" for s in with_inputs["sex"]],
@@ -68,15 +68,23 @@ def input_events(events: pd.DataFrame, samples: pd.DataFrame) -> pd.DataFrame:
             )
         )  # fmt: skip
     out = pd.concat([kept, *tokens], ignore_index=True)
+    out["subject_id"] = out["subject_id"].astype(np.int64)
     out["code"] = out["code"].astype(str)
     return out.sort_values(["subject_id", "time", "code"], kind="stable").reset_index(drop=True)
+
+
+def as_sample_keyed(samples: pd.DataFrame) -> pd.DataFrame:
+    """``samples`` with ``subject_id`` set to the sample id, matching the histories of
+    :func:`input_events` (what the featurizers receive)."""
+    return samples.assign(subject_id=samples.index.to_numpy(dtype=np.int64))
 
 
 def as_history(
     inputs: pd.DataFrame, samples: pd.DataFrame, visit_hours: float = VISIT_HOURS
 ) -> HistorySet:
-    """The input events as a :class:`HistorySet` of ``visit_hours`` bins before each cutoff."""
-    cutoff = samples.set_index("subject_id")["cutoff"]
+    """The input events (of :func:`input_events`, keyed by sample id) as a
+    :class:`HistorySet` of ``visit_hours`` bins before each cutoff."""
+    cutoff = samples["cutoff"]
     sid = inputs["subject_id"].to_numpy()
     bins = np.floor((inputs["time"].to_numpy() - cutoff.reindex(sid).to_numpy()) / visit_hours)
     frame = pd.DataFrame({"subject_id": sid, "bin": bins, "time": inputs["time"].to_numpy()})
@@ -98,7 +106,7 @@ def as_history(
 
 
 def code_counts(inputs: pd.DataFrame, ids: np.ndarray, columns: list[str]) -> np.ndarray:
-    """(N, C) counts of each code of ``columns`` among each sample's input events."""
+    """(N, C) counts of each code of ``columns`` among the input events of samples ``ids``."""
     ev = inputs[inputs["subject_id"].isin(ids) & inputs["code"].isin(columns)]
     table = pd.crosstab(ev["subject_id"], ev["code"])
     table = table.reindex(index=np.asarray(ids), columns=columns, fill_value=0)

@@ -1,4 +1,5 @@
-"""Labels of a config task: a code (or death) within a window after the prediction time.
+"""Labels of a config task: a code, death, or a value crossing a threshold, within a
+window after the prediction time.
 
 The window is ``(t, t + within_hours]`` where ``t`` is the prediction time: an event *at*
 ``t`` is neither an input (inputs are strictly before ``t``) nor an outcome, so an anchor
@@ -21,22 +22,27 @@ from medseq.tasks.spec import DEATH_CODE, Label, match_codes
 
 
 def outcome_times(events: pd.DataFrame, label: Label) -> pd.DataFrame:
-    """Events that make a sample positive: ``subject_id, time``."""
+    """Events that make a sample positive: ``subject_id, time`` (for a threshold label,
+    only the values that cross it)."""
     hit = match_codes(events["code"], label.patterns)
-    return events.loc[hit, ["subject_id", "time"]]
+    chosen = events.loc[hit]
+    if label.value_codes:
+        chosen = chosen[label.crosses(chosen["value"].to_numpy(dtype=np.float64))]
+    return chosen[["subject_id", "time"]]
 
 
 def label_samples(
-    events: pd.DataFrame, cutoff: pd.Series, last_time: pd.Series, label: Label
+    events: pd.DataFrame, table: pd.DataFrame, last_time: pd.Series, label: Label
 ) -> tuple[pd.Series, pd.Series]:
-    """0/1 label and the censored flag of each subject of ``cutoff``.
+    """0/1 label and the censored flag of each sample of ``table``.
 
     Parameters
     ----------
     events : DataFrame
-        The canonical event table (every subject of ``cutoff`` in it).
-    cutoff : Series
-        Prediction time in hours on each subject's clock, indexed by ``subject_id``.
+        The canonical event table (every subject of ``table`` in it).
+    table : DataFrame
+        The samples: ``subject_id`` and ``cutoff`` (prediction time in hours on the
+        subject's clock), indexed by a unique sample key.
     last_time : Series
         The time of each subject's last event (follow-up end), indexed by ``subject_id``.
     label : Label
@@ -48,18 +54,19 @@ def label_samples(
     censored : Series of bool
         True for negatives whose follow-up ends before the window does.
     """
-    end = cutoff + label.within_hours
-    hits = outcome_times(events, label)
-    hits = hits[hits["subject_id"].isin(cutoff.index)]
-    subject = hits["subject_id"].to_numpy()
-    inside = (hits["time"].to_numpy() > cutoff.reindex(subject).to_numpy()) & (
-        hits["time"].to_numpy() <= end.reindex(subject).to_numpy()
+    from medseq.tasks.cohort import per_sample
+
+    end = table["cutoff"] + label.within_hours
+    hits = per_sample(outcome_times(events, label), table)
+    inside = (hits["time"] > hits["cutoff"]) & (hits["time"] <= hits["cutoff"] + label.within_hours)
+    positive = pd.Series(
+        table.index.isin(hits.loc[inside, "sample"].unique()).astype(np.int64),
+        index=table.index,
+        name="label",
     )
-    positive = pd.Series(0, index=cutoff.index, dtype=np.int64, name="label")
-    positive.loc[np.unique(subject[inside])] = 1
     deaths = events.loc[events["code"] == DEATH_CODE, ["subject_id", "time"]]
-    death = deaths.groupby("subject_id")["time"].min().reindex(cutoff.index)
-    died_in_window = (death <= end).fillna(False).astype(bool)
-    followed = last_time.reindex(cutoff.index) >= end
-    censored = (positive == 0) & ~died_in_window & ~followed
+    death = deaths.groupby("subject_id")["time"].min().reindex(table["subject_id"]).to_numpy()
+    died_in_window = pd.Series(death <= end.to_numpy(), index=table.index)
+    followed = last_time.reindex(table["subject_id"]).to_numpy() >= end.to_numpy()
+    censored = (positive == 0) & ~died_in_window & ~pd.Series(followed, index=table.index)
     return positive, censored.rename("censored")

@@ -8,7 +8,7 @@ question, a ``[task]`` table describes one binary task over the canonical event 
     [task.prediction_time]          # one of: a fixed instant, or an anchor event + offset
     date = "2019-01-01T00:00:00Z"
     # anchor = ["ENCOUNTER/IMP"]    # codes; a trailing * matches a prefix
-    # occurrence = "first"          # first or last anchor event of each subject
+    # occurrence = "first"          # first, last, or every anchor event of each subject
     # offset_hours = 24.0
 
     [task.cohort]
@@ -21,12 +21,27 @@ question, a ``[task]`` table describes one binary task over the canonical event 
 
     [task.label]
     codes = ["ENCOUNTER/EMER", "ENCOUNTER/IMP"]   # or: death = true
+    # or a numeric value crossing a threshold (above and/or below):
+    # value_codes = ["http://loinc.org|4548-4"]; above = 6.5
     within_hours = 8760             # (prediction time, prediction time + within_hours]
     censored = "exclude"            # or "negative": follow-up ends before the window does
 
     [task.observation]
     window_hours = 26280            # inputs: [prediction time - window, prediction time)
     visit_hours = 24                # visits: bins of this width back from the prediction time
+
+Instead of ``[task.prediction_time]`` and ``[task.label]``, a ``[task.meds_labels]`` table
+takes both from a label file in the MEDS label schema written by another tool (one row
+per ``subject_id, prediction_time``; see :mod:`medseq.tasks.meds_labels`)::
+
+    [task.meds_labels]
+    path = "labels.parquet"         # a file, or a folder of *.parquet shards
+    value = "boolean_value"         # or integer_value / float_value / numeric_value /
+                                    # categorical_value (then: above = X, or positive = [...])
+
+``occurrence = "every"`` gives a subject one sample per anchor event; samples are then
+keyed by ``(subject_id, prediction_time)`` and splits stay by subject
+(:mod:`medseq.tasks.cohort`).
 
 Unknown keys are errors. The definition round-trips through :meth:`TaskSpec.to_dict`, so
 a run's ``results.json`` and its bundle carry the exact task. Building the samples is
@@ -55,7 +70,14 @@ logger = logging.getLogger(__name__)
 BIRTH_CODE = "MEDS_BIRTH"
 DEATH_CODE = "MEDS_DEATH"
 GENDER_PREFIX = "GENDER/"
-OCCURRENCES = ("first", "last")
+OCCURRENCES = ("first", "last", "every")
+LABEL_VALUES = (
+    "boolean_value",
+    "integer_value",
+    "float_value",
+    "numeric_value",
+    "categorical_value",
+)
 CENSORED = ("exclude", "negative")
 HOURS_PER_YEAR = 24.0 * 365.25
 
@@ -150,10 +172,15 @@ class Cohort:
 
 @dataclass(frozen=True)
 class Label:
-    """What is predicted: a code in ``codes``, or death, within ``within_hours`` after."""
+    """What is predicted within ``within_hours`` after the prediction time: a code in
+    ``codes``, death, or a value of one of ``value_codes`` above ``above`` (strictly) or
+    below ``below`` (strictly); a lab crossing a threshold is the third kind."""
 
     codes: tuple[str, ...] = ()
     death: bool = False
+    value_codes: tuple[str, ...] = ()
+    above: float | None = None
+    below: float | None = None
     within_hours: float = 8760.0
     censored: str = "exclude"
 
@@ -161,10 +188,25 @@ class Label:
         where = "[task.label]"
         if not isinstance(self.death, bool):
             raise ValueError(f"{where} death must be true or false, got {self.death!r}")
-        if self.death == bool(self.codes):
-            raise ValueError(f"{where} needs exactly one of codes or death = true")
+        for name in ("codes", "value_codes"):  # [] from to_dict is ()
+            if isinstance(getattr(self, name), list) and not getattr(self, name):
+                object.__setattr__(self, name, ())
+        kinds = [bool(self.codes), self.death, bool(self.value_codes)]
+        if sum(kinds) != 1:
+            raise ValueError(f"{where} needs exactly one of codes, death = true or value_codes")
         if self.codes:
             object.__setattr__(self, "codes", _codes(f"{where} codes", self.codes))
+        if self.value_codes:
+            object.__setattr__(
+                self, "value_codes", _codes(f"{where} value_codes", self.value_codes)
+            )
+            if self.above is None and self.below is None:
+                raise ValueError(f"{where} value_codes needs a threshold: above = X or below = X")
+        elif self.above is not None or self.below is not None:
+            raise ValueError(f"{where} above/below are thresholds of value_codes; set value_codes")
+        for name in ("above", "below"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, _number(f"{where} {name}", getattr(self, name)))
         hours = _number(f"{where} within_hours", self.within_hours)
         if hours <= 0:
             raise ValueError(f"{where} within_hours must be > 0, got {hours}")
@@ -174,8 +216,64 @@ class Label:
 
     @property
     def patterns(self) -> tuple[str, ...]:
-        """The codes that make a sample positive."""
-        return (DEATH_CODE,) if self.death else self.codes
+        """The codes whose events can make a sample positive."""
+        if self.death:
+            return (DEATH_CODE,)
+        return self.value_codes or self.codes
+
+    def crosses(self, values: np.ndarray) -> np.ndarray:
+        """Which ``values`` cross the threshold (all True for a code or death label; NaN
+        never crosses)."""
+        values = np.asarray(values, dtype=np.float64)
+        if not self.value_codes:
+            return np.ones(values.shape, dtype=bool)
+        hit = np.zeros(values.shape, dtype=bool)
+        with np.errstate(invalid="ignore"):
+            if self.above is not None:
+                hit |= values > self.above
+            if self.below is not None:
+                hit |= values < self.below
+        return hit
+
+
+@dataclass(frozen=True)
+class MedsLabels:
+    """Samples and labels from a MEDS label file (``subject_id, prediction_time`` and a
+    value column); see :mod:`medseq.tasks.meds_labels`.
+
+    ``value`` names the column read. A boolean or integer 0/1 column is the label; a numeric
+    column needs ``above`` (positive when the value is strictly above it); a categorical
+    column needs ``positive`` (the categories that count as positive).
+    """
+
+    path: str = ""
+    value: str = "boolean_value"
+    above: float | None = None
+    positive: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        where = "[task.meds_labels]"
+        if not isinstance(self.path, str) or not self.path:
+            raise ValueError(f"{where} needs path = the MEDS label parquet file or folder")
+        if self.value not in LABEL_VALUES:
+            raise ValueError(f"{where} value must be one of {LABEL_VALUES}, got {self.value!r}")
+        if self.above is not None:
+            object.__setattr__(self, "above", _number(f"{where} above", self.above))
+        if self.positive:
+            object.__setattr__(self, "positive", _codes(f"{where} positive", self.positive))
+        else:
+            object.__setattr__(self, "positive", ())
+        numeric = self.value in ("float_value", "numeric_value")
+        if numeric != (self.above is not None):
+            raise ValueError(
+                f"{where} above = X is needed for a numeric value column and only for one "
+                f"(value = {self.value!r})"
+            )
+        if (self.value == "categorical_value") != bool(self.positive):
+            raise ValueError(
+                f"{where} positive = [categories] is needed for value = 'categorical_value' "
+                f"and only for it (value = {self.value!r})"
+            )
 
 
 @dataclass(frozen=True)
@@ -199,10 +297,11 @@ class Observation:
 class TaskSpec:
     """A binary task over the canonical event table; see the module docstring."""
 
-    prediction_time: PredictionTime
-    label: Label
+    prediction_time: PredictionTime | None
+    label: Label | None
     cohort: Cohort = field(default_factory=Cohort)
     observation: Observation = field(default_factory=Observation)
+    meds_labels: MedsLabels | None = None
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> TaskSpec:
@@ -214,13 +313,25 @@ class TaskSpec:
             "label": Label,
             "cohort": Cohort,
             "observation": Observation,
+            "meds_labels": MedsLabels,
         }
         check_known_keys("[task]", dict(raw), set(parts))
-        for needed in ("prediction_time", "label"):
-            if needed not in raw:
-                raise ValueError(f"[task] needs a [task.{needed}] table")
+        if "meds_labels" in raw:
+            given = [n for n in ("prediction_time", "label") if n in raw]
+            if given:
+                raise ValueError(
+                    f"[task.meds_labels] gives the prediction times and labels; remove "
+                    f"[task.{given[0]}]"
+                )
+        else:
+            for needed in ("prediction_time", "label"):
+                if needed not in raw:
+                    raise ValueError(f"[task] needs a [task.{needed}] table")
         built: dict[str, Any] = {}
         for name, kind in parts.items():
+            if name not in raw and name not in ("cohort", "observation"):
+                built[name] = None
+                continue
             table = raw.get(name, {})
             if not isinstance(table, Mapping):
                 raise ValueError(f"[task.{name}] must be a table, got {table!r}")
@@ -232,8 +343,8 @@ class TaskSpec:
         """Plain JSON/TOML (tuples as lists); ``from_dict(to_dict())`` gives the same spec."""
 
         def plain(value: Any) -> Any:
-            if isinstance(value, dict):
-                return {k: plain(v) for k, v in value.items()}
+            if isinstance(value, dict):  # None: a default left unset (TOML has no null)
+                return {k: plain(v) for k, v in value.items() if v is not None}
             return list(value) if isinstance(value, tuple) else value
 
         return plain(asdict(self))

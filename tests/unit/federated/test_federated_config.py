@@ -84,15 +84,26 @@ def test_a_dataset_without_partitions_is_refused_with_the_specs_sentence():
     )
 
 
-def test_a_dataset_with_sites_but_no_federated_fit_is_refused_with_the_matrix_sentence():
-    from medseq.capabilities import cell
-    from medseq.datasets.registry import StageUnsupported, get_dataset
+def test_a_dataset_with_sites_but_no_federated_fit_is_refused_with_the_matrix_sentence(
+    monkeypatch,
+):
+    """A spec naming sites but no federated featurizer fit (every registered dataset with
+    partitions now has one, so the real PhysioNet 2019 spec is stripped of its fit here)."""
+    from dataclasses import replace
 
+    from medseq.capabilities import cell
+    from medseq.datasets import registry
+    from medseq.datasets.registry import StageUnsupported
+
+    real = registry.get_dataset("physionet2019")
+    assert real.federated_fit is not None
+    stripped = replace(real, federated_fit=None)
+    monkeypatch.setattr(registry, "get_dataset", lambda name: stripped)
     raw = {"data": {"dataset": "physionet2019", "task": "sepsis_6h", "train": "physionet2019"}}
     with pytest.raises(StageUnsupported) as err:
         parse_federated({**raw, "federated": {"partition": "hospital"}})
-    reason = cell(get_dataset("physionet2019"), "federated").reason
+    reason = cell(stripped, "federated").reason
     assert (
         str(err.value) == f"medseq federate is not available for dataset 'physionet2019': {reason}"
     )
-    assert "hourly featurizer has no federated fit" in reason
+    assert "no `federated_fit` part (how to fit the featurizer from per-site statistics)" in reason

@@ -1,4 +1,4 @@
-"""A cached streaming state holds only its own data, and the compact form changes no number."""
+"""A cached streaming state holds only its own data, and the compact forms change no number."""
 
 from __future__ import annotations
 
@@ -47,9 +47,11 @@ def test_cooled_states_drop_their_terms_and_give_the_same_risks(gru_bundle, setb
         assert a.risk == b.risk and a.alert == b.alert, pid
         n += 1
     assert n > 200
-    held = [pid for pid in plans if cool._cache.get(pid).state._terms is not None]
-    assert len(held) == 1  # only the most recently updated patient keeps its terms
-    assert all(warm._cache.get(pid).state._terms is not None for pid in plans)
+    # only the most recently updated patient is live (with its terms); the others packed
+    assert list(cool._cache._live) == [pid] and cool._cache._live[pid].state._terms is not None
+    assert cool._cache.n_packed == len(plans) - 1
+    assert warm._cache.n_packed == 0
+    assert all(warm._cache.get(p).state._terms is not None for p in plans)
 
 
 def test_cooling_from_another_thread_changes_no_risk(gru_bundle, setb, tmp_path):

@@ -135,9 +135,15 @@ def test_cohort_command_prints_the_table_and_writes_meds_labels(synthea_folder, 
     assert result.exit_code == 0, result.output
     assert "| died_before_prediction_time |" in result.output
     frame = pd.read_parquet(labels_out)
-    assert list(frame.columns) == ["subject_id", "prediction_time", "boolean_value"]
+    assert list(frame.columns) == [
+        "subject_id", "prediction_time", "boolean_value", "integer_value", "float_value",
+        "categorical_value",
+    ]  # fmt: skip
     assert frame["boolean_value"].dtype == bool
-    assert f"samples: {len(frame)}, positive: {int(frame['boolean_value'].sum())}" in (
+    assert frame[["integer_value", "float_value", "categorical_value"]].isna().all().all()
+    n_subjects = frame["subject_id"].nunique()
+    positive = int(frame["boolean_value"].sum())
+    assert f"samples: {len(frame)} of {n_subjects} subjects, positive: {positive}" in (
         result.output
     )
     # every prediction time is the configured date, as an instant

@@ -15,6 +15,9 @@ per-variable aggregates of a site:
 
 The static descriptors' continuous columns go through the same three steps. The result is
 an ordinary fitted featurizer (``ICUFeaturizer.from_state_dict``), identical at every site.
+:class:`HourlyFederatedFit` runs the same three stages for the per-hour wrapper
+(:class:`~medseq.features.icu.hourly.HourlyICUFeaturizer`, whose state is the inner grid's
+plus a kind), on the events the wrapper itself keeps (those before the window's right edge).
 What leaks: counts and moments per variable and site, and the site's 0.5 % / 99.5 %
 quantiles, which in a small site lie close to single patients' extreme values; a deployment
 that must hide those should set ``clip_quantiles`` to None or add noise to them.
@@ -32,6 +35,8 @@ import pandas as pd
 from medseq.features.federated import FederatedFit, require_replies
 from medseq.features.icu.discretizer import index_events
 from medseq.features.icu.featurizer import ICUFeaturizer
+from medseq.features.icu.hourly import STATE_VERSION as HOURLY_STATE_VERSION
+from medseq.features.icu.hourly import HourlyICUFeaturizer
 from medseq.features.icu.normalizer import Normalizer
 from medseq.features.icu.static import static_rows
 
@@ -217,3 +222,42 @@ class ICUFederatedFit(FederatedFit):
 
     def from_statistics(self, merged: dict[str, Any]) -> ICUFeaturizer:
         return ICUFeaturizer.from_state_dict(merged)
+
+
+class HourlyFederatedFit(ICUFederatedFit):
+    """The three-stage federated fit of an :class:`HourlyICUFeaturizer`.
+
+    The wrapper fits its inner grid on the events strictly before the window's right edge
+    (an event at ``n_steps * step_hours`` would be the next hour's data); each site applies
+    the same cut to its own tables before every stage, so the merged statistics are those a
+    pooled ``HourlyICUFeaturizer.fit`` would see, and the server wraps the merged grid state.
+
+    Parameters
+    ----------
+    features : dict
+        The inner :class:`ICUFeaturizer`'s keyword arguments (``n_steps``, ...).
+    tables : callable ``(data, ids) -> (events, static)``
+        A site's event and descriptor tables.
+    """
+
+    def __init__(self, features: dict[str, Any], tables: Tables) -> None:
+        unfitted = HourlyICUFeaturizer(**features)  # checks the arguments, knows the edge
+        super().__init__(features, lambda data, ids: _before_edge(unfitted, tables(data, ids)))
+
+    def merge(self, stage: str, payload: Any, replies: Sequence[dict[str, Any]]) -> Any:
+        """As the grid's; the last stage's state is wrapped as the hourly featurizer's (the
+        server rebuilds the featurizer from that state by its kind)."""
+        merged = super().merge(stage, payload, replies)
+        if stage != self.stages[-1]:
+            return merged
+        return {"kind": HourlyICUFeaturizer.kind, "version": HOURLY_STATE_VERSION, "grid": merged}
+
+    def from_statistics(self, merged: dict[str, Any]) -> HourlyICUFeaturizer:  # type: ignore[override]
+        return HourlyICUFeaturizer.from_state_dict(merged)
+
+
+def _before_edge(
+    featurizer: HourlyICUFeaturizer, tables: tuple[pd.DataFrame, pd.DataFrame]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    events, static = tables
+    return featurizer.window_events(events), static

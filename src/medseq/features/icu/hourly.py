@@ -62,6 +62,12 @@ class HourlyICUFeaturizer:
         at_edge = events["time"].to_numpy() >= edge
         return events[~at_edge] if at_edge.any() else events
 
+    def window_events(self, events: pd.DataFrame) -> pd.DataFrame:
+        """The events ``fit`` and ``transform`` read (those before the right edge): a
+        federated fit (:class:`~medseq.features.icu.federated.HourlyFederatedFit`) computes
+        each site's statistics on exactly these."""
+        return self._before_edge(events)
+
     @property
     def n_steps(self) -> int:
         return int(self.grid_.n_steps)

@@ -1,0 +1,276 @@
+"""Signal streams in the service's SQLite state store: chunk log, checkpoints, acks, alerts.
+
+:class:`SignalStore` is the ICU :class:`~medseq.serving.store.StateStore` (same file
+format, 0600 files, WAL, ``secure_delete``, WAL truncated after a delete, one connection
+behind one lock) with four more tables:
+
+``signal_streams``
+    one row per open stream: sampling rate, lead, the clock's origin (``start_time``),
+    the next expected sample, the last chunk's sequence number, a JSON summary (last beat,
+    quality, open episodes) and the latest detector checkpoint
+    (:mod:`medseq.serving.signal_state`) with the chunk sequence number it includes.
+``signal_chunks``
+    every acknowledged chunk since that checkpoint (start index, float64 samples). A
+    stream is restored as checkpoint + replay of these chunks, so a chunk is durable the
+    moment it is acknowledged, while a checkpoint (about 100 KB) is written only every
+    ``checkpoint_every`` chunks; chunks a checkpoint includes are deleted with it.
+``signal_acks``
+    the acknowledgement of each recent chunk under its idempotency key, with a hash of its
+    content: a retry is answered the same, other content under the key is a conflict.
+``signal_alerts``
+    every alert, numbered across streams (the SSE event id, so a client that reconnects
+    with ``Last-Event-ID`` misses nothing).
+
+A chunk's rows (chunk, ack, alerts, stream row, and a checkpoint when due) are written in
+one transaction before the answer is sent: ``kill -9`` loses no acknowledged chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from medseq.serving.store import StateStore
+
+_SIGNAL_SCHEMA = """
+CREATE TABLE IF NOT EXISTS signal_streams (
+    stream_id TEXT PRIMARY KEY,
+    model_version TEXT NOT NULL,
+    fs_hz REAL NOT NULL,
+    lead TEXT NOT NULL,
+    start_time TEXT,
+    next_sample INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    summary TEXT NOT NULL,
+    checkpoint_seq INTEGER NOT NULL,
+    checkpoint_state TEXT,
+    checkpoint_arrays BLOB,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS signal_chunks (
+    stream_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    start INTEGER NOT NULL,
+    samples BLOB NOT NULL,
+    PRIMARY KEY (stream_id, seq)
+);
+CREATE TABLE IF NOT EXISTS signal_acks (
+    stream_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    fingerprint TEXT NOT NULL,
+    ack TEXT NOT NULL,
+    PRIMARY KEY (stream_id, key)
+);
+CREATE INDEX IF NOT EXISTS signal_acks_seq ON signal_acks (stream_id, seq);
+CREATE TABLE IF NOT EXISTS signal_alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    stream_id TEXT NOT NULL,
+    alert TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS signal_alerts_stream ON signal_alerts (stream_id, id);
+"""
+_STREAM_TABLES = ("signal_streams", "signal_chunks", "signal_acks", "signal_alerts")
+
+
+@dataclass
+class StoredStream:
+    """A ``signal_streams`` row and the chunks to replay after its checkpoint."""
+
+    stream_id: str
+    model_version: str
+    fs_hz: float
+    lead: str
+    start_time: str | None
+    next_sample: int
+    seq: int
+    summary: dict[str, Any]
+    checkpoint_seq: int
+    checkpoint: tuple[str, bytes] | None
+    chunks: list[tuple[int, np.ndarray]]  # (start, samples) after the checkpoint, in order
+
+
+@dataclass
+class ChunkRecord:
+    """What one applied chunk writes (see :meth:`SignalStore.save_chunk`)."""
+
+    stream_id: str
+    seq: int
+    start: int
+    samples: np.ndarray
+    next_sample: int
+    start_time: str | None
+    summary: dict[str, Any]
+    key: str
+    fingerprint: str
+    ack: dict[str, Any]
+    alerts: list[dict[str, Any]]
+    checkpoint: tuple[str, bytes] | None = None  # written when due
+    keep_acks: int = 600
+
+
+class SignalStore(StateStore):
+    """The state store with the signal-stream tables (see the module doc)."""
+
+    def __init__(self, path: str, synchronous: str = "NORMAL") -> None:
+        super().__init__(path, synchronous)
+        with self._lock:
+            self._db.executescript(_SIGNAL_SCHEMA)
+
+    def open_stream(
+        self, stream_id: str, model_version: str, fs_hz: float, lead: str,
+        start_time: str | None, summary: dict[str, Any],
+    ) -> None:  # fmt: skip
+        """Insert a new stream (the caller checked it does not exist)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO signal_streams VALUES (?, ?, ?, ?, ?, 0, 0, ?, 0, NULL, NULL, ?)",
+                (stream_id, model_version, fs_hz, lead, start_time, json.dumps(summary),
+                 time.time()),
+            )  # fmt: skip
+
+    def load_stream(self, stream_id: str) -> StoredStream | None:
+        """The stream's row and the chunks after its checkpoint, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT model_version, fs_hz, lead, start_time, next_sample, seq, summary, "
+                "checkpoint_seq, checkpoint_state, checkpoint_arrays FROM signal_streams "
+                "WHERE stream_id = ?",
+                (stream_id,),
+            ).fetchone()
+            if row is None:
+                return None
+            chunks = self._db.execute(
+                "SELECT start, samples FROM signal_chunks WHERE stream_id = ? AND seq > ? "
+                "ORDER BY seq",
+                (stream_id, row[7]),
+            ).fetchall()
+        checkpoint = None if row[8] is None else (row[8], bytes(row[9]))
+        return StoredStream(
+            stream_id, row[0], float(row[1]), row[2], row[3], int(row[4]), int(row[5]),
+            json.loads(row[6]), int(row[7]), checkpoint,
+            [(int(s), np.frombuffer(b, dtype="<f8")) for s, b in chunks],
+        )  # fmt: skip
+
+    def applied_chunk(self, stream_id: str, key: str) -> tuple[str, dict[str, Any]] | None:
+        """(fingerprint, acknowledgement) of the chunk applied under ``key``, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT fingerprint, ack FROM signal_acks WHERE stream_id = ? AND key = ?",
+                (stream_id, key),
+            ).fetchone()
+        return None if row is None else (row[0], json.loads(row[1]))
+
+    def save_chunk(self, rec: ChunkRecord) -> dict[str, Any]:
+        """Write one applied chunk in one transaction; returns the acknowledgement with
+        the new alerts' ids (their SSE event ids)."""
+        samples = np.ascontiguousarray(rec.samples, dtype="<f8").tobytes()
+        ids: list[int] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                db = self._db
+                db.execute(
+                    "INSERT INTO signal_chunks VALUES (?, ?, ?, ?)",
+                    (rec.stream_id, rec.seq, rec.start, samples),
+                )
+                for alert in rec.alerts:
+                    cur = db.execute(
+                        "INSERT INTO signal_alerts (stream_id, alert) VALUES (?, ?)",
+                        (rec.stream_id, json.dumps(alert)),
+                    )
+                    ids.append(int(cur.lastrowid or 0))
+                ack = dict(rec.ack)
+                ack["alerts"] = [{"id": i, **a} for i, a in zip(ids, rec.alerts, strict=True)]
+                db.execute(
+                    "INSERT OR REPLACE INTO signal_acks VALUES (?, ?, ?, ?, ?)",
+                    (rec.stream_id, rec.key, rec.seq, rec.fingerprint, json.dumps(ack)),
+                )
+                db.execute(
+                    "UPDATE signal_streams SET next_sample = ?, seq = ?, summary = ?, "
+                    "start_time = ?, updated_at = ? WHERE stream_id = ?",
+                    (rec.next_sample, rec.seq, json.dumps(rec.summary), rec.start_time,
+                     time.time(), rec.stream_id),
+                )  # fmt: skip
+                if rec.checkpoint is not None:
+                    db.execute(
+                        "UPDATE signal_streams SET checkpoint_seq = ?, checkpoint_state = ?, "
+                        "checkpoint_arrays = ? WHERE stream_id = ?",
+                        (rec.seq, rec.checkpoint[0], rec.checkpoint[1], rec.stream_id),
+                    )
+                    db.execute(
+                        "DELETE FROM signal_chunks WHERE stream_id = ? AND seq <= ?",
+                        (rec.stream_id, rec.seq),
+                    )
+                    db.execute(
+                        "DELETE FROM signal_acks WHERE stream_id = ? AND seq <= ?",
+                        (rec.stream_id, rec.seq - rec.keep_acks),
+                    )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return ack
+
+    def save_checkpoint(self, stream_id: str, seq: int, checkpoint: tuple[str, bytes]) -> None:
+        """A checkpoint outside a chunk (an evicted stream), replacing the chunk log."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "UPDATE signal_streams SET checkpoint_seq = ?, checkpoint_state = ?, "
+                    "checkpoint_arrays = ? WHERE stream_id = ? AND seq = ?",
+                    (seq, checkpoint[0], checkpoint[1], stream_id, seq),
+                )
+                self._db.execute(
+                    "DELETE FROM signal_chunks WHERE stream_id = ? AND seq <= ? AND "
+                    "EXISTS (SELECT 1 FROM signal_streams WHERE stream_id = ? AND "
+                    "checkpoint_seq = ?)",
+                    (stream_id, seq, stream_id, seq),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+
+    def alerts(
+        self, stream_id: str | None, after: int = 0, limit: int = 1000
+    ) -> list[dict[str, Any]]:
+        """Alerts with id > ``after`` (of one stream, or of all), oldest first."""
+        sql = "SELECT id, stream_id, alert FROM signal_alerts WHERE id > ?"
+        args: list[Any] = [after]
+        if stream_id is not None:
+            sql, args = sql + " AND stream_id = ?", [after, stream_id]
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+        return [{"id": int(i), "stream_id": s, **json.loads(a)} for i, s, a in rows]
+
+    def delete_stream(self, stream_id: str) -> bool:
+        """Remove every row of the stream and truncate the WAL; False if there was none."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute(
+                    "DELETE FROM signal_streams WHERE stream_id = ?", (stream_id,)
+                )
+                deleted = cur.rowcount > 0
+                for table in _STREAM_TABLES[1:]:
+                    self._db.execute(f"DELETE FROM {table} WHERE stream_id = ?", (stream_id,))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        self.checkpoint()
+        return deleted
+
+    def stream_ids(self) -> list[str]:
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT stream_id FROM signal_streams")]
+
+    def stream_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM signal_streams").fetchone()[0])
