@@ -39,6 +39,7 @@ DATASETS: dict[str, str] = {
     "meds_events": "medseq.datasets.event_tasks:MEDS_EVENTS",
     "mitbih_svdb": "medseq.datasets.mitbih_svdb:MITBIH_SVDB",
     "flat_events": "medseq.datasets.flat_tables:FLAT_EVENTS",
+    "flat_icu": "medseq.datasets.flat_icu:FLAT_ICU",
 }
 
 

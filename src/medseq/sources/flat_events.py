@@ -194,17 +194,29 @@ class FlatEventSet:
         splits: Mapping[int, str] | None = None,
         dataset_name: str = "flat_events",
         subjects_per_shard: int | None = None,
+        hour0: str | None = None,
     ) -> Path:
-        """Write as a MEDS folder; needs absolute times (an ``origin``)."""
+        """Write as a MEDS folder (the hub every reader can export to).
+
+        MEDS keeps date-times. Relative times (``time_unit``) have none, so ``hour0`` gives
+        the date-time of every subject's hour 0 (exports such as eICU shift or hide real
+        dates, so a fixed date keeps every interval and invents no calendar fact).
+        """
         from medseq.sources import meds
 
-        if self.origin is None:
-            raise ValueError(
-                "relative times (time_unit) have no absolute origin; MEDS needs date-times"
-            )
+        origin = self.origin
+        if origin is None:
+            if hour0 is None:
+                raise ValueError(
+                    "relative times (time_unit) have no absolute origin and MEDS needs "
+                    "date-times: pass hour0 (e.g. '2000-01-01') for every subject's hour 0"
+                )
+            subjects = np.unique(self.events["subject_id"].to_numpy())
+            stamp = np.datetime64(pd.Timestamp(hour0).tz_localize(None), "us")
+            origin = pd.Series(np.full(len(subjects), stamp), index=subjects)
         return meds.write_events(
             self.events,
-            self.origin,
+            origin,
             Path(path),
             splits=splits,
             dataset_name=dataset_name,

@@ -224,3 +224,21 @@ def test_at_hour_needs_a_relative_clock_and_skips_the_time_column(tmp_path):
     assert read.events["code"].tolist() == ["GENDER/F", "GENDER/M"]
     assert read.events["time"].tolist() == [0.0, 0.0]
     assert read.report.counts["bad_row:code"] == 1
+
+
+def test_relative_times_write_meds_with_a_given_hour0(tmp_path):
+    path = tmp_path / "stays.csv"
+    path.write_text("id,offset,item,val\n1,0,HR,80\n1,90,HR,85\n2,-30,NBP,120\n")
+    mapping = FlatMapping(
+        subject="id", time="offset", time_unit="minutes", code="item", value="val"
+    )
+    read = flat_events.read(path, mapping)
+    with pytest.raises(ValueError, match="pass hour0"):
+        read.to_meds(tmp_path / "no")
+    root = read.to_meds(tmp_path / "meds", hour0="2000-01-01")
+    events, origin, _ = meds.read_events(root, start_prefix="HR")
+    back = events.set_index(["subject_id", "code"])["value"]
+    assert back.loc[(1, "HR")].tolist() == [80.0, 85.0]
+    one = events[events["subject_id"] == 1]["time"].tolist()
+    assert one == [0.0, 1.5]  # 90 minutes apart, hour 0 kept
+    assert origin.loc[1] == pd.Timestamp("2000-01-01")

@@ -1,0 +1,175 @@
+"""ICU time series from flat tables, on the hourly grid: ``dataset = "flat_icu"``.
+
+For an export that already holds one ICU stay per subject, a numeric time series on a
+relative clock (hours since admission), a row of static facts per stay and a label per
+stay: what PhysioNet 2012 is, in any hospital's CSV. ``[data] train`` (and ``test``) name a
+*mapping file*::
+
+    root = "/path/to/export"
+    [[events]]                       # medseq.sources.flat_events.FlatMapping, relative times
+    path = "events.csv"
+    subject = "RecordID"
+    time = "Hours"
+    time_unit = "hours"
+    code = "Parameter"
+    value = "Value"
+
+    [static]                         # one row per subject; columns become static inputs
+    path = "static.csv"
+    subject = "RecordID"
+    columns = ["Age", "Gender", "Height", "ICUType", "Weight"]
+
+    [label]                          # one 0/1 column per subject: task "label"
+    path = "outcomes.csv"
+    subject = "RecordID"
+    column = "In-hospital_death"
+
+The features are the ICU path's :class:`~medseq.features.icu.featurizer.ICUFeaturizer`
+(time grid, mask, time since last, normalisation fitted on training subjects); the
+``[features]`` table holds its keyword arguments, and ``static_columns`` defaults to the
+mapping's ``[static] columns``. Subjects without a label, or whose label is not 0/1, are
+an error naming them (never silently dropped).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medseq.datasets.registry import DatasetSpec
+from medseq.features.icu.featurizer import ICUFeaturizer
+from medseq.schema import DataError, ReadReport, check_known_keys
+from medseq.sources import flat_events
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+TOP_KEYS = ("root", "on_bad_row", "on_unit_mismatch", "units", "events", "static", "label")
+
+
+@dataclass
+class FlatICUSet:
+    """Events (hours since admission), static facts and labels of one mapping file."""
+
+    events: pd.DataFrame
+    static: pd.DataFrame
+    labels: pd.Series
+    report: ReadReport
+
+
+def _table(root: Path, where: str, spec: dict[str, Any], keys: tuple[str, ...]) -> pd.DataFrame:
+    check_known_keys(where, spec, keys)
+    for key in ("path", "subject"):
+        if key not in spec:
+            raise ValueError(f"{where} needs {key!r}")
+    file = Path(spec["path"])
+    file = file if file.is_absolute() else root / file
+    frame = pd.read_parquet(file) if file.suffix == ".parquet" else pd.read_csv(file)
+    if spec["subject"] not in frame.columns:
+        raise DataError(f"{file}: no column {spec['subject']!r}; it has {list(frame.columns)}")
+    if frame[spec["subject"]].duplicated().any():
+        raise DataError(f"{file}: several rows per {spec['subject']!r}; one row per subject")
+    return frame.set_index(frame[spec["subject"]].astype(np.int64).rename("subject_id"))
+
+
+def read_mapping(path: str | os.PathLike[str]) -> FlatICUSet:
+    """Read the events, static table and labels a mapping file names (module doc)."""
+    from medseq.experiment.data import resolve_data_path
+
+    path = Path(path)
+    if path.suffix.lower() != ".toml":
+        raise ValueError(f"{path}: dataset 'flat_icu' reads a mapping file (.toml)")
+    with open(path, "rb") as handle:
+        raw = tomllib.load(handle)
+    check_known_keys(f"{path}", raw, TOP_KEYS)
+    for section in ("events", "static", "label"):
+        if not raw.get(section):
+            raise ValueError(
+                f"{path}: no [{section}] section; flat_icu needs events, static, label"
+            )
+    root = resolve_data_path(raw["root"]) if raw.get("root") else path.parent
+    mappings = flat_events.FlatMapping.list_from_toml(path, "events")
+    if any(m.time_unit is None for m in mappings):
+        raise ValueError(f"{path}: flat_icu needs relative times (time_unit) in every [[events]]")
+    read = flat_events.read_tables(
+        mappings,
+        root=root,
+        on_bad_row=raw.get("on_bad_row", "raise"),
+        on_unit_mismatch=raw.get("on_unit_mismatch", "warn"),
+        units=raw.get("units"),
+    )
+    static_spec = raw["static"]
+    static = _table(root, f"{path} [static]", static_spec, ("path", "subject", "columns"))
+    columns = list(static_spec.get("columns", []))
+    missing = [c for c in columns if c not in static.columns]
+    if missing:
+        raise DataError(f"{path} [static]: columns {missing} not in {static_spec['path']}")
+    static = static[columns].apply(pd.to_numeric, errors="coerce").astype(np.float64)
+    label_spec = raw["label"]
+    table = _table(root, f"{path} [label]", label_spec, ("path", "subject", "column"))
+    column = label_spec.get("column")
+    if column not in table.columns:
+        raise DataError(f"{path} [label]: column {column!r} not in {label_spec['path']}")
+    labels = pd.to_numeric(table[column], errors="coerce")
+    bad = labels.index[~labels.isin([0, 1])]
+    if len(bad):
+        raise DataError(f"{path} [label]: {column!r} is not 0/1 for subjects {bad[:5].tolist()}")
+    subjects = np.unique(read.events["subject_id"].to_numpy())
+    unlabelled = np.setdiff1d(subjects, labels.index.to_numpy())
+    if unlabelled.size:
+        raise DataError(f"{path}: subjects {unlabelled[:5].tolist()} have events but no label")
+    return FlatICUSet(
+        events=read.events,
+        static=static.reindex(labels.index),
+        labels=labels.astype(np.int64).rename("label"),
+        report=read.report,
+    )
+
+
+def _labels(task: str, data: FlatICUSet) -> pd.Series:
+    if task != "label":
+        raise ValueError(
+            f"dataset 'flat_icu' has one task, 'label' (the [label] column); got {task!r}"
+        )
+    labels = data.labels.copy()
+    labels.attrs["excluded"] = {}
+    return labels
+
+
+def _fit(features: dict[str, Any], data: FlatICUSet, ids: np.ndarray) -> ICUFeaturizer:
+    options = {"static_columns": list(data.static.columns), **features}
+    return ICUFeaturizer(**options).fit(data.events, data.static, ids)
+
+
+def _transform(
+    featurizer: ICUFeaturizer, data: FlatICUSet, ids: np.ndarray
+) -> dict[str, np.ndarray]:
+    return featurizer.transform(data.events, data.static, ids)
+
+
+def _sizes(featurizer: ICUFeaturizer) -> dict[str, int]:
+    return {"input_size": featurizer.n_features, "static_size": featurizer.n_static}
+
+
+FLAT_ICU = DatasetSpec(
+    name="flat_icu",
+    tasks={"label": "binary"},
+    read=read_mapping,
+    labels=_labels,
+    fit_featurizer=_fit,
+    transform=_transform,
+    model_sizes=_sizes,
+    unsupported={
+        "streaming": "flat_icu has no per-observation serving path yet",
+        "request": "flat_icu has no REST request parser yet",
+        "fhir": "flat_icu has no FHIR code table",
+    },
+)
