@@ -14,6 +14,10 @@ before its prediction time (:mod:`medseq.tasks.inputs`); the ``[features]`` tabl
 keyword arguments (``code_prefixes`` defaults to every code system seen in training). The
 ``[baseline]`` reads the counts of each input code in the window (logistic regression on
 counts).
+
+``fhir_r4`` bundles answer ``POST /v1/predict`` with a FHIR R4 Bundle of a patient's
+resources, predicted at the Bundle's ``timestamp`` or the task's own prediction time
+(:mod:`medseq.datasets.event_tasks_serving`).
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -29,6 +33,7 @@ import pandas as pd
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.features.histories.visits import VisitFeaturizer
 from medseq.schema import ReadReport
+from medseq.serving.requests import LazyBody
 from medseq.sources.history import HistorySet
 from medseq.tasks import inputs as task_inputs
 from medseq.tasks.cohort import build_task
@@ -53,6 +58,8 @@ class EventTaskData:
     cohort: pd.DataFrame | None = None
     history: HistorySet | None = None
     count_columns: list[str] = field(default_factory=list)
+    #: ``history`` is keyed by sample id, not subject id (:mod:`medseq.tasks.inputs`)
+    history_by_sample: ClassVar[bool] = True
 
     def labelled(self) -> tuple[pd.DataFrame, HistorySet]:
         """The samples and input history; an error if no task labelled this data yet."""
@@ -186,21 +193,63 @@ def _card_notes(task: str) -> dict[str, Any]:
     }
 
 
+def _groups(task: str, data: EventTaskData, ids: np.ndarray) -> np.ndarray:
+    """The subject of each sample (several prediction times of a subject are one group)."""
+    samples, _ = data.labelled()
+    return samples.loc[np.asarray(ids, dtype=np.int64), "subject_id"].to_numpy()
+
+
+#: The example body of the OpenAPI page: a Patient and two encounters, predicted as of the
+#: Bundle's timestamp.
+FHIR_EXAMPLE: dict[str, Any] = {
+    "resourceType": "Bundle",
+    "type": "collection",
+    "timestamp": "2019-01-01T00:00:00Z",
+    "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1", "gender": "female",
+                      "birthDate": "1960-04-02"}},
+        {"resource": {"resourceType": "Encounter", "id": "e1", "status": "finished",
+                      "class": {"code": "AMB"}, "subject": {"reference": "Patient/p1"},
+                      "period": {"start": "2017-03-01T09:00:00Z",
+                                 "end": "2017-03-01T09:30:00Z"}}},
+        {"resource": {"resourceType": "Condition", "id": "c1",
+                      "subject": {"reference": "Patient/p1"},
+                      "code": {"coding": [{"system": "http://snomed.info/sct",
+                                           "code": "44054006"}]},
+                      "onsetDateTime": "2017-03-01T09:10:00Z"}},
+    ],
+}  # fmt: skip
+
 UNSUPPORTED = {
-    "streaming": "a config task predicts once per subject at its prediction time",
+    "streaming": "a config task predicts once per sample at its prediction time",
     "request": (
-        "the REST service does not yet build config-task samples (prediction time, "
-        "observation window) from a request"
-    ),
-    "fhir": (
-        "the REST service does not yet build config-task samples (prediction time, "
-        "observation window) from a FHIR Bundle"
+        "a config task's request is the patient's record: POST it as a FHIR R4 Bundle "
+        "(the fhir part)"
     ),
 }
+MEDS_UNSUPPORTED = {
+    **UNSUPPORTED,
+    "request": (
+        "a config task on MEDS data has no request body: its codes are the dataset's own, "
+        "so neither a JSON body nor a FHIR Bundle maps onto the model's vocabulary"
+    ),
+    "fhir": (
+        "the codes of a MEDS dataset are its own, not those the FHIR reader writes, so a "
+        "FHIR Bundle cannot be matched to this model's vocabulary"
+    ),
+}
+FHIR_BODY = LazyBody("medseq.datasets.event_tasks_serving:parse_fhir", "events", FHIR_EXAMPLE)
 
 
-def event_task_spec(name: str, read: Callable[[Path], EventTaskData]) -> DatasetSpec:
-    """The spec of an event dataset called ``name`` whose reader is ``read``."""
+def event_task_spec(
+    name: str,
+    read: Callable[[Path], EventTaskData],
+    *,
+    fhir: LazyBody | None = None,
+    unsupported: dict[str, str] | None = None,
+) -> DatasetSpec:
+    """The spec of an event dataset called ``name`` whose reader is ``read``; ``fhir``:
+    the part that answers a FHIR Bundle (only for data whose codes are FHIR's)."""
     return DatasetSpec(
         name=name,
         tasks=CONFIG_TASKS,
@@ -213,9 +262,11 @@ def event_task_spec(name: str, read: Callable[[Path], EventTaskData]) -> Dataset
         summaries=_summaries,
         subgroups=_subgroups,
         card_notes=_card_notes,
-        unsupported=UNSUPPORTED,
+        groups=_groups,
+        fhir=fhir,
+        unsupported=UNSUPPORTED if unsupported is None else unsupported,
     )
 
 
-FHIR_R4 = event_task_spec("fhir_r4", _read_fhir)
-MEDS_EVENTS = event_task_spec("meds_events", _read_meds)
+FHIR_R4 = event_task_spec("fhir_r4", _read_fhir, fhir=FHIR_BODY)
+MEDS_EVENTS = event_task_spec("meds_events", _read_meds, unsupported=MEDS_UNSUPPORTED)
