@@ -8,10 +8,13 @@ of a Python task module. A sample is a (subject, prediction time); with one per 
 validation or folds) splits *subjects*, stratified on whether a subject has a positive
 sample, so every patient, with all their prediction times, stays on one side.
 
-Inputs are the visit sequences of :class:`~medseq.features.histories.visits.VisitFeaturizer`
-(Doctor AI, RETAIN), built from the events of each sample's observation window strictly
-before its prediction time (:mod:`medseq.tasks.inputs`); the ``[features]`` table holds its
-keyword arguments (``code_prefixes`` defaults to every code system seen in training). The
+Inputs, built from the events of each sample's observation window strictly before its
+prediction time (:mod:`medseq.tasks.inputs`), are chosen by ``[features] kind``: the visit
+sequences of :class:`~medseq.features.histories.visits.VisitFeaturizer` (``"visits"``, the
+default; Doctor AI, RETAIN; ``code_prefixes`` defaults to every code system seen in
+training, ``level`` groups ICD-9 codes), or a time grid over the numeric codes
+(``"grid"``: the ICU path's featurizer, mask, Δt and normalisation fitted on the training
+samples; the recurrent classifiers and GRU-D). The other keys are the featurizer's. The
 ``[baseline]`` reads the counts of each input code in the window (logistic regression on
 counts).
 
@@ -105,12 +108,64 @@ def _systems(codes: pd.Series) -> tuple[str, ...]:
     return tuple(sorted(prefix.unique()))
 
 
-def _fit(features: dict[str, Any], data: EventTaskData, ids: np.ndarray) -> VisitFeaturizer:
+FEATURE_KINDS = ("visits", "grid")
+#: Static columns of the time-grid path: age at the prediction time, and sex as 0/1.
+GRID_STATIC = ("age_years", "sex_female")
+
+
+def _grid_inputs(
+    data: EventTaskData, ids: np.ndarray, window_hours: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The numeric input events of samples ``ids`` on a clock that starts ``window_hours``
+    before each prediction time (hour 0 of the grid), and their static table; both keyed
+    by sample id (what :class:`~medseq.features.icu.featurizer.ICUFeaturizer` reads)."""
+    samples, history = data.labelled()
+    chosen = samples.loc[ids]
+    ev = history.events[history.events["subject_id"].isin(ids) & history.events["value"].notna()]
+    origin = chosen["cutoff"] - window_hours  # indexed by sample id
+    shifted = ev.assign(time=ev["time"].to_numpy() - origin.reindex(ev["subject_id"]).to_numpy())
+    sex = chosen["sex"].astype(str)
+    static = pd.DataFrame(
+        {
+            "age_years": chosen["age_years"].to_numpy(dtype=np.float64),
+            "sex_female": np.where(sex == "F", 1.0, np.where(sex == "M", 0.0, np.nan)),
+        },
+        index=pd.Index(ids, name="subject_id"),
+    )
+    return shifted[["subject_id", "time", "code", "value"]], static
+
+
+def _fit(features: dict[str, Any], data: EventTaskData, ids: np.ndarray) -> Any:
+    """The ``[features]`` table's featurizer, fitted on the training samples ``ids``.
+
+    ``kind = "visits"`` (the default): multi-hot visit sequences of the coded events
+    (:class:`VisitFeaturizer`; Doctor AI, RETAIN). ``kind = "grid"``: a time grid over the
+    numeric codes of the observation window, ``n_steps`` bins of ``step_hours`` ending at
+    the prediction time, with mask, time since last observation and normalisation fitted
+    on the training samples (:class:`~medseq.features.icu.featurizer.ICUFeaturizer`, the
+    ICU path; GRU-D and the recurrent classifiers); ``variables`` picks the codes (default:
+    every code with a value in the training samples).
+    """
     samples, history = data.labelled()
     options = dict(features)
+    kind = options.pop("kind", "visits")
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"[features] kind must be one of {FEATURE_KINDS}, got {kind!r}")
     if "task" in options:
         raise ValueError("[features]: 'task' comes from [data] task; remove it")
-    chosen = task_inputs.as_sample_keyed(samples.loc[np.asarray(ids, dtype=np.int64)])
+    ids = np.asarray(ids, dtype=np.int64)
+    if kind == "grid":
+        from medseq.features.icu.featurizer import ICUFeaturizer
+
+        if "static_columns" in options:
+            raise ValueError(f"[features] static_columns of a grid are fixed: {GRID_STATIC}")
+        featurizer = ICUFeaturizer(static_columns=GRID_STATIC, **options)
+        window = float(featurizer.n_steps) * float(featurizer.step_hours)
+        events, static = _grid_inputs(data, ids, window)
+        if events.empty:
+            raise ValueError("[features] kind = 'grid': the training samples have no numeric value")
+        return featurizer.fit(events, static, ids)
+    chosen = task_inputs.as_sample_keyed(samples.loc[ids])
     if "code_prefixes" in options:
         options["code_prefixes"] = tuple(options["code_prefixes"])
     else:
@@ -119,22 +174,28 @@ def _fit(features: dict[str, Any], data: EventTaskData, ids: np.ndarray) -> Visi
     return VisitFeaturizer(str(data.task), **options).fit(history, chosen)
 
 
-def _transform(featurizer: VisitFeaturizer, data: EventTaskData, ids: np.ndarray):
+def _transform(featurizer: Any, data: EventTaskData, ids: np.ndarray):
     samples, history = data.labelled()
+    ids = np.asarray(ids, dtype=np.int64)
+    unknown = ids[~np.isin(ids, samples.index.to_numpy())]
+    if unknown.size:
+        raise ValueError(f"{data.task}: no sample with id {unknown[:5].tolist()}")
+    if not isinstance(featurizer, VisitFeaturizer):  # the time grid
+        window = float(featurizer.n_steps) * float(featurizer.step_hours)
+        events, static = _grid_inputs(data, ids, window)
+        return featurizer.transform(events, static, ids)
     if data.task != featurizer.task:
         raise ValueError(
             f"the featurizer encodes {featurizer.task!r} samples, the data is labelled for "
             f"{data.task!r}"
         )
-    ids = np.asarray(ids, dtype=np.int64)
-    unknown = ids[~np.isin(ids, samples.index.to_numpy())]
-    if unknown.size:
-        raise ValueError(f"{data.task}: no sample with id {unknown[:5].tolist()}")
     return featurizer.transform(history, task_inputs.as_sample_keyed(samples.loc[ids]))
 
 
-def _sizes(featurizer: VisitFeaturizer) -> dict[str, int]:
-    return {"vocab_size": featurizer.n_codes}
+def _sizes(featurizer: Any) -> dict[str, int]:
+    if isinstance(featurizer, VisitFeaturizer):
+        return {"vocab_size": featurizer.n_codes}
+    return {"input_size": featurizer.n_features, "static_size": featurizer.n_static}
 
 
 def _summaries(data: EventTaskData, ids: np.ndarray) -> np.ndarray:
