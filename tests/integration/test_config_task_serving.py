@@ -82,7 +82,10 @@ def client(trained):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
-    settings = ServeSettings(tokens=(TOKEN,), max_body_bytes=32 << 20)
+    from medseq.tasks.spec import CONFIG_TASKS
+
+    CONFIG_TASKS._specs.pop("acute_3y_serve", None)  # as in a fresh process: the bundle
+    settings = ServeSettings(tokens=(TOKEN,), max_body_bytes=32 << 20)  # carries the task
     with TestClient(create_app(trained / "bundle", settings)) as test_client:
         yield test_client
 
