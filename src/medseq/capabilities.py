@@ -95,10 +95,29 @@ def cell(spec: DatasetSpec, key: str) -> Cell:
     return Cell(True)
 
 
+def _rest_cell(spec: DatasetSpec) -> Cell:
+    """REST predict: the JSON body part, or else the FHIR Bundle part (a dataset whose
+    request *is* the patient's FHIR record has only the latter)."""
+    found = cell(spec, "rest")
+    if found.supported or "rest" in spec.unsupported:
+        return found
+    if getattr(spec, "fhir", None) and "fhir" not in spec.unsupported:
+        return Cell(True)
+    return found
+
+
 def matrix(names: Iterable[str] | None = None) -> dict[str, dict[str, Cell]]:
     """``{dataset: {stage key: Cell}}`` for the registered datasets (all by default)."""
     chosen = list(DATASETS) if names is None else list(names)
-    return {name: {s.key: cell(get_dataset(name), s.key) for s in STAGES} for name in chosen}
+    return {
+        name: {
+            s.key: _rest_cell(get_dataset(name))
+            if s.key == "rest"
+            else cell(get_dataset(name), s.key)
+            for s in STAGES
+        }
+        for name in chosen
+    }
 
 
 def require_stage(spec: DatasetSpec, key: str) -> None:
@@ -109,7 +128,7 @@ def require_stage(spec: DatasetSpec, key: str) -> None:
     StageUnsupported
         Naming the command, the dataset and the reason.
     """
-    found = cell(spec, key)
+    found = _rest_cell(spec) if key == "rest" else cell(spec, key)
     if not found.supported:
         stage = _stage(key)
         raise StageUnsupported(

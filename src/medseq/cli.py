@@ -572,3 +572,38 @@ def federate_client(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+data_app = typer.Typer(help="Look at data before training.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("inspect")
+@_friendly_errors
+def data_inspect(
+    path: Annotated[Path, typer.Argument(help="FHIR files (folder, .json, .tar.xz) or MEDS.")],
+    config: Annotated[
+        Path | None, typer.Option("--config", help="Experiment TOML: its reader and task.")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="fhir_r4 or meds_events (default: from the path).")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the card as HTML with plots.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Print a dataset card: subjects, events, codes, time span, missingness, units, cohort."""
+    from medseq.experiment import load_config
+    from medseq.experiment.task_cohort import inspect_data
+    from medseq.tasks.data_card import card_html, card_text
+
+    _setup_logging(verbose)
+    card = inspect_data(
+        path, config=None if config is None else load_config(config), dataset=dataset
+    )
+    typer.echo(card_text(card))
+    if html is not None:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        html.write_text(card_html(card), encoding="utf-8")
+        typer.echo(f"\nhtml: {html}")

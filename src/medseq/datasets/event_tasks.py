@@ -8,12 +8,19 @@ of a Python task module. A sample is a (subject, prediction time); with one per 
 validation or folds) splits *subjects*, stratified on whether a subject has a positive
 sample, so every patient, with all their prediction times, stays on one side.
 
-Inputs are the visit sequences of :class:`~medseq.features.histories.visits.VisitFeaturizer`
-(Doctor AI, RETAIN), built from the events of each sample's observation window strictly
-before its prediction time (:mod:`medseq.tasks.inputs`); the ``[features]`` table holds its
-keyword arguments (``code_prefixes`` defaults to every code system seen in training). The
+Inputs, built from the events of each sample's observation window strictly before its
+prediction time (:mod:`medseq.tasks.inputs`), are chosen by ``[features] kind``: the visit
+sequences of :class:`~medseq.features.histories.visits.VisitFeaturizer` (``"visits"``, the
+default; Doctor AI, RETAIN; ``code_prefixes`` defaults to every code system seen in
+training, ``level`` groups ICD-9 codes), or a time grid over the numeric codes
+(``"grid"``: the ICU path's featurizer, mask, Δt and normalisation fitted on the training
+samples; the recurrent classifiers and GRU-D). The other keys are the featurizer's. The
 ``[baseline]`` reads the counts of each input code in the window (logistic regression on
 counts).
+
+``fhir_r4`` bundles answer ``POST /v1/predict`` with a FHIR R4 Bundle of a patient's
+resources, predicted at the Bundle's ``timestamp`` or the task's own prediction time
+(:mod:`medseq.datasets.event_tasks_serving`).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -29,6 +36,7 @@ import pandas as pd
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.features.histories.visits import VisitFeaturizer
 from medseq.schema import ReadReport
+from medseq.serving.requests import LazyBody
 from medseq.sources.history import HistorySet
 from medseq.tasks import inputs as task_inputs
 from medseq.tasks.cohort import build_task
@@ -53,6 +61,8 @@ class EventTaskData:
     cohort: pd.DataFrame | None = None
     history: HistorySet | None = None
     count_columns: list[str] = field(default_factory=list)
+    #: ``history`` is keyed by sample id, not subject id (:mod:`medseq.tasks.inputs`)
+    history_by_sample: ClassVar[bool] = True
 
     def labelled(self) -> tuple[pd.DataFrame, HistorySet]:
         """The samples and input history; an error if no task labelled this data yet."""
@@ -98,12 +108,64 @@ def _systems(codes: pd.Series) -> tuple[str, ...]:
     return tuple(sorted(prefix.unique()))
 
 
-def _fit(features: dict[str, Any], data: EventTaskData, ids: np.ndarray) -> VisitFeaturizer:
+FEATURE_KINDS = ("visits", "grid")
+#: Static columns of the time-grid path: age at the prediction time, and sex as 0/1.
+GRID_STATIC = ("age_years", "sex_female")
+
+
+def _grid_inputs(
+    data: EventTaskData, ids: np.ndarray, window_hours: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The numeric input events of samples ``ids`` on a clock that starts ``window_hours``
+    before each prediction time (hour 0 of the grid), and their static table; both keyed
+    by sample id (what :class:`~medseq.features.icu.featurizer.ICUFeaturizer` reads)."""
+    samples, history = data.labelled()
+    chosen = samples.loc[ids]
+    ev = history.events[history.events["subject_id"].isin(ids) & history.events["value"].notna()]
+    origin = chosen["cutoff"] - window_hours  # indexed by sample id
+    shifted = ev.assign(time=ev["time"].to_numpy() - origin.reindex(ev["subject_id"]).to_numpy())
+    sex = chosen["sex"].astype(str)
+    static = pd.DataFrame(
+        {
+            "age_years": chosen["age_years"].to_numpy(dtype=np.float64),
+            "sex_female": np.where(sex == "F", 1.0, np.where(sex == "M", 0.0, np.nan)),
+        },
+        index=pd.Index(ids, name="subject_id"),
+    )
+    return shifted[["subject_id", "time", "code", "value"]], static
+
+
+def _fit(features: dict[str, Any], data: EventTaskData, ids: np.ndarray) -> Any:
+    """The ``[features]`` table's featurizer, fitted on the training samples ``ids``.
+
+    ``kind = "visits"`` (the default): multi-hot visit sequences of the coded events
+    (:class:`VisitFeaturizer`; Doctor AI, RETAIN). ``kind = "grid"``: a time grid over the
+    numeric codes of the observation window, ``n_steps`` bins of ``step_hours`` ending at
+    the prediction time, with mask, time since last observation and normalisation fitted
+    on the training samples (:class:`~medseq.features.icu.featurizer.ICUFeaturizer`, the
+    ICU path; GRU-D and the recurrent classifiers); ``variables`` picks the codes (default:
+    every code with a value in the training samples).
+    """
     samples, history = data.labelled()
     options = dict(features)
+    kind = options.pop("kind", "visits")
+    if kind not in FEATURE_KINDS:
+        raise ValueError(f"[features] kind must be one of {FEATURE_KINDS}, got {kind!r}")
     if "task" in options:
         raise ValueError("[features]: 'task' comes from [data] task; remove it")
-    chosen = task_inputs.as_sample_keyed(samples.loc[np.asarray(ids, dtype=np.int64)])
+    ids = np.asarray(ids, dtype=np.int64)
+    if kind == "grid":
+        from medseq.features.icu.featurizer import ICUFeaturizer
+
+        if "static_columns" in options:
+            raise ValueError(f"[features] static_columns of a grid are fixed: {GRID_STATIC}")
+        featurizer = ICUFeaturizer(static_columns=GRID_STATIC, **options)
+        window = float(featurizer.n_steps) * float(featurizer.step_hours)
+        events, static = _grid_inputs(data, ids, window)
+        if events.empty:
+            raise ValueError("[features] kind = 'grid': the training samples have no numeric value")
+        return featurizer.fit(events, static, ids)
+    chosen = task_inputs.as_sample_keyed(samples.loc[ids])
     if "code_prefixes" in options:
         options["code_prefixes"] = tuple(options["code_prefixes"])
     else:
@@ -112,22 +174,28 @@ def _fit(features: dict[str, Any], data: EventTaskData, ids: np.ndarray) -> Visi
     return VisitFeaturizer(str(data.task), **options).fit(history, chosen)
 
 
-def _transform(featurizer: VisitFeaturizer, data: EventTaskData, ids: np.ndarray):
+def _transform(featurizer: Any, data: EventTaskData, ids: np.ndarray):
     samples, history = data.labelled()
+    ids = np.asarray(ids, dtype=np.int64)
+    unknown = ids[~np.isin(ids, samples.index.to_numpy())]
+    if unknown.size:
+        raise ValueError(f"{data.task}: no sample with id {unknown[:5].tolist()}")
+    if not isinstance(featurizer, VisitFeaturizer):  # the time grid
+        window = float(featurizer.n_steps) * float(featurizer.step_hours)
+        events, static = _grid_inputs(data, ids, window)
+        return featurizer.transform(events, static, ids)
     if data.task != featurizer.task:
         raise ValueError(
             f"the featurizer encodes {featurizer.task!r} samples, the data is labelled for "
             f"{data.task!r}"
         )
-    ids = np.asarray(ids, dtype=np.int64)
-    unknown = ids[~np.isin(ids, samples.index.to_numpy())]
-    if unknown.size:
-        raise ValueError(f"{data.task}: no sample with id {unknown[:5].tolist()}")
     return featurizer.transform(history, task_inputs.as_sample_keyed(samples.loc[ids]))
 
 
-def _sizes(featurizer: VisitFeaturizer) -> dict[str, int]:
-    return {"vocab_size": featurizer.n_codes}
+def _sizes(featurizer: Any) -> dict[str, int]:
+    if isinstance(featurizer, VisitFeaturizer):
+        return {"vocab_size": featurizer.n_codes}
+    return {"input_size": featurizer.n_features, "static_size": featurizer.n_static}
 
 
 def _summaries(data: EventTaskData, ids: np.ndarray) -> np.ndarray:
@@ -186,21 +254,63 @@ def _card_notes(task: str) -> dict[str, Any]:
     }
 
 
+def _groups(task: str, data: EventTaskData, ids: np.ndarray) -> np.ndarray:
+    """The subject of each sample (several prediction times of a subject are one group)."""
+    samples, _ = data.labelled()
+    return samples.loc[np.asarray(ids, dtype=np.int64), "subject_id"].to_numpy()
+
+
+#: The example body of the OpenAPI page: a Patient and two encounters, predicted as of the
+#: Bundle's timestamp.
+FHIR_EXAMPLE: dict[str, Any] = {
+    "resourceType": "Bundle",
+    "type": "collection",
+    "timestamp": "2019-01-01T00:00:00Z",
+    "entry": [
+        {"resource": {"resourceType": "Patient", "id": "p1", "gender": "female",
+                      "birthDate": "1960-04-02"}},
+        {"resource": {"resourceType": "Encounter", "id": "e1", "status": "finished",
+                      "class": {"code": "AMB"}, "subject": {"reference": "Patient/p1"},
+                      "period": {"start": "2017-03-01T09:00:00Z",
+                                 "end": "2017-03-01T09:30:00Z"}}},
+        {"resource": {"resourceType": "Condition", "id": "c1",
+                      "subject": {"reference": "Patient/p1"},
+                      "code": {"coding": [{"system": "http://snomed.info/sct",
+                                           "code": "44054006"}]},
+                      "onsetDateTime": "2017-03-01T09:10:00Z"}},
+    ],
+}  # fmt: skip
+
 UNSUPPORTED = {
-    "streaming": "a config task predicts once per subject at its prediction time",
+    "streaming": "a config task predicts once per sample at its prediction time",
     "request": (
-        "the REST service does not yet build config-task samples (prediction time, "
-        "observation window) from a request"
-    ),
-    "fhir": (
-        "the REST service does not yet build config-task samples (prediction time, "
-        "observation window) from a FHIR Bundle"
+        "a config task's request is the patient's record: POST it as a FHIR R4 Bundle "
+        "(the fhir part)"
     ),
 }
+MEDS_UNSUPPORTED = {
+    **UNSUPPORTED,
+    "request": (
+        "a config task on MEDS data has no request body: its codes are the dataset's own, "
+        "so neither a JSON body nor a FHIR Bundle maps onto the model's vocabulary"
+    ),
+    "fhir": (
+        "the codes of a MEDS dataset are its own, not those the FHIR reader writes, so a "
+        "FHIR Bundle cannot be matched to this model's vocabulary"
+    ),
+}
+FHIR_BODY = LazyBody("medseq.datasets.event_tasks_serving:parse_fhir", "events", FHIR_EXAMPLE)
 
 
-def event_task_spec(name: str, read: Callable[[Path], EventTaskData]) -> DatasetSpec:
-    """The spec of an event dataset called ``name`` whose reader is ``read``."""
+def event_task_spec(
+    name: str,
+    read: Callable[[Path], EventTaskData],
+    *,
+    fhir: LazyBody | None = None,
+    unsupported: dict[str, str] | None = None,
+) -> DatasetSpec:
+    """The spec of an event dataset called ``name`` whose reader is ``read``; ``fhir``:
+    the part that answers a FHIR Bundle (only for data whose codes are FHIR's)."""
     return DatasetSpec(
         name=name,
         tasks=CONFIG_TASKS,
@@ -213,9 +323,11 @@ def event_task_spec(name: str, read: Callable[[Path], EventTaskData]) -> Dataset
         summaries=_summaries,
         subgroups=_subgroups,
         card_notes=_card_notes,
-        unsupported=UNSUPPORTED,
+        groups=_groups,
+        fhir=fhir,
+        unsupported=UNSUPPORTED if unsupported is None else unsupported,
     )
 
 
-FHIR_R4 = event_task_spec("fhir_r4", _read_fhir)
-MEDS_EVENTS = event_task_spec("meds_events", _read_meds)
+FHIR_R4 = event_task_spec("fhir_r4", _read_fhir, fhir=FHIR_BODY)
+MEDS_EVENTS = event_task_spec("meds_events", _read_meds, unsupported=MEDS_UNSUPPORTED)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -57,3 +58,41 @@ def write_meds_labels(result: TaskCohort, path: str | Path) -> Path:
     from medseq.tasks import meds_labels
 
     return meds_labels.write_meds_labels(result.samples, result.labels, result.origin, path)
+
+
+def _guess_dataset(path: Path) -> str:
+    """``meds_events`` for a MEDS folder (``data/`` of parquet shards), else ``fhir_r4``."""
+    if path.is_dir() and (path / "data").is_dir() and any((path / "data").rglob("*.parquet")):
+        return "meds_events"
+    return "fhir_r4"
+
+
+def inspect_data(
+    path: str | Path, *, config: ExperimentConfig | None = None, dataset: str | None = None
+) -> Any:
+    """The :class:`~medseq.tasks.data_card.DataCard` of the event data at ``path``.
+
+    The reader is ``config``'s dataset, else ``dataset``, else guessed from the path (a
+    MEDS folder or FHIR files); with ``config`` the card holds its task's cohort table.
+
+    Raises
+    ------
+    ValueError
+        If the dataset is not an event dataset (its tasks are written in Python).
+    """
+    from medseq.tasks.data_card import inspect_events, with_cohort
+
+    resolved = resolve_data_path(str(path))
+    name = config.data.dataset if config is not None else dataset or _guess_dataset(resolved)
+    spec = get_dataset(name)
+    if spec.tasks is not CONFIG_TASKS:
+        raise ValueError(
+            f"`data inspect` reads event datasets (fhir_r4, meds_events); {name!r} has its "
+            "own reader and Python tasks"
+        )
+    data = spec.read(resolved)
+    card = inspect_events(data.events, data.origin, data.report, source=str(path))
+    if config is not None and config.task:
+        labels = spec.labels(config.data.task, data)
+        card = with_cohort(card, config.data.task, data.cohort, data.samples, labels)
+    return card

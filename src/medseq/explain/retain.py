@@ -147,7 +147,11 @@ def explain_history(
     data = spec.read(resolve_data_path(data_path))
     task = bundle.dataset_task
     spec.labels(task, data)
-    table = samples(data.history, task)
+    # data labelled with its own samples (a config task's, keyed by sample) gives them;
+    # a history dataset's samples are derived from its task
+    table = getattr(data, "samples", None)
+    if table is None:
+        table = samples(data.history, task)
     if int(sample_id) not in table.index:
         raise ValueError(
             f"{data_path}: no {task} sample {sample_id} (ids are subject ids for mortality, "
@@ -156,7 +160,9 @@ def explain_history(
     features = spec.transform(bundle.featurizer, data, np.array([int(sample_id)]))
     row = table.loc[int(sample_id)]
     visits = data.history.visits
-    mine = visits[(visits["subject_id"] == row["subject_id"]) & (visits["start"] < row["cutoff"])]
+    # histories kept per sample (each cut at its prediction time) are keyed by sample id
+    key = int(sample_id) if getattr(data, "history_by_sample", False) else row["subject_id"]
+    mine = visits[(visits["subject_id"] == key) & (visits["start"] < row["cutoff"])]
     expl = explain_history_arrays(bundle, features, int(sample_id), mine["start"].to_numpy())
     out = Path(output_dir or f"explain-{sample_id}")
     out.mkdir(parents=True, exist_ok=True)

@@ -111,6 +111,10 @@ def served_dataset(manifest: dict[str, Any], bundle_dir: Path) -> Served:
             "retrain it with this medseq version so the service knows its request body"
         )
     spec = get_dataset(name)
+    if provenance.get("task_definition"):  # a task written in the training config
+        from medseq.tasks.spec import define_task
+
+        define_task(name, str(provenance.get("task", "")), provenance["task_definition"])
     try:
         streaming, refusal = spec.require("streaming", STREAM_STAGE), None
     except StageUnsupported as err:

@@ -86,6 +86,14 @@ class Prediction(BaseModel):
         "multiclass the most probable class; empty for regression."
     )
     n_events_used: int | None = Field(default=None, description="Event-table inputs only.")
+    prediction_time: str | None = Field(
+        default=None, description="Config tasks: the instant predicted at (ISO 8601, UTC)."
+    )
+    outside_cohort: list[str] | None = Field(
+        default=None,
+        description="Config tasks: the cohort rules the patient does not meet at the "
+        "prediction time (the model was not trained on such patients).",
+    )
     skipped: list[Skipped] = Field(
         default_factory=list, description="Inputs left out, and why (never silently)."
     )

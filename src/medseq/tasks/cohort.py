@@ -112,7 +112,7 @@ class _Steps:
         return pd.DataFrame(self.rows, columns=["step", "n_excluded", "n_remaining", "n_subjects"])
 
 
-def _statics(events: pd.DataFrame) -> pd.DataFrame:
+def statics_of(events: pd.DataFrame) -> pd.DataFrame:
     """Per subject: ``birth``, ``death`` (first time, NaN if none), ``sex``, ``last_time``."""
     by = events.groupby("subject_id")
     codes = events["code"].astype(str)
@@ -215,9 +215,34 @@ def _sample_table(cutoff: pd.Series) -> pd.DataFrame:
     )
 
 
+def sample_frame(statics: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The samples of ``table`` (``subject_id, cutoff, start``) with age and sex at the
+    prediction time, indexed by ``sample_id``: the subject id when each subject has one
+    sample, else ``0..N-1`` in the table's order. Training (:func:`build_task`) and the
+    REST service build samples through this one function."""
+    one_each = not table["subject_id"].duplicated().any()
+    ids = pd.Index(
+        table["subject_id"].to_numpy(dtype=np.int64) if one_each else np.arange(len(table)),
+        name="sample_id",
+    )
+    subject = table["subject_id"].to_numpy(dtype=np.int64)
+    birth = statics["birth"].reindex(subject).to_numpy(dtype=np.float64)
+    cutoff = table["cutoff"].to_numpy(dtype=np.float64)
+    return pd.DataFrame(
+        {
+            "subject_id": subject,
+            "cutoff": cutoff,
+            "start": table["start"].to_numpy(dtype=np.float64),
+            "age_years": (cutoff - birth) / HOURS_PER_YEAR,
+            "sex": statics["sex"].reindex(subject).to_numpy(dtype=object),
+        },
+        index=ids,
+    )
+
+
 def build_task(events: pd.DataFrame, origin: pd.Series, spec: TaskSpec) -> TaskSamples:
     """Samples, labels and the counted cohort table of ``spec`` on ``events``."""
-    statics = _statics(events)
+    statics = statics_of(events)
     steps = _Steps(len(statics))
     given: pd.Series | None = None
     if spec.meds_labels is not None:
@@ -255,24 +280,8 @@ def build_task(events: pd.DataFrame, origin: pd.Series, spec: TaskSpec) -> TaskS
             table, positive = table[~censored], positive[~censored]
     if table.empty:
         raise DataError(f"the task's cohort is empty:\n{steps.frame().to_string(index=False)}")
-    one_each = not table["subject_id"].duplicated().any()
-    ids = pd.Index(
-        table["subject_id"].to_numpy(dtype=np.int64) if one_each else np.arange(len(table)),
-        name="sample_id",
-    )
-    age = (table["cutoff"] - statics["birth"].reindex(table["subject_id"]).to_numpy()) / (
-        HOURS_PER_YEAR
-    )
-    samples = pd.DataFrame(
-        {
-            "subject_id": table["subject_id"].to_numpy(dtype=np.int64),
-            "cutoff": table["cutoff"].to_numpy(dtype=np.float64),
-            "start": table["start"].to_numpy(dtype=np.float64),
-            "age_years": age.to_numpy(dtype=np.float64),
-            "sex": statics["sex"].reindex(table["subject_id"]).to_numpy(dtype=object),
-        },
-        index=ids,
-    )
+    samples = sample_frame(statics, table)
+    ids = samples.index
     labels = pd.Series(positive.to_numpy(dtype=np.int64), index=ids, name="label")
     cohort_table = steps.frame()
     logger.info(

@@ -169,10 +169,13 @@ def test_stages_a_config_task_lacks_are_refused_with_the_reason():
     from medseq.datasets.registry import StageUnsupported, get_dataset
 
     spec = get_dataset("fhir_r4")
-    with pytest.raises(StageUnsupported, match="does not yet build config-task samples"):
+    with pytest.raises(StageUnsupported, match="POST it as a FHIR R4 Bundle"):
         spec.require("request", "POST /v1/predict")
-    with pytest.raises(StageUnsupported, match="predicts once per subject"):
+    with pytest.raises(StageUnsupported, match="predicts once per sample"):
         spec.require("streaming", "medseq serve --stream")
+    assert spec.require("fhir", "POST /v1/predict with a FHIR Bundle") is spec.fhir
+    with pytest.raises(StageUnsupported, match="codes of a MEDS dataset are its own"):
+        get_dataset("meds_events").require("fhir", "POST /v1/predict with a FHIR Bundle")
     with pytest.raises(KeyError, match="write its \\[task\\] table"):
         spec.tasks["never_defined"]
 
