@@ -3,8 +3,8 @@
 torch is not a core dependency (``pyproject.toml``): the extras that run torch models add it.
 These tests run the package in a subprocess where ``import torch`` fails as it does when
 torch is not installed (a ``sitecustomize`` on the path refuses it), so the checks hold
-without building a second environment; ``.ci/edge_check.sh`` installs ``medseq[edge]`` alone
-in a fresh venv for real.
+without building a second environment; ``scripts/check_edge.sh`` (``make edge-check``)
+installs ``medseq[edge]`` alone in a fresh venv for real.
 """
 
 from __future__ import annotations
