@@ -118,7 +118,16 @@ def open_signals(app: FastAPI) -> Any:
     app.state.metrics.gauge("medseq_open_streams", "Open signal streams.", store.stream_count)
     app.state.metrics.gauge("medseq_alert_followers", "Open alert event streams.", feed.count)
 
+    sweeper = None
+    if settings.retention_hours is not None:  # idle streams closed, as idle ICU stays
+        from medseq.serving.service import sweep_forever
+
+        every, hours = settings.retention_sweep_seconds, settings.retention_hours
+        sweeper = asyncio.ensure_future(sweep_forever(app.state.signals, hours, every))
+
     def close() -> None:
+        if sweeper is not None:
+            sweeper.cancel()
         feed.close()
         store.close()
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -240,6 +241,20 @@ class SignalStreams:
             self._live.pop(stream_id, None)
             self.store.delete_stream(stream_id)
             return self._state(live)
+
+    def sweep(self, retention_hours: float, now: float | None = None) -> int:
+        """Close the streams without a chunk for more than ``retention_hours``; their count
+        (the ``retention_hours`` setting, as for the ICU stays)."""
+        before = (time.time() if now is None else now) - retention_hours * 3600.0
+        deleted = 0
+        for stream_id in self.store.idle_streams(before):
+            with self._lock:
+                if self.store.delete_stream(stream_id, idle_before=before):
+                    self._live.pop(stream_id, None)
+                    deleted += 1
+        if deleted:
+            logger.info("retention sweep: closed %d idle signal stream(s)", deleted)
+        return deleted
 
     def alerts(self, stream_id: str | None, after: int = 0, limit: int = 1000) -> list[dict]:
         if stream_id is not None and self.get(stream_id) is None:

@@ -249,16 +249,27 @@ class SignalStore(StateStore):
             rows = self._db.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
         return [{"id": int(i), "stream_id": s, **json.loads(a)} for i, s, a in rows]
 
-    def delete_stream(self, stream_id: str) -> bool:
-        """Remove every row of the stream and truncate the WAL; False if there was none."""
+    def idle_streams(self, before: float) -> list[str]:
+        """Streams whose last chunk (or opening) is older than ``before`` (epoch seconds)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT stream_id FROM signal_streams WHERE updated_at < ?", (before,)
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def delete_stream(self, stream_id: str, idle_before: float | None = None) -> bool:
+        """Remove every row of the stream and truncate the WAL; False if there was none.
+        With ``idle_before``, only a stream not updated since then (the retention sweep:
+        a chunk racing the sweep wins)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                cur = self._db.execute(
-                    "DELETE FROM signal_streams WHERE stream_id = ?", (stream_id,)
-                )
-                deleted = cur.rowcount > 0
-                for table in _STREAM_TABLES[1:]:
+                sql = "DELETE FROM signal_streams WHERE stream_id = ?"
+                args: list[Any] = [stream_id]
+                if idle_before is not None:
+                    sql, args = sql + " AND updated_at < ?", [stream_id, idle_before]
+                deleted = self._db.execute(sql, args).rowcount > 0
+                for table in _STREAM_TABLES[1:] if deleted else ():
                     self._db.execute(f"DELETE FROM {table} WHERE stream_id = ?", (stream_id,))
                 self._db.execute("COMMIT")
             except BaseException:

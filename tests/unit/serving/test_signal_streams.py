@@ -333,3 +333,32 @@ def test_a_dataset_without_signal_streaming_refuses_with_its_reason(
         assert c.get("/v1/alerts/events", headers=AUTH).status_code == 404
         card = c.get("/v1/model", headers=AUTH).json()
         assert card["signal_streaming"]["supported"] is False
+
+
+def test_closed_and_idle_streams_leave_no_trace_in_the_files(
+    trained_beat_bundle, test_client_cls, record200, tmp_path
+):
+    """Issue 21's PHI hygiene on the signal tables: 0600 files; after DELETE (and after the
+    retention sweep of an idle stream) the stream id is in none of the files."""
+    import os
+    import stat
+    import time
+    from pathlib import Path
+
+    db = tmp_path / "phi.sqlite"
+    marker = "phi-marker-7d3f"
+    app = create_app(trained_beat_bundle, _settings(str(db)))
+    with test_client_cls(app, raise_server_exceptions=False) as c:
+        _open(c, marker)
+        _open(c, "idle-marker-91c2")
+        _send(c, marker, record200[: 40 * FS])  # past a checkpoint
+        _send(c, "idle-marker-91c2", record200[: 3 * FS])
+        assert c.delete(f"/v1/streams/{marker}", headers=AUTH).status_code == 200
+        signals = c.app.state.signals
+        assert signals.sweep(1.0, now=time.time() + 2 * 3600) == 1  # idle for 2 h
+        assert c.get("/v1/streams/idle-marker-91c2", headers=AUTH).status_code == 404
+        files = [Path(str(db) + s) for s in ("", "-wal", "-shm") if Path(str(db) + s).exists()]
+        for f in files:
+            assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f
+            data = f.read_bytes()
+            assert marker.encode() not in data and b"idle-marker-91c2" not in data, f
