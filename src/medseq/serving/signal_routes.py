@@ -107,7 +107,7 @@ def open_signals(app: FastAPI) -> Any:
     settings = app.state.settings
     try:
         make, classifier = part.detector_factory(app.state.bundle_dir)
-    except ValueError as err:  # a beat model the streaming detector cannot run (names why)
+    except (ValueError, KeyError, TypeError) as err:  # a beat model the detector cannot run
         app.state.signal_refusal = f"signal streaming is not available for this model: {err}"
         logger.warning("signal streams disabled: %s", app.state.signal_refusal)
         return None
