@@ -223,8 +223,8 @@ UNSUPPORTED = {
         "SampledData does not carry; send the arrays body with r_peaks"
     ),
     "streaming": (
-        "the /v1/patients streaming routes advance ICU time-grid models; an ECG is "
-        "streamed sample by sample on the /v1/streams routes (the spec's signal_streaming)"
+        "the streaming service advances ICU time-grid models; streaming a waveform sample "
+        "by sample or beat by beat comes with signal monitoring, its own issue"
     ),
 }
 

@@ -105,7 +105,12 @@ def open_signals(app: FastAPI) -> Any:
     from medseq.serving.signal_store import SignalStore
 
     settings = app.state.settings
-    make, classifier = part.detector_factory(app.state.bundle_dir)
+    try:
+        make, classifier = part.detector_factory(app.state.bundle_dir)
+    except (ValueError, KeyError, TypeError) as err:  # a beat model the detector cannot run
+        app.state.signal_refusal = f"signal streaming is not available for this model: {err}"
+        logger.warning("signal streams disabled: %s", app.state.signal_refusal)
+        return None
     store = SignalStore(settings.state_db, settings.synchronous)
     feed = AlertFeed()
     app.state.alert_feed = feed
@@ -135,10 +140,12 @@ def open_signals(app: FastAPI) -> Any:
 
 
 def _signals(request: Request) -> SignalStreams:
-    signals = request.app.state.signals
-    if signals is None:
-        raise HTTPException(503, request.app.state.unavailable or "signal streams unavailable")
-    return signals
+    state = request.app.state
+    if state.signals is None:
+        if state.unavailable:  # the bundle needs an extra this install lacks
+            raise HTTPException(503, state.unavailable)
+        raise HTTPException(409, state.signal_refusal or "signal streams are not available")
+    return state.signals
 
 
 def _errors(err: Exception) -> HTTPException | RequestError:

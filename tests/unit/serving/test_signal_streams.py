@@ -362,3 +362,28 @@ def test_closed_and_idle_streams_leave_no_trace_in_the_files(
             assert stat.S_IMODE(os.stat(f).st_mode) == 0o600, f
             data = f.read_bytes()
             assert marker.encode() not in data and b"idle-marker-91c2" not in data, f
+
+
+def test_a_beat_bundle_the_detector_cannot_run_starts_and_refuses_streams(
+    test_client_cls, tmp_path
+):
+    """A MIT-BIH bundle with non-causal beat features (``mitbih-beats-shape``: QRS shape,
+    second lead, record-relative values) serves predictions; its streams answer 409
+    naming the feature, and the service starts."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from medseq.experiment import load_config, run_experiment
+
+    config = load_config(
+        Path(__file__).resolve().parents[3] / "configs" / "mitbih-beats-shape.toml",
+        ["train.epochs=1"],
+    )
+    config = replace(config, seeds=(0,), output_dir=str(tmp_path / "shape"))
+    bundle = run_experiment(config, progress=False).bundle_dir
+    with test_client_cls(create_app(bundle, _settings()), raise_server_exceptions=False) as c:
+        r = c.put("/v1/streams/s", json={"fs_hz": FS}, headers=AUTH)
+        assert r.status_code == 409 and "qrs_shape" in r.json()["detail"]
+        card = c.get("/v1/model", headers=AUTH).json()["signal_streaming"]
+        assert card["supported"] is False and "qrs_shape" in card["reason"]
+        assert c.get("/healthz").status_code == 200
