@@ -23,6 +23,10 @@ the one of maximal normalized utility on that row's own validation patients (the
 row: the union of the sites' validation patients, predicted by the saved bundle), and the
 test utility at it is reported beside the utility at 0.5; the test part chooses nothing.
 
+``--ci`` (binary tasks with one label per sample): a third table gives each row's test AUROC
+with its 95 % stratified bootstrap interval and the paired bootstrap difference from the
+federated row (the same resamples of the test samples for every row).
+
 Usage: ``python benchmarks/federated_datasets.py configs/federated-mimic3.toml``
 """
 
@@ -46,6 +50,7 @@ from medseq.federated.client import model_config
 from medseq.federated.sites import load_site, n_sites, protocol_test_ids, read_set
 
 UTILITY = False  # --utility
+CI_BOOT = 0  # --ci: bootstrap resamples of the test AUROC (0: no CI table)
 
 
 def _test_set(experiment):
@@ -90,6 +95,8 @@ def _scores(experiment, featurizer, model, val_arrays: dict, test) -> dict:
         "val_auroc": local.mean_auroc(val_arrays["y"], val_prob, task),
         "test_auroc": local.mean_auroc(arrays["y"], prob, task),
         "figures": spec.metrics(experiment.task, arrays["y"], prob) if spec.metrics else {},
+        "test_y": arrays["y"],
+        "test_prob": prob,
     }
     if UTILITY:
         threshold, val_utility = best_utility_threshold(*_hours(val_arrays["y"], val_prob))
@@ -128,9 +135,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("config", type=Path)
     parser.add_argument("--utility", action="store_true", help=__doc__.split("\n\n")[2])
+    parser.add_argument("--ci", type=int, default=0, metavar="N_BOOT", help="bootstrap CIs")
     args = parser.parse_args()
-    global UTILITY
+    global UTILITY, CI_BOOT
     UTILITY = args.utility
+    CI_BOOT = args.ci
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
     experiment = load_federated(args.config)
@@ -184,6 +193,8 @@ def _print(experiment, config: Path, rows: list, n_test: int) -> None:
         for name, scores, _, _ in rows:
             values = " | ".join(f"{float(scores['figures'][k]):.4f}" for k in keys)
             print(f"| {name} | {values} |")
+    if CI_BOOT:
+        _print_ci(rows)
     if UTILITY:
         print("\nNormalized utility at the threshold of best utility on each row's validation:\n")
         print("| model | threshold | validation utility | test utility |")
@@ -191,6 +202,43 @@ def _print(experiment, config: Path, rows: list, n_test: int) -> None:
         for name, scores, _, _ in rows:
             threshold, val_utility, test_utility = scores["utility"]
             print(f"| {name} | {threshold:.4f} | {val_utility:.4f} | {test_utility:.4f} |")
+
+
+def _positive_scores(y: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and P(positive) of a binary task with one label per sample; an error for
+    any other task (the CI table is for those only)."""
+    y, prob = np.asarray(y, dtype=np.float64), np.asarray(prob, dtype=np.float64)
+    if prob.ndim == 2 and prob.shape[1] == 2:
+        prob = prob[:, 1]
+    if y.ndim != 1 or prob.ndim != 1 or not set(np.unique(y)) <= {0.0, 1.0}:
+        raise SystemExit("--ci is for binary tasks with one label per sample")
+    return y, prob
+
+
+def _print_ci(rows: list) -> None:
+    """Each row's test AUROC with a stratified bootstrap 95 % CI, and the paired difference
+    from the first (federated) row on the same resamples."""
+    from sklearn.metrics import roc_auc_score
+
+    from medseq.evaluation.bootstrap import resample_indices
+
+    pairs = [_positive_scores(r[1]["test_y"], r[1]["test_prob"]) for r in rows]
+    y = pairs[0][0]
+    if any(not np.array_equal(y, other) for other, _ in pairs):
+        raise SystemExit("the rows were scored on different test samples")
+    idx = resample_indices(y, CI_BOOT, random_state=0, stratified=True)
+    boot = np.array([[roc_auc_score(y[i], p[i]) for i in idx] for _, p in pairs])
+    print(f"\nTest AUROC, 95 % stratified bootstrap CI ({CI_BOOT} resamples), and the paired")
+    print("difference from the federated row on the same resamples:\n")
+    print("| model | test AUROC [95 % CI] | minus federated [95 % CI] |")
+    print("|---|---|---|")
+    for k, (name, _, _, _) in enumerate(rows):
+        point = roc_auc_score(y, pairs[k][1])
+        lo, hi = np.percentile(boot[k], [2.5, 97.5])
+        diff = point - roc_auc_score(y, pairs[0][1])
+        d_lo, d_hi = np.percentile(boot[k] - boot[0], [2.5, 97.5])
+        other = "" if k == 0 else f"{diff:+.3f} [{d_lo:+.3f}, {d_hi:+.3f}]"
+        print(f"| {name} | {point:.3f} [{lo:.3f}, {hi:.3f}] | {other} |")
 
 
 if __name__ == "__main__":

@@ -331,3 +331,43 @@ def event_task_spec(
 
 FHIR_R4 = event_task_spec("fhir_r4", _read_fhir, fhir=FHIR_BODY)
 MEDS_EVENTS = event_task_spec("meds_events", _read_meds, unsupported=MEDS_UNSUPPORTED)
+
+
+# -- federated fit (for event datasets whose spec names sites: flat_events) ---------------
+def _site_samples(data: EventTaskData, ids: np.ndarray) -> tuple[str, HistorySet, pd.DataFrame]:
+    """A site's task, input history and training samples (keyed by sample id), what
+    :class:`~medseq.features.histories.federated.VisitFederatedFit` counts codes in."""
+    samples, history = data.labelled()
+    chosen = task_inputs.as_sample_keyed(samples.loc[np.asarray(ids, dtype=np.int64)])
+    return str(data.task), history, chosen
+
+
+def federated_fit(features: dict[str, Any]) -> Any:
+    """The visit featurizer of ``[features]`` fitted across sites from summed per-site
+    visit counts of each code, the same fit as MIMIC-III's and MEDS's
+    (:class:`~medseq.features.histories.federated.VisitFederatedFit`).
+
+    Federated runs need ``code_prefixes`` written in ``[features]``: pooled training takes
+    every code system its training samples hold, which a server that sees no rows cannot
+    know (and an unlisted system seen at only one site would change the vocabulary). The
+    time grid (``kind = "grid"``) has no federated fit yet and is refused.
+    """
+    from medseq.features.histories.federated import VisitFederatedFit
+
+    options = dict(features)
+    kind = options.pop("kind", "visits")
+    if kind != "visits":
+        raise ValueError(
+            f"[features] kind = {kind!r} has no federated fit; federated runs on config "
+            "tasks use kind = 'visits'"
+        )
+    if "task" in options:
+        raise ValueError("[features]: 'task' comes from [data] task; remove it")
+    if "code_prefixes" not in options:
+        raise ValueError(
+            "[features] code_prefixes is required for a federated run on a config task: "
+            "the server sees no rows, so it cannot take the code systems from the training "
+            "samples as pooled training does; list them (e.g. ['eicu.', 'GENDER/'])"
+        )
+    options["code_prefixes"] = tuple(options["code_prefixes"])
+    return VisitFederatedFit(options, _site_samples)

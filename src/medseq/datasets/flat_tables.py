@@ -32,7 +32,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medseq.datasets.event_tasks import TEST_FRACTION, EventTaskData, event_task_spec
+from medseq.datasets.event_tasks import (
+    TEST_FRACTION,
+    EventTaskData,
+    event_task_spec,
+    federated_fit,
+)
 from medseq.datasets.registry import SplitIds
 from medseq.schema import check_known_keys
 from medseq.sources import flat_events
@@ -140,5 +145,30 @@ def _group_split(data_config: Any, data: EventTaskData, labels: pd.Series) -> Sp
     return SplitIds(folds=folds, test=np.sort(ids[test_i]))
 
 
+def group_partition(
+    data: EventTaskData, labels: pd.Series, *, n_sites: int, alpha: float, seed: int
+) -> pd.Series:
+    """Federated sites of whole groups (the mapping's ``[groups]`` code: hospitals for eICU).
+
+    The rule: groups are taken largest first (by samples; ties in the order of a
+    ``seed``-ed shuffle) and each goes to the site with the fewest samples so far
+    (:func:`medseq.datasets.partitions.by_group`), so ``n_sites`` sites of similar size
+    each hold different hospitals and no hospital is split. ``alpha`` is not used. Under
+    protocol ``"group"`` the held-out hospitals are the test part, never at a site.
+    """
+    from medseq.datasets import partitions
+
+    samples, _ = data.labelled()
+    ids = labels.index.to_numpy(dtype=np.int64)
+    subjects = samples.loc[ids, "subject_id"].to_numpy(dtype=np.int64)
+    groups = pd.Series(subject_groups(data, subjects).to_numpy(), index=ids)
+    return partitions.by_group(groups, n_sites, seed)
+
+
 _SPEC = event_task_spec("flat_events", read_mapping)
-FLAT_EVENTS = replace(_SPEC, protocols={**_SPEC.protocols, "group": _group_split})
+FLAT_EVENTS = replace(
+    _SPEC,
+    protocols={**_SPEC.protocols, "group": _group_split},
+    partitions={"group": group_partition},
+    federated_fit=federated_fit,
+)

@@ -158,12 +158,23 @@ class FederatedExperiment:
     local_train: dict[str, Any] = field(default_factory=dict)
     federated: FederatedConfig = field(default_factory=FederatedConfig)
     output_dir: str = ""
+    #: the ``[task]`` table of a config task (event datasets), registered again by every
+    #: site process (:func:`medseq.federated.sites.read_set`), which has not parsed the file
+    task_table: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def register_task(self) -> None:
+        """Register the ``[task]`` table (if any) in this process: Flower's simulated
+        sites run in worker processes that never parsed the experiment file."""
+        if self.task_table:
+            from medseq.tasks.spec import define_task
 
-_TOP = {"name", "data", "features", "model", "train", "federated", "output_dir"}
+            define_task(self.dataset, self.task, self.task_table)
+
+
+_TOP = {"name", "data", "features", "model", "train", "federated", "output_dir", "task"}
 _DATA = {"dataset", "task", "train", "test", "protocol"}
 
 
@@ -208,6 +219,12 @@ def parse_federated(raw: dict[str, Any], default_name: str = "federated") -> Fed
     from medseq.datasets.registry import get_dataset
 
     check_known_keys("top level", raw, _TOP)
+    task_table = dict(raw.get("task") or {})
+    if task_table:  # a config task: registered before [data] task is checked
+        from medseq.tasks.spec import define_task
+
+        raw_data = dict(raw.get("data", {}))
+        define_task(str(raw_data.get("dataset", "")), str(raw_data.get("task", "")), task_table)
     data = _data_section(raw)
     federated = FederatedConfig.from_dict(dict(raw.get("federated", {})))
     partitions = get_dataset(data["dataset"]).partitions
@@ -241,6 +258,7 @@ def parse_federated(raw: dict[str, Any], default_name: str = "federated") -> Fed
         local_train=dict(raw.get("train", {})),
         federated=federated,
         output_dir=str(raw.get("output_dir", f"runs/{name}")),
+        task_table=task_table,
     )
 
 

@@ -65,6 +65,7 @@ def _client_fn(experiment: FederatedExperiment, factory: ClientFactory) -> Calla
         import torch
 
         torch.set_num_threads(1)
+        experiment.register_task()  # a worker process has not parsed the experiment file
         return factory(experiment, int(context.node_config["partition-id"])).to_client()
 
     return client_fn
@@ -160,6 +161,7 @@ def save_global_bundle(
         provenance={
             "dataset": experiment.dataset,
             "task": experiment.task,
+            **({"task_definition": experiment.task_table} if experiment.task_table else {}),
             "files": {
                 role: {"path": str(p), "sha256": file_sha256(resolve_data_path(p))}
                 for role, p in paths.items()

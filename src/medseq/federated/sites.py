@@ -178,6 +178,7 @@ def _experiment(spec_key: dict[str, Any]) -> FederatedExperiment:
         train=spec_key["train"],
         protocol=spec_key["protocol"],
         federated=FederatedConfig.from_dict(spec_key["federated"]),
+        task_table=spec_key.get("task_table", {}),
     )
 
 
@@ -206,7 +207,9 @@ def protocol_test_ids(experiment: FederatedExperiment) -> np.ndarray:
 
 def read_set(experiment: FederatedExperiment, path: str) -> tuple[Any, Labels]:
     """The experiment's dataset at ``path`` (under the data root, or absolute) and its task
-    labels, read once per process."""
+    labels, read once per process. A config task (``[task]`` table) is registered first:
+    a site process has not parsed the experiment file."""
+    experiment.register_task()
     return _read(experiment.dataset, experiment.task, str(path))
 
 
@@ -245,6 +248,7 @@ def _key(experiment: FederatedExperiment) -> dict[str, Any]:
         "train": experiment.train,
         "protocol": experiment.protocol,
         "federated": _drop_none(experiment.federated.to_dict()),
+        **({"task_table": experiment.task_table} if experiment.task_table else {}),
     }
 
 
