@@ -106,16 +106,31 @@ def _rest_cell(spec: DatasetSpec) -> Cell:
     return found
 
 
+def _streaming_cell(spec: DatasetSpec) -> Cell:
+    """Streaming: one subject an observation at a time (the ``streaming`` part), or a
+    signal sample by sample (the ``signal_streaming`` part, the ``/v1/streams`` routes)."""
+    found = cell(spec, "streaming")
+    if found.supported or "streaming" in spec.unsupported:
+        return found
+    if getattr(spec, "signal_streaming", None) and "signal_streaming" not in spec.unsupported:
+        return Cell(True)
+    return found
+
+
+def _cell_of(spec: DatasetSpec, key: str) -> Cell:
+    """The cell of a stage that more than one spec part can serve, or :func:`cell`."""
+    if key == "rest":
+        return _rest_cell(spec)
+    if key == "streaming":
+        return _streaming_cell(spec)
+    return cell(spec, key)
+
+
 def matrix(names: Iterable[str] | None = None) -> dict[str, dict[str, Cell]]:
     """``{dataset: {stage key: Cell}}`` for the registered datasets (all by default)."""
     chosen = list(DATASETS) if names is None else list(names)
     return {
-        name: {
-            s.key: _rest_cell(get_dataset(name))
-            if s.key == "rest"
-            else cell(get_dataset(name), s.key)
-            for s in STAGES
-        }
+        name: {s.key: _cell_of(get_dataset(name), s.key) for s in STAGES}
         for name in chosen
     }
 
@@ -128,7 +143,7 @@ def require_stage(spec: DatasetSpec, key: str) -> None:
     StageUnsupported
         Naming the command, the dataset and the reason.
     """
-    found = _rest_cell(spec) if key == "rest" else cell(spec, key)
+    found = _cell_of(spec, key)
     if not found.supported:
         stage = _stage(key)
         raise StageUnsupported(

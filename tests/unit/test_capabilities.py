@@ -60,6 +60,25 @@ def test_a_cell_asks_the_spec_sentence_first_then_the_part():
         cell(spec, "stream")
 
 
+def test_a_signal_streaming_part_makes_the_streaming_cell():
+    """A beat bundle streams sample by sample on /v1/streams (its spec's signal_streaming),
+    so its streaming cell is supported; without that part it names the missing part."""
+    mitbih = get_dataset("mitbih")
+    assert mitbih.streaming is None and mitbih.signal_streaming is not None
+    assert matrix(["mitbih"])["mitbih"]["streaming"].supported
+    bare = replace(mitbih, signal_streaming=None)
+    monkey = {"mitbih": bare}
+    import medseq.capabilities as capabilities
+
+    original = capabilities.get_dataset
+    try:
+        capabilities.get_dataset = lambda name: monkey.get(name) or original(name)
+        gone = capabilities.matrix(["mitbih"])["mitbih"]["streaming"]
+    finally:
+        capabilities.get_dataset = original
+    assert not gone.supported and "`streaming`" in gone.reason
+
+
 def test_explain_refuses_a_bundle_of_a_dataset_without_a_method(tmp_path, monkeypatch):
     # Every registered dataset has an explanation now: rule one out to check the refusal.
     sentence = "explanations of this dataset's models are ruled out here for the test"

@@ -220,8 +220,9 @@ def step_times(featurizer: Any, data: CincData, ids: np.ndarray) -> list[np.ndar
 #: Stages that make no sense for ECG recordings, and why.
 UNSUPPORTED = {
     "streaming": (
-        "the streaming service advances ICU time-grid models; streaming a waveform sample "
-        "by sample or beat by beat comes with signal monitoring, its own issue"
+        "a recording model reads a whole 9-60 s recording at once, so it has no state to "
+        "carry sample by sample; ECGs stream through a beat bundle's signal_streaming "
+        "(/v1/streams), and AF from CinC 2017 through `medseq monitor --af-model`"
     ),
 }
 

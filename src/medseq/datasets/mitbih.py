@@ -222,10 +222,6 @@ UNSUPPORTED = {
         "a beat classifier needs the R-peak positions of the beats, which a FHIR "
         "SampledData does not carry; send the arrays body with r_peaks"
     ),
-    "streaming": (
-        "the streaming service advances ICU time-grid models; streaming a waveform sample "
-        "by sample or beat by beat comes with signal monitoring, its own issue"
-    ),
 }
 
 
