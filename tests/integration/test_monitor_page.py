@@ -101,7 +101,8 @@ def _call(port: int, method: str, path: str, body: dict | None = None,
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         data = None if body is None else json.dumps(body)
-        conn.request(method, path, data, {"Content-Type": "application/json", **(AUTH if headers is None else headers)})
+        sent = AUTH if headers is None else headers
+        conn.request(method, path, data, {"Content-Type": "application/json", **sent})
         answer = conn.getresponse()
         return answer.status, json.loads(answer.read())
     finally:
