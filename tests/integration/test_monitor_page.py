@@ -2,7 +2,7 @@
 
 A real server serves a small MIT-BIH beat bundle (``configs/mitbih-beats.toml``, DS1 only,
 one seed, three epochs); Chromium opens ``/monitor#token=...``; then two minutes of MIT-BIH
-record 200 (MLII), a record the detector raises V-run alerts on, are sent as 1-s chunks.
+record 200 (MLII), a record the detector raises AF and V-run alerts on, are sent as 1-s chunks.
 The page must show the stream's tile, every alert the acknowledgements reported (same ids,
 kinds and episodes, from the SSE feed), the stream's last beat label, and a drawn waveform,
 without a console error. The screenshot is kept in ``tmp_path`` and, with
