@@ -50,7 +50,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.requests import ClientDisconnect
 
-from medseq.serving import drift_routes, schemas, signal_routes
+from medseq.serving import drift_routes, monitor_page, schemas, signal_routes
 from medseq.serving.engine import AlertPolicy
 from medseq.serving.inputs import parse_json
 from medseq.serving.manifest import model_version, read_manifest
@@ -175,6 +175,7 @@ async def _lifespan(app: FastAPI):
     elif served.refusal:
         logger.warning("streaming routes disabled: %s", served.refusal)
     close_signals = signal_routes.open_signals(app)  # /v1/streams, where the spec has them
+    monitor_page.attach(app)  # the live page's recent samples
     app.state.drift, app.state.drift_reason = drift_routes.open_monitor(bundle, settings.drift)
     if app.state.drift is None:
         logger.warning("drift monitoring disabled: %s", app.state.drift_reason)
@@ -235,6 +236,7 @@ def create_app(bundle_dir: str | Path, settings: ServeSettings) -> FastAPI:
         methods = ["GET", "POST", "DELETE"]
         secured.add_api_route("/v1/patients/{rest:path}", no_streaming, methods=methods)
     signal_routes.mount(app, secured)
+    monitor_page.mount(app, secured)  # GET /monitor, after the signal routes
     app.include_router(secured)
     app.add_middleware(
         ServingMiddleware, max_body_bytes=settings.max_body_bytes, metrics=app.state.metrics

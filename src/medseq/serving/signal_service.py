@@ -180,6 +180,9 @@ class SignalStreams:
         self.max_chunk_s = max_chunk_s
         self.max_gap_s = max_gap_s
         self.publish = publish
+        #: Called with (stream_id, start, samples, fs_hz) after each committed chunk (the
+        #: monitor page's recent-samples buffer, :mod:`medseq.serving.monitor_page`).
+        self.listeners: list[Callable[[str, int, np.ndarray, float], None]] = []
         self._live: OrderedDict[str, _Live] = OrderedDict()
         self._templates: dict[float, Any] = {}
         self._lock = threading.RLock()
@@ -423,6 +426,8 @@ class SignalStreams:
         )  # fmt: skip
         if checkpoint is not None:
             live.checkpoint_seq = seq
+        for listen in self.listeners:
+            listen(live.stream_id, start, chunk.samples, live.fs_hz)
         if ack["alerts"] and self.publish is not None:
             self.publish([{**a, "stream_id": live.stream_id} for a in ack["alerts"]])
         return ack

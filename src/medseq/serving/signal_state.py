@@ -48,6 +48,10 @@ class _Encoder:
         name = f"a{len(self.arrays)}"
         if a.dtype == object:
             raise SnapshotError("object arrays cannot be stored in a checkpoint")
+        if np.iscomplexobj(a):  # safetensors has no complex128: its float pairs, bit-exact
+            real = np.ascontiguousarray(a).view(a.real.dtype).reshape(*a.shape, 2)
+            self.arrays[name] = np.ascontiguousarray(real)
+            return {"a": name, "c": a.dtype.str}
         self.arrays[name] = np.ascontiguousarray(a)
         return {"a": name}
 
@@ -145,7 +149,10 @@ class _Decoder:
             return v
         if isinstance(v, dict):
             if "a" in v:
-                return self.arrays[v["a"]].copy()
+                got = self.arrays[v["a"]]
+                if "c" in v:  # complex, stored as (..., 2) float pairs
+                    return np.ascontiguousarray(got).view(np.dtype(v["c"]))[..., 0].copy()
+                return got.copy()
             if "np" in v:
                 return np.dtype(v["np"]).type(v["v"])
             if "f" in v:
