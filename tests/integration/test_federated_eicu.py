@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from eicu_small_mapping import MAPPING, TASK
 from medseq.cli import app
 from medseq.datasets.flat_tables import subject_groups
 from medseq.datasets.registry import get_dataset
@@ -28,56 +29,6 @@ from medseq.paths import dataset_dir
 
 runner = CliRunner()
 
-MAPPING = """
-root = "{root}"
-on_bad_row = "warn"
-
-[groups]
-code_prefix = "HOSPITAL/"
-
-[[events]]
-path = "patient.csv.gz"
-subject = "patientunitstayid"
-time_unit = "minutes"
-at_hour = 0
-code = "hospitalid"
-code_prefix = "HOSPITAL/"
-
-[[events]]
-path = "patient.csv.gz"
-subject = "patientunitstayid"
-time_unit = "minutes"
-at_hour = 0
-code = "unittype"
-code_prefix = "ICU_ADMISSION/"
-
-[[events]]
-path = "patient.csv.gz"
-subject = "patientunitstayid"
-time = "hospitaldischargeoffset"
-time_unit = "minutes"
-code = "hospitaldischargestatus"
-code_prefix = "HOSPITAL_DISCHARGE/"
-
-[[events]]
-path = "treatment.csv.gz"
-subject = "patientunitstayid"
-time = "treatmentoffset"
-time_unit = "minutes"
-code = "treatmentstring"
-code_prefix = "eicu.treatment|"
-"""
-
-TASK = {
-    "prediction_time": {"anchor": ["ICU_ADMISSION/*"], "offset_hours": 24},
-    "cohort": {"exclude_codes": ["HOSPITAL_DISCHARGE/*"]},
-    "label": {
-        "codes": ["HOSPITAL_DISCHARGE/Expired"],
-        "within_hours": 87660,
-        "censored": "negative",
-    },
-    "observation": {"visit_hours": 4},
-}
 FEATURES = {"code_prefixes": ["eicu.", "ICU_ADMISSION/"], "min_count": 3}
 
 
