@@ -95,35 +95,22 @@ def cell(spec: DatasetSpec, key: str) -> Cell:
     return Cell(True)
 
 
-def _rest_cell(spec: DatasetSpec) -> Cell:
-    """REST predict: the JSON body part, or else the FHIR Bundle part (a dataset whose
-    request *is* the patient's FHIR record has only the latter)."""
-    found = cell(spec, "rest")
-    if found.supported or "rest" in spec.unsupported:
-        return found
-    if getattr(spec, "fhir", None) and "fhir" not in spec.unsupported:
-        return Cell(True)
-    return found
-
-
-def _streaming_cell(spec: DatasetSpec) -> Cell:
-    """Streaming: one subject an observation at a time (the ``streaming`` part), or a
-    signal sample by sample (the ``signal_streaming`` part, the ``/v1/streams`` routes)."""
-    found = cell(spec, "streaming")
-    if found.supported or "streaming" in spec.unsupported:
-        return found
-    if getattr(spec, "signal_streaming", None) and "signal_streaming" not in spec.unsupported:
-        return Cell(True)
-    return found
+#: Stages that a second spec part can serve when the stage's own part is missing: REST by
+#: the FHIR Bundle part (a dataset whose request *is* the patient's FHIR record has only
+#: that), streaming by ``signal_streaming`` (a signal sample by sample on ``/v1/streams``).
+ALTERNATIVE_PARTS = {"rest": "fhir", "streaming": "signal_streaming"}
 
 
 def _cell_of(spec: DatasetSpec, key: str) -> Cell:
-    """The cell of a stage that more than one spec part can serve, or :func:`cell`."""
-    if key == "rest":
-        return _rest_cell(spec)
-    if key == "streaming":
-        return _streaming_cell(spec)
-    return cell(spec, key)
+    """:func:`cell`, or supported through the stage's alternative part when the spec has
+    it and rules out neither the stage nor that part."""
+    found = cell(spec, key)
+    other = ALTERNATIVE_PARTS.get(key)
+    if found.supported or other is None or key in spec.unsupported:
+        return found
+    if getattr(spec, other, None) and other not in spec.unsupported:
+        return Cell(True)
+    return found
 
 
 def matrix(names: Iterable[str] | None = None) -> dict[str, dict[str, Cell]]:
