@@ -189,6 +189,8 @@ def test_spec_is_registered_with_serving_streaming_and_sites():
     assert spec.protocol("inter_patient") is mitbih_svdb.inter_patient
     assert spec.require("request", "POST /v1/predict") is spec.request
     assert sorted(spec.require("partitions", "medseq federate")) == ["databases", "records"]
+    streaming = spec.require("signal_streaming", "/v1/streams")
+    assert streaming.model_fs_hz == 128.0 and 360.0 in streaming.fs_hz
 
 
 def _small_root(root, svdb: tuple[str, ...], mitdb: tuple[str, ...]):

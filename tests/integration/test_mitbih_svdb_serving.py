@@ -31,7 +31,7 @@ TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 FEATURES = {"lead": "ECG1", "morphology": "none", "local_ratios": False, "context_beats": 2}
 MODEL = {"kind": "conv_rnn", "conv_channels": [], "conv_strides": [], "hidden_size": 8,
-         "pooling": "last"}  # fmt: skip
+         "cell": "gru", "pooling": "last"}  # fmt: skip
 MINUTES = 5
 runner = CliRunner()
 
@@ -181,6 +181,107 @@ def test_a_body_without_rate_or_primary_lead_is_refused_naming_the_field(root, c
     ok = client.post("/v1/predict", json=body, headers=AUTH)
     assert ok.status_code == 200, ok.text
     assert len(ok.json()["predictions"]) == len(peaks)
+
+
+# -- streaming ---------------------------------------------------------------------------
+
+
+def _mlii(root: Path):
+    raw = wfdb_records.read_record(root.parent / "mitdb_full", "100")
+    return raw, raw.samples[:, raw.channel_names.index("MLII")].astype(np.float64)
+
+
+def _run(detector, x: np.ndarray, sizes) -> list:
+    beats, i = [], 0
+    for n in sizes:
+        if i >= len(x):
+            break
+        beats += detector.push(x[i : i + n]).beats
+        i += n
+    return beats
+
+
+def test_the_stream_resampler_gives_the_training_resampler_s_samples(root):
+    from medseq.datasets.mitbih_svdb import harmonise_named
+    from medseq.monitoring.resampled import StreamingResampler
+
+    raw, x = _mlii(root)
+    trained = harmonise_named(raw).samples[:, 0]  # what the bundle was fitted on
+    rng = np.random.default_rng(0)
+    resampler, parts, i = StreamingResampler(360.0, 128.0), [], 0
+    while i < len(x):
+        n = int(rng.integers(1, 2000))
+        parts.append(resampler.push(x[i : i + n]))
+        i += n
+    y = np.concatenate(parts)
+    assert len(trained) - 12 <= len(y) < len(trained)  # the last ~86 ms wait for more input
+    np.testing.assert_allclose(y, trained[: len(y)], rtol=0, atol=1e-6)  # float32 rounding
+
+
+def test_a_360_hz_stream_equals_its_128_hz_record_fed_at_once(root, bundle_dir):
+    from medseq.datasets.mitbih_svdb import harmonise_named
+    from medseq.monitoring.beat_model import BeatClassifier
+    from medseq.monitoring.detector import StreamDetector
+    from medseq.monitoring.resampled import ResampledDetector
+
+    part = get_dataset("mitbih_svdb").signal_streaming
+    make, _ = part.detector_factory(bundle_dir)
+    raw, x = _mlii(root)
+    assert isinstance(make(360.0), ResampledDetector)
+    assert isinstance(make(128.0), StreamDetector)
+    at_128 = harmonise_named(raw).samples[:, 0]
+    batch = StreamDetector(BeatClassifier.from_bundle(bundle_dir), 128.0).push(at_128).beats
+    rng = np.random.default_rng(1)
+    for sizes in ([len(x)], [360] * (len(x) // 360 + 1), rng.integers(1, 1500, size=len(x))):
+        streamed = _run(make(360.0), x, sizes)
+        assert len(batch) - 2 <= len(streamed) <= len(batch) and len(streamed) > 300
+        got, want = streamed, batch[: len(streamed)]
+        assert [b.time_s for b in got] == [b.time_s for b in want]
+        assert [b.label for b in got] == [b.label for b in want]
+        np.testing.assert_allclose(
+            [b.probabilities for b in got], [b.probabilities for b in want], atol=1e-9
+        )
+        # on the stream's clock: the 360 Hz sample of each R peak
+        assert [b.sample for b in got] == [round(b.sample * 360 / 128) for b in want]
+    # the R peaks found are the reference beats (within 50 ms), at the stream's rate
+    reference = _body(root)["records"][0]["r_peaks"]
+    near = [min(abs(b.sample - r) for r in reference) for b in streamed]
+    assert np.mean(np.array(near) <= 18) > 0.95
+
+
+def test_a_resampled_stream_checkpoints_and_resumes_exactly(root, bundle_dir):
+    from medseq.serving.signal_state import restore, snapshot
+
+    make, _ = get_dataset("mitbih_svdb").signal_streaming.detector_factory(bundle_dir)
+    _, x = _mlii(root)
+    x = x[: 360 * 90]
+    whole = _run(make(360.0), x, [997] * 40)
+    first = make(360.0)
+    cut = 997 * 17
+    before = _run(first, x[:cut], [997] * 17)
+    state, blob = snapshot(first, make(360.0))
+    resumed = restore(make(360.0), state, blob)
+    after = _run(resumed, x[cut:], [997] * 40)
+    assert before + after == whole and len(after) > 50
+
+
+def test_signal_stream_routes_take_a_mitbih_stream_at_360_hz(root, client):
+    _, x = _mlii(root)
+    put = client.put("/v1/streams/r100", json={"fs_hz": 360, "lead": "MLII"}, headers=AUTH)
+    assert put.status_code == 201, put.text
+    beats = []
+    for i in range(0, 360 * 60, 360):
+        body = {"start": i, "fs_hz": 360, "samples": x[i : i + 360].tolist()}
+        answer = client.post("/v1/streams/r100/samples", json=body, headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        beats += answer.json()["beats"]
+    assert len(beats) > 60  # record 100 beats about 75 times a minute
+    reference = _body(root)["records"][0]["r_peaks"]
+    assert all(min(abs(b["sample"] - r) for r in reference) <= 18 for b in beats[1:])
+    for body, field in (({"fs_hz": 250}, "fs_hz"), ({"fs_hz": 360, "lead": "V5"}, "lead")):
+        refused = client.put("/v1/streams/bad", json=body, headers=AUTH)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["detail"][0]["loc"] == ["body", field]
 
 
 SVDB_SITE = ("800", "802", "803")

@@ -54,6 +54,7 @@ import pandas as pd
 from medseq.datasets import mitbih
 from medseq.datasets.mitbih import BEAT_CLASSES, ID_STRIDE, MitbihData
 from medseq.datasets.registry import DatasetSpec, SplitIds
+from medseq.datasets.signal_streaming import SignalStreaming
 from medseq.schema import DataError, ReadReport, Signal
 from medseq.serving.requests import LazyBody
 
@@ -352,6 +353,9 @@ MITBIH_SVDB = DatasetSpec(
     metrics=mitbih.metrics,
     groups=mitbih._records,
     step_times=mitbih.step_times,
+    signal_streaming=SignalStreaming(
+        fs_hz=(TARGET_FS_HZ, 360.0), lead=LEADS[0], model_fs_hz=TARGET_FS_HZ, lead_names=("MLII",)
+    ),
     partitions={"records": mitbih._record_sites, "databases": _database_sites},
     federated_fit=mitbih.federated_fit,
     request=LazyBody(

@@ -117,7 +117,7 @@ def open_signals(app: FastAPI) -> Any:
     app.state.signals = SignalStreams(
         make, store, app.state.version, fs_hz=part.fs_hz,
         lead=part.lead_of(app.state.manifest.get("featurizer", {})),
-        class_names=classifier.class_names,
+        class_names=classifier.class_names, lead_names=part.lead_names,
         max_cached=getattr(settings, "max_cached_streams", 1000), publish=feed.publish,
     )  # fmt: skip
     app.state.metrics.gauge("medseq_open_streams", "Open signal streams.", store.stream_count)

@@ -139,6 +139,8 @@ class SignalStreams:
     lead : str
         The lead the bundle reads.
     class_names : sequence of str
+    lead_names : sequence of str, default=()
+        Other names of that lead a stream may give (MLII for MIT-BIH + SVDB's ``ECG1``).
     max_cached : int, default=1000
         Detectors kept in memory.
     checkpoint_every : int, default=30
@@ -161,6 +163,7 @@ class SignalStreams:
         fs_hz: Sequence[float],
         lead: str,
         class_names: Sequence[str],
+        lead_names: Sequence[str] = (),
         max_cached: int = 1000,
         checkpoint_every: int = 30,
         max_chunk_s: float = 60.0,
@@ -174,6 +177,7 @@ class SignalStreams:
         self.version = version
         self.rates = tuple(float(f) for f in fs_hz)
         self.lead = lead
+        self.lead_names = (lead, *lead_names)  # what a stream may call the bundle's lead
         self.class_names = list(class_names)
         self.max_cached = max_cached
         self.checkpoint_every = checkpoint_every
@@ -212,8 +216,9 @@ class SignalStreams:
         """Open a stream; (its state, True) when new. Re-opening with the same settings
         answers the open stream (idempotent); with others it is a conflict."""
         rate = self._rate(fs_hz, "fs_hz")
-        if lead is not None and lead != self.lead:
-            raise StreamInputError("lead", f"the bundle reads lead {self.lead}, not {lead}")
+        if lead is not None and lead not in self.lead_names:
+            names = " or ".join(self.lead_names)
+            raise StreamInputError("lead", f"the bundle reads lead {names}, not {lead}")
         t0 = None if start_time is None else start_time.isoformat()
         with self._lock:
             live = self._get(stream_id)
