@@ -39,6 +39,15 @@ Subject ids as in ``mitbih``: ``int(record) * 100_000 + beat index``; MIT-BIH re
 
 ``[data] train`` names the SVDB folder; the MIT-BIH records are read from the folder
 ``mitdb_full`` beside it (:data:`MITBIH_FOLDER`).
+
+Serving and sites
+-----------------
+A request or a stream states its rate and names its leads; it is brought to the
+convention above by the training resampler (:func:`harmonise_named`: the lead named MLII
+or ECG1 first, then :func:`resample`), so a 360 Hz MIT-BIH body is read as the bundle's
+128 Hz records were (``POST /v1/predict``, :mod:`medseq.datasets.ecg_serving`; streams:
+:mod:`medseq.monitoring.resampled`). Partitions: ``records`` (whole records over
+``n_sites``, as ``mitbih``) and ``databases`` (two real sites: MIT-BIH and SVDB).
 """
 
 from __future__ import annotations
