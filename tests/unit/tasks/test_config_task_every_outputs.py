@@ -168,3 +168,31 @@ def test_cluster_resamples_take_whole_patients():
         assert 0 < y[row].sum() < len(row)  # a patient with a positive in every resample
     with pytest.raises(ValueError, match="groups names the patients of 3 samples"):
         cluster_resample_indices(y, groups[:3], 5)
+
+
+def test_medseq_predict_names_the_patient_with_torch_and_onnx(every_run, synthea_folder, tmp_path):
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(every_run / "bundle", bundle)
+    runner, data = CliRunner(), ["--data", str(synthea_folder)]
+    for args in (
+        ["export", str(bundle), "--format", "onnx"],
+        ["predict", str(bundle), *data, "-o", str(tmp_path / "t.csv")],
+        ["predict", str(bundle), *data, "--runtime", "onnx", "-o", str(tmp_path / "o.csv")],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    by_torch, by_onnx = pd.read_csv(tmp_path / "t.csv"), pd.read_csv(tmp_path / "o.csv")
+    assert list(by_torch.columns[:3]) == ["subject_id", "prediction_time", "prediction_time_hours"]
+    assert list(by_onnx.columns) == list(by_torch.columns)
+    keys = ["subject_id", "prediction_time", "prediction_time_hours"]
+    pd.testing.assert_frame_equal(by_onnx[keys], by_torch[keys])
+    np.testing.assert_allclose(by_onnx["risk"], by_torch["risk"], atol=1e-5)
+    assert by_torch["subject_id"].duplicated().any()
+    # the run's test rows are among them, with the same patient, time and risk
+    test = pd.read_csv(every_run / "test_predictions.csv")
+    both = test.merge(by_torch, on=keys)
+    assert len(both) == len(test)
+    np.testing.assert_allclose(both["y_pred"], both["risk"], atol=1e-5)
