@@ -26,6 +26,7 @@ FHIR R4 (``fhir`` part, CinC 2017): a Bundle of ``Observation`` resources whose
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import numpy as np
@@ -118,7 +119,7 @@ def _cinc(cls: Any, signals: dict[int, Signal], names: list[str]) -> Parsed:
 
 def parse_mitbih(body: Any, context: RequestContext) -> Parsed:
     """Arrays body (with ``r_peaks``) -> :class:`~medseq.datasets.mitbih.MitbihData`."""
-    return _beats(body, lambda signal, where: signal)
+    return _beats(body, lambda record, signal, where: signal)
 
 
 def parse_mitbih_svdb(body: Any, context: RequestContext) -> Parsed:
@@ -134,8 +135,8 @@ def parse_mitbih_svdb(body: Any, context: RequestContext) -> Parsed:
 
     second = bool(getattr(context.featurizer, "second_lead", False))
 
-    def prepare(signal: Signal, where: tuple) -> Signal:
-        if signal.channel_names[0] == "ch0":  # the body named no lead
+    def prepare(record: RecordIn, signal: Signal, where: tuple) -> Signal:
+        if not record.channel_names:
             raise RequestError.at((*where, "channel_names"), "name the leads (MLII or ECG1 first)")
         try:
             out = harmonise_named(signal)
@@ -148,9 +149,10 @@ def parse_mitbih_svdb(body: Any, context: RequestContext) -> Parsed:
     return _beats(body, prepare)
 
 
-def _beats(body: Any, prepare: Any) -> Parsed:
+def _beats(body: Any, prepare: Callable[[RecordIn, Signal, tuple], Signal]) -> Parsed:
     """A beats body -> :class:`~medseq.datasets.mitbih.MitbihData`, each record's signal
-    passed through ``prepare(signal, loc)`` (the dataset's rate and lead convention)."""
+    passed through ``prepare(record, signal, loc)`` (the dataset's rate and lead
+    convention; ``loc`` is where the record is in the body, for errors)."""
     from medseq.datasets.mitbih import ID_STRIDE, MitbihData
     from medseq.schema import ReadReport
 
@@ -161,7 +163,7 @@ def _beats(body: Any, prepare: Any) -> Parsed:
         where = ("body", "records", k)
         if not record.r_peaks:
             raise RequestError.at((*where, "r_peaks"), "a beat classifier needs the R peaks")
-        signals[str(k)] = prepare(_signal(record, k, record.r_peaks), where)
+        signals[str(k)] = prepare(record, _signal(record, k, record.r_peaks), where)
         chosen = record.beats if record.beats is not None else range(len(record.r_peaks))
         for index in chosen:
             if index >= len(record.r_peaks):

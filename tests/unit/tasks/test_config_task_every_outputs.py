@@ -126,6 +126,11 @@ def test_run_and_evaluate_resample_patients_not_samples(every_run, synthea_folde
         np.testing.assert_allclose(saved["test_metrics"][name], list(cluster[name]), rtol=1e-6)
         assert cluster[name].point == per_sample[name].point
         assert cluster[name] != per_sample[name]
+    print(
+        f"\n{len(y)} test samples of {patient.nunique()} patients: AUROC 95% CI per sample "
+        f"{per_sample['auroc'].lo:.3f}-{per_sample['auroc'].hi:.3f}, by patient "
+        f"{cluster['auroc'].lo:.3f}-{cluster['auroc'].hi:.3f}"
+    )
     assert _width(cluster["auroc"]) > _width(per_sample["auroc"])
     assert _width(cluster["brier"]) > _width(per_sample["brier"])
     # medseq evaluate on the training file scores the same test part the same way
