@@ -52,6 +52,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medseq.datasets import partitions
 from medseq.datasets.registry import DatasetSpec
 from medseq.features.icu.featurizer import ICUFeaturizer
 from medseq.features.icu.federated import ICUFederatedFit
@@ -201,12 +202,12 @@ def _sizes(featurizer: ICUFeaturizer) -> dict[str, int]:
     return {"input_size": featurizer.n_features, "static_size": featurizer.n_static}
 
 
-def _group(data: FlatICUSet, labels: pd.Series, *, n_sites: int, alpha: float, seed: int):
+def _group(
+    data: FlatICUSet, labels: pd.Series, *, n_sites: int, alpha: float, seed: int
+) -> pd.Series:
     """Whole sites of the ``[groups]`` column (largest first, each to the smallest site so
     far: :func:`medseq.datasets.partitions.by_group`, as ``flat_events``' hospitals);
     ``alpha`` is not used. Stays without a group are left out (and counted)."""
-    from medseq.datasets import partitions
-
     if data.groups is None:
         raise ValueError(
             "flat_icu partition 'group' needs a [groups] column in the mapping file (the "
@@ -217,16 +218,10 @@ def _group(data: FlatICUSet, labels: pd.Series, *, n_sites: int, alpha: float, s
     return partitions.by_group(groups, n_sites, seed)
 
 
-def _iid(data: FlatICUSet, labels: pd.Series, *, n_sites: int, alpha: float, seed: int):
-    from medseq.datasets import partitions
-
+def _iid(
+    data: FlatICUSet, labels: pd.Series, *, n_sites: int, alpha: float, seed: int
+) -> pd.Series:
     return partitions.iid(labels.index.to_numpy(), n_sites, seed)
-
-
-def _dirichlet(data: FlatICUSet, labels: pd.Series, *, n_sites: int, alpha: float, seed: int):
-    from medseq.datasets import partitions
-
-    return partitions.dirichlet(data, labels, n_sites=n_sites, alpha=alpha, seed=seed)
 
 
 class _FlatFederatedFit(ICUFederatedFit):
@@ -253,7 +248,7 @@ FLAT_ICU = DatasetSpec(
     fit_featurizer=_fit,
     transform=_transform,
     model_sizes=_sizes,
-    partitions={"group": _group, "iid": _iid, "dirichlet": _dirichlet},
+    partitions={"group": _group, "iid": _iid, "dirichlet": partitions.dirichlet},
     federated_fit=_federated_fit,
     streaming=LazyModule("medseq.datasets.flat_icu_stream"),
     unsupported={
