@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from serving_helpers import observations, stays
 
+from medseq.features.icu.incremental import FeatureState
 from medseq.serving.engine import AlertPolicy, StreamingEngine
-from medseq.serving.incremental import FeatureState
 from medseq.serving.inputs import History
 from medseq.serving.service import StreamService
 from medseq.serving.store import StateStore, decode_state, encode_state, load_arrays
