@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+
+from small_runs import SMALL_LOS, SMALL_RUN, train_small
 
 torch.set_num_threads(1)
 
@@ -18,18 +19,6 @@ def _private_peak_cache(tmp_path_factory):
     patch.setenv("MEDSEQ_CACHE", str(tmp_path_factory.mktemp("medseq-cache")))
     yield
     patch.undo()
-
-
-# A small but real model: trained on 1000 stays of set A, tested on 1000 of set B.
-SMALL_RUN = {
-    "name": "small",
-    "seeds": [0],
-    "data": {"max_subjects": 1000, "val_fraction": 0.25},
-    "features": {"static_summary": True, "delta_scale": "horizon"},
-    "model": {"cell": "gru", "hidden_size": 16, "pooling": "mean", "input_delta": True},
-    "train": {"epochs": 6, "lr": 3e-3, "monitor": "auroc", "progress": False},
-    "evaluate": {"n_boot": 50},
-}
 
 
 @pytest.fixture(scope="session")
@@ -76,38 +65,23 @@ def set_b(physionet2012_dir):
     return physionet2012.read(physionet2012_dir / "set-b.tar.gz")
 
 
-def _train_small(out: Path, model: dict, overrides: dict | None = None) -> Path:
-    from medseq.experiment import parse_config, run_experiment
-
-    raw = {**SMALL_RUN, "model": model, **(overrides or {})}
-    config = replace(parse_config(raw), output_dir=str(out))
-    return Path(run_experiment(config, progress=False).bundle_dir)
-
-
 @pytest.fixture(scope="session")
 def trained_gru_bundle(tmp_path_factory) -> Path:
     """Directory of a bundle holding a GRU (mean pooling, summary fusion) trained on real data."""
-    return _train_small(tmp_path_factory.mktemp("gru_bundle"), SMALL_RUN["model"])
+    return train_small(tmp_path_factory.mktemp("gru_bundle"), SMALL_RUN["model"])
 
 
 @pytest.fixture(scope="session")
 def trained_grud_bundle(tmp_path_factory) -> Path:
     """Directory of a bundle holding a GRU-D trained on real data."""
     model = {"kind": "grud", "hidden_size": 16, "pooling": "last"}
-    return _train_small(tmp_path_factory.mktemp("grud_bundle"), model)
-
-
-# The same small run on the regression task: hospital length of stay (days), MAE-selected.
-SMALL_LOS = {
-    "data": {**SMALL_RUN["data"], "task": "length_of_stay"},
-    "train": {**SMALL_RUN["train"], "task": "regression", "monitor": "mae", "epochs": 4},
-}
+    return train_small(tmp_path_factory.mktemp("grud_bundle"), model)
 
 
 @pytest.fixture(scope="session")
 def trained_los_bundle(tmp_path_factory) -> Path:
     """Directory of a regression bundle (length of stay, days) trained on real data."""
-    return _train_small(tmp_path_factory.mktemp("los_bundle"), SMALL_RUN["model"], SMALL_LOS)
+    return train_small(tmp_path_factory.mktemp("los_bundle"), SMALL_RUN["model"], SMALL_LOS)
 
 
 #: Synthea patients of the config-task tests (tests/unit/tasks, serving a config task).
