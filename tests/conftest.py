@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from data_slices import unpack_synthea
 from small_runs import SMALL_LOS, SMALL_RUN, train_small
 
 torch.set_num_threads(1)
@@ -34,19 +35,7 @@ def synthea_bundles(tmp_path_factory) -> Path:
 
     Streamed from the front of ``synthea_r4.tar.xz``, so only about 4 MB are decompressed.
     """
-    import tarfile
-
-    from medseq.paths import dataset_dir
-
-    out = tmp_path_factory.mktemp("synthea_r4")
-    with tarfile.open(dataset_dir("synthea_r4") / "synthea_r4.tar.xz", "r:xz") as tar:
-        for member in tar:
-            name = Path(member.name).name
-            if member.isfile() and name.endswith(".json") and "Information" not in name:
-                (out / name).write_bytes(tar.extractfile(member).read())
-                if len(list(out.iterdir())) == 4:
-                    break
-    return out
+    return unpack_synthea(tmp_path_factory.mktemp("synthea_r4"), 4)
 
 
 @pytest.fixture(scope="session")
@@ -91,23 +80,7 @@ N_BUNDLES = 80
 @pytest.fixture(scope="session")
 def synthea_folder(tmp_path_factory) -> Path:
     """The first N_BUNDLES patient Bundles of ``synthea_r4.tar.xz``, unpacked (do not modify)."""
-    import tarfile
-
-    from medseq.paths import dataset_dir
-
-    out = tmp_path_factory.mktemp("synthea_tasks")
-    n = 0
-    with tarfile.open(dataset_dir("synthea_r4") / "synthea_r4.tar.xz", "r:xz") as tar:
-        for member in tar:
-            name = Path(member.name).name
-            if member.isfile() and name.endswith(".json") and "Information" not in name:
-                handle = tar.extractfile(member)
-                assert handle is not None
-                (out / name).write_bytes(handle.read())
-                n += 1
-                if n == N_BUNDLES:
-                    break
-    return out
+    return unpack_synthea(tmp_path_factory.mktemp("synthea_tasks"), N_BUNDLES)
 
 
 @pytest.fixture(scope="session")
