@@ -33,6 +33,26 @@ def unpack_synthea(out: Path, n_bundles: int) -> Path:
     return out
 
 
+def unpack_physionet2012(out: Path, n_stays: int, set_name: str = "a") -> Path:
+    """The first ``n_stays`` stays of PhysioNet 2012 ``set-{set_name}.tar.gz`` as the folder
+    of ``.txt`` files the reader takes (``out/set-a/132539.txt``); that folder."""
+    from medseq.paths import dataset_dir
+
+    folder = out / f"set-{set_name}"
+    folder.mkdir()
+    n = 0
+    with tarfile.open(dataset_dir("physionet2012") / f"set-{set_name}.tar.gz") as tar:
+        for member in tar:
+            if member.isfile() and member.name.endswith(".txt"):
+                handle = tar.extractfile(member)
+                assert handle is not None
+                (folder / member.name.rsplit("/", 1)[-1]).write_bytes(handle.read())
+                n += 1
+                if n == n_stays:
+                    break
+    return folder
+
+
 def unpack_physionet2019(
     out: Path,
     n_first: int,

@@ -3,11 +3,10 @@ gives the dedicated pipeline's labels and exactly its ICU features."""
 
 from __future__ import annotations
 
-import tarfile
-
 import numpy as np
 import pytest
 
+from data_slices import unpack_physionet2012
 from medseq.datasets.registry import get_dataset
 from medseq.paths import dataset_dir
 from medseq.schema import DataError
@@ -38,18 +37,7 @@ FEATURES = {"log_variables": "auto", "delta_scale": "horizon", "static_summary":
 def both(tmp_path_factory):
     """300 stays of set A: the dedicated reader's set, and the same exported + mapped."""
     root = dataset_dir("physionet2012")
-    folder = tmp_path_factory.mktemp("pn2012") / "set-a"
-    folder.mkdir()
-    with tarfile.open(root / "set-a.tar.gz") as tar:
-        n = 0
-        for member in tar:
-            if member.isfile() and member.name.endswith(".txt"):
-                handle = tar.extractfile(member)
-                assert handle is not None
-                (folder / member.name.rsplit("/", 1)[-1]).write_bytes(handle.read())
-                n += 1
-                if n == 300:
-                    break
+    folder = unpack_physionet2012(tmp_path_factory.mktemp("pn2012"), 300)
     data = physionet2012.read(folder, outcomes=root / "Outcomes-a.txt")
     out = tmp_path_factory.mktemp("flat")
     data.events.rename(
