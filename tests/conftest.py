@@ -73,6 +73,22 @@ def trained_los_bundle(tmp_path_factory) -> Path:
     return train_small(tmp_path_factory.mktemp("los_bundle"), SMALL_RUN["model"], SMALL_LOS)
 
 
+@pytest.fixture(scope="session")
+def trained_beat_bundle(tmp_path_factory) -> Path:
+    """A MIT-BIH beat bundle from ``configs/mitbih-beats.toml`` (DS1 only, as the config
+    says; one seed and three epochs to keep the tests short): the signal streams' and the
+    monitoring detector's model (shared: tests copy it before changing anything)."""
+    from dataclasses import replace
+
+    from medseq.experiment import load_config, run_experiment
+
+    config_path = Path(__file__).resolve().parents[1] / "configs" / "mitbih-beats.toml"
+    config = load_config(config_path, ["train.epochs=3"])
+    out = tmp_path_factory.mktemp("beat-bundle")
+    config = replace(config, seeds=(0,), output_dir=str(out))
+    return Path(run_experiment(config, progress=False).bundle_dir)
+
+
 #: Synthea patients of the config-task tests (tests/unit/tasks, serving a config task).
 N_BUNDLES = 80
 
