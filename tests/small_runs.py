@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 # A small but real model: trained on 1000 stays of set A, tested on 1000 of set B.
-SMALL_RUN = {
+SMALL_RUN: dict[str, Any] = {
     "name": "small",
     "seeds": [0],
     "data": {"max_subjects": 1000, "val_fraction": 0.25},
@@ -23,7 +24,7 @@ SMALL_RUN = {
 }
 
 # The same small run on the regression task: hospital length of stay (days), MAE-selected.
-SMALL_LOS = {
+SMALL_LOS: dict[str, Any] = {
     "data": {**SMALL_RUN["data"], "task": "length_of_stay"},
     "train": {**SMALL_RUN["train"], "task": "regression", "monitor": "mae", "epochs": 4},
 }
@@ -36,4 +37,7 @@ def train_small(out: Path, model: dict, overrides: dict | None = None) -> Path:
 
     raw = {**SMALL_RUN, "model": model, **(overrides or {})}
     config = replace(parse_config(raw), output_dir=str(out))
-    return Path(run_experiment(config, progress=False).bundle_dir)
+    bundle_dir = run_experiment(config, progress=False).bundle_dir
+    if bundle_dir is None:
+        raise RuntimeError(f"{out}: the small run saved no bundle")
+    return Path(bundle_dir)

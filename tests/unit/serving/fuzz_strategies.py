@@ -59,7 +59,7 @@ def replace_at(obj: object, path: list[int], value: object) -> object:
     keys = list(obj) if isinstance(obj, dict) else list(range(len(obj)))
     key = keys[path[0] % len(keys)]
     copy = dict(obj) if isinstance(obj, dict) else list(obj)
-    copy[key] = replace_at(obj[key], path[1:], value)  # type: ignore[index]
+    copy[key] = replace_at(obj[key], path[1:], value)
     return copy
 
 
