@@ -3,9 +3,9 @@ static, outcomes) with the mapping file that reads them back: the flat path's te
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
+from data_slices import unpack_physionet2012
 from medseq.paths import dataset_dir
 from medseq.sources import physionet2012
 
@@ -36,16 +36,7 @@ def read_stays(which: str, n: int, folder: Path) -> physionet2012.PhysioNet2012S
     (their files are unpacked into ``folder``, so only they are read)."""
     root = dataset_dir("physionet2012")
     folder.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with tarfile.open(root / f"set-{which}.tar.gz") as tar:
-        for member in tar:
-            if member.isfile() and member.name.endswith(".txt"):
-                handle = tar.extractfile(member)
-                assert handle is not None
-                (folder / member.name.rsplit("/", 1)[-1]).write_bytes(handle.read())
-                count += 1
-                if count == n:
-                    break
+    folder = unpack_physionet2012(folder, n, which)
     return physionet2012.read(folder, outcomes=root / f"Outcomes-{which}.txt")
 
 

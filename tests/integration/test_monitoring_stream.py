@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,16 +22,11 @@ from medseq.monitoring.detector import StreamDetector, StreamError
 from medseq.monitoring.records import read_record
 from medseq.paths import dataset_dir
 
-CONFIG = Path(__file__).resolve().parents[2] / "configs" / "mitbih-beats.toml"
-
 
 @pytest.fixture(scope="module")
-def beat_bundle(tmp_path_factory) -> Path:
-    from medseq.experiment import load_config, run_experiment
-
-    config = load_config(CONFIG, ["train.epochs=3"])
-    config = replace(config, seeds=(0,), output_dir=str(tmp_path_factory.mktemp("beats")))
-    return Path(run_experiment(config, progress=False).bundle_dir)
+def beat_bundle(trained_beat_bundle) -> Path:
+    """The session's MIT-BIH beat bundle (tests/conftest.py): tests copy it to change it."""
+    return trained_beat_bundle
 
 
 def _record(name: str, minutes: float) -> np.ndarray:
