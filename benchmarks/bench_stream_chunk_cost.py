@@ -184,7 +184,9 @@ def app_ms(bundle: Path, raw: list[list[bytes]], seconds: int, db: Path) -> tupl
             t = time.process_time()
             for k in range(seconds):
                 for i, stream in enumerate(raw):
-                    status, answer = await _asgi(app, "POST", f"/v1/streams/s{i}/samples", stream[k])
+                    status, answer = await _asgi(
+                        app, "POST", f"/v1/streams/s{i}/samples", stream[k]
+                    )
                     if status != 200:
                         raise RuntimeError(f"a chunk answered {status}: {answer[:200]!r}")
                     digest.update(json.dumps(json.loads(answer), sort_keys=True).encode())

@@ -17,8 +17,9 @@ equations of :class:`torch.nn.GRU`, gates in torch's order (r, z, n):
 The ``context_beats + 1`` windows that read a beat step through it together: the state
 carried from one beat to the next is the partial state of each window still open (those
 of the next ``context_beats`` beats), so a beat costs one input projection, one batched
-recurrent product and the read-out, whatever the stream's length or how it is chunked. Probabilities are the softmax of each
-member's logits, averaged over the members (as the bundle's own predictions are).
+recurrent product and the read-out, whatever the stream's length or how it is chunked.
+Probabilities are the softmax of each member's logits, averaged over the members (as the
+bundle's own predictions are).
 """
 
 from __future__ import annotations
@@ -177,7 +178,8 @@ class BeatClassifier:
         ``(n, 3 M H)``, gates grouped (r of every member, then z, then n);
         :mod:`medseq.serving.signal_state` sets it back by name. Those beats are the only
         ones the coming windows have read, so stepping them from a fresh state gives the
-        windows exactly as they were.
+        windows as they were (to the rounding of the projection, which the former
+        block-diagonal layout summed in another order: about 1e-16).
         """
         m, h, c = self.n_members, self.hidden_size, self.context_beats
         rows = np.asarray(projections, np.float64).reshape(-1, 3, m, h)[len(projections) - c :]
