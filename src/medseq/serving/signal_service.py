@@ -142,7 +142,7 @@ class SignalStreams:
     max_cached : int, default=1000
         Detectors kept in memory.
     checkpoint_every : int, default=30
-        Chunks between checkpoints (each about 100 KB); also the most chunks replayed
+        Chunks between checkpoints (each about 80 KB); also the most chunks replayed
         to rebuild an evicted stream.
     max_chunk_s : float, default=60
         Longest chunk, in seconds of signal.

@@ -19,7 +19,7 @@ behind one lock) with four more tables:
 ``signal_chunks``
     every acknowledged chunk since that checkpoint (start index, float64 samples). A
     stream is restored as checkpoint + replay of these chunks, so a chunk is durable the
-    moment it is acknowledged, while a checkpoint (about 100 KB) is written only every
+    moment it is acknowledged, while a checkpoint (about 80 KB) is written only every
     ``checkpoint_every`` chunks; chunks a checkpoint includes are deleted with it.
 ``signal_acks``
     the acknowledgement of each recent chunk under its idempotency key, with a hash of its
