@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from medseq.serving.signal_state import restore, snapshot
-from medseq.serving.signal_store import ChunkRecord, SignalStore, StoredStream
+from medseq.serving.signal_store import Ack, ChunkRecord, SignalStore, StoredStream
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ class SignalStreams:
     max_cached : int, default=1000
         Detectors kept in memory.
     checkpoint_every : int, default=30
-        Chunks between checkpoints (each about 100 KB); also the most chunks replayed
+        Chunks between checkpoints (each about 80 KB); also the most chunks replayed
         to rebuild an evicted stream.
     max_chunk_s : float, default=60
         Longest chunk, in seconds of signal.
@@ -329,9 +329,11 @@ class SignalStreams:
 
     # --- chunks --------------------------------------------------------------------
 
-    def push(self, stream_id: str, chunk: Chunk) -> tuple[dict[str, Any], bool]:
+    def push(self, stream_id: str, chunk: Chunk) -> tuple[Ack, bool]:
         """Apply one chunk; (acknowledgement, replayed). ``replayed``: a retry of a chunk
-        already applied under the same key, answered with the stored acknowledgement."""
+        already applied under the same key, answered with the stored acknowledgement. The
+        acknowledgement carries its JSON text as stored: the answer's body, not encoded
+        again."""
         with self._lock:
             live = self._get(stream_id)
             if live is None:
@@ -407,14 +409,14 @@ class SignalStreams:
 
     def _apply(
         self, live: _Live, chunk: Chunk, start: int, t0: str | None, key: str, fingerprint: str
-    ) -> dict[str, Any]:
+    ) -> Ack:
         out = live.detector.push(chunk.samples, start=start)
         seq = live.seq + 1
         beats = [_beat(b, self.class_names) for b in out.beats]
         alerts = [_alert(a, live.fs_hz) for a in out.alerts]
         quality = [{"sample": q.sample, "state": q.state, "reason": q.reason} for q in out.quality]
         summary = _advance(live.summary, beats, alerts, quality)
-        ack = {
+        answer = {
             "stream_id": live.stream_id, "model_version": self.version, "start": start,
             "n_samples": len(chunk.samples), "next_sample": start + len(chunk.samples),
             "beats": beats, "quality": quality, "open_episodes": summary["open_episodes"],
@@ -423,7 +425,7 @@ class SignalStreams:
         checkpoint = snapshot(live.detector, self._template(live.fs_hz)) if due else None
         record = ChunkRecord(
             live.stream_id, seq, start, chunk.samples, start + len(chunk.samples), t0,
-            summary, key, fingerprint, ack, alerts, checkpoint,
+            summary, key, fingerprint, answer, alerts, checkpoint,
         )  # fmt: skip
         ack = self.store.save_chunk(record)
         live.seq, live.next_sample, live.summary, live.start_time = (
@@ -433,8 +435,8 @@ class SignalStreams:
             live.checkpoint_seq = seq
         for listen in self.listeners:
             listen(live.stream_id, start, chunk.samples, live.fs_hz)
-        if ack["alerts"] and self.publish is not None:
-            self.publish([{**a, "stream_id": live.stream_id} for a in ack["alerts"]])
+        if ack.value["alerts"] and self.publish is not None:
+            self.publish([{**a, "stream_id": live.stream_id} for a in ack.value["alerts"]])
         return ack
 
 
