@@ -134,7 +134,7 @@ def main() -> None:
         "threshold_off": 0.25,
     }
     model = AFModel(state)
-    per_record, y_held, p_held = [], [], []
+    per_record, p_held = [], []
     for rr in (rr for rr, h in zip(rrs, held, strict=True) if h):
         p = model.predict_proba(model.features(rr)) if len(rr) >= args.intervals else np.zeros(0)
         per_record.append((p, np.cumsum(rr)[args.intervals - 1 :]))
@@ -156,7 +156,16 @@ def main() -> None:
     print(f"threshold_on {grid[k]:.2f}; wrote {out} ({time.perf_counter() - started:.0f} s)")
 
 
-def _provenance(args, y, held, is_af, y_held, p_all, best) -> dict:
+def _provenance(
+    args: argparse.Namespace,
+    y: np.ndarray,
+    held: np.ndarray,
+    is_af: np.ndarray,
+    y_held: np.ndarray,
+    p_all: np.ndarray,
+    best: dict[str, float],
+) -> dict[str, object]:
+    """Where the model came from and its held-out CinC 2017 figures (written in the JSON)."""
     on = p_all >= 0.5
     return {
         "trained_on": "PhysioNet/CinC 2017 training2017 (shared copy), every recording whose "
