@@ -39,6 +39,7 @@ def subgroup_section(
         threshold=bundle.threshold,
         n_boot=n_boot,
         random_state=random_state,
+        patients=ev.groups,
     )
     overall = float(np.nan_to_num(_auroc(ev)))
     return table, {"subgroups": figures.subgroup_figure(table, overall, "auroc")}

@@ -18,7 +18,7 @@ import pandas as pd
 from medseq.evaluation import metrics_with_ci
 from medseq.report import figures, regression_figures
 from medseq.report.datasets import EvaluatedSet
-from medseq.report.subgroups import _compare, iter_subgroups, subgroups_for
+from medseq.report.subgroups import _compare, check_patients, iter_subgroups, subgroups_for
 
 REGRESSION_SUBGROUP_METRICS: tuple[str, ...] = ("mae", "r2")
 TASK_UNITS = {"length_of_stay": "days"}
@@ -94,6 +94,7 @@ def subgroup_table(
     n_boot: int = 1000,
     random_state: int = 0,
     min_size: int = 30,
+    patients: object | None = None,
 ) -> pd.DataFrame:
     """Regression metrics with 95 % CIs per subgroup, each compared with the rest.
 
@@ -110,6 +111,8 @@ def subgroup_table(
     n_boot : int, default=1000
     random_state : int, default=0
     min_size : int, default=30
+    patients : array-like of shape (n_samples,), default=None
+        The patient of each sample: resample whole patients (cluster bootstrap).
 
     Returns
     -------
@@ -120,10 +123,11 @@ def subgroup_table(
     y = np.asarray(y_true, dtype=np.float64)
     p = np.asarray(y_pred, dtype=np.float64)
     settings = {"n_boot": n_boot, "random_state": random_state, "stratified": False}
+    who = check_patients(patients, len(y))
     rows = []
     for attribute, group, inside in iter_subgroups(groups, len(y)):
         base = {"attribute": attribute, "group": group}
-        rows += _group_rows(y, p, inside, base, metrics, settings, min_size)
+        rows += _group_rows(y, p, inside, base, metrics, settings, min_size, who)
     columns = ["attribute", "group", "n", "metric", "value", "lo", "hi", "rest"]
     columns += ["diff_lo", "diff_hi", "flag", "note"]
     return pd.DataFrame(rows).reindex(columns=columns)
@@ -137,12 +141,13 @@ def _group_rows(
     metrics: Sequence[str],
     settings: dict,
     min_size: int,
+    patients: np.ndarray | None = None,
 ) -> list[dict]:
     """One row per metric for a group, or one "too small" row (intervals unreadable)."""
     base = base | {"n": int(inside.sum())}
     if inside.sum() < min_size or (~inside).sum() < 2:
         return [base | {"metric": "", "flag": False, "note": "too small to estimate"}]
-    return [base | {"metric": m} | _compare(y, p, inside, m, settings) for m in metrics]
+    return [base | {"metric": m} | _compare(y, p, inside, m, settings, patients) for m in metrics]
 
 
 def subgroup_section(
@@ -152,6 +157,8 @@ def subgroup_section(
     groups = subgroups_for(bundle, ev)
     if not groups:
         return None, {}
-    table = subgroup_table(ev.y, ev.risk, groups, n_boot=n_boot, random_state=random_state)
+    table = subgroup_table(
+        ev.y, ev.risk, groups, n_boot=n_boot, random_state=random_state, patients=ev.groups
+    )
     overall = float(np.mean(np.abs(ev.y - ev.risk)))
     return table, {"subgroups": figures.subgroup_figure(table, overall, "mae")}

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from medseq.evaluation.bootstrap import cluster_resample_indices
 from medseq.evaluation.conformal import intervals_from_pred, sets_from_probs
 from medseq.evaluation.selective import abstain, risk_coverage
 from medseq.report.datasets import EvaluatedSet
@@ -46,22 +47,34 @@ def covered_and_size(
     return sets[np.arange(len(y)), y].astype(float), sets.sum(axis=1).astype(float)
 
 
-def mean_ci(values: np.ndarray, *, n_boot: int, random_state: int = 0) -> list[float]:
-    """``[mean, lo, hi]``: percentile bootstrap 95 % interval of a per-case mean."""
+def mean_ci(
+    values: np.ndarray, *, n_boot: int, random_state: int = 0, groups: object | None = None
+) -> list[float]:
+    """``[mean, lo, hi]``: percentile bootstrap 95 % interval of a per-case mean.
+
+    With ``groups`` (the patient of each case) whole patients are resampled, as the run's
+    metric CIs do: one patient's cases are not independent. With one case per patient
+    the interval is the per-case one exactly.
+    """
     values = np.asarray(values, dtype=np.float64)
     if len(values) == 0:
         return [float("nan")] * 3
-    rng = np.random.default_rng(random_state)
-    means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
+    if groups is None:
+        rng = np.random.default_rng(random_state)
+        means = values[rng.integers(0, len(values), (n_boot, len(values)))].mean(axis=1)
+    else:
+        rows = cluster_resample_indices(values, groups, n_boot, random_state, stratified=False)
+        means = np.array([values[row].mean() for row in rows])
     lo, hi = np.quantile(means, [0.025, 0.975])
     return [float(values.mean()), float(lo), float(hi)]
 
 
-def _summary(covered, size, n_boot: int, random_state: int) -> dict[str, Any]:
+def _summary(covered, size, n_boot: int, random_state: int, groups=None) -> dict[str, Any]:
+    settings = {"n_boot": n_boot, "random_state": random_state, "groups": groups}
     return {
         "n": len(covered),
-        "coverage": mean_ci(covered, n_boot=n_boot, random_state=random_state),
-        "set_size": mean_ci(size, n_boot=n_boot, random_state=random_state),
+        "coverage": mean_ci(covered, **settings),
+        "set_size": mean_ci(size, **settings),
     }
 
 
@@ -73,17 +86,24 @@ def set_uncertainty(
     variants = ("marginal",) if cal["task"] == "regression" else ("marginal", "mondrian")
     out: dict[str, Any] = {"name": ev.name, "coverage_requested": coverage}
     groups = subgroups_for(bundle, ev)
+    who = ev.groups  # the patient of each sample, when the spec names it: resample patients
+
+    def part(mask: np.ndarray) -> np.ndarray | None:
+        return None if who is None else np.asarray(who)[mask]
+
     for variant in variants:
         covered, size = covered_and_size(cal, y, ev.risk, coverage, mondrian=variant != "marginal")
-        out[variant] = _summary(covered, size, n_boot, random_state)
+        out[variant] = _summary(covered, size, n_boot, random_state, who)
         if cal["task"] in ("binary", "multiclass"):  # what Mondrian is for: each true class
             out[variant]["by_class"] = [
-                {"class": str(k)} | _summary(covered[y == k], size[y == k], n_boot, random_state)
+                {"class": str(k)}
+                | _summary(covered[m], size[m], n_boot, random_state, part(m))
                 for k in range(len(cal["by_class"]))
+                for m in [y == k]
             ]
         out[variant]["subgroups"] = [
             {"attribute": attr, "group": str(g)}
-            | _summary(covered[mask], size[mask], n_boot, random_state)
+            | _summary(covered[mask], size[mask], n_boot, random_state, part(mask))
             for attr, column in groups.items()
             for g in sorted(column.dropna().unique(), key=str)
             for mask in [column.to_numpy() == g]

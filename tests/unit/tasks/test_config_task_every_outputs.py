@@ -201,3 +201,53 @@ def test_medseq_predict_names_the_patient_with_torch_and_onnx(every_run, synthea
     both = test.merge(by_torch, on=keys)
     assert len(both) == len(test)
     np.testing.assert_allclose(both["y_pred"], both["risk"], atol=1e-5)
+
+
+def _first_per_patient(ev):
+    """The set ``ev`` cut to each patient's first sample (one sample per patient)."""
+    from dataclasses import replace
+
+    keep = ~pd.Series(ev.groups).duplicated().to_numpy()
+    features = {k: v[keep] for k, v in ev.features.items()}
+    return replace(
+        ev, subject_ids=ev.subject_ids[keep], y=ev.y[keep], risk=ev.risk[keep],
+        features=features, groups=ev.groups[keep],
+    )  # fmt: skip
+
+
+def test_report_subgroups_and_uncertainty_resample_patients(every_run, synthea_folder):
+    """The report's subgroup table and coverage CIs resample whole patients, as the run's
+    metric CIs do: different from the per-sample bootstrap when patients have several
+    samples, the same to the last digit when each patient has one."""
+    from medseq.bundle import load_bundle
+    from medseq.report.datasets import load_set
+    from medseq.report.subgroups import subgroup_table, subgroups_for
+    from medseq.report.uncertainty import mean_ci
+
+    bundle = load_bundle(every_run / "bundle")
+    ev = load_set(bundle, synthea_folder, name="internal")
+    assert ev.groups is not None and pd.Series(ev.groups).duplicated().any()
+    first = _first_per_patient(ev)  # 13 test patients: too few for estimable subgroups
+    own = np.array([f"sample-{i}" for i in range(len(ev.y))])  # each sample its own patient
+    cases = [(ev, ev.groups, False), (ev, own, True), (first, first.groups, True)]
+    for cut, patients, same in cases:
+        groups = subgroups_for(bundle, cut)
+        assert set(groups) == {"sex", "age"}
+        settings = {"threshold": bundle.threshold, "n_boot": 200, "min_size": 5}
+        by_patient = subgroup_table(cut.y, cut.risk, groups, **settings, patients=patients)
+        by_sample = subgroup_table(cut.y, cut.risk, groups, **settings)
+        estimable = by_patient["lo"].notna()
+        assert estimable.any() or cut is first
+        pd.testing.assert_series_equal(by_patient["value"], by_sample["value"])
+        covered = (cut.risk >= bundle.threshold) == (cut.y == 1)  # a real per-case 0/1
+        a = mean_ci(covered, n_boot=200, groups=patients)
+        b = mean_ci(covered, n_boot=200)
+        if same:  # one sample per patient: the per-sample bootstrap exactly
+            pd.testing.assert_frame_equal(by_patient, by_sample)
+            assert a == b
+        else:  # several samples per patient: the intervals move
+            ci = ["lo", "hi", "diff_lo", "diff_hi"]
+            assert not by_patient.loc[estimable, ci].equals(by_sample.loc[estimable, ci])
+            assert a[0] == b[0] and a[1:] != b[1:]
+    with pytest.raises(ValueError, match="patients must name the patient of each"):
+        subgroup_table(ev.y, ev.risk, groups, threshold=0.5, patients=ev.groups[:3])
