@@ -51,6 +51,25 @@ class SignalStreaming:
         lead = featurizer_state.get("lead")
         return lead if isinstance(lead, str) and lead else self.lead
 
+    def input_signal(self, featurizer_state: dict[str, Any]) -> dict[str, Any]:
+        """What the bundle's model reads, for its ``provenance["signal"]``.
+
+        ``{"fs_hz": ..., "lead": ..., "lead_names": [...]}``: the one rate the model's
+        recordings were at in training (``model_fs_hz``, else the one rate of ``fs_hz``;
+        None when recordings kept several rates) and its primary lead with the other names
+        a record may give it. Stored in the bundle at training time so that the edge path
+        (``medseq monitor``, no pandas, no registry) resamples a record and finds the lead
+        without the dataset spec.
+        """
+        fs = self.model_fs_hz
+        if fs is None and len(self.fs_hz) == 1:
+            fs = self.fs_hz[0]
+        return {
+            "fs_hz": None if fs is None else float(fs),
+            "lead": self.lead_of(featurizer_state),
+            "lead_names": list(self.lead_names),
+        }
+
     def detector_factory(self, bundle_dir: str | Path) -> tuple[Callable[[float], Any], Any]:
         """(``make(fs_hz) -> StreamDetector``, the beat classifier) for a bundle.
 

@@ -176,6 +176,9 @@ def run_experiment(
             config, folds, test, out_dir, resume=resume, progress=progress
         )
         bundle.provenance = _provenance(config, folds, test)
+        streaming = get_dataset(config.data.dataset).signal_streaming
+        if streaming is not None:  # the model's input rate and lead, for the edge path
+            bundle.provenance["signal"] = streaming.input_signal(bundle.featurizer.state_dict())
         bundle_dir = str(out_dir / "bundle")
         class_names = bundle.class_names
     fold_sizes = [len(fold.val.subject_ids) for fold in folds]

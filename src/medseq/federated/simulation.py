@@ -148,7 +148,8 @@ def save_global_bundle(
     from medseq.bundle import Bundle, save_bundle
     from medseq.experiment.data import file_sha256, resolve_data_path
 
-    task_type = get_dataset(experiment.dataset).task_type(experiment.task)
+    spec = get_dataset(experiment.dataset)
+    task_type = spec.task_type(experiment.task)
     paths = {"train": experiment.train, **({"test": experiment.test} if experiment.test else {})}
     bundle = Bundle(
         model_config=model_config(experiment, featurizer),
@@ -176,6 +177,8 @@ def save_global_bundle(
         },
         train_config={**experiment.local_train, "federated": experiment.federated.to_dict()},
     )
+    if spec.signal_streaming is not None:  # the model's input rate and lead (edge path)
+        bundle.provenance["signal"] = spec.signal_streaming.input_signal(featurizer.state_dict())
     return save_bundle(bundle, Path(experiment.output_dir) / "bundle")
 
 

@@ -6,6 +6,14 @@ quality change and alert as it becomes known (and each beat with ``--beats``). W
 ``speed=N`` the replay waits so that N seconds of record pass per second of wall time
 (``speed=1`` is real time); ``speed=0``, the default, replays as fast as the machine can.
 Samples read from stdin (one value in mV per line, ``--record -``) need ``--fs``.
+
+A bundle trained on recordings brought to one rate stores it (``provenance["signal"]``,
+:meth:`~medseq.datasets.signal_streaming.SignalStreaming.input_signal`, written at
+training time): a record at another rate is resampled to it on the way in
+(:class:`~medseq.monitoring.resampled.ResampledDetector`, the training resampler's
+filter) and times stay on the record's clock. That field also names the primary lead's
+other names (MLII for ``ECG1``), tried when the record has no lead of the featurizer's
+name. A bundle saved before the field existed runs at the record's own rate, as before.
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ import numpy as np
 from medseq.monitoring.af_model import AFModel
 from medseq.monitoring.beat_model import BeatClassifier, BeatModel
 from medseq.monitoring.detector import StreamDetector, StreamOutput
-from medseq.monitoring.records import RecordError, read_record
+from medseq.monitoring.records import Record, RecordError, read_record
+from medseq.monitoring.resampled import ResampledDetector
+from medseq.serving.manifest import read_manifest
 
 
 def clock(seconds: float) -> str:
@@ -92,9 +102,14 @@ def monitor(
         raise ValueError(f"speed must be >= 0 and chunk_s > 0, got {speed}, {chunk_s}")
     started = time.perf_counter()
     classifier = load_beat_model(bundle, runtime)
-    name, chunks, fs = _source(record, classifier, lead, fs_hz, chunk_s, stdin)
-    detector = StreamDetector(classifier, fs, af_model=AFModel.load(af_model) if af_model else None)
-    yield f"monitoring {name} at {fs:g} Hz with {Path(bundle)} (classes {classifier.class_names})"
+    signal = bundle_signal(bundle)
+    name, chunks, fs = _source(record, classifier, lead, fs_hz, chunk_s, stdin, signal)
+    af = AFModel.load(af_model) if af_model else None
+    detector, note = _detector(classifier, fs, signal.get("fs_hz"), af)
+    yield (
+        f"monitoring {name} at {fs:g} Hz{note} with {Path(bundle)} "
+        f"(classes {classifier.class_names})"
+    )
     counts: Counter[str] = Counter()
     n_samples = n_alerts = 0
     for chunk in chunks:
@@ -116,6 +131,34 @@ def monitor(
     )
 
 
+def bundle_signal(bundle: str | Path) -> dict:
+    """The bundle's ``provenance["signal"]`` (model input rate and lead), ``{}`` when the
+    bundle predates it; a clear error when it is there but holds no usable rate."""
+    signal = read_manifest(bundle, verify=False).get("provenance", {}).get("signal") or {}
+    if not isinstance(signal, dict):
+        raise ValueError(f"{bundle}: provenance['signal'] must be an object, got {signal!r}")
+    rate = signal.get("fs_hz")
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0
+    ):
+        raise ValueError(
+            f"{bundle}: provenance['signal']['fs_hz'] must be a rate > 0 in Hz or null, "
+            f"got {rate!r}; retrain the bundle or remove the field to run at the record's rate"
+        )
+    return signal
+
+
+def _detector(
+    classifier: BeatModel, fs_hz: float, model_fs_hz: float | None, af: AFModel | None
+) -> tuple[StreamDetector | ResampledDetector, str]:
+    """The detector for a stream at ``fs_hz``: at the model's rate behind a resampler when
+    the bundle states one that differs, else at the stream's own rate (older bundles)."""
+    if model_fs_hz is None or float(model_fs_hz) == fs_hz:
+        return StreamDetector(classifier, fs_hz, af_model=af), ""
+    inner = StreamDetector(classifier, float(model_fs_hz), af_model=af)
+    return ResampledDetector(inner, fs_hz), f" (resampled to the model's {model_fs_hz:g} Hz)"
+
+
 def load_beat_model(bundle: str | Path, runtime: str = "numpy") -> BeatModel:
     """The bundle's beat model run by ``runtime``: ``"numpy"`` or ``"onnx"``."""
     if runtime == "numpy":
@@ -134,20 +177,30 @@ def _source(
     fs_hz: float | None,
     chunk_s: float,
     stdin: TextIO | None,
+    signal: dict | None = None,
 ) -> tuple[str, Iterable[np.ndarray], float]:
     if str(record) == "-":
         if fs_hz is None or fs_hz <= 0 or stdin is None:
             raise ValueError("reading samples from stdin needs --fs (the sampling rate in Hz)")
         return "stdin", stdin_chunks(stdin, max(1, round(chunk_s * fs_hz))), fs_hz
-    wanted = lead or classifier.featurizer_state.get("lead")
-    try:
-        rec = read_record(record, lead=wanted)
-    except RecordError:
-        if lead is not None:  # the user asked for this lead: say it is absent
-            raise
-        rec = read_record(record)  # the bundle's lead is absent: the first, as in training
+    rec = _read_lead(record, lead, classifier, signal or {})
     if fs_hz is not None and fs_hz != rec.fs_hz:
         raise ValueError(f"{record}: the header says {rec.fs_hz:g} Hz, --fs says {fs_hz:g} Hz")
     step = max(1, round(chunk_s * rec.fs_hz))
     chunks = (rec.samples[i : i + step] for i in range(0, len(rec.samples), step))
     return f"record {rec.name} lead {rec.lead}", chunks, rec.fs_hz
+
+
+def _read_lead(record: str | Path, lead: str | None, classifier: BeatModel, signal: dict) -> Record:
+    """The lead asked for; else the featurizer's lead, or another name of it the bundle
+    records (MLII for ``ECG1``); else the first, as in training."""
+    if lead is not None:  # the user asked for this lead: say it is absent
+        return read_record(record, lead=lead)
+    names = [classifier.featurizer_state.get("lead"), signal.get("lead")]
+    names += list(signal.get("lead_names") or [])
+    for name in dict.fromkeys(n for n in names if isinstance(n, str) and n):
+        try:
+            return read_record(record, lead=name)
+        except RecordError:
+            continue
+    return read_record(record)

@@ -96,8 +96,7 @@ def set_uncertainty(
         out[variant] = _summary(covered, size, n_boot, random_state, who)
         if cal["task"] in ("binary", "multiclass"):  # what Mondrian is for: each true class
             out[variant]["by_class"] = [
-                {"class": str(k)}
-                | _summary(covered[m], size[m], n_boot, random_state, part(m))
+                {"class": str(k)} | _summary(covered[m], size[m], n_boot, random_state, part(m))
                 for k in range(len(cal["by_class"]))
                 for m in [y == k]
             ]
