@@ -30,6 +30,7 @@ from medseq.features.registry import featurizer_from_state_dict
 from medseq.federated import local
 from medseq.federated.config import FederatedExperiment
 from medseq.federated.sites import Site, load_site
+from medseq.federated.threshold import encode, score_counts
 
 logger = logging.getLogger(__name__)
 
@@ -201,9 +202,13 @@ class SiteClient:
         featurizer, _, val = self._featurizer_and_arrays(config)
         model = make_model(self.experiment, featurizer, seed=self.experiment.federated.seed)
         local.set_weights(model, parameters)
-        scores = local.score(model, val, self.experiment.local_train, self.task_type)
+        prob = local.predict(model, val, self.experiment.local_train, self.task_type)
+        loss = local.log_loss(val["y"], prob, self.task_type)
         n = local.n_scored(val["y"], self.task_type)  # per-hour tasks: weighted by hours
-        return scores["loss"], n, {"auroc": scores["auroc"], "site": self.site.name}
+        metrics: dict[str, Any] = {"auroc": local.mean_auroc(val["y"], prob, self.task_type)}
+        if self.task_type == "binary":  # the server picks the bundle's threshold on these
+            metrics["val_counts"] = encode(score_counts(val["y"], prob))
+        return loss, n, metrics | {"site": self.site.name}
 
 
 def numpy_client(experiment: FederatedExperiment, index: int) -> Any:

@@ -91,6 +91,7 @@ class MedseqStrategy:
         self.best_parameters: list[np.ndarray] | None = None
         self.best_round: int | None = None
         self.best_val_auroc = -np.inf
+        self.best_val_counts: np.ndarray | None = None  # binary: the sites' pooled scores
         self.history: list[RoundRecord] = []
         self.stats_sites: dict[str, list[str]] = {}
         from medseq.federated.client import federated_fit
@@ -184,6 +185,7 @@ class MedseqStrategy:
 
             self.best_val_auroc, self.best_round = val_auroc, record.round
             self.best_parameters = parameters_to_ndarrays(self._latest)
+            self.best_val_counts = _pooled_counts(results)
         logger.info(
             "training round %d: validation AUROC %.4f (sites %s)",
             record.round,
@@ -231,6 +233,14 @@ class MedseqStrategy:
 
         model = make_model(self.experiment, self.featurizer(), seed=self.experiment.federated.seed)
         return get_weights(model)
+
+
+def _pooled_counts(results: list) -> np.ndarray | None:
+    """The sum of the sites' validation score counts (binary tasks), None when not sent."""
+    from medseq.federated.threshold import decode
+
+    sent = [res.metrics["val_counts"] for _, res in results if "val_counts" in res.metrics]
+    return sum((decode(text) for text in sent[1:]), decode(sent[0])) if sent else None
 
 
 def _weighted_mean(values: np.ndarray, weights: np.ndarray) -> float:

@@ -33,6 +33,7 @@ from medseq.federated.sites import (
     protocol_test_ids,
     read_set,
 )
+from medseq.federated.threshold import threshold_from_counts
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class FederatedResult:
     epsilon: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     bundle_dir: str | None = None
+    threshold: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -122,6 +124,8 @@ def finish(
         history=[asdict(r) for r in strategy.history],
         epsilon=dict(strategy.history[-1].epsilon) if strategy.history else {},
     )
+    if strategy.best_val_counts is not None:  # binary: chosen on validation, as centrally
+        result.threshold = threshold_from_counts(strategy.best_val_counts)
     model = make_model(experiment, featurizer, seed=experiment.federated.seed)
     local.set_weights(model, strategy.best_parameters)
     if experiment.test or experiment.protocol:
@@ -157,7 +161,7 @@ def save_global_bundle(
         members=[model.eval()],
         task=task_type,
         class_names=class_names(experiment),
-        threshold=0.5 if task_type == "binary" else None,
+        threshold=_bundle_threshold(task_type, result.threshold),
         metrics={"validation": {"auroc": result.best_val_auroc}},
         provenance={
             "dataset": experiment.dataset,
@@ -180,6 +184,18 @@ def save_global_bundle(
     if spec.signal_streaming is not None:  # the model's input rate and lead (edge path)
         bundle.provenance["signal"] = spec.signal_streaming.input_signal(featurizer.state_dict())
     return save_bundle(bundle, Path(experiment.output_dir) / "bundle")
+
+
+def _bundle_threshold(task_type: str, chosen: float | None) -> float | None:
+    """The validation-chosen threshold of a binary bundle; 0.5 (with a warning) when the
+    sites' validation could not choose one (one outcome only, or sites too old to send
+    their score counts)."""
+    if task_type != "binary":
+        return None
+    if chosen is None:
+        logger.warning("no threshold was chosen on validation: the bundle keeps 0.5")
+        return 0.5
+    return chosen
 
 
 def _split_provenance(experiment: FederatedExperiment) -> dict[str, Any]:
