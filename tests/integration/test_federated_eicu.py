@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -111,6 +112,7 @@ def test_a_partition_without_groups_says_what_is_missing(tmp_path):
         load_site(experiment, 0)
 
 
+@pytest.mark.slow  # ~40 s wall: Flower's simulation engine and three sites
 def test_a_tiny_federated_run_scores_the_held_out_hospitals(mapping_file, tmp_path):
     pytest.importorskip("ray", reason="Flower's simulation engine needs medseq[federated]")
     config = tmp_path / "fed.toml"
@@ -160,6 +162,10 @@ min_fit_clients = 3
     assert provenance["federated"]["partition"] == "group"
     assert provenance["task_definition"]["label"]["codes"] == ["HOSPITAL_DISCHARGE/Expired"]
     assert len(provenance["federated"]["sites"]) == 3
+    # the threshold is chosen on the sites' validation scores, as the runner's: at 0.5 this
+    # model of a rare outcome calls every stay negative
+    assert saved["threshold"] is not None and 0.0 < saved["threshold"] < 0.5
+    assert manifest["threshold"] == saved["threshold"]
     # `medseq evaluate` on the training file scores the held-out hospitals only, with the
     # run's own test AUROC (the bundle carries the task definition: nothing to register)
     from medseq.bundle import load_bundle
@@ -176,3 +182,11 @@ min_fit_clients = 3
     assert sorted(chosen.labels.index.tolist()) == sorted(held_out.tolist())
     line = next(r for r in scored.output.splitlines() if r.startswith("| auroc"))
     assert float(line.split("|")[2]) == pytest.approx(saved["test_auroc"], abs=5e-4)
+    predicted = tmp_path / "pred.csv"
+    done = runner.invoke(
+        app, ["predict", saved["bundle_dir"], "--data", str(mapping_file), "-o", str(predicted)]
+    )
+    assert done.exit_code == 0, done.output
+    risk = pd.read_csv(predicted)["risk"].to_numpy()
+    assert (risk < 0.5).all()  # the old default: nobody flagged
+    assert 0 < (risk >= saved["threshold"]).sum() < len(risk)  # the chosen one flags some
