@@ -306,6 +306,8 @@ def summary(result: FederatedResult) -> str:
             f"validation AUROC {r['val_auroc']:.4f}"
         )
     lines.append(f"best round {result.best_round}: validation AUROC {result.best_val_auroc:.4f}")
+    if result.threshold is not None:
+        lines.append(f"decision threshold {result.threshold:.3f} (chosen on validation)")
     if result.test_auroc is not None:
         per_site = ", ".join(f"{k} {v:.4f}" for k, v in result.test_site_auroc.items())
         lines.append(f"test AUROC {result.test_auroc:.4f} ({per_site})")

@@ -153,7 +153,10 @@ def _detector(
 ) -> tuple[StreamDetector | ResampledDetector, str]:
     """The detector for a stream at ``fs_hz``: at the model's rate behind a resampler when
     the bundle states one that differs, else at the stream's own rate (older bundles)."""
-    if model_fs_hz is None or float(model_fs_hz) == fs_hz:
+    if model_fs_hz is None:  # saved before bundles recorded it: as before, but say so
+        note = " (the bundle records no input rate: run at the record's own)"
+        return StreamDetector(classifier, fs_hz, af_model=af), note
+    if float(model_fs_hz) == fs_hz:
         return StreamDetector(classifier, fs_hz, af_model=af), ""
     inner = StreamDetector(classifier, float(model_fs_hz), af_model=af)
     return ResampledDetector(inner, fs_hz), f" (resampled to the model's {model_fs_hz:g} Hz)"
