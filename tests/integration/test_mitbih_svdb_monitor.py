@@ -154,3 +154,13 @@ def test_a_bundle_with_a_bad_rate_is_refused_naming_the_field(root, bundles, tmp
     )
     assert result.exit_code != 0
     assert "provenance['signal']['fs_hz'] must be a rate > 0" in result.output
+
+
+@pytest.mark.slow  # trains the shared MIT-BIH beat bundle through the runner (~1 min)
+def test_the_runner_stores_the_rate_and_lead_a_bundle_was_trained_at(trained_beat_bundle):
+    """``medseq train`` writes the field: a MIT-BIH bundle reads 360 Hz MLII, so a MIT-BIH
+    record runs at its own rate, with no resampling."""
+    manifest = json.loads((trained_beat_bundle / "medseq.json").read_text())
+    assert manifest["provenance"]["signal"] == {"fs_hz": 360.0, "lead": "MLII", "lead_names": []}
+    lines = _monitor(trained_beat_bundle, dataset_dir("mitdb_full") / "100", "--speed", "0")
+    assert lines[0].startswith("monitoring record 100 lead MLII at 360 Hz with")
