@@ -29,22 +29,28 @@ The features are the ICU path's :class:`~medseq.features.icu.featurizer.ICUFeatu
 ``[features]`` table holds its keyword arguments, and ``static_columns`` defaults to the
 mapping's ``[static] columns``. Subjects without a label, or whose label is not 0/1, are
 an error naming them (never silently dropped).
+
+The bundle keeps the mapping (without ``root``), so ``POST /v1/predict`` takes a stay's
+rows of the event tables and its row of the static table, read through the same mapping
+onto the same grid (:mod:`medseq.datasets.flat_icu_serving`).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from medseq.datasets.flat_icu_serving import EXAMPLE as ICU_EXAMPLE
 from medseq.datasets.registry import DatasetSpec
 from medseq.features.icu.featurizer import ICUFeaturizer
 from medseq.schema import DataError, ReadReport, check_known_keys
+from medseq.serving.requests import LazyBody
 from medseq.sources import flat_events
 
 if sys.version_info >= (3, 11):
@@ -63,6 +69,8 @@ class FlatICUSet:
     static: pd.DataFrame
     labels: pd.Series
     report: ReadReport
+    #: the mapping and units a REST request's rows are read with (kept in the bundle)
+    request_state: dict[str, Any] = field(default_factory=dict)
 
 
 def _table(root: Path, where: str, spec: dict[str, Any], keys: tuple[str, ...]) -> pd.DataFrame:
@@ -131,6 +139,7 @@ def read_mapping(path: str | os.PathLike[str]) -> FlatICUSet:
         static=static.reindex(labels.index),
         labels=labels.astype(np.int64).rename("label"),
         report=read.report,
+        request_state=flat_events.mapping_state(raw, read),
     )
 
 
@@ -155,6 +164,10 @@ def _transform(
     return featurizer.transform(data.events, data.static, ids)
 
 
+def _request_state(data: FlatICUSet) -> dict[str, Any]:
+    return data.request_state
+
+
 def _sizes(featurizer: ICUFeaturizer) -> dict[str, int]:
     return {"input_size": featurizer.n_features, "static_size": featurizer.n_static}
 
@@ -167,9 +180,10 @@ FLAT_ICU = DatasetSpec(
     fit_featurizer=_fit,
     transform=_transform,
     model_sizes=_sizes,
+    request=LazyBody("medseq.datasets.flat_icu_serving:parse", "flat_rows", ICU_EXAMPLE),
+    request_state=_request_state,
     unsupported={
         "streaming": "flat_icu has no per-observation serving path yet",
-        "request": "flat_icu has no REST request parser yet",
         "fhir": "flat_icu has no FHIR code table",
     },
 )

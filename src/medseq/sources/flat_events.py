@@ -368,3 +368,15 @@ def _section(path: str | os.PathLike[str], section: str) -> Any:
             raise ValueError(f"{path}: no [{section}] section (missing {key!r})")
         node = node[key]
     return node
+
+
+def mapping_state(raw: Mapping[str, Any], read: FlatEventSet) -> dict[str, Any]:
+    """What a request needs to read rows as the mapping file ``raw`` (its parsed TOML) did:
+    the mapping without its ``root`` (a path of the training machine) and the unit chosen
+    for each numeric code (so a request's values are converted to the units the model
+    was trained on, not to its own most frequent unit). Plain JSON, kept in the bundle."""
+    chosen = dict(zip(read.units["code"].astype(str), read.units["unit"].astype(str), strict=True))
+    return {
+        "mapping": {k: v for k, v in raw.items() if k != "root"},
+        "units": {**chosen, **(raw.get("units") or {})},
+    }
