@@ -117,9 +117,17 @@ def _cutoffs(data: Any, spec: TaskSpec, when: When) -> pd.Series:
     return times.reindex(subjects)
 
 
-def _outside(spec: TaskSpec, row: Any, death: float) -> list[str]:
-    """The cohort rules a sample does not meet (checked at its prediction time)."""
+def _outside(spec: TaskSpec, row: Any, death: float, events: pd.DataFrame) -> list[str]:
+    """The cohort rules a sample does not meet (checked at its prediction time);
+    ``events`` are its subject's events (the cohort's code rules look before the time)."""
+    from medseq.tasks.spec import match_codes
+
     cohort, reasons = spec.cohort, []
+    before = events.loc[events["time"].to_numpy() < row.cutoff, "code"].astype(str)
+    if cohort.require_codes and not match_codes(before, cohort.require_codes).any():
+        reasons.append("required_code_absent")
+    if cohort.exclude_codes and match_codes(before, cohort.exclude_codes).any():
+        reasons.append("excluded_code_present")
     if np.isfinite(death) and death <= row.cutoff:
         reasons.append("died_before_prediction_time")
     if cohort.sex and row.sex not in cohort.sex:
@@ -224,7 +232,8 @@ def _note(
         "n_events": len(unknown),
         "codes": unknown.value_counts().index[:MAX_UNKNOWN_LISTED].tolist(),
     }
-    outside = _outside(spec, row, float(statics.loc[row.subject_id, "death"]))
+    mine = data.events[data.events["subject_id"].to_numpy() == row.subject_id]
+    outside = _outside(spec, row, float(statics.loc[row.subject_id, "death"]), mine)
     if outside:
         note["outside_cohort"] = outside
     return note
