@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from eicu_small_mapping import MAPPING
 from typer.testing import CliRunner
 
+from eicu_small_mapping import MAPPING
 from medseq.cli import app
 from medseq.paths import dataset_dir
 from medseq.serving.api import create_app

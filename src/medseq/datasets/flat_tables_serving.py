@@ -164,9 +164,9 @@ def read_rows(body: Any, context: RequestContext, extra: Mapping[str, set[str]] 
         rows = long["__row__"].to_numpy()
         for key, mask in bad.items():
             if mask.any() and on_bad_row == "raise":
-                row = int(rows[np.flatnonzero(mask)[0]])
+                first = int(np.flatnonzero(mask)[0])
                 raise RequestError.at(
-                    ("body", "tables", name, row, _bad_column(m, key, long, row)),
+                    ("body", "tables", name, int(rows[first]), _bad_column(m, key, long, first)),
                     f"{key} does not parse ({int(mask.sum())} such rows in {name!r})",
                 )
         keep = ~np.column_stack(list(bad.values())).any(axis=1)
@@ -187,10 +187,11 @@ def read_rows(body: Any, context: RequestContext, extra: Mapping[str, set[str]] 
     return read, RowTables(frames, dropped)
 
 
-def _bad_column(mapping: Any, key: str, long: pd.DataFrame, row: int) -> str:
-    """The request column behind a bad field (a wide table's value: its own column)."""
+def _bad_column(mapping: Any, key: str, long: pd.DataFrame, position: int) -> str:
+    """The request column behind a bad field of the long frame's entry at ``position``
+    (a wide table's cell: the column of that cell's code)."""
     if mapping.values is not None and key in ("code", "value"):
-        code = long.loc[long["__row__"] == row, "__code__"].iloc[0]
+        code = long["__code__"].iloc[position]
         return next(c for c, named in mapping.values.items() if named == code)
     return str(getattr(mapping, _FIELD_KEYS[key]))
 
