@@ -136,7 +136,9 @@ def _columns(mapping: Any) -> set[str]:
     return {c for c in named if c} | set(mapping.values or {})
 
 
-def read_rows(body: Any, context: RequestContext, extra: Mapping[str, set[str]] | None = None):
+def read_rows(
+    body: Any, context: RequestContext, extra: Mapping[str, set[str]] | None = None
+) -> tuple[Any, RowTables]:
     """The request's rows of the mapped event tables as the training reader's events.
 
     Returns the :class:`~medseq.sources.flat_events.FlatEventSet`, the text frames by
@@ -144,7 +146,7 @@ def read_rows(body: Any, context: RequestContext, extra: Mapping[str, set[str]] 
     table) and the dropped-row counts.
     """
     from medseq.schema import DataError, ReadReport
-    from medseq.sources import _flat_parse, flat_events
+    from medseq.sources import flat_events
 
     state = stored_state(context)
     raw = state["mapping"]
@@ -155,25 +157,7 @@ def read_rows(body: Any, context: RequestContext, extra: Mapping[str, set[str]] 
     frames = text_tables(body, columns)
     on_bad_row = raw.get("on_bad_row", "raise")
     report = ReadReport(source="request")
-    parsed = []
-    for m in mappings:
-        name = table_name(str(m.path))
-        text = frames.get(name, pd.DataFrame({c: [] for c in _columns(m)}, dtype=object))
-        long = _flat_parse._long(text, m)
-        frame, bad = _flat_parse.parse(long, m)
-        rows = long["__row__"].to_numpy()
-        for key, mask in bad.items():
-            if mask.any() and on_bad_row == "raise":
-                first = int(np.flatnonzero(mask)[0])
-                raise RequestError.at(
-                    ("body", "tables", name, int(rows[first]), _bad_column(m, key, long, first)),
-                    f"{key} does not parse ({int(mask.sum())} such rows in {name!r})",
-                )
-        keep = ~np.column_stack(list(bad.values())).any(axis=1)
-        for key, mask in bad.items():
-            if mask.any():
-                report.add(f"bad_row:{key}", int(mask.sum()))
-        parsed.append(frame[keep].reset_index(drop=True))
+    parsed = [_parsed(frames, m, on_bad_row, report) for m in mappings]
     try:
         read = flat_events.events_from_parsed(
             parsed, mappings, report,
@@ -185,6 +169,31 @@ def read_rows(body: Any, context: RequestContext, extra: Mapping[str, set[str]] 
         raise RequestError.at(("body", "tables"), "no event in the rows: nothing to predict")
     dropped = {k: int(v) for k, v in report.counts.items() if k.startswith("bad_row:")}
     return read, RowTables(frames, dropped)
+
+
+def _parsed(
+    frames: dict[str, pd.DataFrame], mapping: Any, on_bad_row: str, report: Any
+) -> pd.DataFrame:
+    """One mapping's table of the request, parsed as a file is: bad rows refused naming
+    table, row and column (``on_bad_row = "raise"``), or dropped and counted."""
+    from medseq.sources import _flat_parse
+
+    name = table_name(str(mapping.path))
+    empty = pd.DataFrame({c: [] for c in _columns(mapping)}, dtype=object)
+    long = _flat_parse.long_form(frames.get(name, empty), mapping)
+    frame, bad = _flat_parse.parse(long, mapping)
+    rows = long["__row__"].to_numpy()
+    for key, mask in bad.items():
+        if mask.any() and on_bad_row == "raise":
+            first = int(np.flatnonzero(mask)[0])
+            raise RequestError.at(
+                ("body", "tables", name, int(rows[first]), _bad_column(mapping, key, long, first)),
+                f"{key} does not parse ({int(mask.sum())} such rows in {name!r})",
+            )
+        if mask.any():
+            report.add(f"bad_row:{key}", int(mask.sum()))
+    keep = ~np.column_stack(list(bad.values())).any(axis=1)
+    return frame[keep].reset_index(drop=True)
 
 
 def _bad_column(mapping: Any, key: str, long: pd.DataFrame, position: int) -> str:

@@ -52,9 +52,7 @@ def read(tmp_path_factory):
     path = tmp_path_factory.mktemp("flat_rows") / "mapping.toml"
     path.write_text(MAPPING.format(root=root))
     data = get_dataset("flat_events").read(path)
-    tables = {
-        table_name(f): pd.read_csv(root / f, dtype=str, keep_default_na=False) for f in FILES
-    }
+    tables = {table_name(f): pd.read_csv(root / f, dtype=str, keep_default_na=False) for f in FILES}
     return data, tables
 
 
