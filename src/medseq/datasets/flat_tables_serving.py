@@ -65,7 +65,8 @@ def stored_state(context: RequestContext) -> dict[str, Any]:
         raise RequestError.at(
             ("body",),
             "this bundle stores no table mapping (trained before mappings were kept in the "
-            "bundle, or by a path that does not keep them): retrain it to serve rows",
+            "bundle, or by `medseq federate`, which does not keep it yet): retrain it with "
+            "`medseq train` to serve rows",
             "unsupported",
         )
     return dict(state)
