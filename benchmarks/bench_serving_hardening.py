@@ -10,7 +10,8 @@ with ``git archive``) and this working tree. For each:
    flight (polled back to back from one connection).
 
     python benchmarks/bench_serving_hardening.py --before $(git merge-base HEAD main)
-    # adds "## Hardening" to benchmarks/results/serving.md; compare with the branch's base,
+    # sets its "## Hardening" section of benchmarks/results/serving.md (between the
+    # serving_hardening markers; other sections untouched); compare with the branch's base,
     # not a main that has since taken other branches' changes
 """
 
@@ -41,6 +42,9 @@ from bench_serving import (  # noqa: E402
     summarize,
     train_bundle,
 )
+from benchkit.sections import write_section  # noqa: E402
+
+SECTION = "serving_hardening"  # the marker name of this benchmark's part of serving.md
 
 
 def load() -> str:
@@ -171,11 +175,16 @@ def main() -> None:
         for name, src in trees.items():
             health[name] = healthz_during(src, bundle, work, body)
             print(name, health[name], flush=True)
-    section = report(runs, health, len(body), args)
-    text = args.output.read_text() if args.output.exists() else ""
-    head = text.split("\n## Hardening")[0].rstrip("\n")
-    args.output.write_text(head + "\n\n" + section)
+    write_report(args.output, report(runs, health, len(body), args))
     print(f"wrote {args.output}")
+
+
+def write_report(path: Path, section: str) -> None:
+    """Put ``section`` between this benchmark's markers in ``path``; serving.md is shared
+    (the memory, kill and signal benchmarks write sections below this one), so nothing
+    outside the markers changes. A file from before the markers has its ``## Hardening``
+    section (up to the next ``## ``) replaced in place."""
+    write_section(path, SECTION, section, legacy_heading="## Hardening")
 
 
 def report(runs: dict, health: dict, size: int, args) -> str:

@@ -2,73 +2,129 @@
 
 Usage (from the repository root, ``PYTHONPATH=src MEDSEQ_DATA=../shared/data``)::
 
-    python benchmarks/train_af_rr.py -o runs/af-rr/af_model.json [--max-records N]
+    python benchmarks/train_af_rr.py -o runs/af-rr/af_model.json \
+        [--format medseq.af_rr/2] [--rr-cache runs/af-rr/cinc_rr.npz] [--max-records N]
 
 Each CinC 2017 recording (AliveCor, 300 Hz, single lead; the 6999 recordings of the shared
 copy) is passed through the monitor's own causal QRS detector
 (:class:`medseq.monitoring.qrs.StreamingQRSDetector`), as the stream will be at run time;
-every window of ``--intervals`` consecutive RR intervals (every ``--step``-th) becomes one row
-of :func:`medseq.monitoring.af_model.rr_features`, labelled AF when the recording's label is
-``A`` (normal ``N``, other rhythm ``O`` and noisy ``~`` recordings are the negatives: ``O``
-holds the ectopy that must not raise AF). Recordings are split by name: every fifth
-(``A00005``, ``A00010``, ...) is held out for choosing the thresholds, the rest fit a
-class-balanced logistic regression (scikit-learn). ``threshold_on`` maximises the F1 of AF
-windows on the held-out recordings; ``threshold_off`` is half of it (hysteresis). No
-MIT-BIH record is read: the model is evaluated on MIT-BIH by ``bench_monitor.py af``.
+``--rr-cache`` keeps the RR intervals in an ``.npz`` so that a second run (another format)
+skips the detection. Every window of ``--intervals`` consecutive RR intervals (every
+``--step``-th) becomes one row of :func:`medseq.monitoring.af_model.window_features` in the
+chosen ``--format`` (``/1``: RR features; ``/2``: the same with and without the ectopic
+beats of an RR-only rule), labelled AF when the recording's label is ``A`` (normal ``N``,
+other rhythm ``O`` and noisy ``~`` recordings are the negatives: ``O`` holds the ectopy that
+must not raise AF). Recordings are split by name: every fifth (``A00005``, ``A00010``, ...)
+is held out, the rest fit a class-balanced logistic regression (scikit-learn).
+
+The threshold is chosen on the held-out recordings as the monitor will use it: every beat's
+window (step 1) gives P(AF), and a recording raises an AF alert when P(AF) stays at or above
+``threshold_on`` for the AF rule's ``min_on_s`` (:class:`~medseq.monitoring.detector.
+MonitorSettings`), as :class:`~medseq.monitoring.episodes.EpisodeTracker` opens an episode.
+``threshold_on`` maximises the F1 of those alerts against the ``A`` label (precision: alerts
+on ``A`` recordings among all alerts; sensitivity: ``A`` recordings alerted);
+``threshold_off`` is half of it (hysteresis). No MIT-BIH record is read: the model is
+evaluated on MIT-BIH by ``bench_monitor.py af``.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
 
 import numpy as np
 
-from medseq.monitoring.af_model import FEATURES, FORMAT, AFModel, rr_windows
+from medseq.monitoring.af_model import FEATURES_BY_FORMAT, FORMAT, AFModel, rr_windows
+from medseq.monitoring.detector import MonitorSettings
 from medseq.monitoring.qrs import StreamingQRSDetector
 
 
-def _windows(max_records: int | None, n_intervals: int, step: int):
+def _rr_series(max_records: int | None, cache: Path | None) -> tuple[list[str], list[str], list]:
+    """Record names, labels and RR intervals (s) of CinC 2017, detected or read from cache."""
+    if cache is not None and cache.exists():
+        d = np.load(cache)
+        ids, labels, off = d["ids"].tolist(), d["labels"].tolist(), d["offsets"]
+        rrs = [d["rr"][a:b] for a, b in itertools.pairwise(off)]
+        n = len(ids) if max_records is None else max_records
+        return ids[:n], labels[:n], rrs[:n]
     from medseq.paths import dataset_dir
     from medseq.sources.physionet2017 import iter_records, read_reference
 
     folder = dataset_dir("physionet2017")
-    labels = read_reference(folder / "REFERENCE-v3.csv")
-    rows, ys, held_out = [], [], []
+    reference = read_reference(folder / "REFERENCE-v3.csv")
+    ids, labels, rrs = [], [], []
     for i, signal in enumerate(iter_records(folder)):
         if max_records is not None and i >= max_records:
             break
-        x = np.asarray(signal.samples[:, 0], np.float64)
-        peaks = StreamingQRSDetector(signal.fs_hz).push(x)
-        feats = rr_windows(np.diff(peaks) / signal.fs_hz, n_intervals, step)
-        if not len(feats):
-            continue
-        rows.append(feats)
-        ys.append(np.full(len(feats), labels[signal.record_id] == "A"))
-        held_out.append(np.full(len(feats), int(signal.record_id[1:]) % 5 == 0))
-    return np.concatenate(rows), np.concatenate(ys), np.concatenate(held_out)
+        peaks = StreamingQRSDetector(signal.fs_hz).push(np.asarray(signal.samples[:, 0], float))
+        ids.append(signal.record_id)
+        labels.append(str(reference[signal.record_id]))
+        rrs.append(np.diff(peaks) / signal.fs_hz)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        offsets = np.cumsum([0] + [len(r) for r in rrs])
+        np.savez(cache, ids=np.array(ids), labels=np.array(labels), offsets=offsets,
+                 rr=np.concatenate(rrs))  # fmt: skip
+    return ids, labels, rrs
 
 
-def main() -> None:
+def _alerted(p: np.ndarray, t_s: np.ndarray, threshold: float, min_on_s: float) -> bool:
+    """Whether P(AF) per beat ``p`` at times ``t_s`` stays >= threshold for min_on_s: the
+    first onset of :class:`EpisodeTracker` with ``min_on_beats=1``."""
+    above = np.concatenate([[False], p >= threshold, [False]])
+    edges = np.flatnonzero(np.diff(above.astype(np.int8)))
+    runs = zip(edges[::2], edges[1::2], strict=True)  # [start, stop) of each run above
+    return any(t_s[b - 1] - t_s[a] >= min_on_s for a, b in runs)
+
+
+def _alert_scores(per_record: list, is_af: np.ndarray, threshold: float) -> dict[str, float]:
+    min_on_s = MonitorSettings().af_rule.min_on_s
+    alerted = np.array([_alerted(p, t, threshold, min_on_s) for p, t in per_record], bool)
+    tp = int((alerted & is_af).sum())
+    precision, recall = tp / max(int(alerted.sum()), 1), tp / max(int(is_af.sum()), 1)
+    f1 = 2 * precision * recall / max(precision + recall, 1e-12)
+    return {
+        "precision": precision,
+        "sensitivity": recall,
+        "f1": f1,
+        "alerts": int(alerted.sum()),
+        "false_alerts": int((alerted & ~is_af).sum()),
+    }
+
+
+def _parse() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", required=True, help="JSON file to write")
     parser.add_argument("--intervals", type=int, default=24, help="RR intervals per window")
-    parser.add_argument("--step", type=int, default=2, help="beats between windows")
+    parser.add_argument("--step", type=int, default=2, help="beats between training windows")
     parser.add_argument("--max-records", type=int, default=None)
-    args = parser.parse_args()
+    parser.add_argument("--format", default=FORMAT, choices=sorted(FEATURES_BY_FORMAT))
+    parser.add_argument("--rr-cache", type=Path, default=None, help=".npz of detected RR")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = _parse()
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import f1_score, roc_auc_score
+    from sklearn.metrics import roc_auc_score
 
     started = time.perf_counter()
-    x, y, held = _windows(args.max_records, args.intervals, args.step)
-    mean, scale = x[~held].mean(axis=0), x[~held].std(axis=0) + 1e-12
-    fit = LogisticRegression(class_weight="balanced", C=1.0, max_iter=2000)
-    fit.fit((x[~held] - mean) / scale, y[~held])
+    ids, labels, rrs = _rr_series(args.max_records, args.rr_cache)
+    held = np.array([int(r[1:]) % 5 == 0 for r in ids])
+    is_af = np.array([lab == "A" for lab in labels])
+    train = [rr_windows(rr, args.intervals, args.step, args.format) for rr in rrs]
+    x = np.concatenate([w for w, h in zip(train, held, strict=True) if not h])
+    y = np.concatenate([np.full(len(w), a) for w, a, h in zip(train, is_af, held, strict=True)
+                        if not h])  # fmt: skip
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-12
+    fit = LogisticRegression(class_weight="balanced", C=1.0, max_iter=5000)
+    fit.fit((x - mean) / scale, y)
     state = {
-        "format": FORMAT,
-        "features": list(FEATURES),
+        "format": args.format,
+        "features": list(FEATURES_BY_FORMAT[args.format]),
         "n_intervals": args.intervals,
         "mean": mean.tolist(),
         "scale": scale.tolist(),
@@ -77,33 +133,64 @@ def main() -> None:
         "threshold_on": 0.5,
         "threshold_off": 0.25,
     }
-    p = AFModel(state).predict_proba(x[held])
-    grid = np.linspace(0.05, 0.99, 95)
-    f1 = [f1_score(y[held], p >= t) for t in grid]
-    best = float(grid[int(np.argmax(f1))])
-    state["threshold_on"], state["threshold_off"] = best, best / 2
-    state["provenance"] = {
-        "trained_on": "PhysioNet/CinC 2017 training2017 (shared copy), every recording whose "
-        "number is not a multiple of 5; thresholds on the others",
-        "command": "python benchmarks/train_af_rr.py " + " ".join(
-            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-            if k != "output" and v is not None
-        ),
-        "train_windows": int((~held).sum()),
-        "train_af_windows": int(y[~held].sum()),
-        "heldout_windows": int(held.sum()),
-        "heldout_af_windows": int(y[held].sum()),
-        "heldout_auc": float(roc_auc_score(y[held], p)),
-        "heldout_f1": float(max(f1)),
-        "heldout_precision": float((y[held] & (p >= best)).sum() / max((p >= best).sum(), 1)),
-        "heldout_recall": float((y[held] & (p >= best)).sum() / max(y[held].sum(), 1)),
-    }
+    model = AFModel(state)
+    per_record, p_held = [], []
+    for rr in (rr for rr, h in zip(rrs, held, strict=True) if h):
+        p = model.predict_proba(model.features(rr)) if len(rr) >= args.intervals else np.zeros(0)
+        per_record.append((p, np.cumsum(rr)[args.intervals - 1 :]))
+        p_held.append(p)
+    y_held = np.concatenate([np.full(len(p), a) for p, a in zip(p_held, is_af[held], strict=True)])
+    p_all = np.concatenate(p_held)
+    grid = np.round(np.linspace(0.05, 0.99, 95), 2)
+    scores = [_alert_scores(per_record, is_af[held], float(t)) for t in grid]
+    k = int(np.argmax([s["f1"] for s in scores]))
+    state["threshold_on"], state["threshold_off"] = float(grid[k]), float(grid[k]) / 2
+    state["provenance"] = _provenance(args, y, held, is_af, y_held, p_all, scores[k])
+    state["provenance"]["heldout_auc"] = float(roc_auc_score(y_held, p_all))
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(state, indent=1))
     print(json.dumps(state["provenance"], indent=1))
-    print(f"coefficients: {dict(zip(FEATURES, np.round(fit.coef_[0], 3), strict=True))}")
-    print(f"wrote {out} ({time.perf_counter() - started:.0f} s)")
+    names = FEATURES_BY_FORMAT[args.format]
+    print(f"coefficients: {dict(zip(names, np.round(fit.coef_[0], 3).tolist(), strict=True))}")
+    print(f"threshold_on {grid[k]:.2f}; wrote {out} ({time.perf_counter() - started:.0f} s)")
+
+
+def _provenance(
+    args: argparse.Namespace,
+    y: np.ndarray,
+    held: np.ndarray,
+    is_af: np.ndarray,
+    y_held: np.ndarray,
+    p_all: np.ndarray,
+    best: dict[str, float],
+) -> dict[str, object]:
+    """Where the model came from and its held-out CinC 2017 figures (written in the JSON)."""
+    on = p_all >= 0.5
+    return {
+        "trained_on": "PhysioNet/CinC 2017 training2017 (shared copy), every recording whose "
+        "number is not a multiple of 5; threshold on the others (recording-level AF alerts)",
+        "command": "python benchmarks/train_af_rr.py "
+        + " ".join(
+            f"--{k.replace('_', '-')} {v}"
+            for k, v in vars(args).items()
+            if k != "output" and v is not None
+        ),
+        "train_recordings": int((~held).sum()),
+        "heldout_recordings": int(held.sum()),
+        "heldout_af_recordings": int((held & is_af).sum()),
+        "train_windows": len(y),
+        "train_af_windows": int(y.sum()),
+        "heldout_windows": len(y_held),
+        "heldout_af_windows": int(y_held.sum()),
+        "heldout_window_precision_at_0.5": float((y_held & on).sum() / max(on.sum(), 1)),
+        "heldout_window_recall_at_0.5": float((y_held & on).sum() / max(y_held.sum(), 1)),
+        "heldout_alert_precision": best["precision"],
+        "heldout_alert_sensitivity": best["sensitivity"],
+        "heldout_alert_f1": best["f1"],
+        "heldout_alerts": best["alerts"],
+        "heldout_false_alerts": best["false_alerts"],
+    }
 
 
 if __name__ == "__main__":

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
+
+from data_slices import unpack_synthea
+from small_runs import SMALL_LOS, SMALL_RUN, train_small
 
 torch.set_num_threads(1)
 
@@ -18,18 +20,6 @@ def _private_peak_cache(tmp_path_factory):
     patch.setenv("MEDSEQ_CACHE", str(tmp_path_factory.mktemp("medseq-cache")))
     yield
     patch.undo()
-
-
-# A small but real model: trained on 1000 stays of set A, tested on 1000 of set B.
-SMALL_RUN = {
-    "name": "small",
-    "seeds": [0],
-    "data": {"max_subjects": 1000, "val_fraction": 0.25},
-    "features": {"static_summary": True, "delta_scale": "horizon"},
-    "model": {"cell": "gru", "hidden_size": 16, "pooling": "mean", "input_delta": True},
-    "train": {"epochs": 6, "lr": 3e-3, "monitor": "auroc", "progress": False},
-    "evaluate": {"n_boot": 50},
-}
 
 
 @pytest.fixture(scope="session")
@@ -45,19 +35,7 @@ def synthea_bundles(tmp_path_factory) -> Path:
 
     Streamed from the front of ``synthea_r4.tar.xz``, so only about 4 MB are decompressed.
     """
-    import tarfile
-
-    from medseq.paths import dataset_dir
-
-    out = tmp_path_factory.mktemp("synthea_r4")
-    with tarfile.open(dataset_dir("synthea_r4") / "synthea_r4.tar.xz", "r:xz") as tar:
-        for member in tar:
-            name = Path(member.name).name
-            if member.isfile() and name.endswith(".json") and "Information" not in name:
-                (out / name).write_bytes(tar.extractfile(member).read())
-                if len(list(out.iterdir())) == 4:
-                    break
-    return out
+    return unpack_synthea(tmp_path_factory.mktemp("synthea_r4"), 4)
 
 
 @pytest.fixture(scope="session")
@@ -76,38 +54,39 @@ def set_b(physionet2012_dir):
     return physionet2012.read(physionet2012_dir / "set-b.tar.gz")
 
 
-def _train_small(out: Path, model: dict, overrides: dict | None = None) -> Path:
-    from medseq.experiment import parse_config, run_experiment
-
-    raw = {**SMALL_RUN, "model": model, **(overrides or {})}
-    config = replace(parse_config(raw), output_dir=str(out))
-    return Path(run_experiment(config, progress=False).bundle_dir)
-
-
 @pytest.fixture(scope="session")
 def trained_gru_bundle(tmp_path_factory) -> Path:
     """Directory of a bundle holding a GRU (mean pooling, summary fusion) trained on real data."""
-    return _train_small(tmp_path_factory.mktemp("gru_bundle"), SMALL_RUN["model"])
+    return train_small(tmp_path_factory.mktemp("gru_bundle"), SMALL_RUN["model"])
 
 
 @pytest.fixture(scope="session")
 def trained_grud_bundle(tmp_path_factory) -> Path:
     """Directory of a bundle holding a GRU-D trained on real data."""
     model = {"kind": "grud", "hidden_size": 16, "pooling": "last"}
-    return _train_small(tmp_path_factory.mktemp("grud_bundle"), model)
-
-
-# The same small run on the regression task: hospital length of stay (days), MAE-selected.
-SMALL_LOS = {
-    "data": {**SMALL_RUN["data"], "task": "length_of_stay"},
-    "train": {**SMALL_RUN["train"], "task": "regression", "monitor": "mae", "epochs": 4},
-}
+    return train_small(tmp_path_factory.mktemp("grud_bundle"), model)
 
 
 @pytest.fixture(scope="session")
 def trained_los_bundle(tmp_path_factory) -> Path:
     """Directory of a regression bundle (length of stay, days) trained on real data."""
-    return _train_small(tmp_path_factory.mktemp("los_bundle"), SMALL_RUN["model"], SMALL_LOS)
+    return train_small(tmp_path_factory.mktemp("los_bundle"), SMALL_RUN["model"], SMALL_LOS)
+
+
+@pytest.fixture(scope="session")
+def trained_beat_bundle(tmp_path_factory) -> Path:
+    """A MIT-BIH beat bundle from ``configs/mitbih-beats.toml`` (DS1 only, as the config
+    says; one seed and three epochs to keep the tests short): the signal streams' and the
+    monitoring detector's model (shared: tests copy it before changing anything)."""
+    from dataclasses import replace
+
+    from medseq.experiment import load_config, run_experiment
+
+    config_path = Path(__file__).resolve().parents[1] / "configs" / "mitbih-beats.toml"
+    config = load_config(config_path, ["train.epochs=3"])
+    out = tmp_path_factory.mktemp("beat-bundle")
+    config = replace(config, seeds=(0,), output_dir=str(out))
+    return Path(run_experiment(config, progress=False).bundle_dir)
 
 
 #: Synthea patients of the config-task tests (tests/unit/tasks, serving a config task).
@@ -117,23 +96,7 @@ N_BUNDLES = 80
 @pytest.fixture(scope="session")
 def synthea_folder(tmp_path_factory) -> Path:
     """The first N_BUNDLES patient Bundles of ``synthea_r4.tar.xz``, unpacked (do not modify)."""
-    import tarfile
-
-    from medseq.paths import dataset_dir
-
-    out = tmp_path_factory.mktemp("synthea_tasks")
-    n = 0
-    with tarfile.open(dataset_dir("synthea_r4") / "synthea_r4.tar.xz", "r:xz") as tar:
-        for member in tar:
-            name = Path(member.name).name
-            if member.isfile() and name.endswith(".json") and "Information" not in name:
-                handle = tar.extractfile(member)
-                assert handle is not None
-                (out / name).write_bytes(handle.read())
-                n += 1
-                if n == N_BUNDLES:
-                    break
-    return out
+    return unpack_synthea(tmp_path_factory.mktemp("synthea_tasks"), N_BUNDLES)
 
 
 @pytest.fixture(scope="session")

@@ -63,6 +63,24 @@ def prediction_frame(
     return frame
 
 
+def with_sample_keys(frame: pd.DataFrame, keys: pd.DataFrame | None) -> pd.DataFrame:
+    """``frame`` (one row per sample, ``subject_id`` holding sample ids) with the sample's
+    patient as ``subject_id`` and its other key columns (the prediction time) after it;
+    unchanged without ``keys`` (a dataset whose sample id is the subject id)."""
+    if keys is None:
+        return frame
+    if len(keys) != len(frame):
+        raise ValueError(f"sample keys give {len(keys)} rows for {len(frame)} predictions")
+    rest = frame.drop(columns="subject_id").reset_index(drop=True)
+    return pd.concat([keys.reset_index(drop=True), rest], axis=1)
+
+
+def sample_keys(spec: Any, task: str, data: Any, ids: np.ndarray) -> pd.DataFrame | None:
+    """The spec's ``sample_keys`` of ``ids`` (patient, prediction time), or None."""
+    keys = getattr(spec, "sample_keys", None)
+    return None if keys is None else keys(task, data, np.asarray(ids))
+
+
 def _per_step_frame(
     ids: np.ndarray,
     pred: np.ndarray,

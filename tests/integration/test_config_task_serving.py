@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from config_tasks import ACUTE_3Y, small_config, write_config
 from medseq.cli import app
 from medseq.serving.api import create_app
 from medseq.serving.settings import ServeSettings
@@ -22,56 +23,18 @@ from medseq.sources.fhir_r4 import subject_id_of
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-CONFIG = """
-name = "synthea-serve-small"
-seeds = [0]
-
-[data]
-dataset = "fhir_r4"
-train = "{path}"
-test = ""
-task = "acute_3y_serve"
-protocol = "subject"
-cv_folds = 2
-
-[task.prediction_time]
-date = "2016-01-01T00:00:00Z"
-
-[task.cohort]
-min_age_years = 18
-
-[task.label]
-codes = ["ENCOUNTER/EMER", "ENCOUNTER/IMP"]
-within_hours = 26298
-
-[task.observation]
-window_hours = 26298
-
-[features]
-min_count = 2
-
-[model]
-kind = "retain"
-embedding_size = 8
-alpha_hidden_size = 8
-beta_hidden_size = 8
-
-[train]
-epochs = 2
-batch_size = 16
-num_threads = 1
-progress = false
-
-[evaluate]
-n_boot = 50
-"""
 
 
 @pytest.fixture(scope="module")
 def trained(synthea_folder, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("serve_task")
-    config = out / "task.toml"
-    config.write_text(CONFIG.format(path=synthea_folder))
+    task = {**ACUTE_3Y, "cohort": {"min_age_years": 18}}  # adults only
+    retain = {"kind": "retain", "embedding_size": 8, "alpha_hidden_size": 8, "beta_hidden_size": 8}
+    raw = small_config(
+        "synthea-serve-small", "fhir_r4", synthea_folder, "acute_3y_serve", task,
+        features={"min_count": 2}, model=retain,
+    )  # fmt: skip
+    config = write_config(out / "task.toml", raw)
     result = CliRunner().invoke(app, ["train", str(config), "-o", str(out / "run")])
     assert result.exit_code == 0, result.output
     return out / "run"

@@ -10,13 +10,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from conftest import SMALL_RUN
 from medseq.bundle import load_bundle
 from medseq.experiment import parse_config, run_experiment
 from medseq.experiment.runner import _load_splits
 from medseq.paths import dataset_dir
 from medseq.tasks import histories
 from medseq.training import Trainer
+from small_runs import SMALL_RUN
 
 
 def test_members_stop_on_the_inner_part_and_results_hold_each_fold(tmp_path, monkeypatch):

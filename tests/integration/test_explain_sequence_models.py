@@ -19,6 +19,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from data_slices import unpack_physionet2019
 from medseq.bundle import Bundle, load_bundle, save_bundle
 from medseq.cli import app
 from medseq.datasets import get_dataset
@@ -279,21 +280,7 @@ def test_medseq_explain_on_a_smiles_model(tox, tmp_path):
 @pytest.fixture(scope="module")
 def sepsis_root(tmp_path_factory):
     """The first 30 patients of each hospital system and 10 septic ones of each."""
-    root = tmp_path_factory.mktemp("sepsis")
-    for letter in "AB":
-        folder = root / f"training_set{letter}"
-        folder.mkdir()
-        with tarfile.open(dataset_dir("physionet2019") / f"training_set{letter}.tar.gz") as tar:
-            n_septic, k = 0, 0
-            for member in (m for m in tar if m.isfile()):
-                text, k = tar.extractfile(member).read(), k + 1
-                septic = text.rstrip().endswith(b"|1")
-                if k <= 30 or (septic and n_septic < 10):
-                    n_septic += septic
-                    (folder / member.name.rsplit("/", 1)[-1]).write_bytes(text)
-                if k > 30 and n_septic >= 10:
-                    break
-    return root
+    return unpack_physionet2019(tmp_path_factory.mktemp("sepsis"), 30, max_septic=10)
 
 
 @pytest.fixture(scope="module")

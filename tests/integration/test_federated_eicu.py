@@ -160,3 +160,19 @@ min_fit_clients = 3
     assert provenance["federated"]["partition"] == "group"
     assert provenance["task_definition"]["label"]["codes"] == ["HOSPITAL_DISCHARGE/Expired"]
     assert len(provenance["federated"]["sites"]) == 3
+    # `medseq evaluate` on the training file scores the held-out hospitals only, with the
+    # run's own test AUROC (the bundle carries the task definition: nothing to register)
+    from medseq.bundle import load_bundle
+    from medseq.experiment.evaluation_set import evaluation_set
+
+    scored = runner.invoke(
+        app, ["evaluate", saved["bundle_dir"], "--data", str(mapping_file), "--n-boot", "20"]
+    )
+    assert scored.exit_code == 0, scored.output
+    chosen = evaluation_set(load_bundle(saved["bundle_dir"]), str(mapping_file))
+    assert chosen.protocol_test
+    experiment = _experiment(mapping_file, partition="group", n_sites=3)
+    held_out = protocol_test_ids(experiment)
+    assert sorted(chosen.labels.index.tolist()) == sorted(held_out.tolist())
+    line = next(r for r in scored.output.splitlines() if r.startswith("| auroc"))
+    assert float(line.split("|")[2]) == pytest.approx(saved["test_auroc"], abs=5e-4)

@@ -11,18 +11,17 @@ validation AUROC, scores the held-out hours and saves a bundle that `medseq eval
 from __future__ import annotations
 
 import json
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from data_slices import unpack_physionet2019
 from medseq.cli import app
 from medseq.datasets import get_dataset
 from medseq.federated import local, parse_federated
 from medseq.federated.sites import load_site, n_sites, partition_of, protocol_test_ids
-from medseq.paths import dataset_dir
 
 runner = CliRunner()
 N_PER_SET = 120
@@ -33,18 +32,7 @@ def root(tmp_path_factory) -> Path:
     """The first N_PER_SET patients of each system, plus every septic one among the next 400
     (so that each site and the test part hold septic hours)."""
     out = tmp_path_factory.mktemp("sepsis2019_fed")
-    for letter in "AB":
-        folder = out / f"training_set{letter}"
-        folder.mkdir()
-        with tarfile.open(dataset_dir("physionet2019") / f"training_set{letter}.tar.gz") as tar:
-            for k, member in enumerate(m for m in tar if m.isfile()):
-                data = tar.extractfile(member).read()
-                septic = data.rstrip().endswith(b"|1")
-                if k < N_PER_SET or (k < N_PER_SET + 400 and septic):
-                    (folder / member.name.rsplit("/", 1)[-1]).write_bytes(data)
-                if k >= N_PER_SET + 400:
-                    break
-    return out
+    return unpack_physionet2019(out, N_PER_SET, scan=N_PER_SET + 400)
 
 
 def _experiment(root: Path, **federated):

@@ -184,11 +184,13 @@ def test_folder_without_mitbih_beside_it_is_refused(tmp_path):
         mitbih_svdb.read(tmp_path / "svdb")
 
 
-def test_spec_is_registered_and_refuses_serving_with_a_reason():
+def test_spec_is_registered_with_serving_streaming_and_sites():
     spec = get_dataset("mitbih_svdb")
     assert spec.protocol("inter_patient") is mitbih_svdb.inter_patient
-    with pytest.raises(ValueError, match="resampl"):
-        spec.require("request", "POST /v1/predict")
+    assert spec.require("request", "POST /v1/predict") is spec.request
+    assert sorted(spec.require("partitions", "medseq federate")) == ["databases", "records"]
+    streaming = spec.require("signal_streaming", "/v1/streams")
+    assert streaming.model_fs_hz == 128.0 and 360.0 in streaming.fs_hz
 
 
 def _small_root(root, svdb: tuple[str, ...], mitdb: tuple[str, ...]):

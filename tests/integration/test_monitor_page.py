@@ -19,13 +19,8 @@ import http.client
 import json
 import os
 import shutil
-import socket
 import tempfile
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +28,10 @@ import pytest
 from fastapi.testclient import TestClient
 from test_report_physionet2012 import _console_errors, _DevTools, _launch, _stop
 
+from live_server import live_server
 from medseq.monitoring.records import read_record
 from medseq.paths import dataset_dir
 from medseq.serving.api import create_app
-from medseq.serving.server import uvicorn_config
 from medseq.serving.settings import ServeSettings
 
 TOKEN = "monitor-page-test-token"
@@ -59,41 +54,9 @@ TILES_JS = """JSON.stringify([...document.querySelectorAll('section.tile')].map(
 
 
 @pytest.fixture(scope="module")
-def beat_bundle(tmp_path_factory) -> Path:
-    from medseq.experiment import load_config, run_experiment
-
-    config = load_config(REPO / "configs" / "mitbih-beats.toml", ["train.epochs=3"])
-    out = tmp_path_factory.mktemp("beat-bundle")
-    config = replace(config, seeds=(0,), output_dir=str(out))
-    return Path(run_experiment(config, progress=False).bundle_dir)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextmanager
-def _server(bundle: Path, db: str) -> Iterator[int]:
-    """``medseq serve``'s uvicorn configuration in a thread; yields the port."""
-    import uvicorn
-
-    settings = ServeSettings(tokens=(TOKEN,), state_db=db)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn_config(create_app(bundle, settings), settings,
-                                           "127.0.0.1", port))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the server did not start"
-        time.sleep(0.05)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(30)
+def beat_bundle(trained_beat_bundle) -> Path:
+    """The session's MIT-BIH beat bundle (tests/conftest.py)."""
+    return trained_beat_bundle
 
 
 def _call(port: int, method: str, path: str, body: dict | None = None,
@@ -125,7 +88,8 @@ def test_monitor_page_shows_a_streamed_record_and_its_alerts(beat_bundle, tmp_pa
     assert rec.fs_hz == FS
     x = rec.samples[: 120 * FS].astype(np.float64)
     sid = "bed-7"
-    with _server(beat_bundle, str(tmp_path / "state.sqlite")) as port:
+    settings = ServeSettings(tokens=(TOKEN,), state_db=str(tmp_path / "state.sqlite"))
+    with live_server(beat_bundle, settings) as port:
         status, _ = _call(port, "PUT", f"/v1/streams/{sid}", {"fs_hz": FS})
         assert status == 201
         with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:

@@ -7,6 +7,7 @@ import tarfile
 import numpy as np
 import pytest
 
+from data_slices import unpack_physionet2019
 from medseq.paths import dataset_dir
 from medseq.sources import physionet2019
 
@@ -19,15 +20,8 @@ def set_b():
 @pytest.fixture(scope="module")
 def some_of_a(tmp_path_factory):
     """The first 400 patients of set A, unpacked into the official folder layout."""
-    root = tmp_path_factory.mktemp("sepsis") / "training_setA"
-    root.mkdir()
-    with tarfile.open(dataset_dir("physionet2019") / "training_setA.tar.gz") as tar:
-        for member in tar:
-            if member.isfile():
-                (root / member.name.rsplit("/", 1)[-1]).write_bytes(tar.extractfile(member).read())
-                if len(list(root.iterdir())) == 400:
-                    break
-    return root
+    out = tmp_path_factory.mktemp("sepsis")
+    return unpack_physionet2019(out, 400, scan=400, sets="A") / "training_setA"
 
 
 def test_set_b_matches_source_md(set_b):

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import _train_small
 from medseq.bundle import MODEL_CARD_FILE, load_bundle, save_bundle
 from medseq.evaluation import fit_calibration, metrics_with_ci
 from medseq.experiment.data import labels_for, read_set
 from medseq.report import ReportConfig, build_report
 from medseq.report.html import fmt
+from small_runs import train_small
 
 N_BOOT = 200
 FIGURES = {
@@ -50,7 +50,7 @@ FIGURES = {
 def attention_bundle(tmp_path_factory, physionet2012_dir) -> Path:
     """GRU with attention pooling, calibrated on 600 set-A stays it never saw."""
     model = {"cell": "gru", "hidden_size": 16, "pooling": "attention", "input_delta": True}
-    path = _train_small(tmp_path_factory.mktemp("attention_bundle"), model)
+    path = train_small(tmp_path_factory.mktemp("attention_bundle"), model)
     bundle = load_bundle(path)
     data = read_set("physionet2012", physionet2012_dir / "set-a.tar.gz")
     labels = labels_for("mortality", data).sort_index().iloc[1000:1600]  # after the 1000 used

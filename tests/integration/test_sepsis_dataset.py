@@ -3,15 +3,13 @@ unpacked into the official folder layout): hourly labels, causal features, proto
 
 from __future__ import annotations
 
-import tarfile
-
 import numpy as np
 import pytest
 
+from data_slices import unpack_physionet2019
 from medseq.datasets import get_dataset
 from medseq.datasets.physionet2019 import HORIZON_HOURS
 from medseq.evaluation.utility import hourly_utility
-from medseq.paths import dataset_dir
 
 N_PER_SET = 150
 
@@ -19,19 +17,9 @@ N_PER_SET = 150
 @pytest.fixture(scope="module")
 def root(tmp_path_factory):
     """The first N_PER_SET patients of each archive, plus every septic one among the next 300."""
-    out = tmp_path_factory.mktemp("sepsis2019")
-    for letter in "AB":
-        folder = out / f"training_set{letter}"
-        folder.mkdir()
-        with tarfile.open(dataset_dir("physionet2019") / f"training_set{letter}.tar.gz") as tar:
-            for k, member in enumerate(m for m in tar if m.isfile()):
-                data = tar.extractfile(member).read()
-                septic = data.rstrip().endswith(b"|1")
-                if k < N_PER_SET or (k < N_PER_SET + 300 and septic):
-                    (folder / member.name.rsplit("/", 1)[-1]).write_bytes(data)
-                if k >= N_PER_SET + 300:
-                    break
-    return out
+    return unpack_physionet2019(
+        tmp_path_factory.mktemp("sepsis2019"), N_PER_SET, scan=N_PER_SET + 300
+    )
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ malformed bodies are a 4xx naming the field.
 from __future__ import annotations
 
 import json
-import tarfile
 
 import numpy as np
 import pandas as pd
 import pytest
 import test_serving_every_dataset as every
 
+from data_slices import unpack_physionet2019
 from medseq.bundle import load_bundle, save_bundle
 from medseq.datasets import get_dataset
 from medseq.paths import dataset_dir
@@ -53,17 +53,7 @@ def _refused_raw(client, text: str, loc: list) -> None:
 @pytest.fixture(scope="module")
 def sepsis_root(tmp_path_factory):
     """The first 40 patients of each hospital system's archive, in the official layout."""
-    out = tmp_path_factory.mktemp("sepsis-rest")
-    for letter in "AB":
-        folder = out / f"training_set{letter}"
-        folder.mkdir()
-        with tarfile.open(dataset_dir("physionet2019") / f"training_set{letter}.tar.gz") as tar:
-            for k, member in enumerate(m for m in tar if m.isfile()):
-                if k >= 40:
-                    break
-                name = member.name.rsplit("/", 1)[-1]
-                (folder / name).write_bytes(tar.extractfile(member).read())
-    return out
+    return unpack_physionet2019(tmp_path_factory.mktemp("sepsis-rest"), 40, scan=40)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,9 @@ Arrays (``request`` part)::
 ``samples`` are physical values (mV), channel by channel. A CinC 2017 record is answered
 once (its rhythm). A MIT-BIH record carries the R-peak sample positions of its beats (the
 reference annotations, or a QRS detector's) and the indices of the beats to classify
-(``beats``, default all); each beat is answered as ``<record_id>/<beat index>``.
+(``beats``, default all); each beat is answered as ``<record_id>/<beat index>``. A MIT-BIH +
+SVDB bundle also needs ``channel_names`` (its primary lead, ``MLII`` or ``ECG1``): the record
+is resampled from its ``fs_hz`` to the bundle's 128 Hz as training did.
 
 FHIR R4 (``fhir`` part, CinC 2017): a Bundle of ``Observation`` resources whose
 ``valueSampledData`` (or each ``component``'s, one per lead) holds the samples:
@@ -24,6 +26,7 @@ FHIR R4 (``fhir`` part, CinC 2017): a Bundle of ``Observation`` resources whose
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import numpy as np
@@ -116,6 +119,40 @@ def _cinc(cls: Any, signals: dict[int, Signal], names: list[str]) -> Parsed:
 
 def parse_mitbih(body: Any, context: RequestContext) -> Parsed:
     """Arrays body (with ``r_peaks``) -> :class:`~medseq.datasets.mitbih.MitbihData`."""
+    return _beats(body, lambda record, signal, where: signal)
+
+
+def parse_mitbih_svdb(body: Any, context: RequestContext) -> Parsed:
+    """Arrays body (with ``r_peaks``, ``fs_hz`` and lead names) of a MIT-BIH + SVDB bundle.
+
+    The bundle reads records at 128 Hz with the primary lead first; each record is brought
+    there by :func:`medseq.datasets.mitbih_svdb.harmonise_named`, the resampler training
+    used (its R peaks scaled with it), so a 360 Hz MIT-BIH record and a 128 Hz SVDB record
+    are both read at the bundle's rate. ``channel_names`` is required: the primary lead is
+    found by its name (``MLII`` or ``ECG1``).
+    """
+    from medseq.datasets.mitbih_svdb import harmonise_named
+
+    second = bool(getattr(context.featurizer, "second_lead", False))
+
+    def prepare(record: RecordIn, signal: Signal, where: tuple) -> Signal:
+        if not record.channel_names:
+            raise RequestError.at((*where, "channel_names"), "name the leads (MLII or ECG1 first)")
+        try:
+            out = harmonise_named(signal)
+        except DataError as err:
+            raise RequestError.at((*where, "channel_names"), str(err)) from None
+        if second and out.samples.shape[1] < 2:
+            raise RequestError.at((*where, "samples"), "the bundle reads a second lead: send two")
+        return out
+
+    return _beats(body, prepare)
+
+
+def _beats(body: Any, prepare: Callable[[RecordIn, Signal, tuple], Signal]) -> Parsed:
+    """A beats body -> :class:`~medseq.datasets.mitbih.MitbihData`, each record's signal
+    passed through ``prepare(record, signal, loc)`` (the dataset's rate and lead
+    convention; ``loc`` is where the record is in the body, for errors)."""
     from medseq.datasets.mitbih import ID_STRIDE, MitbihData
     from medseq.schema import ReadReport
 
@@ -126,7 +163,7 @@ def parse_mitbih(body: Any, context: RequestContext) -> Parsed:
         where = ("body", "records", k)
         if not record.r_peaks:
             raise RequestError.at((*where, "r_peaks"), "a beat classifier needs the R peaks")
-        signals[str(k)] = _signal(record, k, record.r_peaks)
+        signals[str(k)] = prepare(record, _signal(record, k, record.r_peaks), where)
         chosen = record.beats if record.beats is not None else range(len(record.r_peaks))
         for index in chosen:
             if index >= len(record.r_peaks):

@@ -242,6 +242,26 @@ def _subgroups(data: EventTaskData, ids: np.ndarray) -> dict[str, pd.Series]:
     }
 
 
+def _sample_keys(task: str, data: EventTaskData, ids: np.ndarray) -> pd.DataFrame:
+    """The patient and prediction time of each sample: ``subject_id``,
+    ``prediction_time_hours`` (on the subject's clock) and, where the reader gives each
+    subject's clock an origin, ``prediction_time`` (UTC, ISO 8601)."""
+    samples, _ = data.labelled()
+    chosen = samples.loc[np.asarray(ids, dtype=np.int64)]
+    out = pd.DataFrame(
+        {
+            "subject_id": chosen["subject_id"].to_numpy(),
+            "prediction_time_hours": chosen["cutoff"].to_numpy(dtype=np.float64),
+        }
+    )
+    origin = data.origin
+    if isinstance(origin, pd.Series) and pd.api.types.is_datetime64_any_dtype(origin):
+        start = pd.to_datetime(origin.reindex(out["subject_id"]).to_numpy(), utc=True)
+        when = start + pd.to_timedelta(out["prediction_time_hours"].to_numpy(), unit="h")
+        out.insert(1, "prediction_time", when.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return out
+
+
 def _card_notes(task: str) -> dict[str, Any]:
     import json
 
@@ -324,6 +344,7 @@ def event_task_spec(
         subgroups=_subgroups,
         card_notes=_card_notes,
         groups=_groups,
+        sample_keys=_sample_keys,
         fhir=fhir,
         request=request,
         unsupported=UNSUPPORTED if unsupported is None else unsupported,

@@ -24,11 +24,21 @@ stay: what PhysioNet 2012 is, in any hospital's CSV. ``[data] train`` (and ``tes
     subject = "RecordID"
     column = "In-hospital_death"
 
+    [groups]                         # optional: the site of each stay, a [static] table
+    column = "HospitalID"            # column (need not be an input): partition "group"
+
 The features are the ICU path's :class:`~medseq.features.icu.featurizer.ICUFeaturizer`
 (time grid, mask, time since last, normalisation fitted on training subjects); the
 ``[features]`` table holds its keyword arguments, and ``static_columns`` defaults to the
 mapping's ``[static] columns``. Subjects without a label, or whose label is not 0/1, are
 an error naming them (never silently dropped).
+
+Later stages: stays stream one observation at a time through the ICU grid's incremental
+featurizer (:mod:`medseq.datasets.flat_icu_stream`), and ``medseq federate`` splits the
+stays into sites by the ``[groups]`` column (``partition = "group"``: whole sites, as
+``flat_events``' hospitals), or without one by ``"iid"`` shares or ``"dirichlet"`` label
+skew; the featurizer is fitted across sites from per-site counts and moments
+(:class:`~medseq.features.icu.federated.ICUFederatedFit`), never rows.
 
 The bundle keeps the mapping (without ``root``), so ``POST /v1/predict`` takes a stay's
 rows of the event tables and its row of the static table, read through the same mapping
@@ -46,11 +56,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medseq.datasets import partitions
 from medseq.datasets.flat_icu_serving import EXAMPLE as ICU_EXAMPLE
 from medseq.datasets.registry import DatasetSpec
 from medseq.features.icu.featurizer import ICUFeaturizer
+from medseq.features.icu.federated import ICUFederatedFit
 from medseq.schema import DataError, ReadReport, check_known_keys
-from medseq.serving.requests import LazyBody
+from medseq.serving.requests import LazyBody, LazyModule
 from medseq.sources import flat_events
 
 if sys.version_info >= (3, 11):
@@ -58,7 +70,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-TOP_KEYS = ("root", "on_bad_row", "on_unit_mismatch", "units", "events", "static", "label")
+TOP_KEYS = (
+    "root", "on_bad_row", "on_unit_mismatch", "units", "events", "static", "label", "groups",
+)  # fmt: skip
 
 
 @dataclass
@@ -69,6 +83,8 @@ class FlatICUSet:
     static: pd.DataFrame
     labels: pd.Series
     report: ReadReport
+    #: the ``[groups]`` column (the site of each stay) indexed by subject; None without one
+    groups: pd.Series | None = None
     #: the mapping and units a REST request's rows are read with (kept in the bundle)
     request_state: dict[str, Any] = field(default_factory=dict)
 
@@ -120,6 +136,7 @@ def read_mapping(path: str | os.PathLike[str]) -> FlatICUSet:
     missing = [c for c in columns if c not in static.columns]
     if missing:
         raise DataError(f"{path} [static]: columns {missing} not in {static_spec['path']}")
+    frame = static
     static = static[columns].apply(pd.to_numeric, errors="coerce").astype(np.float64)
     label_spec = raw["label"]
     table = _table(root, f"{path} [label]", label_spec, ("path", "subject", "column"))
@@ -139,8 +156,33 @@ def read_mapping(path: str | os.PathLike[str]) -> FlatICUSet:
         static=static.reindex(labels.index),
         labels=labels.astype(np.int64).rename("label"),
         report=read.report,
+        groups=_groups(path, raw, static_spec, frame, labels.index),
         request_state=flat_events.mapping_state(raw, read),
     )
+
+
+def _groups(
+    path: Path,
+    raw: dict[str, Any],
+    static_spec: dict[str, Any],
+    frame: pd.DataFrame,
+    subjects: pd.Index,
+) -> pd.Series | None:
+    """The ``[groups] column`` of the static table: the site of each of ``subjects``
+    (NaN where the table has none); None without a ``[groups]`` table."""
+    spec = raw.get("groups")
+    if not spec:
+        return None
+    if not isinstance(spec, dict):
+        raise ValueError(f'{path}: groups must be a table ([groups] column = "..."), got {spec!r}')
+    check_known_keys(f"{path} [groups]", spec, ("column",))
+    column = spec.get("column")
+    if not column or column not in frame.columns:
+        raise DataError(
+            f"{path} [groups]: column {column!r} is not in {static_spec['path']}; it names the "
+            f"static table's column holding each stay's site, one of {list(frame.columns)}"
+        )
+    return frame[column].rename("group").reindex(subjects)
 
 
 def _labels(task: str, data: FlatICUSet) -> pd.Series:
@@ -172,6 +214,44 @@ def _sizes(featurizer: ICUFeaturizer) -> dict[str, int]:
     return {"input_size": featurizer.n_features, "static_size": featurizer.n_static}
 
 
+def _group(
+    data: FlatICUSet, labels: pd.Series, *, n_sites: int, alpha: float, seed: int
+) -> pd.Series:
+    """Whole sites of the ``[groups]`` column (largest first, each to the smallest site so
+    far: :func:`medseq.datasets.partitions.by_group`, as ``flat_events``' hospitals);
+    ``alpha`` is not used. Stays without a group are left out (and counted)."""
+    if data.groups is None:
+        raise ValueError(
+            "flat_icu partition 'group' needs a [groups] column in the mapping file (the "
+            "static table's column naming each stay's site); without one use 'iid' or "
+            "'dirichlet'"
+        )
+    groups = data.groups.reindex(labels.index).dropna()
+    return partitions.by_group(groups, n_sites, seed)
+
+
+def _iid(
+    data: FlatICUSet, labels: pd.Series, *, n_sites: int, alpha: float, seed: int
+) -> pd.Series:
+    return partitions.iid(labels.index.to_numpy(), n_sites, seed)
+
+
+class _FlatFederatedFit(ICUFederatedFit):
+    """:class:`~medseq.features.icu.federated.ICUFederatedFit` whose ``static_columns``
+    default to the mapping's ``[static] columns``, as :func:`_fit`'s do: each site reads
+    them from its data; the server merges the sites' states and never needs them."""
+
+    def site_statistics(
+        self, stage: str, payload: Any, data: FlatICUSet, ids: np.ndarray
+    ) -> dict[str, Any]:
+        features = {"static_columns": list(data.static.columns), **self.features}
+        return ICUFederatedFit(features, self.tables).site_statistics(stage, payload, data, ids)
+
+
+def _federated_fit(features: dict[str, Any]) -> ICUFederatedFit:
+    return _FlatFederatedFit(features, lambda data, ids: (data.events, data.static))
+
+
 FLAT_ICU = DatasetSpec(
     name="flat_icu",
     tasks={"label": "binary"},
@@ -180,10 +260,12 @@ FLAT_ICU = DatasetSpec(
     fit_featurizer=_fit,
     transform=_transform,
     model_sizes=_sizes,
+    partitions={"group": _group, "iid": _iid, "dirichlet": partitions.dirichlet},
+    federated_fit=_federated_fit,
+    streaming=LazyModule("medseq.datasets.flat_icu_stream"),
     request=LazyBody("medseq.datasets.flat_icu_serving:parse", "flat_rows", ICU_EXAMPLE),
     request_state=_request_state,
     unsupported={
-        "streaming": "flat_icu has no per-observation serving path yet",
         "fhir": "flat_icu has no FHIR code table",
     },
 )

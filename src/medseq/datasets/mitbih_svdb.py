@@ -39,6 +39,15 @@ Subject ids as in ``mitbih``: ``int(record) * 100_000 + beat index``; MIT-BIH re
 
 ``[data] train`` names the SVDB folder; the MIT-BIH records are read from the folder
 ``mitdb_full`` beside it (:data:`MITBIH_FOLDER`).
+
+Serving and sites
+-----------------
+A request or a stream states its rate and names its leads; it is brought to the
+convention above by the training resampler (:func:`harmonise_named`: the lead named MLII
+or ECG1 first, then :func:`resample`), so a 360 Hz MIT-BIH body is read as the bundle's
+128 Hz records were (``POST /v1/predict``, :mod:`medseq.datasets.ecg_serving`; streams:
+:mod:`medseq.monitoring.resampled`). Partitions: ``records`` (whole records over
+``n_sites``, as ``mitbih``) and ``databases`` (two real sites: MIT-BIH and SVDB).
 """
 
 from __future__ import annotations
@@ -54,7 +63,9 @@ import pandas as pd
 from medseq.datasets import mitbih
 from medseq.datasets.mitbih import BEAT_CLASSES, ID_STRIDE, MitbihData
 from medseq.datasets.registry import DatasetSpec, SplitIds
+from medseq.datasets.signal_streaming import SignalStreaming
 from medseq.schema import DataError, ReadReport, Signal
+from medseq.serving.requests import LazyBody
 
 logger = logging.getLogger(__name__)
 
@@ -121,6 +132,43 @@ def harmonise(signal: Signal, source: str, fs_hz: float = TARGET_FS_HZ) -> Signa
         samples=signal.samples[:, order],
         fs_hz=signal.fs_hz,
         channel_names=LEADS,
+        units=tuple(signal.units[i] for i in order),
+        annotation_samples=signal.annotation_samples,
+        annotation_symbols=signal.annotation_symbols,
+    )
+    return resample(reordered, fs_hz)
+
+
+#: Lead names a request may give its primary lead: MIT-BIH's MLII, or SVDB's channel 0.
+PRIMARY_LEADS: tuple[str, ...] = ("MLII", LEADS[0])
+
+
+def harmonise_named(signal: Signal, fs_hz: float = TARGET_FS_HZ) -> Signal:
+    """A recording whose leads are named (a request, a stream), by :func:`harmonise`'s
+    convention: the lead named in :data:`PRIMARY_LEADS` first, at ``fs_hz``.
+
+    Unlike a file of either database, a request's source is not known, so the primary
+    lead is found by its name. One channel (the primary lead alone) or two are accepted.
+
+    Raises
+    ------
+    DataError
+        If no channel is a primary lead, two are, or there are more than two channels.
+    """
+    names = list(signal.channel_names)
+    primary = [k for k, name in enumerate(names) if name in PRIMARY_LEADS]
+    if len(names) > 2 or len(primary) != 1:
+        raise DataError(
+            f"record {signal.record_id}: channel_names {names} must hold one primary lead "
+            f"(one of {list(PRIMARY_LEADS)}) and at most one other lead; the model reads "
+            f"{LEADS[0]}, the MIT-BIH MLII or SVDB's first channel"
+        )
+    order = [primary[0], *(k for k in range(len(names)) if k != primary[0])]
+    reordered = Signal(
+        record_id=signal.record_id,
+        samples=signal.samples[:, order],
+        fs_hz=signal.fs_hz,
+        channel_names=LEADS[: len(order)],
         units=tuple(signal.units[i] for i in order),
         annotation_samples=signal.annotation_samples,
         annotation_symbols=signal.annotation_symbols,
@@ -285,18 +333,21 @@ def inter_patient(spec: Any, data: MitbihData, labels: pd.Series) -> SplitIds:
     return SplitIds(folds=folds, test=test)
 
 
-UNSUPPORTED = {
-    **mitbih.UNSUPPORTED,
-    "request": (
-        "the model reads beats of records resampled to 128 Hz with the primary lead first; "
-        "the serving request has no step that does that resampling yet, so a 360 Hz MIT-BIH "
-        "body would be read at the wrong rate"
-    ),
-    "federated": (
-        "no site partition is defined for the two-database training set; use the mitbih "
-        "dataset's 'records' partition"
-    ),
-}
+def _database_sites(data: Any, labels: pd.Series, *, n_sites: int, alpha: float, seed: int):
+    """Two real sites: the MIT-BIH Arrhythmia records at ``mitbih`` (Beth Israel, 1975-79)
+    and the SVDB records at ``svdb`` (a later collection, other leads and recorders), each
+    record whole. ``n_sites`` must be 2; ``alpha`` and ``seed`` are unused (no draw)."""
+    from medseq.datasets import partitions
+
+    if n_sites != 2:
+        raise ValueError(
+            f"partition 'databases' has exactly 2 sites (mitbih, svdb), got n_sites={n_sites}"
+        )
+    svdb = is_svdb(labels.index.to_numpy() // ID_STRIDE).astype(np.int64)
+    return partitions.by_column(pd.Series(svdb, index=labels.index), {0: "mitbih", 1: "svdb"})
+
+
+UNSUPPORTED = dict(mitbih.UNSUPPORTED)
 
 MITBIH_SVDB = DatasetSpec(
     name="mitbih_svdb",
@@ -311,5 +362,13 @@ MITBIH_SVDB = DatasetSpec(
     metrics=mitbih.metrics,
     groups=mitbih._records,
     step_times=mitbih.step_times,
+    signal_streaming=SignalStreaming(
+        fs_hz=(TARGET_FS_HZ, 360.0), lead=LEADS[0], model_fs_hz=TARGET_FS_HZ, lead_names=("MLII",)
+    ),
+    partitions={"records": mitbih._record_sites, "databases": _database_sites},
+    federated_fit=mitbih.federated_fit,
+    request=LazyBody(
+        "medseq.datasets.ecg_serving:parse_mitbih_svdb", "ecg_beats", mitbih.BEATS_EXAMPLE
+    ),
     unsupported=UNSUPPORTED,
 )

@@ -207,6 +207,15 @@ def parse_fhir(body: Any, context: RequestContext) -> Parsed:
 # -- streaming ---------------------------------------------------------------------------
 
 
+def stream_features(featurizer: Any) -> Any:
+    """The incremental form of the bundled ICU grid featurizer, one stay and one bin at a
+    time (:class:`~medseq.features.icu.incremental.StreamFeaturizer`): what the streaming
+    engine advances stays with, so the service itself names no featurizer."""
+    from medseq.features.icu.incremental import StreamFeaturizer
+
+    return StreamFeaturizer(featurizer)
+
+
 def open_service(bundle: Any, version: str, store: Any, alert: Any, **options: Any) -> Any:
     """The streaming service of an ICU-grid bundle (a
     :class:`~medseq.serving.service.StreamService`; ``options`` such as

@@ -12,7 +12,7 @@ already sent. The answer's ``risk`` is the model's sepsis probability at the las
 Why it is O(1) per hour: the features are causal (:class:`~medseq.features.icu.hourly.
 HourlyICUFeaturizer`: forward-filled normalised values, observation flags, descriptors)
 and the recurrence is unidirectional, so an hour needs only (a) each variable's last
-normalised value (the forward fill, :class:`~medseq.serving.incremental.FeatureState`,
+normalised value (the forward fill, :class:`~medseq.features.icu.incremental.FeatureState`,
 the ICU engine's own incremental featurizer on the inner grid) and (b) each member's
 recurrent hidden state after the previous hour. Both are the :class:`PatientState` that the
 service persists in SQLite as the ICU engine's, with the rows themselves (replayed when
@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from medseq.features.icu.incremental import StreamFeaturizer
 from medseq.serving.engine import (
     AlertPolicy,
     Observation,
@@ -44,7 +45,6 @@ from medseq.serving.engine import (
     PatientState,
     UpdateResult,
 )
-from medseq.serving.incremental import StreamFeaturizer
 from medseq.serving.inputs import History
 from medseq.serving.recurrent import StreamingUnsupported
 from medseq.serving.requests import RequestContext, validate

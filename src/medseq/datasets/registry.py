@@ -132,6 +132,11 @@ class DatasetSpec:
         The patient (or record) behind each sample id, for datasets with several samples
         per patient (admissions, beats): a split the runner draws itself keeps each group
         on one side. None: every id is its own patient.
+    sample_keys : callable ``(task, data, ids) -> DataFrame``, optional
+        For tasks whose sample is a (patient, prediction time): the ``subject_id`` (the
+        patient) and prediction time columns of each sample id, which the prediction files
+        show instead of the sample id (a number that means nothing outside the run). None:
+        the sample id is the subject id.
     summaries : callable ``(data, ids) -> array of shape (N, F)``, optional
         The feature matrix a ``[baseline]`` estimator reads for ``ids`` (e.g. EEG band
         powers). None: the ICU per-variable summaries
@@ -201,6 +206,7 @@ class DatasetSpec:
     alarm_threshold: Callable[[str, np.ndarray, np.ndarray], float] | None = None
     augment: Callable[[dict[str, Any], Any], Any] | None = None
     groups: Callable[[str, Any, np.ndarray], np.ndarray] | None = None
+    sample_keys: Callable[[str, Any, np.ndarray], pd.DataFrame] | None = None
     summaries: Callable[[Any, np.ndarray], np.ndarray] | None = None
     subgroups: Callable[[Any, np.ndarray], dict[str, pd.Series]] | None = None
     card_notes: Callable[[str], dict[str, Any]] | None = None

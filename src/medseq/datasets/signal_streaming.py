@@ -30,11 +30,21 @@ class SignalStreaming:
         The lead a stream must carry (the bundle's ``[features] lead``, else this).
     units : str
         Physical unit of the samples.
+    model_fs_hz : float, optional
+        The one rate the bundle's recordings were brought to in training (MIT-BIH + SVDB:
+        128 Hz). A stream at another rate of ``fs_hz`` is resampled to it on the way in by
+        the training resampler (:class:`~medseq.monitoring.resampled.ResampledDetector`);
+        None: each stream runs at its own rate.
+    lead_names : tuple of str
+        Other names a stream may give the bundle's lead (MLII for the primary lead
+        ``ECG1`` of MIT-BIH + SVDB).
     """
 
     fs_hz: tuple[float, ...]
     lead: str
     units: str = "mV"
+    model_fs_hz: float | None = None
+    lead_names: tuple[str, ...] = ()
 
     def lead_of(self, featurizer_state: dict[str, Any]) -> str:
         """The lead the bundle's featurizer was fitted on (this part's default)."""
@@ -53,9 +63,13 @@ class SignalStreaming:
 
         classifier = BeatClassifier.from_bundle(bundle_dir)
 
-        def make(fs_hz: float) -> StreamDetector:
+        def make(fs_hz: float) -> Any:
             own = copy.copy(classifier)
             own.reset()
-            return StreamDetector(own, fs_hz)
+            if self.model_fs_hz is None or fs_hz == self.model_fs_hz:
+                return StreamDetector(own, fs_hz)
+            from medseq.monitoring.resampled import ResampledDetector
+
+            return ResampledDetector(StreamDetector(own, self.model_fs_hz), fs_hz)
 
         return make, classifier

@@ -21,6 +21,7 @@ _HOME = {
     "bootstrap_distribution": "bootstrap",
     "metrics_with_ci": "bootstrap",
     "resample_indices": "bootstrap",
+    "cluster_resample_indices": "bootstrap",
     "ReliabilityCurve": "calibration",
     "apply_calibration": "calibration",
     "calibration_slope_intercept": "calibration",

@@ -10,6 +10,13 @@ positives and negatives of the data, so none of them has a single class and the 
 reflects the uncertainty of the scores at the observed prevalence. Without stratification,
 resamples with one class (where AUROC is undefined) are skipped, counted in
 ``BootstrapDistribution.n_skipped`` and reported in a warning.
+
+**Clusters.** When several samples belong to one patient (a prediction at every check-up,
+every beat of a record), the samples are not independent and a per-sample resample makes
+the interval too narrow. Given ``groups`` (the patient of each sample) the resamples draw
+*patients* with replacement and take all their samples (the cluster bootstrap, Field &
+Welsh 2007), stratified on whether a patient has a positive sample. With one sample per
+patient it draws exactly the per-sample resamples (same generator calls, same indices).
 """
 
 from __future__ import annotations
@@ -101,6 +108,9 @@ def _check_inputs(y_true: object, y_pred: object, metric: Metric) -> tuple[np.nd
     return check_finite_pair(y_true, y_pred)
 
 
+Indices = np.ndarray | list[np.ndarray]
+
+
 def resample_indices(
     y_true: np.ndarray,
     n_boot: int = 1000,
@@ -125,12 +135,104 @@ def resample_indices(
     return np.concatenate(draws, axis=1)
 
 
-def _distribution(
-    y: np.ndarray, p: np.ndarray, idx: np.ndarray, spec: _Spec
-) -> BootstrapDistribution:
+class Clusters:
+    """The samples of each patient, laid out to draw cluster resamples fast.
+
+    Parameters
+    ----------
+    groups : array-like of shape (n_samples,)
+        The patient of each sample; patients are numbered by their first sample.
+    """
+
+    def __init__(self, groups: object) -> None:
+        import pandas as pd
+
+        values = np.asarray(groups)
+        if values.ndim != 1 or len(values) == 0:
+            raise ValueError(f"groups must be one patient per sample, got shape {values.shape}")
+        codes, _ = pd.factorize(values)  # 0, 1, ... in order of first appearance
+        if (codes < 0).any():
+            raise ValueError("groups has missing values: every sample needs its patient")
+        self.order_ = np.argsort(codes, kind="stable")  # positions, patient by patient
+        self.sizes_ = np.bincount(codes)
+        self.starts_ = np.concatenate([[0], np.cumsum(self.sizes_)[:-1]])
+        self.n_samples_ = len(values)
+
+    def __len__(self) -> int:
+        return len(self.sizes_)
+
+    def expand(self, drawn: np.ndarray) -> np.ndarray:
+        """All sample positions of the drawn patients ``drawn``, in draw order."""
+        counts = self.sizes_[drawn]
+        offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        return self.order_[np.repeat(self.starts_[drawn], counts) + offsets]
+
+    def positive(self, y: np.ndarray) -> np.ndarray:
+        """Whether each patient has a positive sample (0/1 labels)."""
+        return np.maximum.reduceat(np.asarray(y)[self.order_], self.starts_) == 1.0
+
+
+def cluster_resample_indices(
+    y_true: np.ndarray,
+    groups: object,
+    n_boot: int = 1000,
+    random_state: int | np.random.Generator | None = 0,
+    stratified: bool = True,
+) -> list[np.ndarray]:
+    """Cluster bootstrap: ``n_boot`` index arrays, each all the samples of patients drawn
+    with replacement (lengths vary with the patients drawn).
+
+    With ``stratified=True`` and 0/1 labels, patients with a positive sample are drawn from
+    those and the others from the others, keeping both kinds in every resample. When every
+    patient has one sample this returns the rows of :func:`resample_indices`.
+    """
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 1:
+        raise ValueError(f"n_boot must be an int >= 1, got {n_boot!r}")
+    y = np.asarray(y_true)
+    clusters = groups if isinstance(groups, Clusters) else Clusters(groups)
+    if clusters.n_samples_ != len(y):
+        raise ValueError(
+            f"groups names the patients of {clusters.n_samples_} samples, y_true has {len(y)}"
+        )
+    rng = np.random.default_rng(random_state)
+    if stratified and _is_binary(y):
+        positive = clusters.positive(y)
+        strata = [np.flatnonzero(~positive), np.flatnonzero(positive)]
+        strata = [g for g in strata if len(g)]  # every patient with a positive: one stratum
+        drawn = np.concatenate(
+            [g[rng.integers(0, len(g), size=(n_boot, len(g)))] for g in strata], axis=1
+        )
+    else:
+        drawn = rng.integers(0, len(clusters), size=(n_boot, len(clusters)))
+    return [clusters.expand(row) for row in drawn]
+
+
+def draw_indices(
+    y_true: np.ndarray,
+    n_boot: int,
+    random_state: int | np.random.Generator | None,
+    stratified: bool,
+    groups: object | None = None,
+) -> Indices:
+    """:func:`cluster_resample_indices` with ``groups``, else :func:`resample_indices`."""
+    if groups is None:
+        return resample_indices(y_true, n_boot, random_state, stratified)
+    return cluster_resample_indices(y_true, groups, n_boot, random_state, stratified)
+
+
+def _blocks(idx: Indices):
+    """Resamples in blocks of equal length: the array in chunks, or each cluster row alone."""
+    if isinstance(idx, np.ndarray):
+        for start in range(0, len(idx), _CHUNK_ROWS):
+            yield idx[start : start + _CHUNK_ROWS]
+    else:
+        for row in idx:
+            yield row[None, :]
+
+
+def _distribution(y: np.ndarray, p: np.ndarray, idx: Indices, spec: _Spec) -> BootstrapDistribution:
     values, n_skipped = [], 0
-    for start in range(0, len(idx), _CHUNK_ROWS):
-        rows = idx[start : start + _CHUNK_ROWS]
+    for rows in _blocks(idx):
         y_rows, p_rows = y[rows], p[rows]
         if spec.needs_both_classes:
             n_pos = y_rows.sum(axis=1)
@@ -160,11 +262,12 @@ def bootstrap_distribution(
     random_state: int | np.random.Generator | None = 0,
     stratified: bool = True,
     threshold: float = 0.5,
+    groups: object | None = None,
 ) -> BootstrapDistribution:
     """The metric on the data and on ``n_boot`` resamples (see :func:`bootstrap_ci`)."""
     y, p = _check_inputs(y_true, y_pred, metric)
     spec = _spec(metric, y, threshold)
-    idx = resample_indices(y, n_boot, random_state, stratified)
+    idx = draw_indices(y, n_boot, random_state, stratified, groups)
     return _distribution(y, p, idx, spec)
 
 
@@ -188,6 +291,7 @@ def bootstrap_ci(
     stratified: bool = True,
     *,
     threshold: float = 0.5,
+    groups: object | None = None,
 ) -> CI:
     """Point estimate and percentile bootstrap interval of one metric.
 
@@ -208,6 +312,8 @@ def bootstrap_ci(
         targets.
     threshold : float, default=0.5
         For the thresholded binary metrics.
+    groups : array-like of shape (n_samples,), optional
+        The patient of each sample: resample patients, not samples (cluster bootstrap).
 
     Returns
     -------
@@ -224,6 +330,7 @@ def bootstrap_ci(
         random_state=random_state,
         stratified=stratified,
         threshold=threshold,
+        groups=groups,
     )
     name = metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
     _warn_skipped(name, dist, n_boot)
@@ -241,12 +348,14 @@ def metrics_with_ci(
     alpha: float = 0.05,
     random_state: int | np.random.Generator | None = 0,
     stratified: bool = True,
+    groups: object | None = None,
 ) -> dict[str, CI]:
     """A table ``metric -> (point, lo, hi)``; all metrics share the same resamples.
 
     ``task="binary"`` gives the metrics of :func:`binary_metrics` at ``threshold`` (None
     means 0.5); ``task="regression"`` those of :func:`regression_metrics`. ``metrics``
-    picks a subset. Render it with :func:`format_table`.
+    picks a subset; ``groups`` (the patient of each sample) resamples patients. Render it
+    with :func:`format_table`.
     """
     if task not in ("binary", "regression"):
         raise ValueError(f"task must be 'binary' or 'regression', got {task!r}")
@@ -259,7 +368,7 @@ def metrics_with_ci(
         raise ValueError(f"unknown {task} metrics {unknown}; choose from {known}")
     threshold = 0.5 if threshold is None else threshold
     y, p = _check_inputs(y_true, y_pred, known[0])
-    idx = resample_indices(y, n_boot, random_state, stratified)
+    idx = draw_indices(y, n_boot, random_state, stratified, groups)
     table = {}
     for name in names:
         dist = _distribution(y, p, idx, _spec(name, y, threshold))

@@ -109,20 +109,32 @@ def bootstrap_table(
     n_boot: int = 1000,
     alpha: float = 0.05,
     random_state: int = 0,
+    groups: object | None = None,
 ) -> dict[str, CI]:
     """Percentile CIs of every metric ``table`` returns, over sample resamples.
 
     Samples are the first axis (a patient, a recording, a molecule); a resample where a
-    metric is undefined (NaN) is left out of that metric's interval only.
+    metric is undefined (NaN) is left out of that metric's interval only. With ``groups``
+    (the patient of each sample) patients are resampled, each with all their samples
+    (:func:`~medseq.evaluation.bootstrap.cluster_resample_indices`, unstratified), which is
+    the per-sample resample when every patient has one sample.
     """
+    from medseq.evaluation.bootstrap import Clusters
+
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
     y, p = np.asarray(y_true), np.asarray(y_prob)
     point = table(y, p)
     rng = np.random.default_rng(random_state)
+    clusters = None if groups is None else Clusters(groups)
+    if clusters is not None and clusters.n_samples_ != len(y):
+        raise ValueError(f"groups names {clusters.n_samples_} samples, y_true has {len(y)}")
     draws: dict[str, list[float]] = {k: [] for k in point}
     for _ in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
+        if clusters is None:
+            idx = rng.integers(0, len(y), len(y))
+        else:
+            idx = clusters.expand(rng.integers(0, len(clusters), len(clusters)))
         try:
             values = table(y[idx], p[idx])
         except ValueError:  # e.g. no label with both classes in this resample

@@ -80,11 +80,14 @@ def metrics_with_cis(
     n_boot: int = 1000,
     alpha: float = 0.05,
     random_state: int = 0,
+    groups: np.ndarray | None = None,
 ) -> dict[str, CI]:
     """The test table of any task: its metrics with bootstrap CIs, plus the dataset's own.
 
     One function for the training run, ``medseq evaluate`` and the report, so the three
-    agree to the last digit.
+    agree to the last digit. ``groups`` (the patient of each sample, :func:`sample_groups`)
+    makes the resamples draw patients, not samples: several samples of one patient are not
+    independent, and resampling them one by one gives too narrow an interval.
     """
     from medseq.evaluation import metrics_with_ci
     from medseq.evaluation.multi import bootstrap_table
@@ -93,18 +96,28 @@ def metrics_with_cis(
         names = class_labels(class_names, pred.shape[-1])
         table = metric_table(spec, task, task_type, names, alarm=threshold)
         return bootstrap_table(
-            table, y, pred, n_boot=n_boot, alpha=alpha, random_state=random_state
+            table, y, pred, n_boot=n_boot, alpha=alpha, random_state=random_state, groups=groups
         )
     out = metrics_with_ci(
         y, pred, task=task_type, threshold=threshold, n_boot=n_boot, alpha=alpha,
-        random_state=random_state,
+        random_state=random_state, groups=groups,
     )  # fmt: skip
     extras = dataset_metrics(spec, task, threshold)
     if extras is not None:
         out |= bootstrap_table(
-            extras, y, pred, n_boot=n_boot, alpha=alpha, random_state=random_state
+            extras, y, pred, n_boot=n_boot, alpha=alpha, random_state=random_state, groups=groups
         )
     return out
+
+
+def sample_groups(spec: DatasetSpec, task: str, data: Any, ids: np.ndarray) -> np.ndarray | None:
+    """The patient (record) of each sample of ``ids`` by the spec's ``groups`` part, or
+    None when the spec has none or every sample is its own patient (the per-sample
+    bootstrap is then the same)."""
+    if spec.groups is None:
+        return None
+    groups = np.asarray(spec.groups(task, data, np.asarray(ids)))
+    return None if len(np.unique(groups)) == len(groups) else groups
 
 
 def per_fold_summary(table, y, pred, fold_sizes: list[int]) -> dict[str, Any]:

@@ -13,9 +13,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medseq.evaluation.scoring import metrics_with_cis
+from medseq.evaluation.scoring import metrics_with_cis, sample_groups
 from medseq.experiment.data import resolve_data_path
-from medseq.predictions import ids_to_predict, output_lengths, prediction_frame
+from medseq.predictions import (
+    ids_to_predict,
+    output_lengths,
+    prediction_frame,
+    sample_keys,
+    with_sample_keys,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +30,8 @@ def evaluate_bundle(bundle_dir: str | Path, data_path: str | Path, *, n_boot: in
     """Metrics with CIs of a saved bundle on a labelled set, at the bundle's threshold.
 
     On the bundle's own training file under a split protocol, only the protocol's test
-    part is scored (:mod:`medseq.experiment.evaluation_set`).
+    part is scored (:mod:`medseq.experiment.evaluation_set`). Where several samples belong
+    to one patient (the spec's ``groups``), the bootstrap resamples patients.
     """
     from medseq.bundle import load_bundle
     from medseq.experiment.evaluation_set import evaluation_set
@@ -44,6 +51,7 @@ def evaluate_bundle(bundle_dir: str | Path, data_path: str | Path, *, n_boot: in
         threshold=bundle.threshold,
         class_names=bundle.class_names,
         n_boot=n_boot,
+        groups=sample_groups(chosen.spec, bundle.dataset_task, chosen.data, ids),
     )
 
 
@@ -62,4 +70,7 @@ def predict_file(bundle_dir: str | os.PathLike, data_path: str | os.PathLike) ->
     features = spec.transform(bundle.featurizer, data, ids)
     pred = bundle.predict_arrays(features)
     lengths = output_lengths(features, pred)
-    return prediction_frame(ids, pred, bundle.task, bundle.threshold, bundle.class_names, lengths)
+    frame = prediction_frame(ids, pred, bundle.task, bundle.threshold, bundle.class_names, lengths)
+    if lengths is None and np.ndim(pred) < 3:  # one row per sample: its patient and time
+        frame = with_sample_keys(frame, sample_keys(spec, bundle.dataset_task, data, ids))
+    return frame

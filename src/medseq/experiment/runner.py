@@ -24,6 +24,7 @@ from medseq.evaluation.scoring import (
     metric_table,
     metrics_with_cis,
     per_fold_summary,
+    sample_groups,
     with_extras,
 )
 from medseq.evaluation.selective import with_default_abstention
@@ -39,6 +40,7 @@ from medseq.experiment.data import (
     read_labelled,
     resolve_data_path,
 )
+from medseq.predictions import sample_keys, with_sample_keys
 from medseq.training.distributed import is_rank_zero
 
 if TYPE_CHECKING:
@@ -218,11 +220,16 @@ def run_experiment(
     if len(val_ids) == len(val_pred):
         frame = _predictions_frame(val_ids, val_y, val_pred, class_names)
         frame.insert(1, "fold", np.repeat(np.arange(len(folds)), fold_sizes))
-        frame.to_csv(out_dir / "val_predictions.csv", index=False)
-    if test is not None:
-        _predictions_frame(test.subject_ids, test.y, test_pred, class_names).to_csv(
-            out_dir / "test_predictions.csv", index=False
+        keys = sample_keys(
+            get_dataset(config.data.dataset), config.data.task, folds[0].val.data, val_ids
         )
+        with_sample_keys(frame, keys).to_csv(out_dir / "val_predictions.csv", index=False)
+    if test is not None:
+        frame = _predictions_frame(test.subject_ids, test.y, test_pred, class_names)
+        keys = sample_keys(
+            get_dataset(config.data.dataset), config.data.task, test.data, test.subject_ids
+        )
+        with_sample_keys(frame, keys).to_csv(out_dir / "test_predictions.csv", index=False)
     return result
 
 
@@ -315,9 +322,10 @@ def _score(config, class_names, val_y, val_pred, test, test_pred, fold_sizes=())
         extra["val_confusion"] = confusion(val_y, val_pred, len(extra["class_names"])).tolist()
     if test is None:
         return _Scores(threshold, val_metrics, {}, extra)
+    groups = sample_groups(spec, task, test.data, test.subject_ids)  # resample patients
     test_metrics = metrics_with_cis(
         spec, task, task_type, test.y, test_pred, threshold=threshold,
-        class_names=class_names, n_boot=ev.n_boot, alpha=ev.ci_alpha,
+        class_names=class_names, n_boot=ev.n_boot, alpha=ev.ci_alpha, groups=groups,
     )  # fmt: skip
     if multiclass:
         extra["test_confusion"] = confusion(test.y, test_pred, len(extra["class_names"])).tolist()

@@ -18,6 +18,15 @@ the heart rate or the sampling rate):
 ``mean_rr_s``      mean RR in seconds (heart rate)
 =================  ==================================================================
 
+Isolated ectopic beats without a fixed pattern (a PVC or PAC here and there, as in MIT-BIH
+200, 208, 223, 233) still make a window irregular. Format 2 (:data:`FORMAT`) therefore
+adds the same eleven features once more, ``clean_*``, on the window with its ectopic beats
+taken out by an RR-only rule (:func:`ectopic_mask`: a premature interval followed by a
+compensatory pause, both relative to the window's median RR, the two replaced by their
+mean), and ``ectopic_share``, the share of intervals so replaced. A PVC with a full
+compensatory pause then adds no irregularity; AF, irregular between any two beats, stays
+irregular after the rule. Format 1 files (the eleven features only) are still read.
+
 A logistic regression over the standardised features gives the probability of AF. Its
 coefficients, the scaling and the decision thresholds are a small JSON file written by
 ``benchmarks/train_af_rr.py`` (trained on PhysioNet/CinC 2017 only, thresholds chosen on
@@ -36,7 +45,7 @@ import numpy as np
 
 from medseq.monitoring.dsp import median
 
-FEATURES = (
+RR_FEATURES = (
     "share_0.05",
     "share_0.1",
     "share_0.2",
@@ -49,11 +58,19 @@ FEATURES = (
     "alternation",
     "mean_rr_s",
 )
-FORMAT = "medseq.af_rr/1"
+FEATURES_BY_FORMAT: dict[str, tuple[str, ...]] = {
+    "medseq.af_rr/1": RR_FEATURES,
+    "medseq.af_rr/2": (*RR_FEATURES, *(f"clean_{f}" for f in RR_FEATURES), "ectopic_share"),
+}
+FORMAT = "medseq.af_rr/2"
+FEATURES = FEATURES_BY_FORMAT[FORMAT]
+#: The ectopy rule's defaults: premature below ``short`` x median RR, pause above ``long``.
+ECTOPY = {"short": 0.85, "long": 1.15}
 
 
 def rr_features(rr_s: np.ndarray) -> np.ndarray:
-    """The features of one window of RR intervals ``(n,)`` in seconds, ``n >= 4``."""
+    """The eleven :data:`RR_FEATURES` of one window of RR intervals ``(n,)`` in seconds,
+    ``n >= 4``."""
     rr = np.asarray(rr_s, np.float64)
     med = float(median(rr))
     mean = float(rr.mean())
@@ -75,13 +92,66 @@ def rr_features(rr_s: np.ndarray) -> np.ndarray:
     )
 
 
-def rr_windows(rr_s: np.ndarray, n_intervals: int, step: int = 1) -> np.ndarray:
+def _pair_starts(rr: np.ndarray, short: float, long: float) -> np.ndarray:
+    """Indices ``i`` where ``rr[i]`` is premature and ``rr[i + 1]`` its pause (pairs never
+    overlap: an interval cannot be both shorter and longer than the median)."""
+    med = float(median(rr))
+    return np.flatnonzero((rr[:-1] < short * med) & (rr[1:] > long * med))
+
+
+def ectopic_mask(
+    rr_s: np.ndarray, short: float = ECTOPY["short"], long: float = ECTOPY["long"]
+) -> np.ndarray:
+    """Intervals ``(n,)`` of ectopic beats: a premature interval (``< short`` x the window's
+    median RR) and the pause after it (``> long`` x median), marked as a pair.
+
+    Uses the RR intervals only (no beat labels), so it runs wherever the AF model does.
+    A premature beat whose pause is not yet in the window is left in (causal).
+    """
+    rr = np.asarray(rr_s, np.float64)
+    starts = _pair_starts(rr, short, long)
+    mask = np.zeros(len(rr), dtype=bool)
+    mask[starts] = mask[starts + 1] = True
+    return mask
+
+
+def remove_ectopy(
+    rr_s: np.ndarray, short: float = ECTOPY["short"], long: float = ECTOPY["long"]
+) -> tuple[np.ndarray, float]:
+    """The window with each ectopic pair (:func:`ectopic_mask`) replaced by its mean, and
+    the share of intervals replaced. The length stays ``n`` and the pair's total time is
+    kept, so a PVC with a full compensatory pause becomes two ordinary intervals."""
+    rr = np.array(rr_s, np.float64)
+    starts = _pair_starts(rr, short, long)
+    for i in starts:
+        rr[i] = rr[i + 1] = 0.5 * (rr[i] + rr[i + 1])
+    return rr, 2.0 * len(starts) / len(rr)
+
+
+def window_features(
+    rr_s: np.ndarray, fmt: str = FORMAT, ectopy: dict[str, float] | None = None
+) -> np.ndarray:
+    """The features ``(F,)`` of one window of RR intervals in the given model format."""
+    raw = rr_features(rr_s)
+    if fmt == "medseq.af_rr/1":
+        return raw
+    clean, share = remove_ectopy(rr_s, **(ectopy or ECTOPY))
+    return np.concatenate([raw, rr_features(clean), [share]])
+
+
+def rr_windows(
+    rr_s: np.ndarray,
+    n_intervals: int,
+    step: int = 1,
+    fmt: str = FORMAT,
+    ectopy: dict[str, float] | None = None,
+) -> np.ndarray:
     """Features ``(w, F)`` of every window of ``n_intervals`` consecutive RR intervals
     (every ``step``-th), as the stream computes them beat by beat."""
     rr = np.asarray(rr_s, np.float64)
     starts = range(0, len(rr) - n_intervals + 1, step)
-    rows = [rr_features(rr[s : s + n_intervals]) for s in starts]
-    return np.array(rows) if rows else np.zeros((0, len(FEATURES)))
+    rows = [window_features(rr[s : s + n_intervals], fmt, ectopy) for s in starts]
+    return np.array(rows) if rows else np.zeros((0, len(FEATURES_BY_FORMAT[fmt])))
 
 
 class AFModel:
@@ -90,15 +160,26 @@ class AFModel:
     Parameters
     ----------
     state : dict
-        What :meth:`state_dict` returns (``benchmarks/train_af_rr.py`` writes it).
+        What :meth:`state_dict` returns (``benchmarks/train_af_rr.py`` writes it): format
+        ``medseq.af_rr/2`` (RR features with and without ectopic beats) or the older
+        ``medseq.af_rr/1`` (RR features only).
     """
 
     def __init__(self, state: dict[str, Any]) -> None:
-        if state.get("format") != FORMAT:
-            raise ValueError(f"not an AF RR model: format {state.get('format')!r}, want {FORMAT!r}")
-        if list(state.get("features", [])) != list(FEATURES):
-            raise ValueError(f"AF RR model features {state.get('features')} != {list(FEATURES)}")
+        fmt = state.get("format")
+        if fmt not in FEATURES_BY_FORMAT:
+            raise ValueError(
+                f"not an AF RR model: format {fmt!r}, want one of {sorted(FEATURES_BY_FORMAT)}"
+            )
+        want = list(FEATURES_BY_FORMAT[fmt])
+        if list(state.get("features", [])) != want:
+            raise ValueError(f"AF RR model ({fmt}) features {state.get('features')} != {want}")
+        ectopy = dict(state.get("ectopy", ECTOPY))
+        if set(ectopy) != set(ECTOPY) or not 0 < ectopy["short"] < 1 < ectopy["long"]:
+            raise ValueError(f"AF RR model: ectopy must be 0 < short < 1 < long, got {ectopy}")
         self.state = dict(state)
+        self.format: str = fmt
+        self.ectopy = ectopy
         self.n_intervals = int(state["n_intervals"])
         self.mean = np.asarray(state["mean"], np.float64)
         self.scale = np.asarray(state["scale"], np.float64)
@@ -116,6 +197,8 @@ class AFModel:
             state = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
             raise ValueError(f"{path}: cannot read the AF model ({err})") from None
+        if not isinstance(state, dict):
+            raise ValueError(f"{path}: not an AF RR model (a JSON object is expected)")
         return cls(state)
 
     def state_dict(self) -> dict[str, Any]:
@@ -125,6 +208,10 @@ class AFModel:
     def reset(self) -> None:
         """Forget the RR intervals (after a gap or bad signal)."""
         self._rr: deque[float] = deque(maxlen=self.n_intervals)
+
+    def features(self, rr_s: np.ndarray) -> np.ndarray:
+        """This model's features of RR intervals ``(n,)``: one row per window ``(w, F)``."""
+        return rr_windows(rr_s, self.n_intervals, 1, self.format, self.ectopy)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """P(AF) of feature rows ``(w, F)``."""
@@ -137,4 +224,5 @@ class AFModel:
         if len(self._rr) < self.n_intervals:
             return None
         rr = np.fromiter(self._rr, np.float64, len(self._rr))
-        return float(self.predict_proba(rr_features(rr)[None, :])[0])
+        row = window_features(rr, self.format, self.ectopy)
+        return float(self.predict_proba(row[None, :])[0])

@@ -14,10 +14,12 @@ equations of :class:`torch.nn.GRU`, gates in torch's order (r, z, n):
     n &= \\tanh(W_{in} x + b_{in} + r \\odot (W_{hn} h + b_{hn})) \\\\
     h' &= (1 - z) \\odot n + z \\odot h
 
-The input projection ``W_i x + b_i`` of a beat is computed once and reused by the
-``context_beats + 1`` windows that contain it, so a beat costs a fixed number of small
-matrix products whatever the stream's length. Probabilities are the softmax of each
-member's logits, averaged over the members (as the bundle's own predictions are).
+The ``context_beats + 1`` windows that read a beat step through it together: the state
+carried from one beat to the next is the partial state of each window still open (those
+of the next ``context_beats`` beats), so a beat costs one input projection, one batched
+recurrent product and the read-out, whatever the stream's length or how it is chunked.
+Probabilities are the softmax of each member's logits, averaged over the members (as the
+bundle's own predictions are).
 """
 
 from __future__ import annotations
@@ -142,33 +144,19 @@ class BeatClassifier:
         self.reset()
 
     def _pack(self, w: dict[str, np.ndarray]) -> None:
-        """Lay the members side by side: one state vector of ``M H`` values and one
-        block-diagonal matrix per product, gates grouped (r of every member, then z, then
-        n), so a step is a handful of array operations whatever the number of members."""
+        """Stack the members on a leading axis, weights transposed for ``x @ W``: a step
+        of every member is one batched product (numpy runs each member's block, not a
+        block-diagonal matrix two thirds zeros for three members)."""
         m, three_h, _ = w["w_ih"].shape
-        h = three_h // 3
-        self.n_members, self.hidden_size = m, h
-        mh = m * h
-        # column j of gate g for member i sits at g * mh + i * h + j
-        self.w_in = np.zeros((w["w_ih"].shape[2], 3 * mh))
-        self.b_in = np.zeros(3 * mh)
-        self.w_rec = np.zeros((mh, 3 * mh))
-        self.b_rec = np.zeros(3 * mh)
-        for i in range(m):
-            for g in range(3):
-                cols = slice(g * mh + i * h, g * mh + (i + 1) * h)
-                rows = slice(g * h, (g + 1) * h)
-                self.w_in[:, cols] = w["w_ih"][i, rows].T
-                self.b_in[cols] = w["b_ih"][i, rows]
-                self.w_rec[i * h : (i + 1) * h, cols] = w["w_hh"][i, rows].T
-                self.b_rec[cols] = w["b_hh"][i, rows]
-        self.w_out, self.b_out = w["w_out"], w["b_out"]
-        # the read-out of every member as one block-diagonal product: (MH, M K)
-        k = w["w_out"].shape[1]
-        self.w_head = np.zeros((mh, m * k))
-        for i in range(m):
-            self.w_head[i * h : (i + 1) * h, i * k : (i + 1) * k] = w["w_out"][i].T
-        self.b_head = w["b_out"].reshape(-1)
+        self.n_members, self.hidden_size = m, three_h // 3
+        self.w_in = np.ascontiguousarray(w["w_ih"].transpose(0, 2, 1))  # (M, F, 3H)
+        self.b_in = w["b_ih"][:, None, :]  # (M, 1, 3H)
+        self.w_rec = np.ascontiguousarray(w["w_hh"].transpose(0, 2, 1))  # (M, H, 3H)
+        self.b_rec = w["b_hh"][:, None, :]  # (M, 1, 3H)
+        self.w_head = np.ascontiguousarray(w["w_out"].transpose(0, 2, 1))  # (M, H, K)
+        self.b_head = w["b_out"][:, None, :]  # (M, 1, K)
+        # the state a new window starts from (never written: shared by copies)
+        self._zero = np.zeros((m, 1, self.hidden_size))
 
     @classmethod
     def from_bundle(cls, path: str | Path) -> BeatClassifier:
@@ -178,44 +166,63 @@ class BeatClassifier:
 
     def reset(self) -> None:
         """Forget the preceding beats (a new stream, or after a gap)."""
-        self._context = np.zeros((0, 3 * self.n_members * self.hidden_size))  # last projections
+        # [:, j]: the window of the j-th coming beat, after the beats it has read so far;
+        # zero at the start, as every window starts from a zero state
+        self._windows = np.zeros((self.n_members, self.context_beats, self.hidden_size))
+
+    def _set_context(self, projections: np.ndarray) -> None:
+        """Rebuild the windows from the input projections of the last beats.
+
+        Checkpoints written before the windows were carried (medseq of 2026-12-04 and
+        earlier) hold ``_context``: the last ``context_beats`` beats' ``W_i x + b_i``,
+        ``(n, 3 M H)``, gates grouped (r of every member, then z, then n);
+        :mod:`medseq.serving.signal_state` sets it back by name. Those beats are the only
+        ones the coming windows have read, so stepping them from a fresh state gives the
+        windows as they were (to the rounding of the projection, which the former
+        block-diagonal layout summed in another order: about 1e-16).
+        """
+        m, h, c = self.n_members, self.hidden_size, self.context_beats
+        rows = np.asarray(projections, np.float64).reshape(-1, 3, m, h)[len(projections) - c :]
+        self.reset()
+        for row in rows if c else ():
+            self._step(row.transpose(1, 0, 2).reshape(m, 1, 3 * h))
+
+    _context = property(None, _set_context)
+
+    def _step(self, gi: np.ndarray) -> np.ndarray:
+        """One beat's input projection ``gi (M, 1, 3H)`` read by every open window at once.
+
+        The ``C`` windows in flight (those of the next ``C`` beats) and a new one starting
+        at this beat (the window of the beat ``C`` later) take one GRU step together, a
+        batch of ``C + 1`` rows per member: the window of this beat is complete after it.
+        Returns its hidden state ``(M, 1, H)``; the others stay in :attr:`_windows`.
+        """
+        h = np.concatenate([self._windows, self._zero], axis=1)  # (M, C+1, H)
+        gh = h @ self.w_rec  # (M, C+1, 3H); the new window's row is 0: b_hh alone
+        gh += self.b_rec
+        h = gru_update(gi, gh, h, self.hidden_size)
+        self._windows = h[:, 1:]
+        return h[:, :1]
 
     def push(self, features: np.ndarray) -> np.ndarray:
         """Probabilities ``(k, n_classes)`` of the next ``k`` beats ``features (k, F)``.
 
         Each beat is read with its ``context_beats`` predecessors (fewer at the stream's
-        start) from a zero state; the ``k`` beats of a call run as one batch, and a beat's
-        result does not depend on which call it came in (to rounding, far below 1e-9).
+        start) from a zero state, as the bundle was trained. The ``C + 1`` windows that
+        read a beat take their step on it together (:meth:`_step`): one batched product
+        per beat instead of ``C + 1`` sequential steps. Every product has the same shape
+        whatever the number of beats in the call, so a beat's probabilities are the same
+        bits however the stream was cut into chunks.
         """
-        k, mh = len(features), self.n_members * self.hidden_size
-        if k == 0:
-            return np.zeros((0, len(self.class_names)))
-        projected = np.asarray(features, np.float64) @ self.w_in  # (k, 3MH)
-        projected += self.b_in
-        c, n_before = self.context_beats, len(self._context)
-        steps = np.concatenate([self._context, projected]) if n_before else projected
-        if n_before == c:  # the common case: every window is full, no padding
-            # step t of beat j's window is row j + t of steps: a slice, no gather
-            inputs, valid, first, padded = None, None, 0, False
-        else:
-            index = (n_before + np.arange(k))[:, None] + np.arange(-c, 1)[None, :]  # (k, C+1)
-            valid = index >= 0
-            inputs = steps[np.maximum(index, 0)]  # (k, C+1, 3MH)
-            first = int(np.argmax(valid.any(axis=0)))  # steps before it are padding for all
-            padded = not valid[:, first:].all()
-        h = np.zeros((k, mh))
-        for t in range(first, c + 1):
-            if t == first:
-                gh = self.b_rec  # W_hh 0 + b_hh: the zero state needs no product
-            else:
-                gh = h @ self.w_rec  # (k, 3MH)
-                gh += self.b_rec
-            gi = steps[t : t + k] if inputs is None else inputs[:, t]
-            h_new = gru_update(gi, gh, h, mh)
-            h = np.where(valid[:, t : t + 1], h_new, h) if padded and valid is not None else h_new
-        self._context = steps[max(0, len(steps) - c) :].copy() if c else steps[:0]
-        logits = (h @ self.w_head + self.b_head).reshape(k, self.n_members, -1)  # (k, M, K)
-        logits -= logits.max(axis=2, keepdims=True)
-        p = np.exp(logits)
-        p /= p.sum(axis=2, keepdims=True)
-        return p.mean(axis=1)
+        rows = np.asarray(features, np.float64)
+        out = np.empty((len(rows), len(self.class_names)))
+        for i in range(len(rows)):
+            gi = rows[i : i + 1] @ self.w_in  # (M, 1, 3H)
+            gi += self.b_in
+            logits = self._step(gi) @ self.w_head  # (M, 1, K)
+            logits += self.b_head
+            logits -= logits.max(axis=2, keepdims=True)
+            p = np.exp(logits, out=logits)
+            p /= p.sum(axis=2, keepdims=True)
+            out[i] = p.mean(axis=0)[0]
+        return out

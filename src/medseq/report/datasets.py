@@ -34,6 +34,9 @@ class EvaluatedSet:
         Hash of the source file, to detect a set that was also used for training.
     protocol_note : str or None
         Set when the file is the training file and only its protocol test part was kept.
+    groups : ndarray of shape (N,) or None
+        The patient of each sample where several samples share one (the spec's
+        ``groups``): the CIs resample patients, as the run and ``medseq evaluate`` do.
     """
 
     name: str
@@ -45,6 +48,7 @@ class EvaluatedSet:
     risk: np.ndarray
     sha256: str | None = None
     protocol_note: str | None = None
+    groups: np.ndarray | None = None
 
     @property
     def static(self) -> pd.DataFrame:
@@ -71,6 +75,8 @@ def score_set(
     ``spec`` is the bundle's :class:`~medseq.datasets.registry.DatasetSpec` (the bundle's
     own when omitted); its ``transform`` featurises any modality.
     """
+    from medseq.evaluation.scoring import sample_groups
+
     if spec is None:
         spec = bundle.spec()
     ids = labels.index.to_numpy(dtype=np.int64)
@@ -84,6 +90,7 @@ def score_set(
         features=features,
         risk=np.asarray(bundle.predict_arrays(features), dtype=np.float64),
         sha256=sha256,
+        groups=sample_groups(spec, bundle.dataset_task, data, ids),
     )
 
 

@@ -53,7 +53,7 @@ def multi_set_metrics(bundle, ev: EvaluatedSet, *, n_boot: int, random_state: in
     names = class_labels(bundle.class_names, ev.risk.shape[-1])
     cis = metrics_with_cis(
         bundle.spec(), bundle.dataset_task, bundle.task, ev.y, ev.risk,
-        class_names=names, n_boot=n_boot, random_state=random_state,
+        class_names=names, n_boot=n_boot, random_state=random_state, groups=ev.groups,
     )  # fmt: skip
     return {
         "name": ev.name,

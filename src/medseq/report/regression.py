@@ -37,8 +37,9 @@ def set_metrics(ev: EvaluatedSet, *, n_boot: int, random_state: int = 0) -> dict
     so the report and the command agree to the last digit.
     """
     table = metrics_with_ci(
-        ev.y, ev.risk, task="regression", n_boot=n_boot, random_state=random_state
-    )
+        ev.y, ev.risk, task="regression", n_boot=n_boot, random_state=random_state,
+        groups=ev.groups,
+    )  # fmt: skip
     return {
         "name": ev.name,
         "path": ev.path,

@@ -34,6 +34,7 @@ def set_metrics(
         threshold=bundle.threshold,
         n_boot=n_boot,
         random_state=random_state,
+        groups=ev.groups,
     )
     ece = bootstrap_ci(
         ev.y,
@@ -41,6 +42,7 @@ def set_metrics(
         lambda y, p: expected_calibration_error(y, p, n_bins),
         n_boot=n_boot,
         random_state=random_state,
+        groups=ev.groups,
     )
     metrics = {k: [float(x) for x in v] for k, v in table.items()}
     metrics["ece"] = [float(x) for x in ece]

@@ -122,9 +122,12 @@ def served_dataset(manifest: dict[str, Any], bundle_dir: Path) -> Served:
     return Served(spec, str(provenance.get("task", "")), streaming, refusal)
 
 
-def _auth(
+async def _auth(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
+    """The bearer token, checked on the event loop: a plain ``def`` dependency is run in
+    a worker thread, a thread hand-over for every request (a 1-s ECG chunk's answer
+    included) for a comparison of a few bytes."""
     tokens: tuple[str, ...] = request.app.state.settings.tokens
     given = credentials.credentials if credentials is not None else ""
     ok = any(hmac.compare_digest(given.encode(), t.encode()) for t in tokens)

@@ -37,8 +37,7 @@ import zlib
 
 import numpy as np
 
-from medseq.serving.engine import PatientState
-from medseq.serving.incremental import FeatureState
+from medseq.serving.engine import FeatureState, PatientState
 
 MAGIC = b"MSC1"
 _HEADER = struct.Struct("<4sqqq?ddHH")

@@ -2,8 +2,8 @@
 
 A recurrent model reads an ICU stay bin by bin, so the risk after a new observation needs
 only the state at the end of the previous bin: the engine keeps, per patient, the
-featurizer's memory (:class:`~medseq.serving.incremental.FeatureState`) and each member's
-hidden state and pooling terms **at the end of the last closed bin**. An observation
+featurizer's memory (a :class:`~medseq.features.icu.incremental.FeatureState`) and each
+member's hidden state and pooling terms **at the end of the last closed bin**. An observation
 
 * in the open (latest) bin changes that bin only: its one recurrent step is recomputed
   from the saved state;
@@ -18,6 +18,11 @@ them out, and reported back.
 
 The engine is stateless about patients: callers hold :class:`PatientState` objects (the
 service keeps them in memory and in SQLite, :mod:`medseq.serving.store`).
+
+The engine names no featurizer: the incremental form of the bundle's featurizer (bins,
+normalisation, fill, δ, summaries; :class:`IncrementalFeatures`) comes from the bundle's
+dataset spec, whose ``streaming`` part builds it (``stream_features(featurizer)``). A
+dataset without that part is refused with the spec's sentence.
 """
 
 from __future__ import annotations
@@ -26,11 +31,12 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import numpy as np
 
 from medseq.bundle import Bundle
-from medseq.serving.incremental import FeatureState, StreamFeaturizer
+from medseq.features.icu.incremental import FeatureState
 from medseq.serving.recurrent import NumpyMember, numpy_member
 
 logger = logging.getLogger(__name__)
@@ -52,6 +58,47 @@ class Observation:
     code: str
     time: float
     value: float
+
+
+#: the stage named when a bundle's dataset spec has no ``streaming`` part
+ENGINE_STAGE = "the streaming engine"
+
+
+class IncrementalFeatures(Protocol):
+    """What the engine asks of a featurizer's incremental form (one patient, one bin at a
+    time); :class:`medseq.features.icu.incremental.StreamFeaturizer` is the one in use."""
+
+    index: dict[str, int]
+    static_columns: list[str]
+    static_summary: bool
+    step_hours: float
+
+    def new_state(self) -> FeatureState: ...
+    def bin_of(self, time_hours: float) -> int: ...
+    def in_window(self, time_hours: float) -> str | None: ...
+    def add(self, state: FeatureState, j: int, time_hours: float, value: float) -> None: ...
+    def open_bin_features(self, state: FeatureState) -> Any: ...
+    def bin_features(self, state: FeatureState, t: int, z: np.ndarray | None) -> Any: ...
+    def close_bin(self, state: FeatureState, t: int, z: np.ndarray | None) -> None: ...
+    def summary(self, state: FeatureState, z_open: np.ndarray) -> np.ndarray: ...
+    def encode_static(self, static_raw: Mapping[str, float]) -> np.ndarray: ...
+
+
+def stream_features(bundle: Bundle) -> IncrementalFeatures:
+    """The incremental form of ``bundle``'s featurizer, built by its dataset spec's
+    ``streaming`` part; :class:`~medseq.datasets.registry.StageUnsupported` naming the
+    dataset and why when the spec has none."""
+    part = bundle.spec().require("streaming", ENGINE_STAGE).load()
+    build = getattr(part, "stream_features", None)
+    if build is None:
+        from medseq.datasets.registry import StageUnsupported
+
+        raise StageUnsupported(
+            f"{ENGINE_STAGE} is not available for dataset {bundle.dataset!r}: its streaming "
+            f"part ({part.__name__}) has no stream_features(featurizer); it advances stays "
+            "with its own engine (its open_service)"
+        )
+    return build(bundle.featurizer)
 
 
 @dataclass(slots=True)
@@ -131,11 +178,19 @@ class StreamingEngine:
         Binary or regression; every member must be causal (not bidirectional).
     alert : AlertPolicy, optional
         Default: on at the bundle's threshold (0.5 without one), no hysteresis.
+    features : IncrementalFeatures, optional
+        The featurizer's incremental form. Default: the one the bundle's dataset spec
+        builds (:func:`stream_features`).
     """
 
-    def __init__(self, bundle: Bundle, alert: AlertPolicy | None = None) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        alert: AlertPolicy | None = None,
+        features: IncrementalFeatures | None = None,
+    ) -> None:
         self.task = bundle.task
-        self.features = StreamFeaturizer(bundle.featurizer)
+        self.features = stream_features(bundle) if features is None else features
         self.members: list[NumpyMember] = [numpy_member(m) for m in bundle.members]
         threshold = 0.5 if bundle.threshold is None else float(bundle.threshold)
         self.alert = alert or AlertPolicy(on=threshold)

@@ -149,7 +149,13 @@ def predict_file_onnx(bundle_dir: str | os.PathLike, data_path: str | os.PathLik
     of :func:`medseq.predictions.prediction_frame`.
     """
     from medseq.paths import data_root
-    from medseq.predictions import ids_to_predict, output_lengths, prediction_frame
+    from medseq.predictions import (
+        ids_to_predict,
+        output_lengths,
+        prediction_frame,
+        sample_keys,
+        with_sample_keys,
+    )
 
     predictor = OnnxPredictor(bundle_dir)
     spec = bundle_dataset(predictor.manifest, bundle_dir)
@@ -166,6 +172,9 @@ def predict_file_onnx(bundle_dir: str | os.PathLike, data_path: str | os.PathLik
     features = spec.transform(predictor.featurizer, data, ids)
     scores = predictor.predict_arrays(features)
     lengths = output_lengths(features, scores)
-    return prediction_frame(
+    frame = prediction_frame(
         ids, scores, predictor.task, predictor.threshold, predictor.class_names, lengths
     )
+    if np.ndim(scores) < 3:  # one row per sample: its patient and prediction time
+        frame = with_sample_keys(frame, sample_keys(spec, task, data, ids))
+    return frame

@@ -301,7 +301,9 @@ class LazyModule:
     The streaming part's module defines ``open_service(bundle, version, store, alert,
     **options)`` (options: ``max_cached_patients``),
     ``observations(body, patient_id, admission, context) -> (History, loc prefix)`` and
-    ``describe(featurizer) -> dict``.
+    ``describe(featurizer) -> dict``; where the stays advance through the per-observation
+    :class:`~medseq.serving.engine.StreamingEngine`, also
+    ``stream_features(featurizer)``, the featurizer's incremental form.
     """
 
     module: str

@@ -44,7 +44,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from medseq.serving import schemas
 from medseq.serving.alert_feed import CLOSED, AlertFeed
@@ -58,6 +58,7 @@ from medseq.serving.signal_service import (
     StreamInputError,
     StreamNotFound,
 )
+from medseq.serving.signal_store import Ack
 
 logger = logging.getLogger(__name__)
 STAGE = "signal streaming (/v1/streams/...)"
@@ -117,7 +118,7 @@ def open_signals(app: FastAPI) -> Any:
     app.state.signals = SignalStreams(
         make, store, app.state.version, fs_hz=part.fs_hz,
         lead=part.lead_of(app.state.manifest.get("featurizer", {})),
-        class_names=classifier.class_names,
+        class_names=classifier.class_names, lead_names=part.lead_names,
         max_cached=getattr(settings, "max_cached_streams", 1000), publish=feed.publish,
     )  # fmt: skip
     app.state.metrics.gauge("medseq_open_streams", "Open signal streams.", store.stream_count)
@@ -177,9 +178,10 @@ async def open_stream(request: Request, stream_id: StreamIdPath) -> JSONResponse
     return JSONResponse(state, status_code=201 if new else 200)
 
 
-async def samples(request: Request, stream_id: StreamIdPath) -> JSONResponse:
+async def samples(request: Request, stream_id: StreamIdPath) -> Response:
     """Apply one chunk; answers after it is committed (``Idempotent-Replayed: true`` for
-    a retry answered from the stored acknowledgement)."""
+    a retry answered from the stored acknowledgement). The body is the acknowledgement's
+    JSON text as stored, not encoded a second time."""
     signals = _signals(request)
     key = request.headers.get("idempotency-key")
     if key is not None and not re.fullmatch(schemas.IDEMPOTENCY_KEY_PATTERN, key):
@@ -192,7 +194,7 @@ async def samples(request: Request, stream_id: StreamIdPath) -> JSONResponse:
     # a 1-s chunk is 3-4 KB of JSON: applied on the loop when the state lock is free
     small = len(raw) <= 4 * state.settings.inline_body_bytes
 
-    def run() -> tuple[dict[str, Any], bool]:
+    def run() -> tuple[Ack, bool]:
         chunk = parse_chunk(parse_json(raw), key)
         try:
             return state.pool.locked(signals.push, stream_id, chunk)
@@ -201,7 +203,7 @@ async def samples(request: Request, stream_id: StreamIdPath) -> JSONResponse:
 
     ack, replayed = await state.pool.run_small(small, run)
     headers = {"Idempotent-Replayed": "true"} if replayed else None
-    return JSONResponse(ack, headers=headers)
+    return Response(ack.text, media_type="application/json", headers=headers)
 
 
 async def stream_state(request: Request, stream_id: StreamIdPath) -> dict[str, Any]:

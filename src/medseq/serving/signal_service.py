@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from medseq.serving.signal_state import restore, snapshot
-from medseq.serving.signal_store import ChunkRecord, SignalStore, StoredStream
+from medseq.serving.signal_store import Ack, ChunkRecord, SignalStore, StoredStream
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +139,12 @@ class SignalStreams:
     lead : str
         The lead the bundle reads.
     class_names : sequence of str
+    lead_names : sequence of str, default=()
+        Other names of that lead a stream may give (MLII for MIT-BIH + SVDB's ``ECG1``).
     max_cached : int, default=1000
         Detectors kept in memory.
     checkpoint_every : int, default=30
-        Chunks between checkpoints (each about 100 KB); also the most chunks replayed
+        Chunks between checkpoints (each about 80 KB); also the most chunks replayed
         to rebuild an evicted stream.
     max_chunk_s : float, default=60
         Longest chunk, in seconds of signal.
@@ -161,6 +163,7 @@ class SignalStreams:
         fs_hz: Sequence[float],
         lead: str,
         class_names: Sequence[str],
+        lead_names: Sequence[str] = (),
         max_cached: int = 1000,
         checkpoint_every: int = 30,
         max_chunk_s: float = 60.0,
@@ -174,6 +177,7 @@ class SignalStreams:
         self.version = version
         self.rates = tuple(float(f) for f in fs_hz)
         self.lead = lead
+        self.lead_names = (lead, *lead_names)  # what a stream may call the bundle's lead
         self.class_names = list(class_names)
         self.max_cached = max_cached
         self.checkpoint_every = checkpoint_every
@@ -212,8 +216,9 @@ class SignalStreams:
         """Open a stream; (its state, True) when new. Re-opening with the same settings
         answers the open stream (idempotent); with others it is a conflict."""
         rate = self._rate(fs_hz, "fs_hz")
-        if lead is not None and lead != self.lead:
-            raise StreamInputError("lead", f"the bundle reads lead {self.lead}, not {lead}")
+        if lead is not None and lead not in self.lead_names:
+            names = " or ".join(self.lead_names)
+            raise StreamInputError("lead", f"the bundle reads lead {names}, not {lead}")
         t0 = None if start_time is None else start_time.isoformat()
         with self._lock:
             live = self._get(stream_id)
@@ -324,9 +329,11 @@ class SignalStreams:
 
     # --- chunks --------------------------------------------------------------------
 
-    def push(self, stream_id: str, chunk: Chunk) -> tuple[dict[str, Any], bool]:
+    def push(self, stream_id: str, chunk: Chunk) -> tuple[Ack, bool]:
         """Apply one chunk; (acknowledgement, replayed). ``replayed``: a retry of a chunk
-        already applied under the same key, answered with the stored acknowledgement."""
+        already applied under the same key, answered with the stored acknowledgement. The
+        acknowledgement carries its JSON text as stored: the answer's body, not encoded
+        again."""
         with self._lock:
             live = self._get(stream_id)
             if live is None:
@@ -402,14 +409,14 @@ class SignalStreams:
 
     def _apply(
         self, live: _Live, chunk: Chunk, start: int, t0: str | None, key: str, fingerprint: str
-    ) -> dict[str, Any]:
+    ) -> Ack:
         out = live.detector.push(chunk.samples, start=start)
         seq = live.seq + 1
         beats = [_beat(b, self.class_names) for b in out.beats]
         alerts = [_alert(a, live.fs_hz) for a in out.alerts]
         quality = [{"sample": q.sample, "state": q.state, "reason": q.reason} for q in out.quality]
         summary = _advance(live.summary, beats, alerts, quality)
-        ack = {
+        answer = {
             "stream_id": live.stream_id, "model_version": self.version, "start": start,
             "n_samples": len(chunk.samples), "next_sample": start + len(chunk.samples),
             "beats": beats, "quality": quality, "open_episodes": summary["open_episodes"],
@@ -418,7 +425,7 @@ class SignalStreams:
         checkpoint = snapshot(live.detector, self._template(live.fs_hz)) if due else None
         record = ChunkRecord(
             live.stream_id, seq, start, chunk.samples, start + len(chunk.samples), t0,
-            summary, key, fingerprint, ack, alerts, checkpoint,
+            summary, key, fingerprint, answer, alerts, checkpoint,
         )  # fmt: skip
         ack = self.store.save_chunk(record)
         live.seq, live.next_sample, live.summary, live.start_time = (
@@ -428,8 +435,8 @@ class SignalStreams:
             live.checkpoint_seq = seq
         for listen in self.listeners:
             listen(live.stream_id, start, chunk.samples, live.fs_hz)
-        if ack["alerts"] and self.publish is not None:
-            self.publish([{**a, "stream_id": live.stream_id} for a in ack["alerts"]])
+        if ack.value["alerts"] and self.publish is not None:
+            self.publish([{**a, "stream_id": live.stream_id} for a in ack.value["alerts"]])
         return ack
 
 

@@ -7,12 +7,19 @@ behind one lock) with four more tables:
 ``signal_streams``
     one row per open stream: sampling rate, lead, the clock's origin (``start_time``),
     the next expected sample, the last chunk's sequence number, a JSON summary (last beat,
-    quality, open episodes) and the latest detector checkpoint
-    (:mod:`medseq.serving.signal_state`) with the chunk sequence number it includes.
+    quality, open episodes) and the sequence number of the chunk its checkpoint includes.
+``signal_checkpoints``
+    the latest detector checkpoint of each stream (:mod:`medseq.serving.signal_state`,
+    about 80 KB). In a table of its own because SQLite rewrites a whole row on every
+    update: in the stream's row, every chunk rewrote the checkpoint too (with
+    ``secure_delete`` its old pages zeroed as well), about 190 KB of WAL per chunk instead
+    of about 8 KB. Files of earlier versions, which kept it in ``signal_streams``
+    (``checkpoint_state``, ``checkpoint_arrays``, now always NULL), are moved over when
+    opened.
 ``signal_chunks``
     every acknowledged chunk since that checkpoint (start index, float64 samples). A
     stream is restored as checkpoint + replay of these chunks, so a chunk is durable the
-    moment it is acknowledged, while a checkpoint (about 100 KB) is written only every
+    moment it is acknowledged, while a checkpoint (about 80 KB) is written only every
     ``checkpoint_every`` chunks; chunks a checkpoint includes are deleted with it.
 ``signal_acks``
     the acknowledgement of each recent chunk under its idempotency key, with a hash of its
@@ -73,8 +80,23 @@ CREATE TABLE IF NOT EXISTS signal_alerts (
     alert TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS signal_alerts_stream ON signal_alerts (stream_id, id);
+CREATE TABLE IF NOT EXISTS signal_checkpoints (
+    stream_id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    arrays BLOB NOT NULL
+);
 """
-_STREAM_TABLES = ("signal_streams", "signal_chunks", "signal_acks", "signal_alerts")
+_STREAM_TABLES = (
+    "signal_streams", "signal_chunks", "signal_acks", "signal_alerts", "signal_checkpoints",
+)  # fmt: skip
+#: Answers are stored and sent as these bytes (those of FastAPI's ``JSONResponse``).
+_JSON = {"ensure_ascii": False, "allow_nan": False, "indent": None, "separators": (",", ":")}
+
+
+def encode_json(value: Any) -> str:
+    """``value`` as the JSON text an answer carries (compact, as ``JSONResponse``)."""
+    return json.dumps(value, **_JSON)  # type: ignore[arg-type]
 
 
 @dataclass
@@ -113,6 +135,14 @@ class ChunkRecord:
     keep_acks: int = 600
 
 
+@dataclass(frozen=True)
+class Ack:
+    """A chunk's acknowledgement, and its JSON text: encoded once, stored and sent as is."""
+
+    value: dict[str, Any]
+    text: str
+
+
 class SignalStore(StateStore):
     """The state store with the signal-stream tables (see the module doc)."""
 
@@ -120,6 +150,26 @@ class SignalStore(StateStore):
         super().__init__(path, synchronous)
         with self._lock:
             self._db.executescript(_SIGNAL_SCHEMA)
+            self._move_checkpoints()
+
+    def _move_checkpoints(self) -> None:
+        """Checkpoints a file of an earlier version kept in ``signal_streams``, moved to
+        ``signal_checkpoints`` (once; the old columns are NULL afterwards)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "INSERT OR REPLACE INTO signal_checkpoints SELECT stream_id, checkpoint_seq, "
+                "checkpoint_state, checkpoint_arrays FROM signal_streams "
+                "WHERE checkpoint_state IS NOT NULL"
+            )
+            self._db.execute(
+                "UPDATE signal_streams SET checkpoint_state = NULL, checkpoint_arrays = NULL "
+                "WHERE checkpoint_state IS NOT NULL"
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     def open_stream(
         self, stream_id: str, model_version: str, fs_hz: float, lead: str,
@@ -137,9 +187,10 @@ class SignalStore(StateStore):
         """The stream's row and the chunks after its checkpoint, or None."""
         with self._lock:
             row = self._db.execute(
-                "SELECT model_version, fs_hz, lead, start_time, next_sample, seq, summary, "
-                "checkpoint_seq, checkpoint_state, checkpoint_arrays FROM signal_streams "
-                "WHERE stream_id = ?",
+                "SELECT s.model_version, s.fs_hz, s.lead, s.start_time, s.next_sample, s.seq, "
+                "s.summary, COALESCE(c.seq, s.checkpoint_seq), c.state, c.arrays "
+                "FROM signal_streams s LEFT JOIN signal_checkpoints c USING (stream_id) "
+                "WHERE s.stream_id = ?",
                 (stream_id,),
             ).fetchone()
             if row is None:
@@ -156,18 +207,18 @@ class SignalStore(StateStore):
             [(int(s), np.frombuffer(b, dtype="<f8")) for s, b in chunks],
         )  # fmt: skip
 
-    def applied_chunk(self, stream_id: str, key: str) -> tuple[str, dict[str, Any]] | None:
+    def applied_chunk(self, stream_id: str, key: str) -> tuple[str, Ack] | None:
         """(fingerprint, acknowledgement) of the chunk applied under ``key``, or None."""
         with self._lock:
             row = self._db.execute(
                 "SELECT fingerprint, ack FROM signal_acks WHERE stream_id = ? AND key = ?",
                 (stream_id, key),
             ).fetchone()
-        return None if row is None else (row[0], json.loads(row[1]))
+        return None if row is None else (row[0], Ack(json.loads(row[1]), row[1]))
 
-    def save_chunk(self, rec: ChunkRecord) -> dict[str, Any]:
+    def save_chunk(self, rec: ChunkRecord) -> Ack:
         """Write one applied chunk in one transaction; returns the acknowledgement with
-        the new alerts' ids (their SSE event ids)."""
+        the new alerts' ids (their SSE event ids), and its JSON text as stored."""
         samples = np.ascontiguousarray(rec.samples, dtype="<f8").tobytes()
         ids: list[int] = []
         with self._lock:
@@ -186,9 +237,10 @@ class SignalStore(StateStore):
                     ids.append(int(cur.lastrowid or 0))
                 ack = dict(rec.ack)
                 ack["alerts"] = [{"id": i, **a} for i, a in zip(ids, rec.alerts, strict=True)]
+                text = encode_json(ack)
                 db.execute(
                     "INSERT OR REPLACE INTO signal_acks VALUES (?, ?, ?, ?, ?)",
-                    (rec.stream_id, rec.key, rec.seq, rec.fingerprint, json.dumps(ack)),
+                    (rec.stream_id, rec.key, rec.seq, rec.fingerprint, text),
                 )
                 db.execute(
                     "UPDATE signal_streams SET next_sample = ?, seq = ?, summary = ?, "
@@ -197,11 +249,7 @@ class SignalStore(StateStore):
                      time.time(), rec.stream_id),
                 )  # fmt: skip
                 if rec.checkpoint is not None:
-                    db.execute(
-                        "UPDATE signal_streams SET checkpoint_seq = ?, checkpoint_state = ?, "
-                        "checkpoint_arrays = ? WHERE stream_id = ?",
-                        (rec.seq, rec.checkpoint[0], rec.checkpoint[1], rec.stream_id),
-                    )
+                    self._write_checkpoint(rec.stream_id, rec.seq, rec.checkpoint)
                     db.execute(
                         "DELETE FROM signal_chunks WHERE stream_id = ? AND seq <= ?",
                         (rec.stream_id, rec.seq),
@@ -214,24 +262,33 @@ class SignalStore(StateStore):
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        return ack
+        return Ack(ack, text)
+
+    def _write_checkpoint(self, stream_id: str, seq: int, checkpoint: tuple[str, bytes]) -> None:
+        """The stream's checkpoint row and its sequence number (inside a transaction)."""
+        self._db.execute(
+            "INSERT OR REPLACE INTO signal_checkpoints VALUES (?, ?, ?, ?)",
+            (stream_id, seq, checkpoint[0], checkpoint[1]),
+        )
+        self._db.execute(
+            "UPDATE signal_streams SET checkpoint_seq = ? WHERE stream_id = ?", (seq, stream_id)
+        )
 
     def save_checkpoint(self, stream_id: str, seq: int, checkpoint: tuple[str, bytes]) -> None:
         """A checkpoint outside a chunk (an evicted stream), replacing the chunk log."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.execute(
-                    "UPDATE signal_streams SET checkpoint_seq = ?, checkpoint_state = ?, "
-                    "checkpoint_arrays = ? WHERE stream_id = ? AND seq = ?",
-                    (seq, checkpoint[0], checkpoint[1], stream_id, seq),
-                )
-                self._db.execute(
-                    "DELETE FROM signal_chunks WHERE stream_id = ? AND seq <= ? AND "
-                    "EXISTS (SELECT 1 FROM signal_streams WHERE stream_id = ? AND "
-                    "checkpoint_seq = ?)",
-                    (stream_id, seq, stream_id, seq),
-                )
+                current = self._db.execute(
+                    "SELECT 1 FROM signal_streams WHERE stream_id = ? AND seq = ?",
+                    (stream_id, seq),
+                ).fetchone()
+                if current is not None:  # no chunk was applied since (by another service)
+                    self._write_checkpoint(stream_id, seq, checkpoint)
+                    self._db.execute(
+                        "DELETE FROM signal_chunks WHERE stream_id = ? AND seq <= ?",
+                        (stream_id, seq),
+                    )
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")

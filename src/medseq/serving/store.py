@@ -51,8 +51,7 @@ import numpy as np
 from safetensors.numpy import load as load_arrays
 from safetensors.numpy import save as save_arrays
 
-from medseq.serving.engine import Observation, PatientState
-from medseq.serving.incremental import FeatureState
+from medseq.serving.engine import FeatureState, Observation, PatientState
 
 logger = logging.getLogger(__name__)
 

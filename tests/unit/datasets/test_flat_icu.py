@@ -3,66 +3,20 @@ gives the dedicated pipeline's labels and exactly its ICU features."""
 
 from __future__ import annotations
 
-import tarfile
-
 import numpy as np
 import pytest
 
 from medseq.datasets.registry import get_dataset
-from medseq.paths import dataset_dir
 from medseq.schema import DataError
-from medseq.sources import physionet2012
-
-MAPPING = """
-root = "{root}"
-[[events]]
-path = "events.csv"
-subject = "RecordID"
-time = "Hours"
-time_unit = "hours"
-code = "Parameter"
-value = "Value"
-[static]
-path = "static.csv"
-subject = "RecordID"
-columns = {columns}
-[label]
-path = "outcomes.csv"
-subject = "RecordID"
-column = "In-hospital_death"
-"""
-FEATURES = {"log_variables": "auto", "delta_scale": "horizon", "static_summary": True}
+from physionet2012_flat import FEATURES, export, read_stays
 
 
 @pytest.fixture(scope="module")
 def both(tmp_path_factory):
     """300 stays of set A: the dedicated reader's set, and the same exported + mapped."""
-    root = dataset_dir("physionet2012")
-    folder = tmp_path_factory.mktemp("pn2012") / "set-a"
-    folder.mkdir()
-    with tarfile.open(root / "set-a.tar.gz") as tar:
-        n = 0
-        for member in tar:
-            if member.isfile() and member.name.endswith(".txt"):
-                handle = tar.extractfile(member)
-                assert handle is not None
-                (folder / member.name.rsplit("/", 1)[-1]).write_bytes(handle.read())
-                n += 1
-                if n == 300:
-                    break
-    data = physionet2012.read(folder, outcomes=root / "Outcomes-a.txt")
-    out = tmp_path_factory.mktemp("flat")
-    data.events.rename(
-        columns={"subject_id": "RecordID", "time": "Hours", "code": "Parameter", "value": "Value"}
-    ).to_csv(out / "events.csv", index=False)
-    data.static.rename_axis("RecordID").to_csv(out / "static.csv")
-    data.outcomes[["in_hospital_death"]].rename(
-        columns={"in_hospital_death": "In-hospital_death"}
-    ).rename_axis("RecordID").astype("int64").to_csv(out / "outcomes.csv")
-    columns = "[" + ", ".join(f'"{c}"' for c in data.static.columns) + "]"
-    mapping = out / "mapping.toml"
-    mapping.write_text(MAPPING.format(root=out, columns=columns))
-    return data, mapping
+    root = tmp_path_factory.mktemp("pn2012")
+    data = read_stays("a", 300, root / "set-a")
+    return data, export(data, root / "flat")
 
 
 def test_flat_export_gives_the_same_labels_and_features(both):

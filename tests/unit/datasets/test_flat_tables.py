@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from config_tasks import TRAIN_SMALL, small_config, write_config
 from eicu_small_mapping import MAPPING, TASK
 from medseq.cli import app
 from medseq.datasets.flat_tables import read_mapping, subject_groups
@@ -84,57 +85,14 @@ def test_mapping_file_errors_are_named(tmp_path):
         read_mapping(tmp_path / "events.csv")
 
 
-CONFIG = """
-name = "eicu-small"
-seeds = [0]
-
-[data]
-dataset = "flat_events"
-train = "{mapping}"
-test = ""
-task = "eicu_mortality_small"
-protocol = "group"
-cv_folds = 2
-
-[task.prediction_time]
-anchor = ["ICU_ADMISSION/*"]
-offset_hours = 24
-
-[task.cohort]
-exclude_codes = ["HOSPITAL_DISCHARGE/*"]
-
-[task.label]
-codes = ["HOSPITAL_DISCHARGE/Expired"]
-within_hours = 87660
-censored = "negative"
-
-[task.observation]
-visit_hours = 4
-
-[features]
-code_prefixes = ["eicu.", "ICU_ADMISSION/"]
-min_count = 5
-max_visits = 10
-
-[model]
-kind = "doctorai"
-embedding_size = 8
-hidden_size = 8
-
-[train]
-epochs = 2
-batch_size = 64
-num_threads = 1
-progress = false
-
-[evaluate]
-n_boot = 50
-"""
-
-
 def test_train_runs_on_hospital_held_out_eicu_stays(mapping_file, tmp_path):
-    config = tmp_path / "eicu.toml"
-    config.write_text(CONFIG.format(mapping=mapping_file))
+    features = {"code_prefixes": ["eicu.", "ICU_ADMISSION/"], "min_count": 5, "max_visits": 10}
+    raw = small_config(
+        "eicu-small", "flat_events", mapping_file, "eicu_mortality_small", TASK,
+        features=features, model={"kind": "doctorai", "embedding_size": 8, "hidden_size": 8},
+        protocol="group", train_options={**TRAIN_SMALL, "batch_size": 64},
+    )  # fmt: skip
+    config = write_config(tmp_path / "eicu.toml", raw)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", str(config), "-o", str(out)])
     assert result.exit_code == 0, result.output

@@ -1,4 +1,5 @@
-"""The AF RR model: features of real RR intervals, streaming equals windows, bad files refused."""
+"""The AF RR model: features of real RR intervals, the ectopy rule against the reference PVCs,
+streaming equals windows, old files read, bad files refused."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import json
 import numpy as np
 import pytest
 
-from medseq.monitoring.af_model import FEATURES, FORMAT, AFModel, rr_features, rr_windows
+from medseq.monitoring.af_model import (
+    FEATURES,
+    FORMAT,
+    RR_FEATURES,
+    AFModel,
+    ectopic_mask,
+    rr_features,
+    rr_windows,
+)
 from medseq.monitoring.qrs import StreamingQRSDetector
 
 
@@ -69,3 +78,63 @@ def test_a_file_that_is_not_an_af_model_is_refused(tmp_path):
     with pytest.raises(ValueError, match="cannot read the AF model"):
         AFModel.load(path)
     assert rr_features(np.array([0.8, 0.8, 0.8, 0.8, 0.8]))[0] == 0.0
+
+
+def _reference_v_beats(name: str) -> np.ndarray:
+    import wfdb
+
+    from medseq.paths import dataset_dir
+
+    ann = wfdb.rdann(str(dataset_dir("mitdb_full") / name), "atr")
+    return np.array([s for s, sym in zip(ann.sample, ann.symbol, strict=True) if sym == "V"])
+
+
+def test_ectopy_rule_flags_reference_pvcs_only_and_leaves_sinus_alone(mitdb):
+    # record 200, minutes 1-6: sinus rhythm with frequent PVCs, isolated and in bigeminy
+    rec = mitdb("200")
+    lo, hi = round(60 * rec.fs_hz), round(360 * rec.fs_hz)
+    peaks = StreamingQRSDetector(rec.fs_hz).push(rec.samples[:hi])
+    peaks = peaks[peaks >= lo]
+    rr = np.diff(peaks) / rec.fs_hz
+    v = _reference_v_beats("200")
+    ends_at_v = np.array([np.abs(v - p).min() <= 0.15 * rec.fs_hz for p in peaks[1:]])
+    premature = []  # the first interval of each flagged pair, in causal 24-interval windows
+    for s in range(0, len(rr) - 24 + 1, 24):
+        mask = ectopic_mask(rr[s : s + 24])
+        premature += [
+            s + i for i in np.flatnonzero(mask[:-1] & mask[1:]) if rr[s + i] < rr[s + i + 1]
+        ]
+    assert ends_at_v.sum() > 100
+    # every flagged premature interval ends at a reference PVC; the rule misses the PVCs
+    # of couplets and of long bigeminy runs (no compensatory pause against the median)
+    assert ends_at_v[premature].mean() > 0.9
+    assert ends_at_v[premature].sum() / ends_at_v.sum() > 0.3
+    sinus = _rr(mitdb, "100", 3)
+    assert np.mean([ectopic_mask(sinus[s : s + 24]).mean() for s in range(0, 200, 24)]) < 0.05
+
+
+def test_clean_features_remove_the_irregularity_of_ectopy_but_not_of_af(mitdb):
+    i_raw, i_clean = FEATURES.index("share_0.1"), FEATURES.index("clean_share_0.1")
+    ectopy = rr_windows(_rr(mitdb, "200", 6)[100:], 24, step=24)
+    af = rr_windows(_rr(mitdb, "201", 5), 24, step=24)  # 201 opens with 6 min of AF
+    assert np.median(ectopy[:, i_raw]) > 0.3 and np.median(af[:, i_raw]) > 0.5
+    drop_ectopy = np.median(ectopy[:, i_raw] - ectopy[:, i_clean])
+    drop_af = np.median(af[:, i_raw] - af[:, i_clean])
+    # the rule takes out more irregularity from ectopy than from AF, and AF stays irregular
+    # (on 200 it takes out less than half: see the ectopy test for the PVCs it misses)
+    assert drop_ectopy > 0.15 and drop_ectopy > drop_af + 0.1
+    assert np.median(af[:, i_clean]) > 0.5
+
+
+def test_format_1_files_are_still_read_and_bad_ectopy_settings_refused():
+    coef = [0.0] * len(RR_FEATURES)
+    old = {**_state(), "format": "medseq.af_rr/1", "features": list(RR_FEATURES),
+           "mean": coef, "scale": [1.0] * len(coef), "coef": coef}  # fmt: skip
+    model = AFModel(old)
+    for _ in range(24):
+        p = model.update(0.8)
+    assert p is not None and model.features(np.full(30, 0.8)).shape == (7, len(RR_FEATURES))
+    with pytest.raises(ValueError, match="features"):
+        AFModel({**old, "format": FORMAT})
+    with pytest.raises(ValueError, match="ectopy"):
+        AFModel({**_state(), "ectopy": {"short": 1.2, "long": 1.1}})

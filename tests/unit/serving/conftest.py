@@ -36,19 +36,3 @@ def test_client_cls():
         warnings.simplefilter("ignore")
         from fastapi.testclient import TestClient
     return TestClient
-
-
-@pytest.fixture(scope="session")
-def trained_beat_bundle(tmp_path_factory):
-    """A MIT-BIH beat bundle from ``configs/mitbih-beats.toml`` (DS1 only, as the config
-    says; one seed and three epochs to keep the tests short): the signal streams' model."""
-    from dataclasses import replace
-    from pathlib import Path
-
-    from medseq.experiment import load_config, run_experiment
-
-    config_path = Path(__file__).resolve().parents[3] / "configs" / "mitbih-beats.toml"
-    config = load_config(config_path, ["train.epochs=3"])
-    out = tmp_path_factory.mktemp("beat-bundle")
-    config = replace(config, seeds=(0,), output_dir=str(out))
-    return Path(run_experiment(config, progress=False).bundle_dir)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
+
 import numpy as np
 import torch
 
 from medseq.bundle import Bundle
 from medseq.models import ModelConfig, build_model
 from medseq.serving.engine import Observation
+from medseq.serving.inputs import History
+
+T = TypeVar("T")
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -35,6 +42,50 @@ def stays(data, start: int, n: int):
 def observations(events) -> list[Observation]:
     rows = zip(events.code, events.time, events.value, strict=True)
     return [Observation(c, t, v) for c, t, v in rows]
+
+
+def hourly_updates(data, start: int, n: int) -> dict[str, list[History]]:
+    """Per patient, one History per charted hour of a real stay (static with the first)."""
+    plans: dict[str, list[History]] = {}
+    for sid, events, static in stays(data, start, n):
+        obs = observations(events)
+        hours = np.floor(events.time.to_numpy())
+        updates = []
+        for k, hour in enumerate(np.unique(hours)):
+            part = [o for o, h in zip(obs, hours, strict=True) if h == hour]
+            history = History(f"p{sid}", part, list(range(len(part))))
+            if k == 0:
+                history.static.update(static)
+            updates.append(history)
+        plans[f"p{sid}"] = updates
+    return plans
+
+
+def round_robin(plans: dict[str, list[History]]) -> Iterator[tuple[str, History]]:
+    """Round robin over the patients, so that a small cache evicts between updates."""
+    for k in range(max(len(u) for u in plans.values())):
+        for pid, updates in plans.items():
+            if k < len(updates):
+                yield pid, updates[k]
+
+
+def run_concurrently(target: Callable[[T], object], args: Iterable[T]) -> list[BaseException]:
+    """``target(arg)`` for every arg, each in its own thread, all at once; what they raised
+    (a thread's exception never reaches pytest by itself: the test asserts this is empty)."""
+    errors: list[BaseException] = []
+
+    def run(arg: T) -> None:
+        try:
+            target(arg)
+        except BaseException as err:  # collected for the test thread
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(arg,)) for arg in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors
 
 
 def batch_risk(bundle: Bundle, events, data, sid: int) -> float:

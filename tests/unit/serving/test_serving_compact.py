@@ -8,11 +8,10 @@ import zlib
 
 import numpy as np
 import pytest
-from serving_helpers import observations, stays
+from serving_helpers import hourly_updates, observations, stays
 
 from medseq.serving.compact import pack_state, unpack_state
 from medseq.serving.engine import AlertPolicy, PatientState, StreamingEngine
-from medseq.serving.inputs import History
 from medseq.serving.service import _LRU, OpenStay, StreamService
 from medseq.serving.store import StateStore
 
@@ -35,23 +34,6 @@ def assert_same_bits(a: PatientState, b: PatientState) -> None:
         assert b._static_vec is not None and a._static_vec.tobytes() == b._static_vec.tobytes()
     assert (a.alert, a.n_observations, a.alert_run) == (b.alert, b.n_observations, b.alert_run)
     assert _bits(a.last_time) == _bits(b.last_time) and _bits(a.risk) == _bits(b.risk)
-
-
-def _hourly(setb, start: int, n: int) -> dict[str, list[History]]:
-    """Per patient, one History per charted hour of a real stay (static with the first)."""
-    plans: dict[str, list[History]] = {}
-    for sid, events, static in stays(setb, start, n):
-        obs = observations(events)
-        hours = np.floor(events.time.to_numpy())
-        updates = []
-        for k, hour in enumerate(np.unique(hours)):
-            part = [o for o, h in zip(obs, hours, strict=True) if h == hour]
-            history = History(f"p{sid}", part, list(range(len(part))))
-            if k == 0:
-                history.static.update(static)
-            updates.append(history)
-        plans[f"p{sid}"] = updates
-    return plans
 
 
 @pytest.mark.parametrize("kind", ["gru", "grud"])
@@ -86,7 +68,7 @@ def test_pack_round_trips_real_states_bit_for_bit(kind, gru_bundle, grud_bundle,
 @pytest.mark.parametrize("kind", ["gru", "grud"])
 def test_packed_cache_equals_an_unbounded_live_one(kind, gru_bundle, grud_bundle, setb, tmp_path):
     bundle = gru_bundle if kind == "gru" else grud_bundle
-    plans = _hourly(setb, 1120, 6)
+    plans = hourly_updates(setb, 1120, 6)
 
     def service(name: str, warm: int) -> StreamService:
         store = StateStore(tmp_path / f"{name}.sqlite")

@@ -70,7 +70,10 @@ def test_other_featurizer_policies_stream_like_batch(gru_bundle, setb):
     featurizer = ICUFeaturizer(
         aggregate="mean", impute="mean", log_variables="auto", delta_scale="log1p"
     ).fit(setb.events, setb.static, ids)
-    base = Bundle(gru_bundle.model_config, featurizer, gru_bundle.members)
+    base = Bundle(
+        gru_bundle.model_config, featurizer, gru_bundle.members,
+        provenance=dict(gru_bundle.provenance),
+    )  # fmt: skip
     bundle = bundle_like(base, kind="grud", hidden_size=8, input_delta=True)
     assert _max_error(bundle, setb, 80, 4, 25) <= TOL
 
@@ -115,3 +118,18 @@ def test_alert_hysteresis():
     assert trace == [False, True, True, False, True]
     with pytest.raises(ValueError, match="threshold"):
         AlertPolicy(on=1.5)
+
+
+def test_engine_takes_its_incremental_featurizer_from_the_dataset_spec(gru_bundle):
+    """The engine names no featurizer: the spec's streaming part builds it, and a dataset
+    without one is refused with a sentence naming the dataset and the missing part."""
+    from medseq.datasets import StageUnsupported
+    from medseq.features.icu.incremental import StreamFeaturizer
+
+    assert isinstance(StreamingEngine(gru_bundle).features, StreamFeaturizer)
+    other = Bundle(
+        gru_bundle.model_config, gru_bundle.featurizer, gru_bundle.members,
+        provenance={"dataset": "tox21", "task": "NR-AR"},
+    )  # fmt: skip
+    with pytest.raises(StageUnsupported, match=r"dataset 'tox21'.*'streaming'"):
+        StreamingEngine(other)

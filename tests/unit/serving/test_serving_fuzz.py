@@ -21,16 +21,14 @@ import logging
 from collections import Counter
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzz_strategies import FUZZ_SETTINGS, LIMIT, MIN_CASES, bodies, json_values, nested, replace_at
+from hypothesis import given
 from hypothesis import strategies as st
 from serving_helpers import AUTH, TOKEN
 
 from medseq.serving.api import create_app
 from medseq.serving.settings import ServeSettings
 
-N_CASES = 600
-MIN_CASES = 500
-LIMIT = 64 * 1024
 FIELDS = [
     "observations", "patients", "patient_id", "static", "events", "time", "code", "value",
     "unit", "Age", "Gender", "Weight", "resourceType", "type", "entry", "resource",
@@ -46,25 +44,12 @@ PATHS = [
     "/v1/predict?coverage=0.9",
     "/v1/predict?coverage=abc",
 ]
-
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20)
-    | st.sampled_from(["2024-01-01T10:00:00+00:00", "2024-01-01", "Patient/f1", "Bundle",
-                       "Observation", "Patient", "Encounter", "collection", "final", "<",
-                       "http://loinc.org", "8867-4", "HR", "/min", "1e400", "NaN"])
-)  # fmt: skip
-json_values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=5)
-        | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), inner, max_size=5)
-    ),
-    max_leaves=30,
-)
+SAMPLES = [
+    "2024-01-01T10:00:00+00:00", "2024-01-01", "Patient/f1", "Bundle", "Observation",
+    "Patient", "Encounter", "collection", "final", "<", "http://loinc.org", "8867-4", "HR",
+    "/min", "1e400", "NaN",
+]  # fmt: skip
+values = json_values(FIELDS, SAMPLES)
 
 
 def _observation(pid: str = "f1") -> dict:
@@ -92,17 +77,6 @@ def _others(pid: str = "f1") -> list[dict]:
     ]  # fmt: skip
 
 
-def _replace(obj: object, path: list[int], value: object) -> object:
-    """``obj`` with the node reached by ``path`` (indices modulo the children) replaced."""
-    if not path or not isinstance(obj, dict | list) or not obj:
-        return value
-    keys = list(obj) if isinstance(obj, dict) else list(range(len(obj)))
-    key = keys[path[0] % len(keys)]
-    copy = dict(obj) if isinstance(obj, dict) else list(obj)
-    copy[key] = _replace(obj[key], path[1:], value)  # type: ignore[index]
-    return copy
-
-
 @st.composite
 def fhir_bundles(draw) -> dict:
     n = draw(st.integers(0, 4))
@@ -114,15 +88,13 @@ def fhir_bundles(draw) -> dict:
     }
     for _ in range(draw(st.integers(0, 3))):
         path = draw(st.lists(st.integers(0, 20), max_size=7))
-        bundle = _replace(bundle, path, draw(json_values))  # type: ignore[assignment]
+        bundle = replace_at(bundle, path, draw(values))  # type: ignore[assignment]
     return bundle
 
 
 def _deep(depth: int, kind: int) -> bytes:
-    if kind == 0:
-        return b"[" * depth + b"]" * depth
-    if kind == 1:
-        return b'{"a":' * depth + b"1" + b"}" * depth
+    if kind < 2:
+        return nested(depth, kind)
     ext: dict = {"url": "u", "valueString": "x"}
     for _ in range(depth):
         ext = {"url": "u", "extension": [ext]}
@@ -141,13 +113,11 @@ def _oversized(n: int, fhir: bool) -> bytes:
     return json.dumps({"observations": rows}).encode()
 
 
-bodies = st.one_of(
-    json_values.map(lambda v: json.dumps(v).encode()),
-    fhir_bundles().map(lambda v: json.dumps(v).encode()),
+BODIES = bodies(
+    values,
+    fhir_bundles(),
     st.builds(_deep, st.integers(1, 400), st.integers(0, 2)),
     st.builds(_oversized, st.integers(100, 2000), st.booleans()),
-    st.binary(max_size=200),
-    json_values.map(lambda v: json.dumps(v).encode()[:-1]),  # truncated
 )
 
 
@@ -163,12 +133,8 @@ def test_fuzzed_bodies_on_every_post_route_never_get_a_5xx(client, caplog):
     statuses: Counter[int] = Counter()
     failures: list[tuple[str, bytes, int, str]] = []
 
-    @settings(
-        max_examples=N_CASES, deadline=None, database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                               HealthCheck.large_base_example],
-    )  # fmt: skip
-    @given(path=st.sampled_from(PATHS), body=bodies)
+    @FUZZ_SETTINGS
+    @given(path=st.sampled_from(PATHS), body=BODIES)
     def post(path: str, body: bytes) -> None:
         answer = client.post(path, content=body, headers=AUTH)
         statuses[answer.status_code] += 1

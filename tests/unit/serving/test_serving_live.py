@@ -16,43 +16,12 @@ import json
 import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from serving_helpers import AUTH, TOKEN, event_rows, stays
 
-from medseq.serving.api import create_app
-from medseq.serving.server import uvicorn_config
+from live_server import live_server
 from medseq.serving.settings import ServeSettings
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def live_server(bundle_dir, settings: ServeSettings) -> Iterator[int]:
-    """``medseq serve``'s uvicorn configuration, in a thread; yields the port."""
-    import uvicorn
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn_config(create_app(bundle_dir, settings), settings,
-                                           "127.0.0.1", port))  # fmt: skip
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.05)
-    try:
-        yield port
-    finally:
-        server.should_exit = True
-        thread.join(30)
 
 
 def _healthz(port: int) -> int:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
-import numpy as np
 import pytest
-from serving_helpers import AUTH, TOKEN, event_rows, observations, stays
+from serving_helpers import (
+    AUTH,
+    TOKEN,
+    event_rows,
+    hourly_updates,
+    round_robin,
+    run_concurrently,
+    stays,
+)
 
 from medseq.serving.api import create_app
 from medseq.serving.engine import AlertPolicy, Observation
@@ -22,37 +28,11 @@ def _service(bundle, path, max_cached: int) -> StreamService:
     return StreamService(bundle, "v1", store, AlertPolicy(0.3), max_cached_patients=max_cached)
 
 
-def _hourly_updates(setb, start: int, n: int) -> dict[str, list[History]]:
-    """Per patient, one History per charted hour of a real stay (static with the first)."""
-    plans: dict[str, list[History]] = {}
-    for sid, events, static in stays(setb, start, n):
-        obs = observations(events)
-        hours = np.floor(events.time.to_numpy())
-        updates = []
-        for k, hour in enumerate(np.unique(hours)):
-            part = [o for o, h in zip(obs, hours, strict=True) if h == hour]
-            history = History(f"p{sid}", part, list(range(len(part))))
-            if k == 0:
-                history.static.update(static)
-            updates.append(history)
-        plans[f"p{sid}"] = updates
-    return plans
-
-
-def _interleaved(plans: dict[str, list[History]]):
-    """Round robin over the patients, so that a small cache evicts between updates."""
-    longest = max(len(u) for u in plans.values())
-    for k in range(longest):
-        for pid, updates in plans.items():
-            if k < len(updates):
-                yield pid, updates[k]
-
-
 def test_cache_of_two_gives_the_risks_of_an_unbounded_one(gru_bundle, setb, tmp_path):
-    plans = _hourly_updates(setb, 900, 5)
+    plans = hourly_updates(setb, 900, 5)
     small = _service(gru_bundle, tmp_path / "small.sqlite", max_cached=2)
     large = _service(gru_bundle, tmp_path / "large.sqlite", max_cached=10_000)
-    for pid, history in _interleaved(plans):
+    for pid, history in round_robin(plans):
         a, b = small.update(pid, history), large.update(pid, history)
         assert a.risk == b.risk and a.n_observations == b.n_observations, pid
         assert small.n_cached <= 2
@@ -62,25 +42,17 @@ def test_cache_of_two_gives_the_risks_of_an_unbounded_one(gru_bundle, setb, tmp_
 
 
 def test_concurrent_updates_equal_sequential_ones(gru_bundle, setb, tmp_path):
-    plans = _hourly_updates(setb, 920, 6)
+    plans = hourly_updates(setb, 920, 6)
     sequential = _service(gru_bundle, tmp_path / "seq.sqlite", max_cached=10_000)
-    for pid, history in _interleaved(plans):
+    for pid, history in round_robin(plans):
         sequential.update(pid, history)
     concurrent = _service(gru_bundle, tmp_path / "par.sqlite", max_cached=2)
-    errors: list[BaseException] = []
 
     def stream(pid: str) -> None:
-        try:
-            for history in plans[pid]:
-                concurrent.update(pid, history)
-        except BaseException as err:  # collected and re-raised in the test thread
-            errors.append(err)
+        for history in plans[pid]:
+            concurrent.update(pid, history)
 
-    threads = [threading.Thread(target=stream, args=(pid,)) for pid in plans]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_concurrently(stream, plans)
     assert not errors, errors
     for pid in plans:
         assert concurrent.get(pid).state.risk == sequential.get(pid).state.risk
@@ -97,11 +69,8 @@ def test_concurrent_updates_of_one_patient_lose_nothing(gru_bundle, tmp_path):
             service.update("same", History("same", obs, [0]))
             service.update(f"other{k}", History(f"other{k}", obs, [0]))  # evicts "same"
 
-    threads = [threading.Thread(target=post, args=(k,)) for k in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_concurrently(post, range(n_threads))
+    assert not errors, errors
     assert service.get("same").state.n_observations == n_threads * per_thread
     assert len(service.store.observations("same")) == n_threads * per_thread
 

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 import pytest
-from serving_helpers import observations, stays
+from serving_helpers import observations, round_robin, run_concurrently, stays
 
+from medseq.features.icu.incremental import FeatureState
 from medseq.serving.engine import AlertPolicy, StreamingEngine
-from medseq.serving.incremental import FeatureState
 from medseq.serving.inputs import History
 from medseq.serving.service import StreamService
 from medseq.serving.store import StateStore, decode_state, encode_state, load_arrays
@@ -26,13 +24,6 @@ def _single_updates(setb, start: int, n: int) -> dict[str, list[History]]:
     return plans
 
 
-def _round_robin(plans: dict[str, list[History]]):
-    for k in range(max(len(u) for u in plans.values())):
-        for pid, updates in plans.items():
-            if k < len(updates):
-                yield pid, updates[k]
-
-
 def _service(bundle, path, warm: int) -> StreamService:
     return StreamService(bundle, "v1", StateStore(path), AlertPolicy(0.3), warm_patients=warm)
 
@@ -42,7 +33,7 @@ def test_cooled_states_drop_their_terms_and_give_the_same_risks(gru_bundle, setb
     warm = _service(gru_bundle, tmp_path / "warm.sqlite", warm=1_000)
     cool = _service(gru_bundle, tmp_path / "cool.sqlite", warm=1)
     n = 0
-    for pid, history in _round_robin(plans):
+    for pid, history in round_robin(plans):
         a, b = warm.update(pid, history), cool.update(pid, history)
         assert a.risk == b.risk and a.alert == b.alert, pid
         n += 1
@@ -61,19 +52,11 @@ def test_cooling_from_another_thread_changes_no_risk(gru_bundle, setb, tmp_path)
     want = {pid: [expected.update(pid, h).risk for h in plans[pid]] for pid in plans}
     service = _service(gru_bundle, tmp_path / "par.sqlite", warm=1)
     got: dict[str, list[float]] = {pid: [] for pid in plans}
-    errors: list[BaseException] = []
 
     def stream(pid: str) -> None:
-        try:
-            got[pid] = [service.update(pid, h).risk for h in plans[pid]]
-        except BaseException as err:  # re-raised in the test thread
-            errors.append(err)
+        got[pid] = [service.update(pid, h).risk for h in plans[pid]]
 
-    threads = [threading.Thread(target=stream, args=(pid,)) for pid in plans]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    errors = run_concurrently(stream, plans)
     assert not errors
     assert got == want
 

@@ -22,18 +22,15 @@ from collections import Counter
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzz_strategies import FUZZ_SETTINGS, LIMIT, MIN_CASES, bodies, json_values, nested, replace_at
+from hypothesis import given
 from hypothesis import strategies as st
 from serving_helpers import AUTH, TOKEN
-from test_serving_fuzz import _deep, _replace
 from test_signal_streams import FS, T0, _observation, _record
 
 from medseq.serving.api import create_app
 from medseq.serving.settings import ServeSettings
 
-N_CASES = 600
-MIN_CASES = 500
-LIMIT = 64 * 1024
 FIELDS = [
     "start", "start_time", "fs_hz", "samples", "lead", "resourceType", "status", "id",
     "effectiveDateTime", "effectiveInstant", "effectivePeriod", "valueSampledData", "origin",
@@ -48,23 +45,11 @@ POSTS = [
     ("PUT", "/v1/streams/f3"),
     ("PUT", "/v1/streams/f1"),
 ]
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**70), 2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=20)
-    | st.sampled_from(["2024-03-01T08:00:00+00:00", "2024-03-01", "Observation", "final",
-                       "E", "L", "U", "1 2 3", "mV", "uV", "360", "1e400", "NaN", "-0"])
-)  # fmt: skip
-json_values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=5)
-        | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=8), inner, max_size=5)
-    ),
-    max_leaves=30,
-)
+SAMPLES = [
+    "2024-03-01T08:00:00+00:00", "2024-03-01", "Observation", "final", "E", "L", "U",
+    "1 2 3", "mV", "uV", "360", "1e400", "NaN", "-0",
+]  # fmt: skip
+values = json_values(FIELDS, SAMPLES)
 RECORD = _record("200", 30)
 
 
@@ -77,7 +62,7 @@ def chunks(draw) -> dict:
         body = {"start": k * FS, "fs_hz": FS, "samples": RECORD[k * FS : (k + 1) * FS].tolist()}
     for _ in range(draw(st.integers(0, 3))):
         path = draw(st.lists(st.integers(0, 20), max_size=5))
-        body = _replace(body, path, draw(json_values))  # type: ignore[assignment]
+        body = replace_at(body, path, draw(values))  # type: ignore[assignment]
     return body
 
 
@@ -85,13 +70,11 @@ def _oversized(n: int) -> bytes:
     return json.dumps({"start": 0, "samples": [0.123456789] * n}).encode()
 
 
-bodies = st.one_of(
-    json_values.map(lambda v: json.dumps(v).encode()),
-    chunks().map(lambda v: json.dumps(v).encode()),
-    st.builds(_deep, st.integers(1, 400), st.integers(0, 1)),
+BODIES = bodies(
+    values,
+    chunks(),
+    st.builds(nested, st.integers(1, 400), st.integers(0, 1)),
     st.builds(_oversized, st.integers(1000, 8000)),
-    st.binary(max_size=200),
-    json_values.map(lambda v: json.dumps(v).encode()[:-1]),
 )
 GETS = st.tuples(
     st.sampled_from(["/v1/streams/f1/alerts", "/v1/alerts", "/v1/streams/f1",
@@ -118,12 +101,8 @@ def test_fuzzed_bodies_on_the_signal_routes_never_get_a_5xx(client, caplog):
     statuses: Counter[int] = Counter()
     failures: list[tuple[str, bytes, int, str]] = []
 
-    @settings(
-        max_examples=N_CASES, deadline=None, database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                               HealthCheck.large_base_example],
-    )  # fmt: skip
-    @given(route=st.sampled_from(POSTS), body=bodies, query=GETS, get=st.integers(0, 9))
+    @FUZZ_SETTINGS
+    @given(route=st.sampled_from(POSTS), body=BODIES, query=GETS, get=st.integers(0, 9))
     def call(route, body: bytes, query, get: int) -> None:
         if get == 0:  # one case in ten reads with a fuzzed query string
             path, params = query

@@ -17,7 +17,6 @@ import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 from serving_helpers import AUTH, TOKEN
-from test_serving_live import live_server
 from test_signal_streams import FS, _direct, _from_acks, _record, _settings
+
+from live_server import free_port, live_server
 
 
 def _post(port: int, path: str, body: dict, method: str = "POST") -> tuple[int, dict]:
@@ -117,12 +117,6 @@ def test_alert_feed_follows_one_and_all_streams(trained_beat_bundle, tmp_path):
         assert conn.getresponse().status == 401
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(bundle: Path, db: Path, port: int) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "medseq.cli", "serve", str(bundle), "--host", "127.0.0.1",
            "--port", str(port), "--state-db", str(db)]  # fmt: skip
@@ -145,7 +139,7 @@ def test_kill_9_under_load_loses_no_acknowledged_chunk(trained_beat_bundle, tmp_
     records = {name: _record(name, 100) for name in ("200", "203", "210", "232")}
     n_chunks = {name: len(x) // FS for name, x in records.items()}
     total = sum(n_chunks.values())
-    db, port = tmp_path / "kill.sqlite", _free_port()
+    db, port = tmp_path / "kill.sqlite", free_port()
     state = {"proc": _start(trained_beat_bundle, db, port), "acked": 0}
     acks: dict[str, dict[int, dict]] = {name: {} for name in records}
     before_kill: dict[str, dict[int, dict]] = {}

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import tarfile
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from data_slices import unpack_physionet2012
 from medseq.paths import dataset_dir
 from medseq.schema import DataError
 from medseq.sources import flat_events, meds, physionet2012
@@ -20,18 +19,7 @@ UNITS = {"HR": "/min", "Temp": "Cel", "Weight": "kg", "Glucose": "mg/dL"}
 def pn2012(tmp_path_factory):
     """The first 300 stays of PhysioNet 2012 set A, read by the dedicated reader."""
     root = dataset_dir("physionet2012")
-    folder = tmp_path_factory.mktemp("pn2012") / "set-a"
-    folder.mkdir()
-    with tarfile.open(root / "set-a.tar.gz") as tar:
-        n = 0
-        for member in tar:
-            if member.isfile() and member.name.endswith(".txt"):
-                (folder / member.name.rsplit("/", 1)[-1]).write_bytes(
-                    tar.extractfile(member).read()
-                )
-                n += 1
-                if n == 300:
-                    break
+    folder = unpack_physionet2012(tmp_path_factory.mktemp("pn2012"), 300)
     return physionet2012.read(folder, outcomes=root / "Outcomes-a.txt")
 
 

@@ -3,13 +3,12 @@ in-memory path (meds.read_events + build_task + input counts), on real Synthea r
 
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from medseq.paths import dataset_dir
+from data_slices import unpack_synthea
 from medseq.schema import DataError
 from medseq.sources import fhir_r4, meds
 from medseq.sources.meds_scan import scan_task, shards
@@ -23,18 +22,7 @@ N_BUNDLES = 40
 @pytest.fixture(scope="module")
 def meds_folder(tmp_path_factory) -> Path:
     """40 Synthea Bundles written as a MEDS folder of several shards."""
-    bundles = tmp_path_factory.mktemp("synthea_scan")
-    n = 0
-    with tarfile.open(dataset_dir("synthea_r4") / "synthea_r4.tar.xz", "r:xz") as tar:
-        for member in tar:
-            name = Path(member.name).name
-            if member.isfile() and name.endswith(".json") and "Information" not in name:
-                handle = tar.extractfile(member)
-                assert handle is not None
-                (bundles / name).write_bytes(handle.read())
-                n += 1
-                if n == N_BUNDLES:
-                    break
+    bundles = unpack_synthea(tmp_path_factory.mktemp("synthea_scan"), N_BUNDLES)
     out = tmp_path_factory.mktemp("meds_scan") / "meds"
     fhir_r4.read(bundles).to_meds(out, subjects_per_shard=7)
     return out

@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from config_tasks import ACUTE_3Y, small_config, write_config
 from medseq.cli import app
 from medseq.datasets.event_tasks import EventTaskData, _fit, _labels, _sizes, _transform
 from medseq.tasks import inputs as task_inputs
@@ -98,53 +100,23 @@ def test_bad_grid_options_are_named(labelled):
         _fit({**GRID, "static_columns": ["Age"]}, data, ids)
 
 
-CONFIG = """
-name = "synthea-grid-small"
-seeds = [0]
-
-[data]
-dataset = "fhir_r4"
-train = "{path}"
-test = ""
-task = "grid_acute_small"
-protocol = "subject"
-cv_folds = 2
-
-[task.prediction_time]
-date = "2016-01-01T00:00:00Z"
-
-[task.label]
-codes = ["ENCOUNTER/EMER", "ENCOUNTER/IMP"]
-within_hours = 26298
-
-[task.observation]
-window_hours = 26298
-
-[features]
-kind = "grid"
-step_hours = 730.5
-n_steps = 36
-delta_scale = "horizon"
-
-[model]
-kind = "rnn_classifier"
-cell = "gru"
-hidden_size = 8
-
-[train]
-epochs = 2
-batch_size = 16
-num_threads = 1
-progress = false
-
-[evaluate]
-n_boot = 50
-"""
+def _config(path, train) -> Path:
+    """A GRU on the grid of the acute-care task, ``train`` the Synthea folder."""
+    grid = {"kind": "grid", "step_hours": 730.5, "n_steps": 36, "delta_scale": "horizon"}
+    config = small_config(
+        "synthea-grid-small",
+        "fhir_r4",
+        train,
+        "grid_acute_small",
+        ACUTE_3Y,
+        features=grid,
+        model={"kind": "rnn_classifier", "cell": "gru", "hidden_size": 8},
+    )
+    return write_config(path, config)
 
 
 def test_train_a_gru_on_the_grid_of_a_config_task(synthea_folder, tmp_path):
-    path = tmp_path / "grid.toml"
-    path.write_text(CONFIG.format(path=synthea_folder))
+    path = _config(tmp_path / "grid.toml", synthea_folder)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", str(path), "-o", str(out)])
     assert result.exit_code == 0, result.output

@@ -3,63 +3,36 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 from typer.testing import CliRunner
 
+from config_tasks import ACUTE_3Y, small_config, write_config
 from medseq.cli import app
 from medseq.datasets.event_tasks import EventTaskData
 from medseq.datasets.registry import get_dataset
 from medseq.experiment.config import load_config
 from medseq.tasks.spec import CONFIG_TASKS
 
-CONFIG = """
-name = "synthea-acute-small"
-seeds = [0]
 
-[data]
-dataset = "{dataset}"
-train = "{path}"
-test = ""
-task = "acute_3y_small"
-protocol = "subject"
-cv_folds = 2
-
-[task.prediction_time]
-date = "2016-01-01T00:00:00Z"
-
-[task.label]
-codes = ["ENCOUNTER/EMER", "ENCOUNTER/IMP"]
-within_hours = 26298
-
-[task.observation]
-window_hours = 26298
-
-[features]
-min_count = 2
-
-[model]
-kind = "doctorai"
-embedding_size = 8
-hidden_size = 8
-
-[train]
-epochs = 2
-batch_size = 16
-num_threads = 1
-progress = false
-
-[baseline]
-kind = "logistic_regression"
-
-[evaluate]
-n_boot = 50
-"""
+def _config(path, dataset: str, train) -> Path:
+    """The run of these tests on ``train``: Doctor AI and a logistic-regression baseline."""
+    config = small_config(
+        "synthea-acute-small",
+        dataset,
+        train,
+        "acute_3y_small",
+        ACUTE_3Y,
+        features={"min_count": 2},
+        model={"kind": "doctorai", "embedding_size": 8, "hidden_size": 8},
+        baseline={"kind": "logistic_regression"},
+    )
+    return write_config(path, config)
 
 
 def test_train_prints_model_and_baseline_metrics_on_subject_splits(synthea_folder, tmp_path):
-    path = tmp_path / "task.toml"
-    path.write_text(CONFIG.format(dataset="fhir_r4", path=synthea_folder))
+    path = _config(tmp_path / "task.toml", "fhir_r4", synthea_folder)
     out = tmp_path / "run"
     result = CliRunner().invoke(app, ["train", str(path), "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -94,8 +67,7 @@ def _bundle_predicts_alone(out, folder):
 
 
 def test_subject_protocol_keeps_each_subject_on_one_side(synthea_folder, tmp_path):
-    path = tmp_path / "task.toml"
-    path.write_text(CONFIG.format(dataset="fhir_r4", path=synthea_folder))
+    path = _config(tmp_path / "task.toml", "fhir_r4", synthea_folder)
     config = load_config(path)
     spec = get_dataset("fhir_r4")
     data = spec.read(synthea_folder)
@@ -111,8 +83,7 @@ def test_subject_protocol_keeps_each_subject_on_one_side(synthea_folder, tmp_pat
 
 def test_meds_export_gives_the_same_task(synthea, tmp_path):
     root = synthea.to_meds(tmp_path / "meds")
-    path = tmp_path / "task.toml"
-    path.write_text(CONFIG.format(dataset="meds_events", path=root))
+    path = _config(tmp_path / "task.toml", "meds_events", root)
     config = load_config(path)
     from_meds = get_dataset("meds_events")
     data = from_meds.read(root)
@@ -128,8 +99,7 @@ def test_meds_export_gives_the_same_task(synthea, tmp_path):
 def test_cohort_command_prints_the_table_and_writes_meds_labels(synthea_folder, tmp_path):
     import pandas as pd
 
-    path = tmp_path / "task.toml"
-    path.write_text(CONFIG.format(dataset="fhir_r4", path=synthea_folder))
+    path = _config(tmp_path / "task.toml", "fhir_r4", synthea_folder)
     labels_out = tmp_path / "labels" / "labels.parquet"
     result = CliRunner().invoke(app, ["cohort", str(path), "--labels-out", str(labels_out)])
     assert result.exit_code == 0, result.output

@@ -1,9 +1,10 @@
-"""The bundled ``ICUFeaturizer`` in incremental form, one patient and one bin at a time.
+"""The fitted :class:`~medseq.features.icu.featurizer.ICUFeaturizer` in incremental form,
+one patient and one bin at a time.
 
 Principle 1 of the design: the streaming engine must give the numbers of
 ``Bundle.predict`` over the same history. This module therefore re-states, for a single
-subject and a single bin, exactly what :class:`~medseq.features.ICUFeaturizer` computes
-over a whole grid, from the same fitted state (no second fit, no second set of
+subject and a single bin, exactly what :class:`~medseq.features.icu.featurizer.ICUFeaturizer`
+computes over a whole grid, from the same fitted state (no second fit, no second set of
 statistics):
 
 * bins: ``floor(time / step_hours + 1e-9)``, the window's right edge in the last bin
@@ -21,6 +22,13 @@ statistics):
 The per-patient part lives in :class:`FeatureState`: what was observed in the bins that
 are closed (``last_z``, ``last_bin``, the running statistics) and the raw aggregation of
 the one open bin, which a later observation in the same hour may still change.
+
+It lives with the featurizer it mirrors, not in ``serving/``: the streaming service never
+names a featurizer; it asks the bundle's dataset spec, whose ``streaming`` part builds a
+:class:`StreamFeaturizer` (``stream_features(featurizer)``, e.g.
+:func:`medseq.datasets.physionet2012_serving.stream_features`). Every dataset whose
+features are an ICU grid (PhysioNet 2012, the flat-table ``flat_icu``, the inner grid of
+PhysioNet 2019's hourly featurizer) streams through this one class.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from medseq.features import ICUFeaturizer
+from medseq.features.icu.featurizer import ICUFeaturizer
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +129,7 @@ class FeatureState:
         cls, open_bin: int, static_raw: dict[str, float], block: np.ndarray
     ) -> FeatureState:
         """A state around an existing (8, F) float64 ``block`` (taken, not copied), as the
-        compact cache rehydrates one (:mod:`medseq.serving.compact`)."""
+        compact cache of the streaming service rehydrates one."""
         if block.dtype != np.float64 or block.ndim != 2 or block.shape[0] != len(cls.ARRAYS):
             raise ValueError(f"FeatureState block must be float64 of shape ({len(cls.ARRAYS)}"
                              f", F), got {block.dtype} {block.shape}")  # fmt: skip
