@@ -20,7 +20,8 @@ counts).
 
 ``fhir_r4`` bundles answer ``POST /v1/predict`` with a FHIR R4 Bundle of a patient's
 resources, predicted at the Bundle's ``timestamp`` or the task's own prediction time
-(:mod:`medseq.datasets.event_tasks_serving`).
+(:mod:`medseq.datasets.event_tasks_serving`); ``meds_events`` bundles with the patient's
+MEDS rows as JSON, in the dataset's own codes (:mod:`medseq.datasets.meds_serving`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from medseq.datasets.meds_serving import EXAMPLE as MEDS_EXAMPLE
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.features.histories.visits import VisitFeaturizer
 from medseq.schema import ReadReport
@@ -309,11 +311,7 @@ UNSUPPORTED = {
     ),
 }
 MEDS_UNSUPPORTED = {
-    **UNSUPPORTED,
-    "request": (
-        "a config task on MEDS data has no request body: its codes are the dataset's own, "
-        "so neither a JSON body nor a FHIR Bundle maps onto the model's vocabulary"
-    ),
+    "streaming": UNSUPPORTED["streaming"],
     "fhir": (
         "the codes of a MEDS dataset are its own, not those the FHIR reader writes, so a "
         "FHIR Bundle cannot be matched to this model's vocabulary"
@@ -327,10 +325,12 @@ def event_task_spec(
     read: Callable[[Path], EventTaskData],
     *,
     fhir: LazyBody | None = None,
+    request: LazyBody | None = None,
     unsupported: dict[str, str] | None = None,
 ) -> DatasetSpec:
     """The spec of an event dataset called ``name`` whose reader is ``read``; ``fhir``:
-    the part that answers a FHIR Bundle (only for data whose codes are FHIR's)."""
+    the part that answers a FHIR Bundle (only for data whose codes are FHIR's);
+    ``request``: the part that answers the dataset's own JSON rows."""
     return DatasetSpec(
         name=name,
         tasks=CONFIG_TASKS,
@@ -346,12 +346,16 @@ def event_task_spec(
         groups=_groups,
         sample_keys=_sample_keys,
         fhir=fhir,
+        request=request,
         unsupported=UNSUPPORTED if unsupported is None else unsupported,
     )
 
 
 FHIR_R4 = event_task_spec("fhir_r4", _read_fhir, fhir=FHIR_BODY)
-MEDS_EVENTS = event_task_spec("meds_events", _read_meds, unsupported=MEDS_UNSUPPORTED)
+MEDS_BODY = LazyBody("medseq.datasets.meds_serving:parse", "meds_rows", MEDS_EXAMPLE)
+MEDS_EVENTS = event_task_spec(
+    "meds_events", _read_meds, request=MEDS_BODY, unsupported=MEDS_UNSUPPORTED
+)
 
 
 # -- federated fit (for event datasets whose spec names sites: flat_events) ---------------
