@@ -144,5 +144,9 @@ def test_a_tiny_federated_run_trains_and_its_bundle_evaluates(dataset, request, 
         app, ["evaluate", saved["bundle_dir"], "--data", str(path), "--n-boot", "20"]
     )
     assert scored.exit_code == 0, scored.output
+    from medseq.bundle import load_bundle
+    from medseq.experiment.evaluation_set import evaluation_set
+
+    assert evaluation_set(load_bundle(saved["bundle_dir"]), str(path)).protocol_test
     line = next(r for r in scored.output.splitlines() if r.startswith("| auroc"))
     assert float(line.split("|")[2]) == pytest.approx(saved["test_auroc"], abs=5e-4)

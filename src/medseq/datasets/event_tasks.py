@@ -364,4 +364,3 @@ MEDS_BODY = LazyBody("medseq.datasets.meds_serving:parse", "meds_rows", MEDS_EXA
 MEDS_EVENTS = event_task_spec(
     "meds_events", _read_meds, request=MEDS_BODY, unsupported=MEDS_UNSUPPORTED
 )
-
