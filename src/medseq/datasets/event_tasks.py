@@ -22,6 +22,9 @@ counts).
 resources, predicted at the Bundle's ``timestamp`` or the task's own prediction time
 (:mod:`medseq.datasets.event_tasks_serving`); ``meds_events`` bundles with the patient's
 MEDS rows as JSON, in the dataset's own codes (:mod:`medseq.datasets.meds_serving`).
+``medseq federate`` splits whole subjects over simulated sites (partitions ``iid`` and
+``dirichlet``; neither export has a site column) and fits the visit vocabulary from
+per-site code counts (:mod:`medseq.datasets.event_tasks_federated`).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from medseq.datasets.event_tasks_federated import SUBJECT_PARTITIONS, federated_fit
 from medseq.datasets.meds_serving import EXAMPLE as MEDS_EXAMPLE
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.features.histories.visits import VisitFeaturizer
@@ -330,7 +334,9 @@ def event_task_spec(
 ) -> DatasetSpec:
     """The spec of an event dataset called ``name`` whose reader is ``read``; ``fhir``:
     the part that answers a FHIR Bundle (only for data whose codes are FHIR's);
-    ``request``: the part that answers the dataset's own JSON rows."""
+    ``request``: the part that answers the dataset's own JSON rows. Federated runs get
+    simulated sites of whole subjects (:mod:`medseq.datasets.event_tasks_federated`: the
+    exports name no site); a dataset with a site column replaces ``partitions``."""
     return DatasetSpec(
         name=name,
         tasks=CONFIG_TASKS,
@@ -345,6 +351,8 @@ def event_task_spec(
         card_notes=_card_notes,
         groups=_groups,
         sample_keys=_sample_keys,
+        partitions=SUBJECT_PARTITIONS,
+        federated_fit=federated_fit,
         fhir=fhir,
         request=request,
         unsupported=UNSUPPORTED if unsupported is None else unsupported,
@@ -356,43 +364,3 @@ MEDS_BODY = LazyBody("medseq.datasets.meds_serving:parse", "meds_rows", MEDS_EXA
 MEDS_EVENTS = event_task_spec(
     "meds_events", _read_meds, request=MEDS_BODY, unsupported=MEDS_UNSUPPORTED
 )
-
-
-# -- federated fit (for event datasets whose spec names sites: flat_events) ---------------
-def _site_samples(data: EventTaskData, ids: np.ndarray) -> tuple[str, HistorySet, pd.DataFrame]:
-    """A site's task, input history and training samples (keyed by sample id), what
-    :class:`~medseq.features.histories.federated.VisitFederatedFit` counts codes in."""
-    samples, history = data.labelled()
-    chosen = task_inputs.as_sample_keyed(samples.loc[np.asarray(ids, dtype=np.int64)])
-    return str(data.task), history, chosen
-
-
-def federated_fit(features: dict[str, Any]) -> Any:
-    """The visit featurizer of ``[features]`` fitted across sites from summed per-site
-    visit counts of each code, the same fit as MIMIC-III's and MEDS's
-    (:class:`~medseq.features.histories.federated.VisitFederatedFit`).
-
-    Federated runs need ``code_prefixes`` written in ``[features]``: pooled training takes
-    every code system its training samples hold, which a server that sees no rows cannot
-    know (and an unlisted system seen at only one site would change the vocabulary). The
-    time grid (``kind = "grid"``) has no federated fit yet and is refused.
-    """
-    from medseq.features.histories.federated import VisitFederatedFit
-
-    options = dict(features)
-    kind = options.pop("kind", "visits")
-    if kind != "visits":
-        raise ValueError(
-            f"[features] kind = {kind!r} has no federated fit; federated runs on config "
-            "tasks use kind = 'visits'"
-        )
-    if "task" in options:
-        raise ValueError("[features]: 'task' comes from [data] task; remove it")
-    if "code_prefixes" not in options:
-        raise ValueError(
-            "[features] code_prefixes is required for a federated run on a config task: "
-            "the server sees no rows, so it cannot take the code systems from the training "
-            "samples as pooled training does; list them (e.g. ['eicu.', 'GENDER/'])"
-        )
-    options["code_prefixes"] = tuple(options["code_prefixes"])
-    return VisitFederatedFit(options, _site_samples)

@@ -41,8 +41,8 @@ from medseq.datasets.event_tasks import (
     UNSUPPORTED,
     EventTaskData,
     event_task_spec,
-    federated_fit,
 )
+from medseq.datasets.event_tasks_federated import federated_fit
 from medseq.datasets.flat_tables_serving import EXAMPLE as TABLES_EXAMPLE
 from medseq.datasets.registry import SplitIds
 from medseq.schema import check_known_keys
