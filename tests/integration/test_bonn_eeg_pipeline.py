@@ -111,6 +111,7 @@ def _train(config: str, out: Path) -> dict:
     return json.loads((out / "results.json").read_text())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["seizure", "five-set"])
 def test_cli_train_evaluate_report_explain_on_a_tiny_run(task, tmp_path, unseen_dir, bonn_dir):
     results = _train(f"bonn-eeg-{task}.toml", tmp_path / "run")

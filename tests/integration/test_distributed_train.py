@@ -46,6 +46,7 @@ n_boot = 50
 """
 
 
+@pytest.mark.slow
 def test_train_under_torchrun_equals_one_process(tmp_path, physionet2012_dir):
     path = tmp_path / "ddp.toml"
     path.write_text(CONFIG)

@@ -58,6 +58,7 @@ def _pump(proc: subprocess.Popen, lines: list[str]) -> threading.Thread:
     return thread
 
 
+@pytest.mark.slow
 def test_server_and_site_processes_on_loopback_survive_a_killed_site(physionet2012_dir, tmp_path):
     """Three real site processes; site 2 is killed (SIGKILL) as training round 2 starts
     (on a fast machine round 2 may finish first: then round 3 is the one without it)."""

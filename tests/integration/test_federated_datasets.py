@@ -63,6 +63,7 @@ def _run(config: Path, data: Path) -> tuple[dict, str]:
     return saved, scored.output
 
 
+@pytest.mark.slow
 def test_cinc2017_two_dirichlet_sites_train_and_the_bundle_evaluates(tmp_path):
     train = _cinc_folder(tmp_path / "train", 0, 40)
     test = _cinc_folder(tmp_path / "test", 100, 16)
@@ -105,6 +106,7 @@ min_fit_clients = 2
     assert "challenge_f1" in scored  # the dataset's own metric, from its spec
 
 
+@pytest.mark.slow
 def test_tox21_two_scaffold_sites_train_and_the_bundle_evaluates(tmp_path):
     data = _tox21_file(tmp_path / "tox21.csv.gz", 500)
     config = tmp_path / "fed.toml"

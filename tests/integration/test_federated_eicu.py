@@ -112,7 +112,7 @@ def test_a_partition_without_groups_says_what_is_missing(tmp_path):
         load_site(experiment, 0)
 
 
-@pytest.mark.slow  # ~40 s wall: Flower's simulation engine and three sites
+@pytest.mark.slow
 def test_a_tiny_federated_run_scores_the_held_out_hospitals(mapping_file, tmp_path):
     pytest.importorskip("ray", reason="Flower's simulation engine needs medseq[federated]")
     config = tmp_path / "fed.toml"

@@ -190,6 +190,7 @@ def _evaluated_ids(bundle_dir: str, path: str) -> set[int]:
     return set(chosen.labels.index.tolist())
 
 
+@pytest.mark.slow
 def test_mitbih_federated_run_beats_chance_on_ds2_and_the_bundle_evaluates(mitbih_folder, tmp_path):
     saved = _simulate(
         tmp_path,
@@ -234,6 +235,7 @@ min_fit_clients = 2
     )
 
 
+@pytest.mark.slow
 def test_adrenal_federated_run_beats_chance_on_the_official_test_part(tmp_path):
     saved = _simulate(
         tmp_path,
@@ -266,6 +268,7 @@ min_fit_clients = 2
     assert manifest["provenance"]["federated"]["partition"] == "iid"
 
 
+@pytest.mark.slow
 def test_mimic3_federated_run_scores_the_held_out_subjects_only(tmp_path):
     saved = _simulate(
         tmp_path,

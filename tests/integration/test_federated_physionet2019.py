@@ -118,6 +118,7 @@ def test_per_hour_scoring_counts_every_labelled_hour_once():
         local.mean_auroc(y, prob[..., 1], "multiclass")
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_two_system_federated_run_scores_held_out_hours_and_the_bundle_evaluates(root, tmp_path):
     pytest.importorskip("ray", reason="Flower's simulation engine needs medseq[federated]")

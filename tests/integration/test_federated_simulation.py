@@ -52,6 +52,7 @@ def dying_client(experiment, index):
     return Dying(experiment, index)
 
 
+@pytest.mark.slow
 def test_simulation_learns_and_survives_a_dead_site(physionet2012_dir, tmp_path):
     import ray.cloudpickle
 

@@ -20,7 +20,11 @@ counts).
 
 ``fhir_r4`` bundles answer ``POST /v1/predict`` with a FHIR R4 Bundle of a patient's
 resources, predicted at the Bundle's ``timestamp`` or the task's own prediction time
-(:mod:`medseq.datasets.event_tasks_serving`).
+(:mod:`medseq.datasets.event_tasks_serving`); ``meds_events`` bundles with the patient's
+MEDS rows as JSON, in the dataset's own codes (:mod:`medseq.datasets.meds_serving`).
+``medseq federate`` splits whole subjects over simulated sites (partitions ``iid`` and
+``dirichlet``; neither export has a site column) and fits the visit vocabulary from
+per-site code counts (:mod:`medseq.datasets.event_tasks_federated`).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from medseq.datasets.event_tasks_federated import SUBJECT_PARTITIONS, federated_fit
+from medseq.datasets.meds_serving import EXAMPLE as MEDS_EXAMPLE
 from medseq.datasets.registry import DatasetSpec, SplitIds
 from medseq.features.histories.visits import VisitFeaturizer
 from medseq.schema import ReadReport
@@ -309,11 +315,7 @@ UNSUPPORTED = {
     ),
 }
 MEDS_UNSUPPORTED = {
-    **UNSUPPORTED,
-    "request": (
-        "a config task on MEDS data has no request body: its codes are the dataset's own, "
-        "so neither a JSON body nor a FHIR Bundle maps onto the model's vocabulary"
-    ),
+    "streaming": UNSUPPORTED["streaming"],
     "fhir": (
         "the codes of a MEDS dataset are its own, not those the FHIR reader writes, so a "
         "FHIR Bundle cannot be matched to this model's vocabulary"
@@ -327,10 +329,14 @@ def event_task_spec(
     read: Callable[[Path], EventTaskData],
     *,
     fhir: LazyBody | None = None,
+    request: LazyBody | None = None,
     unsupported: dict[str, str] | None = None,
 ) -> DatasetSpec:
     """The spec of an event dataset called ``name`` whose reader is ``read``; ``fhir``:
-    the part that answers a FHIR Bundle (only for data whose codes are FHIR's)."""
+    the part that answers a FHIR Bundle (only for data whose codes are FHIR's);
+    ``request``: the part that answers the dataset's own JSON rows. Federated runs get
+    simulated sites of whole subjects (:mod:`medseq.datasets.event_tasks_federated`: the
+    exports name no site); a dataset with a site column replaces ``partitions``."""
     return DatasetSpec(
         name=name,
         tasks=CONFIG_TASKS,
@@ -345,50 +351,16 @@ def event_task_spec(
         card_notes=_card_notes,
         groups=_groups,
         sample_keys=_sample_keys,
+        partitions=SUBJECT_PARTITIONS,
+        federated_fit=federated_fit,
         fhir=fhir,
+        request=request,
         unsupported=UNSUPPORTED if unsupported is None else unsupported,
     )
 
 
 FHIR_R4 = event_task_spec("fhir_r4", _read_fhir, fhir=FHIR_BODY)
-MEDS_EVENTS = event_task_spec("meds_events", _read_meds, unsupported=MEDS_UNSUPPORTED)
-
-
-# -- federated fit (for event datasets whose spec names sites: flat_events) ---------------
-def _site_samples(data: EventTaskData, ids: np.ndarray) -> tuple[str, HistorySet, pd.DataFrame]:
-    """A site's task, input history and training samples (keyed by sample id), what
-    :class:`~medseq.features.histories.federated.VisitFederatedFit` counts codes in."""
-    samples, history = data.labelled()
-    chosen = task_inputs.as_sample_keyed(samples.loc[np.asarray(ids, dtype=np.int64)])
-    return str(data.task), history, chosen
-
-
-def federated_fit(features: dict[str, Any]) -> Any:
-    """The visit featurizer of ``[features]`` fitted across sites from summed per-site
-    visit counts of each code, the same fit as MIMIC-III's and MEDS's
-    (:class:`~medseq.features.histories.federated.VisitFederatedFit`).
-
-    Federated runs need ``code_prefixes`` written in ``[features]``: pooled training takes
-    every code system its training samples hold, which a server that sees no rows cannot
-    know (and an unlisted system seen at only one site would change the vocabulary). The
-    time grid (``kind = "grid"``) has no federated fit yet and is refused.
-    """
-    from medseq.features.histories.federated import VisitFederatedFit
-
-    options = dict(features)
-    kind = options.pop("kind", "visits")
-    if kind != "visits":
-        raise ValueError(
-            f"[features] kind = {kind!r} has no federated fit; federated runs on config "
-            "tasks use kind = 'visits'"
-        )
-    if "task" in options:
-        raise ValueError("[features]: 'task' comes from [data] task; remove it")
-    if "code_prefixes" not in options:
-        raise ValueError(
-            "[features] code_prefixes is required for a federated run on a config task: "
-            "the server sees no rows, so it cannot take the code systems from the training "
-            "samples as pooled training does; list them (e.g. ['eicu.', 'GENDER/'])"
-        )
-    options["code_prefixes"] = tuple(options["code_prefixes"])
-    return VisitFederatedFit(options, _site_samples)
+MEDS_BODY = LazyBody("medseq.datasets.meds_serving:parse", "meds_rows", MEDS_EXAMPLE)
+MEDS_EVENTS = event_task_spec(
+    "meds_events", _read_meds, request=MEDS_BODY, unsupported=MEDS_UNSUPPORTED
+)

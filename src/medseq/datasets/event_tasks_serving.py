@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,34 +66,43 @@ def _read(body: dict[str, Any]) -> Any:
 
 
 def _timestamp(body: dict[str, Any], context: RequestContext) -> pd.Timestamp | None:
-    raw = body.get("timestamp")
+    return instant(body.get("timestamp"), ("body", "timestamp"), context)
+
+
+def instant(raw: Any, loc: tuple[str, ...], context: RequestContext) -> pd.Timestamp | None:
+    """The ISO 8601 instant ``raw`` of the body field ``loc`` in UTC (None when absent; a
+    time without a zone is UTC); a 422 when it does not parse or lies in the future."""
     if raw is None:
         return None
+    if not isinstance(raw, str):
+        raise RequestError.at(loc, "must be an ISO 8601 date-time string")
     try:
         stamp = pd.Timestamp(raw)
     except (ValueError, TypeError):
-        raise RequestError.at(("body", "timestamp"), "must be a FHIR instant") from None
+        raise RequestError.at(loc, "must be an ISO 8601 date-time (a FHIR instant)") from None
+    if stamp is pd.NaT:
+        raise RequestError.at(loc, "must be an ISO 8601 date-time (a FHIR instant)")
     stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
     if stamp > pd.Timestamp(context.now + context.max_future):
-        raise RequestError.at(
-            ("body", "timestamp"), "is later than the server's clock: cannot predict the future"
-        )
+        raise RequestError.at(loc, "is later than the server's clock: cannot predict the future")
     return stamp
 
 
-def _cutoffs(data: Any, spec: TaskSpec, stamp: pd.Timestamp | None) -> pd.Series:
-    """Prediction time (hours on each subject's clock) per subject of the Bundle."""
+def _cutoffs(data: Any, spec: TaskSpec, when: When) -> pd.Series:
+    """Prediction time (hours on each subject's clock) per subject of the request."""
     from medseq.tasks.cohort import prediction_times
 
-    origin = pd.to_datetime(data.origin, utc=True)
     subjects = np.unique(data.events["subject_id"].to_numpy())
-    if stamp is not None:
-        hours = (stamp - origin.reindex(subjects)) / pd.Timedelta(hours=1)
+    if when.hour is not None:
+        return pd.Series(float(when.hour), index=subjects)
+    if when.stamp is not None:
+        origin = pd.to_datetime(data.origin, utc=True)
+        hours = (when.stamp - origin.reindex(subjects)) / pd.Timedelta(hours=1)
         return pd.Series(hours.to_numpy(dtype=np.float64), index=subjects)
     if spec.prediction_time is None:
         raise RequestError.at(
-            ("body", "timestamp"),
-            "this task's prediction times come from a label file: give the Bundle a timestamp",
+            when.loc,
+            f"this task's prediction times come from a label file: give {when.loc[-1]}",
         )
     times = prediction_times(data.events, data.origin, spec.prediction_time)
     times = times.groupby(level=0).max()  # "every": the latest anchor
@@ -100,16 +110,24 @@ def _cutoffs(data: Any, spec: TaskSpec, stamp: pd.Timestamp | None) -> pd.Series
     if missing:
         anchors = list(spec.prediction_time.anchor)
         raise RequestError.at(
-            ("body", "entry"),
+            when.rows_loc,
             f"no prediction time for a patient: none of the anchor codes {anchors} is in the "
-            "Bundle; give the Bundle a timestamp to predict as of that instant",
+            f"request; give {when.loc[-1]} to predict as of that instant",
         )
     return times.reindex(subjects)
 
 
-def _outside(spec: TaskSpec, row: Any, death: float) -> list[str]:
-    """The cohort rules a sample does not meet (checked at its prediction time)."""
+def _outside(spec: TaskSpec, row: Any, death: float, events: pd.DataFrame) -> list[str]:
+    """The cohort rules a sample does not meet (checked at its prediction time);
+    ``events`` are its subject's events (the cohort's code rules look before the time)."""
+    from medseq.tasks.spec import match_codes
+
     cohort, reasons = spec.cohort, []
+    before = events.loc[events["time"].to_numpy() < row.cutoff, "code"].astype(str)
+    if cohort.require_codes and not match_codes(before, cohort.require_codes).any():
+        reasons.append("required_code_absent")
+    if cohort.exclude_codes and match_codes(before, cohort.exclude_codes).any():
+        reasons.append("excluded_code_present")
     if np.isfinite(death) and death <= row.cutoff:
         reasons.append("died_before_prediction_time")
     if cohort.sex and row.sex not in cohort.sex:
@@ -124,18 +142,48 @@ def _outside(spec: TaskSpec, row: Any, death: float) -> list[str]:
 
 def parse_fhir(body: Any, context: RequestContext) -> Parsed:
     """A FHIR R4 Bundle (one or more patients) -> the task's samples at the prediction time."""
-    from medseq.datasets.event_tasks import EventTaskData
     from medseq.serving.fhir_bounds import MAX_FHIR_ENTRIES, check_bundle
+
+    check_bundle(body, MAX_FHIR_ENTRIES)
+    stamp = _timestamp(body, context)
+    data = _read(body)
+    when = When(stamp=stamp, loc=("body", "timestamp"), rows_loc=("body", "entry"))
+    return samples_at(data, context, when, _patient_ids(body))
+
+
+@dataclass(frozen=True)
+class When:
+    """When a request asks to predict, and where in the body that is said.
+
+    ``stamp`` (an instant, on data with date-times) or ``hour`` (hours on each subject's
+    own clock, for exports with relative times only) overrides the task's rule; with
+    neither, the task's own prediction time applies. ``loc`` is the body field that gives
+    the time, ``rows_loc`` the field that holds the records (named in errors).
+    """
+
+    loc: tuple[str, ...]
+    rows_loc: tuple[str, ...]
+    stamp: pd.Timestamp | None = None
+    hour: float | None = None
+
+
+def samples_at(
+    data: Any, context: RequestContext, when: When, names_of: dict[int, str] | None = None
+) -> Parsed:
+    """The request's records (``events``, ``origin``, ``report`` as a reader gives them) as
+    the task's samples at the prediction time, through the functions training uses.
+
+    Shared by every body form of a config task (FHIR Bundle, MEDS rows, flat-table rows):
+    each reads its body into the event table as its training reader does, then comes here.
+    ``names_of`` maps subject ids to the request's names (default: the id as text).
+    """
+    from medseq.datasets.event_tasks import EventTaskData
     from medseq.tasks import inputs as task_inputs
     from medseq.tasks.cohort import sample_frame, statics_of
     from medseq.tasks.spec import CONFIG_TASKS
 
-    check_bundle(body, MAX_FHIR_ENTRIES)
     spec = CONFIG_TASKS.definition(context.task)
-    stamp = _timestamp(body, context)
-    data = _read(body)
-    names_of = _patient_ids(body)
-    cutoff = _cutoffs(data, spec, stamp)
+    cutoff = _cutoffs(data, spec, when)
     window = spec.observation.window_hours
     table = pd.DataFrame(
         {
@@ -151,7 +199,7 @@ def parse_fhir(body: Any, context: RequestContext) -> Parsed:
     counts = used.groupby("subject_id").size().reindex(samples.index, fill_value=0)
     if (counts == 0).any():
         raise RequestError.at(
-            ("body", "entry"),
+            when.rows_loc,
             f"a patient has no event in the task's observation window before the prediction "
             f"time (window_hours = {window:g}, 0: the whole past)",
         )
@@ -160,18 +208,53 @@ def parse_fhir(body: Any, context: RequestContext) -> Parsed:
         events=data.events, origin=data.origin, report=data.report, task=context.task,
         samples=samples, history=history,
     )  # fmt: skip
-    origin = pd.to_datetime(data.origin, utc=True)
-    notes, names = [], []
-    for row in samples.itertuples():
-        when = origin.loc[row.subject_id] + pd.Timedelta(hours=float(row.cutoff))
-        death = float(statics.loc[row.subject_id, "death"])
-        note: dict[str, Any] = {
-            "prediction_time": when.isoformat(),
-            "n_events_used": int(counts.loc[row.Index]),
-        }
-        outside = _outside(spec, row, death)
-        if outside:
-            note["outside_cohort"] = outside
-        notes.append(note)
-        names.append(names_of.get(int(row.subject_id), str(row.subject_id)))
+    notes = [
+        _note(data, spec, row, statics, counts.loc[row.Index], used, context.featurizer)
+        for row in samples.itertuples()
+    ]
+    names = [(names_of or {}).get(int(s), str(s)) for s in samples["subject_id"]]
     return Parsed(event_data, samples.index.to_numpy(dtype=np.int64), names, notes)
+
+
+def _note(
+    data: Any, spec: TaskSpec, row: Any, statics: pd.DataFrame, n_used: int,
+    used: pd.DataFrame, featurizer: Any,
+) -> dict[str, Any]:  # fmt: skip
+    """What the answer says of one sample: when, how many events, what the model ignored."""
+    note: dict[str, Any] = {"prediction_hour": float(row.cutoff)}
+    if row.subject_id in data.origin.index:  # date-times: the instant too
+        origin = pd.to_datetime(data.origin, utc=True).loc[row.subject_id]
+        note["prediction_time"] = (origin + pd.Timedelta(hours=float(row.cutoff))).isoformat()
+    note["n_events_used"] = int(n_used)
+    codes = used.loc[used["subject_id"] == row.Index, "code"]
+    unknown = codes[~known_codes(featurizer, codes)]
+    note["unknown_codes"] = {
+        "n_events": len(unknown),
+        "codes": unknown.value_counts().index[:MAX_UNKNOWN_LISTED].tolist(),
+    }
+    mine = data.events[data.events["subject_id"].to_numpy() == row.subject_id]
+    outside = _outside(spec, row, float(statics.loc[row.subject_id, "death"]), mine)
+    if outside:
+        note["outside_cohort"] = outside
+    return note
+
+
+#: Distinct unknown codes listed per answer (most frequent first); all are counted.
+MAX_UNKNOWN_LISTED = 20
+
+
+def known_codes(featurizer: Any, codes: pd.Series) -> np.ndarray:
+    """Whether each code reaches a column of the model's input: a code of the visit
+    vocabulary (after the featurizer's own filter and grouping), or a variable of the
+    time grid. Everything else lands nowhere, or in the unknown bucket."""
+    from medseq.features.histories.visits import VisitFeaturizer
+
+    text = codes.astype(str)
+    if isinstance(featurizer, VisitFeaturizer):
+        from medseq.sources.icd9 import group
+
+        vocabulary = set(featurizer.code_names[1:])  # [0] is the unknown bucket
+        chosen = text.str.startswith(featurizer.code_prefixes).to_numpy()
+        grouped = [group(c, featurizer.level) in vocabulary for c in text]
+        return chosen & np.asarray(grouped, dtype=bool)
+    return text.isin(set(featurizer.feature_names_)).to_numpy()

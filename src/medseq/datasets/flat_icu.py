@@ -39,13 +39,17 @@ stays into sites by the ``[groups]`` column (``partition = "group"``: whole site
 ``flat_events``' hospitals), or without one by ``"iid"`` shares or ``"dirichlet"`` label
 skew; the featurizer is fitted across sites from per-site counts and moments
 (:class:`~medseq.features.icu.federated.ICUFederatedFit`), never rows.
+
+The bundle keeps the mapping (without ``root``), so ``POST /v1/predict`` takes a stay's
+rows of the event tables and its row of the static table, read through the same mapping
+onto the same grid (:mod:`medseq.datasets.flat_icu_serving`).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,11 +57,12 @@ import numpy as np
 import pandas as pd
 
 from medseq.datasets import partitions
+from medseq.datasets.flat_icu_serving import EXAMPLE as ICU_EXAMPLE
 from medseq.datasets.registry import DatasetSpec
 from medseq.features.icu.featurizer import ICUFeaturizer
 from medseq.features.icu.federated import ICUFederatedFit
 from medseq.schema import DataError, ReadReport, check_known_keys
-from medseq.serving.requests import LazyModule
+from medseq.serving.requests import LazyBody, LazyModule
 from medseq.sources import flat_events
 
 if sys.version_info >= (3, 11):
@@ -80,6 +85,8 @@ class FlatICUSet:
     report: ReadReport
     #: the ``[groups]`` column (the site of each stay) indexed by subject; None without one
     groups: pd.Series | None = None
+    #: the mapping and units a REST request's rows are read with (kept in the bundle)
+    request_state: dict[str, Any] = field(default_factory=dict)
 
 
 def _table(root: Path, where: str, spec: dict[str, Any], keys: tuple[str, ...]) -> pd.DataFrame:
@@ -150,6 +157,7 @@ def read_mapping(path: str | os.PathLike[str]) -> FlatICUSet:
         labels=labels.astype(np.int64).rename("label"),
         report=read.report,
         groups=_groups(path, raw, static_spec, frame, labels.index),
+        request_state=flat_events.mapping_state(raw, read),
     )
 
 
@@ -196,6 +204,10 @@ def _transform(
     featurizer: ICUFeaturizer, data: FlatICUSet, ids: np.ndarray
 ) -> dict[str, np.ndarray]:
     return featurizer.transform(data.events, data.static, ids)
+
+
+def _request_state(data: FlatICUSet) -> dict[str, Any]:
+    return data.request_state
 
 
 def _sizes(featurizer: ICUFeaturizer) -> dict[str, int]:
@@ -251,8 +263,9 @@ FLAT_ICU = DatasetSpec(
     partitions={"group": _group, "iid": _iid, "dirichlet": partitions.dirichlet},
     federated_fit=_federated_fit,
     streaming=LazyModule("medseq.datasets.flat_icu_stream"),
+    request=LazyBody("medseq.datasets.flat_icu_serving:parse", "flat_rows", ICU_EXAMPLE),
+    request_state=_request_state,
     unsupported={
-        "request": "flat_icu has no REST request parser yet",
         "fhir": "flat_icu has no FHIR code table",
     },
 )

@@ -15,17 +15,21 @@ one mapping serves every task on the same export and the export itself stays unt
     ...
 
 Tasks, features, the baseline and the "subject" protocol are those of every config-task
-event dataset (:mod:`medseq.datasets.event_tasks`). The ``"group"`` protocol holds out
-whole sites: about a fifth of the groups (by ``[data] split_seed``) are the test part and
-the rest is cut into ``cv_folds`` group-disjoint folds, each stratified on the label as far
-as whole groups allow, so a model is always scored on hospitals it never saw.
+event dataset (:mod:`medseq.datasets.event_tasks`). The bundle keeps the mapping (without
+``root``) and the unit chosen per code, so ``POST /v1/predict`` reads a patient's rows of
+the same tables through the same mapping (:mod:`medseq.datasets.flat_tables_serving`).
+
+The ``"group"`` protocol holds out whole sites: about a fifth of the groups (by
+``[data] split_seed``) are the test part and the rest is cut into ``cv_folds``
+group-disjoint folds, each stratified on the label as far as whole groups allow, so a
+model is always scored on hospitals it never saw.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +38,15 @@ import pandas as pd
 
 from medseq.datasets.event_tasks import (
     TEST_FRACTION,
+    UNSUPPORTED,
     EventTaskData,
     event_task_spec,
-    federated_fit,
 )
+from medseq.datasets.event_tasks_federated import federated_fit
+from medseq.datasets.flat_tables_serving import EXAMPLE as TABLES_EXAMPLE
 from medseq.datasets.registry import SplitIds
 from medseq.schema import check_known_keys
+from medseq.serving.requests import LazyBody
 from medseq.sources import flat_events
 
 if sys.version_info >= (3, 11):
@@ -52,9 +59,12 @@ TOP_KEYS = ("root", "on_bad_row", "on_unit_mismatch", "units", "groups", "events
 
 @dataclass
 class FlatTaskData(EventTaskData):
-    """Event data read through a mapping file; ``group_prefix`` names the site code."""
+    """Event data read through a mapping file; ``group_prefix`` names the site code and
+    ``request_state`` is what the REST parser needs to read rows the same way
+    (:func:`medseq.sources.flat_events.mapping_state`)."""
 
     group_prefix: str = ""
+    request_state: dict[str, Any] = field(default_factory=dict)
 
 
 def read_mapping(path: str | os.PathLike[str]) -> FlatTaskData:
@@ -97,6 +107,7 @@ def read_mapping(path: str | os.PathLike[str]) -> FlatTaskData:
         origin=origin,
         report=read.report,
         group_prefix=str(groups.get("code_prefix", "")),
+        request_state=flat_events.mapping_state(raw, read),
     )
 
 
@@ -165,10 +176,20 @@ def group_partition(
     return partitions.by_group(groups, n_sites, seed)
 
 
-_SPEC = event_task_spec("flat_events", read_mapping)
+def _request_state(data: FlatTaskData) -> dict[str, Any]:
+    return data.request_state
+
+
+_SPEC = event_task_spec(
+    "flat_events",
+    read_mapping,
+    request=LazyBody("medseq.datasets.flat_tables_serving:parse", "flat_rows", TABLES_EXAMPLE),
+    unsupported={"streaming": UNSUPPORTED["streaming"]},
+)
 FLAT_EVENTS = replace(
     _SPEC,
     protocols={**_SPEC.protocols, "group": _group_split},
     partitions={"group": group_partition},
     federated_fit=federated_fit,
+    request_state=_request_state,
 )

@@ -156,6 +156,12 @@ class DatasetSpec:
         The JSON body of ``POST /v1/predict`` for this dataset (see
         :mod:`medseq.serving.requests`): parses a request into the ``data`` object that
         ``transform`` takes, documents the body with an example, and names the bad field.
+    request_state : callable ``(data) -> dict``, optional
+        What the ``request`` parser needs of the *training data* besides the fitted
+        featurizer, as plain JSON: e.g. the table mapping a flat export was read with, so
+        a request's rows go through the same mapping. Training stores it in the bundle
+        (``provenance["request_state"]``) and the service hands it to the parser
+        (:attr:`medseq.serving.requests.RequestContext.request_state`).
     fhir : object, optional
         How a FHIR R4 Bundle of one subject becomes this dataset's ``data`` object (the code
         table for Observations, ``valueSampledData`` for waveforms, Conditions for visits).
@@ -205,6 +211,7 @@ class DatasetSpec:
     subgroups: Callable[[Any, np.ndarray], dict[str, pd.Series]] | None = None
     card_notes: Callable[[str], dict[str, Any]] | None = None
     request: Any = None
+    request_state: Callable[[Any], dict[str, Any]] | None = None
     fhir: Any = None
     partitions: Mapping[str, Callable[..., pd.Series]] = field(default_factory=dict)
     federated_fit: Callable[[dict[str, Any]], Any] | None = None

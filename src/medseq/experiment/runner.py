@@ -123,10 +123,13 @@ def _provenance(
         if test and config.data.test
         else {"train": config.data.train}
     )
+    request_state = get_dataset(config.data.dataset).request_state
     return {
         "dataset": config.data.dataset,
         "task": config.data.task,
         **({"task_definition": config.task} if config.task else {}),
+        # what the REST parser needs of the training data (e.g. a flat export's mapping)
+        **({"request_state": request_state(folds[0].train.data)} if request_state else {}),
         "files": {
             role: {"path": str(p), "sha256": file_sha256(resolve_data_path(p))}
             for role, p in paths.items()

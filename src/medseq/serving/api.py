@@ -401,6 +401,7 @@ async def _predict(request: Request) -> dict[str, Any]:
     context = RequestContext(
         state.bundle.featurizer, task=served.task, now=_now(),
         max_future=timedelta(minutes=state.settings.max_future_minutes),
+        request_state=state.bundle.provenance.get("request_state") or {},
     )  # fmt: skip
 
     def run() -> dict[str, Any]:  # in the worker pool, off the event loop

@@ -22,7 +22,7 @@ canonical SMILES) is refused with :class:`RequestUnavailable` naming the extra t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol, runtime_checkable
@@ -103,12 +103,17 @@ class RequestContext:
         The server's clock (UTC), to refuse far-future FHIR times.
     max_future : timedelta
         Allowed clock skew of FHIR times.
+    request_state : mapping
+        What training stored of its data for the parser (the spec's ``request_state``,
+        kept in ``provenance["request_state"]``; e.g. a flat export's table mapping);
+        empty when the bundle stores none.
     """
 
     featurizer: Any
     task: str = ""
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     max_future: timedelta = timedelta(minutes=5)
+    request_state: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass

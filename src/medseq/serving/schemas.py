@@ -71,6 +71,13 @@ class StepPrediction(BaseModel):
     predicted: list[str] = Field(description="As the item's, at this step.")
 
 
+class UnknownCodes(BaseModel):
+    """Codes of a request that reach no input column of the model (not dropped silently)."""
+
+    n_events: int = Field(description="Input events whose code the model has no column for.")
+    codes: list[str] = Field(description="The most frequent of those codes (at most 20).")
+
+
 class Prediction(BaseModel):
     """The answer for one item of a request, the same shape for every dataset and task."""
 
@@ -93,6 +100,22 @@ class Prediction(BaseModel):
         default=None,
         description="Config tasks: the cohort rules the patient does not meet at the "
         "prediction time (the model was not trained on such patients).",
+    )
+    prediction_hour: float | None = Field(
+        default=None,
+        description="Config tasks: the prediction time in hours on the subject's own clock "
+        "(the only one for exports with relative times).",
+    )
+    unknown_codes: UnknownCodes | None = Field(
+        default=None, description="Event rows (MEDS, flat tables, FHIR): unknown codes."
+    )
+    dropped_rows: dict[str, int] | None = Field(
+        default=None,
+        description="Flat-table rows the mapping's on_bad_row dropped in the whole request, "
+        "by field (bad_row:<field>).",
+    )
+    static_missing: bool | None = Field(
+        default=None, description="flat_icu: the stay had no row of the static table."
     )
     skipped: list[Skipped] = Field(
         default_factory=list, description="Inputs left out, and why (never silently)."

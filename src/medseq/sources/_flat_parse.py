@@ -50,7 +50,7 @@ def load(file: Path, mapping: FlatMapping) -> tuple[pd.DataFrame, int]:
         check_columns(file, keys, mapping, have)
         frame = pd.read_csv(file, sep=sep, usecols=wanted, dtype=str, keep_default_na=False)
         first_line = 2  # line 1 is the header
-    return _long(frame, mapping), first_line
+    return long_form(frame, mapping), first_line
 
 
 def check_columns(file: Path, keys: dict, mapping: FlatMapping, have: list[str]) -> None:
@@ -67,7 +67,7 @@ def check_columns(file: Path, keys: dict, mapping: FlatMapping, have: list[str])
             )
 
 
-def _long(frame: pd.DataFrame, mapping: FlatMapping) -> pd.DataFrame:
+def long_form(frame: pd.DataFrame, mapping: FlatMapping) -> pd.DataFrame:
     rows = np.arange(len(frame))
     if mapping.values is None:
         out = frame.rename(columns={mapping.code: _CODE})

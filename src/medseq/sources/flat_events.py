@@ -288,6 +288,29 @@ def read_tables(
     frames = [
         _read_one(file, m, on_bad_row, report) for file, m in zip(files, mappings, strict=True)
     ]
+    return events_from_parsed(
+        frames, mappings, report, on_unit_mismatch=on_unit_mismatch, units=units
+    )
+
+
+def events_from_parsed(
+    frames: list[pd.DataFrame],
+    mappings: list[FlatMapping],
+    report: ReadReport,
+    *,
+    on_unit_mismatch: OnBad = "warn",
+    units: dict[str, str] | None = None,
+) -> FlatEventSet:
+    """Parsed tables (:func:`medseq.sources._flat_parse.parse`, bad rows already dropped),
+    one per mapping, as one event table: units harmonised, times in hours.
+
+    The tail of :func:`read_tables`, shared with the REST service, which parses a request's
+    rows with the same mapping (:mod:`medseq.datasets.flat_tables_serving`), so a patient's
+    rows become the same events whether they come from a file or a request.
+    """
+    relative = {m.time_unit is not None for m in mappings}
+    if len(relative) > 1:
+        raise ValueError("mix of relative (time_unit) and absolute times; use one kind")
     frame = pd.concat(frames, ignore_index=True)
     unit_table = _flat_parse.empty_units()
     if any(m.unit for m in mappings):
@@ -345,3 +368,15 @@ def _section(path: str | os.PathLike[str], section: str) -> Any:
             raise ValueError(f"{path}: no [{section}] section (missing {key!r})")
         node = node[key]
     return node
+
+
+def mapping_state(raw: Mapping[str, Any], read: FlatEventSet) -> dict[str, Any]:
+    """What a request needs to read rows as the mapping file ``raw`` (its parsed TOML) did:
+    the mapping without its ``root`` (a path of the training machine) and the unit chosen
+    for each numeric code (so a request's values are converted to the units the model
+    was trained on, not to its own most frequent unit). Plain JSON, kept in the bundle."""
+    chosen = dict(zip(read.units["code"].astype(str), read.units["unit"].astype(str), strict=True))
+    return {
+        "mapping": {k: v for k, v in raw.items() if k != "root"},
+        "units": {**chosen, **(raw.get("units") or {})},
+    }

@@ -139,6 +139,21 @@ def read_events(
         sid = int(spread.index[spread.to_numpy() > 1][0])
         files = sorted(frame.loc[frame["subject_id"] == sid, "shard"].unique())
         raise DataError(f"{root}: subject {sid} is split over {files}; MEDS keeps one per file")
+    events, origin = events_from_frame(frame, start_prefix, report, where=str(root))
+    return events, origin, report
+
+
+def events_from_frame(
+    frame: pd.DataFrame, start_prefix: str, report: ReadReport, *, where: str
+) -> tuple[pd.DataFrame, pd.Series]:
+    """MEDS rows (``subject_id``, ``time`` datetime64 or NaT, ``code``, ``numeric_value``)
+    as the canonical event table in hours since each subject's origin, and that origin.
+
+    The part of :func:`read_events` after the files are read, shared with the REST service
+    (:mod:`medseq.datasets.meds_serving`), so a patient's rows posted as JSON become the
+    events a MEDS folder with the same rows gives. Counts ``subject_without_time`` and
+    ``static_event_placed_first`` in ``report``.
+    """
     origin = origins(frame, start_prefix)
     timeless = ~frame["subject_id"].isin(origin.index)
     report.add("subject_without_time", int(frame.loc[timeless, "subject_id"].nunique()))
@@ -156,10 +171,10 @@ def read_events(
             "value": frame["numeric_value"],
         }
     ).sort_values(["subject_id", "time"], kind="stable")
-    events = validate_events(events, where=str(root))
+    events = validate_events(events, where=where)
     report.n_subjects = int(events["subject_id"].nunique())
     report.n_events = len(events)
-    return events, origin, report
+    return events, origin
 
 
 def read(

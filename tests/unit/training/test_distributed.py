@@ -61,6 +61,7 @@ def two_ranks(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_two_ranks_equal_one_process_with_the_same_global_batch(single, two_ranks):
     weights, result = single
     rank0 = load_file(str(two_ranks / "out" / "rank0.safetensors"))
@@ -86,6 +87,7 @@ def test_only_rank_zero_writes_checkpoints(two_ranks):
     ]
 
 
+@pytest.mark.slow
 def test_a_crashed_ddp_run_resumes_under_torchrun(single, tmp_path):
     crashed = _torchrun(tmp_path / "out", tmp_path / "ckpt", resume=False, stop=2)
     assert crashed.returncode != 0
