@@ -407,6 +407,19 @@ class SignalStreams:
                 f"more than max_gap_s={self.max_gap_s:g}: close this stream and open a new one",
             )
 
+    def _checkpoint_due(self, stream_id: str, seq: int, checkpoint_seq: int) -> bool:
+        """Whether chunk ``seq`` carries a checkpoint.
+
+        Each stream checkpoints at its own phase of ``checkpoint_every`` (from a hash of its
+        id), so streams opened together do not all snapshot in the same second: with 200
+        streams every 30th second used to hold 200 snapshots at once, the 99th-percentile
+        latency. A replay after a restart still covers at most ``checkpoint_every`` chunks.
+        """
+        if seq - checkpoint_seq >= self.checkpoint_every:
+            return True
+        phase = int.from_bytes(hashlib.blake2b(stream_id.encode(), digest_size=4).digest())
+        return (seq + phase) % self.checkpoint_every == 0
+
     def _apply(
         self, live: _Live, chunk: Chunk, start: int, t0: str | None, key: str, fingerprint: str
     ) -> Ack:
@@ -421,7 +434,7 @@ class SignalStreams:
             "n_samples": len(chunk.samples), "next_sample": start + len(chunk.samples),
             "beats": beats, "quality": quality, "open_episodes": summary["open_episodes"],
         }  # fmt: skip
-        due = seq - live.checkpoint_seq >= self.checkpoint_every
+        due = self._checkpoint_due(live.stream_id, seq, live.checkpoint_seq)
         checkpoint = snapshot(live.detector, self._template(live.fs_hz)) if due else None
         record = ChunkRecord(
             live.stream_id, seq, start, chunk.samples, start + len(chunk.samples), t0,
