@@ -7,7 +7,6 @@ The small models are trained here by `medseq train`."""
 from __future__ import annotations
 
 import json
-import tarfile
 import warnings
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from medseq.cli import app
 from medseq.paths import dataset_dir
 from medseq.serving.api import create_app
 from medseq.serving.settings import ServeSettings
+from physionet2012_flat import export, read_stays
 
 TOKEN = "test-token-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -195,24 +195,6 @@ def test_bad_flat_bodies_are_refused_by_name(eicu):
 
 
 # -- flat_icu: PhysioNet 2012 as flat CSVs ----------------------------------------------------
-ICU_MAPPING = """
-root = "{root}"
-[[events]]
-path = "events.csv"
-subject = "RecordID"
-time = "Hours"
-time_unit = "hours"
-code = "Parameter"
-value = "Value"
-[static]
-path = "static.csv"
-subject = "RecordID"
-columns = {columns}
-[label]
-path = "outcomes.csv"
-subject = "RecordID"
-column = "In-hospital_death"
-"""
 ICU_CONFIG = """
 name = "flat-icu-serve-small"
 seeds = [0]
@@ -248,31 +230,8 @@ n_boot = 20
 def icu(tmp_path_factory):
     """200 stays of PhysioNet 2012 set A exported as flat CSVs, a bundle trained on them and
     its batch predictions."""
-    from medseq.sources import physionet2012
-
-    root = dataset_dir("physionet2012")
     out = tmp_path_factory.mktemp("flat_icu_serve")
-    folder = out / "set-a"
-    folder.mkdir()
-    with tarfile.open(root / "set-a.tar.gz") as tar:
-        for member in tar:
-            if member.isfile() and member.name.endswith(".txt"):
-                handle = tar.extractfile(member)
-                assert handle is not None
-                (folder / Path(member.name).name).write_bytes(handle.read())
-                if len(list(folder.iterdir())) == 200:
-                    break
-    data = physionet2012.read(folder, outcomes=root / "Outcomes-a.txt")
-    data.events.rename(
-        columns={"subject_id": "RecordID", "time": "Hours", "code": "Parameter", "value": "Value"}
-    ).to_csv(out / "events.csv", index=False)
-    data.static.rename_axis("RecordID").to_csv(out / "static.csv")
-    data.outcomes[["in_hospital_death"]].rename(
-        columns={"in_hospital_death": "In-hospital_death"}
-    ).rename_axis("RecordID").astype("int64").to_csv(out / "outcomes.csv")
-    columns = "[" + ", ".join(f'"{c}"' for c in data.static.columns) + "]"
-    mapping = out / "mapping.toml"
-    mapping.write_text(ICU_MAPPING.format(root=out, columns=columns))
+    mapping = export(read_stays("a", 200, out / "set-a"), out)
     batch = _train_and_predict(ICU_CONFIG.format(mapping=mapping), out, mapping)
     tables = {
         name: pd.read_csv(out / f"{name}.csv", dtype=str, keep_default_na=False)
