@@ -40,6 +40,23 @@ class StreamError(ValueError):
     """A chunk that cannot belong to the stream (overlapping, out of order, bad shape)."""
 
 
+def checked_chunk(
+    samples: np.ndarray, start: int | None, next_sample: int
+) -> tuple[np.ndarray, int]:
+    """``samples`` as one float64 lead and the sample it starts at (default ``next_sample``);
+    a chunk of another shape, or one that overlaps what the stream already has, is refused."""
+    x = np.asarray(samples, dtype=np.float64)
+    if x.ndim != 1:
+        raise StreamError(f"a chunk must be one lead, shape (n,), got shape {x.shape}")
+    first = next_sample if start is None else int(start)
+    if first < next_sample:
+        raise StreamError(
+            f"chunk starts at sample {first} but the stream is already at sample "
+            f"{next_sample}: chunks must not overlap or arrive out of order"
+        )
+    return x, first
+
+
 @dataclass(frozen=True)
 class MonitorSettings:
     """Episode rules and quality thresholds of a :class:`StreamDetector`.
@@ -137,15 +154,7 @@ class StreamDetector:
     def push(self, samples: np.ndarray, start: int | None = None) -> StreamOutput:
         """Feed the next chunk of samples (mV; NaN allowed) starting at sample ``start``
         (default: right after the previous chunk)."""
-        x = np.asarray(samples, dtype=np.float64)
-        if x.ndim != 1:
-            raise StreamError(f"a chunk must be one lead, shape (n,), got shape {x.shape}")
-        start = self.next_sample if start is None else int(start)
-        if start < self.next_sample:
-            raise StreamError(
-                f"chunk starts at sample {start} but the stream is already at sample "
-                f"{self.next_sample}: chunks must not overlap or arrive out of order"
-            )
+        x, start = checked_chunk(samples, start, self.next_sample)
         out = StreamOutput()
         if not self._started:
             self._started = True

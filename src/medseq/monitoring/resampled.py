@@ -22,7 +22,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from medseq.monitoring.detector import StreamDetector, StreamError, StreamOutput
+from medseq.monitoring.detector import StreamDetector, StreamOutput, checked_chunk
 from medseq.monitoring.dsp import firwin_kaiser
 
 
@@ -116,15 +116,7 @@ class ResampledDetector:
 
     def push(self, samples: np.ndarray, start: int | None = None) -> StreamOutput:
         """Feed the next chunk (mV, NaN allowed) of the stream, starting at ``start``."""
-        x = np.asarray(samples, dtype=np.float64)
-        if x.ndim != 1:
-            raise StreamError(f"a chunk must be one lead, shape (n,), got shape {x.shape}")
-        start = self.next_sample if start is None else int(start)
-        if start < self.next_sample:
-            raise StreamError(
-                f"chunk starts at sample {start} but the stream is already at sample "
-                f"{self.next_sample}: chunks must not overlap or arrive out of order"
-            )
+        x, start = checked_chunk(samples, start, self.next_sample)
         if not self._started or start > self.next_sample:  # the first chunk, or a gap
             self.resampler.reset()
             self._origin = int(np.ceil(start * self.detector.fs_hz / self.fs_hz))
