@@ -90,3 +90,27 @@ def unpack_physionet2019(
                     n_septic += septic
                     (folder / member.name.rsplit("/", 1)[-1]).write_bytes(data)
     return out
+
+
+def write_mitbih_crop(folder: Path, record: str, minutes: float) -> None:
+    """The first ``minutes`` of a MIT-BIH record (signals and reference annotations) as a
+    WFDB record of its own, in the format of the original (212, gain 200, baseline 1024)."""
+    import numpy as np
+    import wfdb
+
+    from medseq.paths import dataset_dir
+    from medseq.sources import wfdb_records
+
+    raw = wfdb_records.read_record(dataset_dir("mitdb_full"), record)
+    n = round(minutes * 60 * raw.fs_hz)
+    keep = raw.annotation_samples < n
+    wfdb.wrsamp(
+        record, fs=raw.fs_hz, units=list(raw.units), sig_name=list(raw.channel_names),
+        p_signal=raw.samples[:n].astype(np.float64), fmt=["212", "212"],
+        adc_gain=[200.0, 200.0], baseline=[1024, 1024], write_dir=str(folder),
+    )  # fmt: skip
+    wfdb.wrann(
+        record, "atr", raw.annotation_samples[keep],
+        symbol=[s for s, k in zip(raw.annotation_symbols, keep, strict=True) if k],
+        write_dir=str(folder),
+    )  # fmt: skip

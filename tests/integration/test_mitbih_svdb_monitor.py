@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from data_slices import write_mitbih_crop
 from medseq.cli import app
 from medseq.datasets.mitbih import BEAT_CLASSES
 from medseq.datasets.registry import get_dataset
@@ -27,25 +28,6 @@ FEATURES = {"lead": "ECG1", "morphology": "none", "local_ratios": False, "contex
 MODEL = {"kind": "conv_rnn", "conv_channels": [], "conv_strides": [], "hidden_size": 8,
          "cell": "gru", "pooling": "last"}  # fmt: skip
 N_TRAIN_BEATS = 800
-
-
-def _write_crop(folder: Path, record: str, minutes: float) -> None:
-    """The first ``minutes`` of a MIT-BIH record as a WFDB record of its own (360 Hz)."""
-    import wfdb
-
-    raw = wfdb_records.read_record(dataset_dir("mitdb_full"), record)
-    n = round(minutes * 60 * raw.fs_hz)
-    keep = raw.annotation_samples < n
-    wfdb.wrsamp(
-        record, fs=raw.fs_hz, units=list(raw.units), sig_name=list(raw.channel_names),
-        p_signal=raw.samples[:n].astype(np.float64), fmt=["212", "212"],
-        adc_gain=[200.0, 200.0], baseline=[1024, 1024], write_dir=str(folder),
-    )  # fmt: skip
-    wfdb.wrann(
-        record, "atr", raw.annotation_samples[keep],
-        symbol=[s for s, k in zip(raw.annotation_symbols, keep, strict=True) if k],
-        write_dir=str(folder),
-    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +41,7 @@ def root(tmp_path_factory) -> Path:
     for suffix in (".hea", ".atr", ".dat.xz"):
         (svdb / f"800{suffix}").symlink_to(dataset_dir("svdb") / f"800{suffix}")
     (svdb / "RECORDS").write_text("800\n")
-    _write_crop(mitdb, "114", 3.0)
+    write_mitbih_crop(mitdb, "114", 3.0)
     (mitdb / "RECORDS").write_text("114\n")
     return svdb
 

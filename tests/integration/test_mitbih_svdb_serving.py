@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from data_slices import write_mitbih_crop
 from medseq.cli import app
 from medseq.datasets.mitbih import BEAT_CLASSES, ID_STRIDE
 from medseq.datasets.registry import get_dataset
@@ -36,26 +37,6 @@ MINUTES = 5
 runner = CliRunner()
 
 
-def _write_crop(folder: Path, record: str, minutes: float) -> None:
-    """The first ``minutes`` of a MIT-BIH record (signals and reference annotations) as a
-    WFDB record of its own, in the format of the original (212, gain 200, baseline 1024)."""
-    import wfdb
-
-    raw = wfdb_records.read_record(dataset_dir("mitdb_full"), record)
-    n = round(minutes * 60 * raw.fs_hz)
-    keep = raw.annotation_samples < n
-    wfdb.wrsamp(
-        record, fs=raw.fs_hz, units=list(raw.units), sig_name=list(raw.channel_names),
-        p_signal=raw.samples[:n].astype(np.float64), fmt=["212", "212"],
-        adc_gain=[200.0, 200.0], baseline=[1024, 1024], write_dir=str(folder),
-    )  # fmt: skip
-    wfdb.wrann(
-        record, "atr", raw.annotation_samples[keep],
-        symbol=[s for s, k in zip(raw.annotation_symbols, keep, strict=True) if k],
-        write_dir=str(folder),
-    )  # fmt: skip
-
-
 @pytest.fixture(scope="module")
 def root(tmp_path_factory) -> Path:
     """``svdb/`` with record 800 and ``mitdb_full/`` with the first minutes of record 100."""
@@ -66,7 +47,7 @@ def root(tmp_path_factory) -> Path:
     for suffix in (".hea", ".atr", ".dat.xz"):
         (svdb / f"800{suffix}").symlink_to(dataset_dir("svdb") / f"800{suffix}")
     (svdb / "RECORDS").write_text("800\n")
-    _write_crop(mitdb, "100", MINUTES)
+    write_mitbih_crop(mitdb, "100", MINUTES)
     (mitdb / "RECORDS").write_text("100\n")
     return svdb
 
