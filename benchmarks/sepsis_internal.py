@@ -103,7 +103,9 @@ def score(y: np.ndarray, prob: np.ndarray, fold_sizes: list[int], n_boot: int) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/sepsis-gru.toml")
-    parser.add_argument("--per-set", type=int, default=1000)
+    parser.add_argument(
+        "--per-set", type=int, default=1000, help="patients per system; 0: every staged patient"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-boot", type=int, default=200)
     parser.add_argument("--out", type=Path, required=True)
@@ -117,8 +119,10 @@ def main() -> None:
     from medseq.experiment.neural import train_bundle
     from medseq.experiment.runner import _load_splits
 
-    root = subsample(args.out / "data", args.per_set, args.seed)
-    overrides = [*args.overrides, f'data.train="{root}"', f'output_dir="{args.out / "run"}"']
+    overrides = [*args.overrides, f'output_dir="{args.out / "run"}"']
+    if args.per_set > 0:
+        root = subsample(args.out / "data", args.per_set, args.seed)
+        overrides.append(f'data.train="{root}"')
     config = load_config(args.config, overrides)
     start = time.perf_counter()
     folds, _ = _load_splits(config)
