@@ -47,7 +47,8 @@ def _rr_series(max_records: int | None, cache: Path | None) -> tuple[list[str], 
     if cache is not None and cache.exists():
         d = np.load(cache)
         ids, labels, off = d["ids"].tolist(), d["labels"].tolist(), d["offsets"]
-        rrs = [d["rr"][a:b] for a, b in itertools.pairwise(off)]
+        rr_all = d["rr"]  # read once: each d["rr"] reads the whole array anew (13 GB of views)
+        rrs = [rr_all[a:b] for a, b in itertools.pairwise(off)]
         n = len(ids) if max_records is None else max_records
         return ids[:n], labels[:n], rrs[:n]
     from medseq.paths import dataset_dir

@@ -31,6 +31,13 @@ A logistic regression over the standardised features gives the probability of AF
 coefficients, the scaling and the decision thresholds are a small JSON file written by
 ``benchmarks/train_af_rr.py`` (trained on PhysioNet/CinC 2017 only, thresholds chosen on
 held-out CinC 2017 records): no weights in code, nothing fitted on MIT-BIH.
+
+The file may also carry the episode rule chosen with its thresholds, ``alert_rule``
+(``min_on_s``, ``min_off_s``: how long P(AF) must stay above ``threshold_on`` to open an
+AF episode and below ``threshold_off`` to close it), written by
+``benchmarks/select_af_rule.py``; thresholds and durations are chosen together, so they
+travel together, and :class:`~medseq.monitoring.detector.StreamDetector` uses them instead
+of its settings' ``af_rule`` durations. Without it the settings' durations apply.
 """
 
 from __future__ import annotations
@@ -187,6 +194,7 @@ class AFModel:
         self.intercept = float(state["intercept"])
         self.threshold_on = float(state["threshold_on"])
         self.threshold_off = float(state["threshold_off"])
+        self.alert_rule = _alert_rule(state.get("alert_rule"))
         self.reset()
 
     @classmethod
@@ -226,3 +234,20 @@ class AFModel:
         rr = np.fromiter(self._rr, np.float64, len(self._rr))
         row = window_features(rr, self.format, self.ectopy)
         return float(self.predict_proba(row[None, :])[0])
+
+
+def _alert_rule(rule: Any) -> dict[str, float] | None:
+    """The optional ``alert_rule`` of a model file, checked: exactly ``min_on_s`` and
+    ``min_off_s``, each a number of seconds >= 0."""
+    if rule is None:
+        return None
+    keys = {"min_on_s", "min_off_s"}
+    if not isinstance(rule, dict) or set(rule) != keys:
+        raise ValueError(f"AF RR model: alert_rule must have exactly {sorted(keys)}, got {rule!r}")
+    out = {}
+    for key in sorted(keys):
+        value = rule[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ValueError(f"AF RR model: alert_rule {key} must be seconds >= 0, got {value!r}")
+        out[key] = float(value)
+    return out

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -78,6 +78,16 @@ class MonitorSettings:
     quality: QualitySettings = field(default_factory=QualitySettings)
 
 
+def af_episode_rule(settings: MonitorSettings, af_model: AFModel | None) -> EpisodeRule:
+    """The AF episode rule: ``settings.af_rule``, with the durations (``min_on_s``,
+    ``min_off_s``) of the AF model's ``alert_rule`` when its file carries one, since they
+    were chosen together with its thresholds (``benchmarks/select_af_rule.py``)."""
+    if af_model is None or af_model.alert_rule is None:
+        return settings.af_rule
+    rule = af_model.alert_rule
+    return replace(settings.af_rule, min_on_s=rule["min_on_s"], min_off_s=rule["min_off_s"])
+
+
 @dataclass(frozen=True)
 class Beat:
     """One classified beat: R peak (sample, seconds), label, probabilities, quality."""
@@ -112,7 +122,9 @@ class StreamDetector:
     af_model : AFModel, optional
         A trained AF model over the last RR intervals (:mod:`medseq.monitoring.af_model`):
         its probability, against its own ``threshold_on`` / ``threshold_off``, is the AF
-        evidence instead of the RR-irregularity share (``af_on`` / ``af_off``).
+        evidence instead of the RR-irregularity share (``af_on`` / ``af_off``). When the
+        model file carries an ``alert_rule`` (the durations chosen with its thresholds), its
+        ``min_on_s`` / ``min_off_s`` replace those of ``settings.af_rule``.
     """
 
     def __init__(
@@ -138,7 +150,7 @@ class StreamDetector:
             c: EpisodeTracker(EpisodeRule(f"{c} run", s.run_min_beats, s.run_off_beats))
             for c in s.run_classes
         }
-        self.af = EpisodeTracker(s.af_rule)
+        self.af = EpisodeTracker(af_episode_rule(s, af_model))
         self.irregularity = RRIrregularity(s.af_intervals)
         self.af_model = af_model
         if af_model is not None:

@@ -138,3 +138,31 @@ def test_format_1_files_are_still_read_and_bad_ectopy_settings_refused():
         AFModel({**old, "format": FORMAT})
     with pytest.raises(ValueError, match="ectopy"):
         AFModel({**_state(), "ectopy": {"short": 1.2, "long": 1.1}})
+
+
+def test_the_alert_rule_travels_with_the_model_and_replaces_the_settings_durations():
+    from medseq.monitoring.detector import MonitorSettings, af_episode_rule
+
+    settings = MonitorSettings()
+    assert af_episode_rule(settings, AFModel(_state())) == settings.af_rule  # no alert_rule
+    model = AFModel({**_state(), "alert_rule": {"min_on_s": 15, "min_off_s": 10.0}})
+    assert model.alert_rule == {"min_on_s": 15.0, "min_off_s": 10.0}
+    rule = af_episode_rule(settings, model)
+    assert (rule.min_on_s, rule.min_off_s) == (15.0, 10.0)
+    assert (rule.name, rule.min_on_beats) == (settings.af_rule.name, settings.af_rule.min_on_beats)
+    assert AFModel(model.state_dict()).alert_rule == model.alert_rule  # JSON round trip
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"min_on_s": 15},
+        {"min_on_s": -1, "min_off_s": 10},
+        {"min_on_s": "15", "min_off_s": 10},
+        {"min_on_s": 15, "min_off_s": 10, "extra": 1},
+        [15, 10],
+    ],
+)
+def test_a_bad_alert_rule_is_refused_with_a_sentence(rule):
+    with pytest.raises(ValueError, match="alert_rule"):
+        AFModel({**_state(), "alert_rule": rule})
