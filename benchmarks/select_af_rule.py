@@ -66,30 +66,32 @@ def svdb_rhythms(folder: Path) -> dict[str, list[str]]:
 
 def pseudo_holter(
     rrs: list[np.ndarray], labels: list[str], random_state: int
-) -> tuple[np.ndarray, list[tuple[float, float]]]:
-    """One long RR series ``(n,)`` from the given recordings, and its AF episodes (s).
+) -> tuple[np.ndarray, list[tuple[float, float]], list[int]]:
+    """One long RR series ``(n,)`` from the given recordings, its AF episodes (s) and the
+    order of the recordings in it (to join per-beat values, e.g. P-wave correlations, alike).
 
     Blocks of 4-20 non-AF recordings alternate with blocks of 1-6 AF recordings, in a
     random order fixed by ``random_state``; every recording is used once.
     """
     rng = np.random.default_rng(random_state)
-    af = [r for r, lab in zip(rrs, labels, strict=True) if lab == "A"]
-    other = [r for r, lab in zip(rrs, labels, strict=True) if lab != "A"]
+    af = [i for i, lab in enumerate(labels) if lab == "A"]
+    other = [i for i, lab in enumerate(labels) if lab != "A"]
     rng.shuffle(af)
     rng.shuffle(other)
-    parts, episodes, t = [], [], 0.0
+    order: list[int] = []
+    episodes, t = [], 0.0
     while af or other:
         for block, is_af in ((other, False), (af, True)):
             n = int(rng.integers(1, 7) if is_af else rng.integers(4, 21))
             take, block[:] = block[:n], block[n:]
             if not take:
                 continue
-            rr = np.concatenate(take)
+            span = float(sum(rrs[i].sum() for i in take))
             if is_af:
-                episodes.append((t, t + float(rr.sum())))
-            parts.append(rr)
-            t += float(rr.sum())
-    return np.concatenate(parts), episodes
+                episodes.append((t, t + span))
+            order += take
+            t += span
+    return np.concatenate([rrs[i] for i in order]), episodes, order
 
 
 def run_rule(
@@ -155,14 +157,17 @@ def _parse() -> argparse.Namespace:
 
 def _streams(model: AFModel, rr_cache: Path, seeds: int) -> list:
     """(P(AF) per beat, beat times, AF episodes) of ``seeds`` held-out CinC streams."""
-    ids, labels, rrs = _rr_series(None, rr_cache)
-    keep = [int(r[1:]) % 5 == 0 and lab in ("N", "O", "A") for r, lab in zip(ids, labels, strict=True)]
+    ids, labels, rrs, pcs = _rr_series(None, rr_cache, model.needs_atrial)
+    pairs = zip(ids, labels, strict=True)
+    keep = [int(r[1:]) % 5 == 0 and lab in ("N", "O", "A") for r, lab in pairs]
     h_rrs = [r for r, k in zip(rrs, keep, strict=True) if k]
     h_lab = [lab for lab, k in zip(labels, keep, strict=True) if k]
+    h_pcs = None if pcs is None else [c for c, k in zip(pcs, keep, strict=True) if k]
     streams = []
     for seed in range(seeds):
-        rr, episodes = pseudo_holter(h_rrs, h_lab, seed)
-        p = model.predict_proba(model.features(rr))
+        rr, episodes, order = pseudo_holter(h_rrs, h_lab, seed)
+        pc = None if h_pcs is None else np.concatenate([h_pcs[i] for i in order])
+        p = model.predict_proba(model.features(rr, pc))
         streams.append((p, np.cumsum(rr)[model.n_intervals - 1 :], episodes))
     hours = sum(s[1][-1] for s in streams) / 3600
     n_eps = sum(len(s[2]) for s in streams)

@@ -30,14 +30,16 @@ def test_svdb_has_no_af_episode_to_select_on():
 @pytest.fixture(scope="module")
 def cinc():
     """RR intervals (s) and labels of the first 120 CinC 2017 recordings, detected."""
-    _, labels, rrs = _rr_series(120, None)
+    _, labels, rrs, _ = _rr_series(120, None)
     return rrs, labels
 
 
 def test_pseudo_holter_uses_every_recording_once_and_marks_the_af_blocks(cinc):
     rrs, labels = cinc
     assert labels.count("A") >= 5
-    rr, episodes = pseudo_holter(rrs, labels, random_state=0)
+    rr, episodes, order = pseudo_holter(rrs, labels, random_state=0)
+    assert sorted(order) == list(range(len(rrs)))
+    np.testing.assert_array_equal(rr, np.concatenate([rrs[i] for i in order]))
     assert len(rr) == sum(len(r) for r in rrs)
     np.testing.assert_allclose(np.sort(rr), np.sort(np.concatenate(rrs)))
     af_time = sum(float(r.sum()) for r, lab in zip(rrs, labels, strict=True) if lab == "A")
