@@ -26,6 +26,8 @@ sources were looked at:
 The criterion is fixed here, before the one MIT-BIH scoring: among the rules whose episode
 Se on the streams is at least :data:`MIN_SE` and whose median delay is at most
 :data:`MAX_DELAY_S`, the highest episode +P (ties: the higher Se, then the shorter delay).
+Run once per model file (formats 2 and 3 in ``monitor.md`` section 7); the model whose
+chosen rule has the higher +P under the same criterion is the candidate for MIT-BIH.
 The chosen rule is written into a copy of the model file (``threshold_on``,
 ``threshold_off`` and ``alert_rule``), which :class:`~medseq.monitoring.detector.
 StreamDetector` then uses.
