@@ -317,3 +317,39 @@ def test_monitor_command_with_the_onnx_runtime_and_no_torch(exported_bundle, tmp
     assert result.returncode == 0, result.stderr
     assert "ALERT onset V run" in result.stdout and "replayed 1805.6 s" in result.stdout
     assert "loaded: []" in result.stdout
+
+
+def _format_3_model():
+    """A hand-set format-3 AF model (AF when irregular and without P waves; not fitted)."""
+    from medseq.monitoring.af_model import FEATURES_BY_FORMAT, AFModel
+
+    names = FEATURES_BY_FORMAT["medseq.af_rr/3"]
+    coef = np.zeros(len(names))
+    coef[names.index("share_0.1")], coef[names.index("p_corr_median")] = 3.0, -3.0
+    return AFModel({"format": "medseq.af_rr/3", "features": list(names), "n_intervals": 24,
+                    "mean": [0.0] * len(names), "scale": [1.0] * len(names),
+                    "coef": coef.tolist(), "intercept": 0.5, "threshold_on": 0.6,
+                    "threshold_off": 0.3,
+                    "alert_rule": {"min_on_s": 15, "min_off_s": 10}})  # fmt: skip
+
+
+def test_a_format_3_af_model_streams_as_offline_and_alerts_on_af(beat_bundle):
+    """201 opens with about 6 minutes of AF: the P-wave-aware model alerts there, with the
+    15 s its file asks for, and chunks of random size give the offline pass's alerts."""
+    x = _record("201", 6)
+
+    def run(sizes) -> list:
+        detector = StreamDetector(BeatClassifier.from_bundle(beat_bundle), 360.0,
+                                  af_model=_format_3_model())  # fmt: skip
+        assert detector.af.rule.min_on_s == 15.0 and detector.atrial is not None
+        alerts, i = [], 0
+        for n in sizes:
+            alerts += detector.push(x[i : i + n]).alerts
+            i += n
+        return [a for a in alerts if a.episode == "AF"]
+
+    offline = run([len(x)])
+    sizes = np.random.default_rng(3).integers(1, 1500, size=len(x) // 700)
+    assert run([*sizes.tolist(), len(x)]) == offline
+    onsets = [a for a in offline if a.kind == "onset"]
+    assert onsets and onsets[0].reported_s - onsets[0].start_s >= 15.0

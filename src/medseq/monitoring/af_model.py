@@ -31,6 +31,13 @@ A logistic regression over the standardised features gives the probability of AF
 coefficients, the scaling and the decision thresholds are a small JSON file written by
 ``benchmarks/train_af_rr.py`` (trained on PhysioNet/CinC 2017 only, thresholds chosen on
 held-out CinC 2017 records): no weights in code, nothing fitted on MIT-BIH.
+
+The file may also carry the episode rule chosen with its thresholds, ``alert_rule``
+(``min_on_s``, ``min_off_s``: how long P(AF) must stay above ``threshold_on`` to open an
+AF episode and below ``threshold_off`` to close it), written by
+``benchmarks/select_af_rule.py``; thresholds and durations are chosen together, so they
+travel together, and :class:`~medseq.monitoring.detector.StreamDetector` uses them instead
+of its settings' ``af_rule`` durations. Without it the settings' durations apply.
 """
 
 from __future__ import annotations
@@ -62,6 +69,10 @@ FEATURES_BY_FORMAT: dict[str, tuple[str, ...]] = {
     "medseq.af_rr/1": RR_FEATURES,
     "medseq.af_rr/2": (*RR_FEATURES, *(f"clean_{f}" for f in RR_FEATURES), "ectopic_share"),
 }
+#: Format 3 adds atrial activity (:mod:`medseq.monitoring.atrial`): the median P-wave
+#: correlation of the window's beats and the share of beats above 0.5.
+ATRIAL_FEATURES = ("p_corr_median", "p_corr_share_0.5")
+FEATURES_BY_FORMAT["medseq.af_rr/3"] = (*FEATURES_BY_FORMAT["medseq.af_rr/2"], *ATRIAL_FEATURES)
 FORMAT = "medseq.af_rr/2"
 FEATURES = FEATURES_BY_FORMAT[FORMAT]
 #: The ectopy rule's defaults: premature below ``short`` x median RR, pause above ``long``.
@@ -128,15 +139,33 @@ def remove_ectopy(
     return rr, 2.0 * len(starts) / len(rr)
 
 
+def atrial_features(p_corr: np.ndarray) -> np.ndarray:
+    """The :data:`ATRIAL_FEATURES` of one window's P-wave correlations ``(n,)`` (NaN where
+    a beat had none yet: left out; 0 and 0 when no beat has one)."""
+    c = np.asarray(p_corr, np.float64)
+    c = c[np.isfinite(c)]
+    if len(c) == 0:
+        return np.zeros(len(ATRIAL_FEATURES))
+    return np.array([float(median(c)), float(np.count_nonzero(c > 0.5)) / len(c)])
+
+
 def window_features(
-    rr_s: np.ndarray, fmt: str = FORMAT, ectopy: dict[str, float] | None = None
+    rr_s: np.ndarray,
+    fmt: str = FORMAT,
+    ectopy: dict[str, float] | None = None,
+    p_corr: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The features ``(F,)`` of one window of RR intervals in the given model format."""
+    """The features ``(F,)`` of one window of RR intervals in the given model format;
+    format 3 also needs ``p_corr``, the P-wave correlation of the beat ending each interval."""
     raw = rr_features(rr_s)
     if fmt == "medseq.af_rr/1":
         return raw
     clean, share = remove_ectopy(rr_s, **(ectopy or ECTOPY))
-    return np.concatenate([raw, rr_features(clean), [share]])
+    if fmt == "medseq.af_rr/2":
+        return np.concatenate([raw, rr_features(clean), [share]])
+    if p_corr is None:
+        raise ValueError(f"AF RR model {fmt} needs the P-wave correlation of each beat (p_corr)")
+    return np.concatenate([raw, rr_features(clean), [share], atrial_features(p_corr)])
 
 
 def rr_windows(
@@ -145,12 +174,22 @@ def rr_windows(
     step: int = 1,
     fmt: str = FORMAT,
     ectopy: dict[str, float] | None = None,
+    p_corr: np.ndarray | None = None,
 ) -> np.ndarray:
     """Features ``(w, F)`` of every window of ``n_intervals`` consecutive RR intervals
-    (every ``step``-th), as the stream computes them beat by beat."""
+    (every ``step``-th), as the stream computes them beat by beat; ``p_corr`` ``(n,)`` is
+    aligned with ``rr_s`` (format 3 only)."""
     rr = np.asarray(rr_s, np.float64)
     starts = range(0, len(rr) - n_intervals + 1, step)
-    rows = [window_features(rr[s : s + n_intervals], fmt, ectopy) for s in starts]
+    rows = [
+        window_features(
+            rr[s : s + n_intervals],
+            fmt,
+            ectopy,
+            None if p_corr is None else p_corr[s : s + n_intervals],
+        )
+        for s in starts
+    ]
     return np.array(rows) if rows else np.zeros((0, len(FEATURES_BY_FORMAT[fmt])))
 
 
@@ -161,6 +200,7 @@ class AFModel:
     ----------
     state : dict
         What :meth:`state_dict` returns (``benchmarks/train_af_rr.py`` writes it): format
+        ``medseq.af_rr/3`` (format 2 and atrial activity, :mod:`medseq.monitoring.atrial`),
         ``medseq.af_rr/2`` (RR features with and without ectopic beats) or the older
         ``medseq.af_rr/1`` (RR features only).
     """
@@ -187,6 +227,7 @@ class AFModel:
         self.intercept = float(state["intercept"])
         self.threshold_on = float(state["threshold_on"])
         self.threshold_off = float(state["threshold_off"])
+        self.alert_rule = _alert_rule(state.get("alert_rule"))
         self.reset()
 
     @classmethod
@@ -205,24 +246,51 @@ class AFModel:
         """The JSON-serialisable state (coefficients, scaling, thresholds, provenance)."""
         return dict(self.state)
 
+    @property
+    def needs_atrial(self) -> bool:
+        """Whether the model reads atrial activity (format 3) besides the RR intervals."""
+        return self.format == "medseq.af_rr/3"
+
     def reset(self) -> None:
         """Forget the RR intervals (after a gap or bad signal)."""
         self._rr: deque[float] = deque(maxlen=self.n_intervals)
+        self._p_corr: deque[float] = deque(maxlen=self.n_intervals)
 
-    def features(self, rr_s: np.ndarray) -> np.ndarray:
-        """This model's features of RR intervals ``(n,)``: one row per window ``(w, F)``."""
-        return rr_windows(rr_s, self.n_intervals, 1, self.format, self.ectopy)
+    def features(self, rr_s: np.ndarray, p_corr: np.ndarray | None = None) -> np.ndarray:
+        """This model's features of RR intervals ``(n,)`` (and, format 3, the P-wave
+        correlations ``(n,)`` of the beats ending them): one row per window ``(w, F)``."""
+        return rr_windows(rr_s, self.n_intervals, 1, self.format, self.ectopy, p_corr)
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """P(AF) of feature rows ``(w, F)``."""
         z = (np.asarray(features, np.float64) - self.mean) / self.scale
         return 1.0 / (1.0 + np.exp(-(z @ self.coef + self.intercept)))
 
-    def update(self, rr_s: float) -> float | None:
-        """Add one RR interval; P(AF) of the last ``n_intervals``, None until there are."""
+    def update(self, rr_s: float, p_corr: float = float("nan")) -> float | None:
+        """Add one RR interval (and, format 3, the P-wave correlation of the beat ending it);
+        P(AF) of the last ``n_intervals``, None until there are."""
         self._rr.append(rr_s)
+        self._p_corr.append(p_corr)
         if len(self._rr) < self.n_intervals:
             return None
         rr = np.fromiter(self._rr, np.float64, len(self._rr))
-        row = window_features(rr, self.format, self.ectopy)
+        pc = np.fromiter(self._p_corr, np.float64, len(self._p_corr))
+        row = window_features(rr, self.format, self.ectopy, pc if self.needs_atrial else None)
         return float(self.predict_proba(row[None, :])[0])
+
+
+def _alert_rule(rule: Any) -> dict[str, float] | None:
+    """The optional ``alert_rule`` of a model file, checked: exactly ``min_on_s`` and
+    ``min_off_s``, each a number of seconds >= 0."""
+    if rule is None:
+        return None
+    keys = {"min_on_s", "min_off_s"}
+    if not isinstance(rule, dict) or set(rule) != keys:
+        raise ValueError(f"AF RR model: alert_rule must have exactly {sorted(keys)}, got {rule!r}")
+    out = {}
+    for key in sorted(keys):
+        value = rule[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ValueError(f"AF RR model: alert_rule {key} must be seconds >= 0, got {value!r}")
+        out[key] = float(value)
+    return out

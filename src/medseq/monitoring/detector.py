@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import bisect
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from medseq.monitoring.af_model import AFModel
+from medseq.monitoring.atrial import AtrialActivity
 from medseq.monitoring.beat_features import StreamingBeatFeatures
 from medseq.monitoring.beat_model import BeatModel
 from medseq.monitoring.episodes import Alert, EpisodeRule, EpisodeTracker, RRIrregularity
@@ -78,6 +79,16 @@ class MonitorSettings:
     quality: QualitySettings = field(default_factory=QualitySettings)
 
 
+def af_episode_rule(settings: MonitorSettings, af_model: AFModel | None) -> EpisodeRule:
+    """The AF episode rule: ``settings.af_rule``, with the durations (``min_on_s``,
+    ``min_off_s``) of the AF model's ``alert_rule`` when its file carries one, since they
+    were chosen together with its thresholds (``benchmarks/select_af_rule.py``)."""
+    if af_model is None or af_model.alert_rule is None:
+        return settings.af_rule
+    rule = af_model.alert_rule
+    return replace(settings.af_rule, min_on_s=rule["min_on_s"], min_off_s=rule["min_off_s"])
+
+
 @dataclass(frozen=True)
 class Beat:
     """One classified beat: R peak (sample, seconds), label, probabilities, quality."""
@@ -112,7 +123,9 @@ class StreamDetector:
     af_model : AFModel, optional
         A trained AF model over the last RR intervals (:mod:`medseq.monitoring.af_model`):
         its probability, against its own ``threshold_on`` / ``threshold_off``, is the AF
-        evidence instead of the RR-irregularity share (``af_on`` / ``af_off``).
+        evidence instead of the RR-irregularity share (``af_on`` / ``af_off``). When the
+        model file carries an ``alert_rule`` (the durations chosen with its thresholds), its
+        ``min_on_s`` / ``min_off_s`` replace those of ``settings.af_rule``.
     """
 
     def __init__(
@@ -138,11 +151,15 @@ class StreamDetector:
             c: EpisodeTracker(EpisodeRule(f"{c} run", s.run_min_beats, s.run_off_beats))
             for c in s.run_classes
         }
-        self.af = EpisodeTracker(s.af_rule)
+        self.af = EpisodeTracker(af_episode_rule(s, af_model))
         self.irregularity = RRIrregularity(s.af_intervals)
         self.af_model = af_model
+        self.atrial: AtrialActivity | None = None
         if af_model is not None:
             af_model.reset()
+            if af_model.needs_atrial:
+                self.atrial = AtrialActivity(fs_hz)
+        self._p_corr: dict[int, float] = {}  # P-wave correlation per R peak, until released
         self.next_sample = 0
         self._started = False
         self._last_finite = 0.0
@@ -169,6 +186,9 @@ class StreamDetector:
         out.quality += changes
         filled = self._hold_finite(x)
         peaks = self.qrs.push(filled)
+        if self.atrial is not None:
+            values = self.atrial.push(filled, start, peaks)
+            self._p_corr.update(zip(peaks.tolist(), values.tolist(), strict=True))
         positions, features = self.features.push(filled, start, peaks)
         probabilities = self.classifier.push(features)
         for p, prob in zip(positions, probabilities, strict=True):
@@ -218,6 +238,9 @@ class StreamDetector:
 
     def _episodes(self, beat: Beat) -> list[Alert]:
         alerts: list[Alert] = []
+        p_corr = self._p_corr.pop(beat.sample, float("nan"))
+        if len(self._p_corr) > 64:  # peaks never released as beats (cut by a gap)
+            self._p_corr = {k: v for k, v in self._p_corr.items() if k > beat.sample}
         trackers = [*self.runs.values(), self.af]
         if beat.quality != "good":
             if not self._suppressed:
@@ -231,17 +254,18 @@ class StreamDetector:
             if (alert := tracker.update(beat.time_s, beat.label == name)) is not None:
                 alerts.append(alert)
         if self._prev_beat is not None:
-            evidence = self._af_evidence((beat.sample - self._prev_beat) / self.fs_hz)
+            evidence = self._af_evidence((beat.sample - self._prev_beat) / self.fs_hz, p_corr)
             alert = None if evidence is None else self.af.update(beat.time_s, evidence)
             if alert is not None:
                 alerts.append(alert)
         self._prev_beat = beat.sample
         return alerts
 
-    def _af_evidence(self, rr_s: float) -> bool | None:
-        """Whether the last RR intervals look like AF (None until there are enough)."""
+    def _af_evidence(self, rr_s: float, p_corr: float) -> bool | None:
+        """Whether the last RR intervals (and, format 3, P waves) look like AF (None until
+        there are enough)."""
         if self.af_model is not None:
-            p = self.af_model.update(rr_s)
+            p = self.af_model.update(rr_s, p_corr)
             if p is None:
                 return None
             m = self.af_model

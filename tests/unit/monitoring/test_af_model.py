@@ -138,3 +138,65 @@ def test_format_1_files_are_still_read_and_bad_ectopy_settings_refused():
         AFModel({**old, "format": FORMAT})
     with pytest.raises(ValueError, match="ectopy"):
         AFModel({**_state(), "ectopy": {"short": 1.2, "long": 1.1}})
+
+
+def test_the_alert_rule_travels_with_the_model_and_replaces_the_settings_durations():
+    from medseq.monitoring.detector import MonitorSettings, af_episode_rule
+
+    settings = MonitorSettings()
+    assert af_episode_rule(settings, AFModel(_state())) == settings.af_rule  # no alert_rule
+    model = AFModel({**_state(), "alert_rule": {"min_on_s": 15, "min_off_s": 10.0}})
+    assert model.alert_rule == {"min_on_s": 15.0, "min_off_s": 10.0}
+    rule = af_episode_rule(settings, model)
+    assert (rule.min_on_s, rule.min_off_s) == (15.0, 10.0)
+    assert (rule.name, rule.min_on_beats) == (settings.af_rule.name, settings.af_rule.min_on_beats)
+    assert AFModel(model.state_dict()).alert_rule == model.alert_rule  # JSON round trip
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [
+        {"min_on_s": 15},
+        {"min_on_s": -1, "min_off_s": 10},
+        {"min_on_s": "15", "min_off_s": 10},
+        {"min_on_s": 15, "min_off_s": 10, "extra": 1},
+        [15, 10],
+    ],
+)
+def test_a_bad_alert_rule_is_refused_with_a_sentence(rule):
+    with pytest.raises(ValueError, match="alert_rule"):
+        AFModel({**_state(), "alert_rule": rule})
+
+
+def test_format_3_reads_atrial_activity_and_streams_as_its_windows(mitdb):
+    from medseq.monitoring.af_model import ATRIAL_FEATURES, FEATURES_BY_FORMAT, window_features
+    from medseq.monitoring.atrial import AtrialActivity
+
+    names = FEATURES_BY_FORMAT["medseq.af_rr/3"]
+    assert names[-2:] == ATRIAL_FEATURES and len(names) == len(FEATURES) + 2
+    coef = np.zeros(len(names))
+    coef[names.index("p_corr_median")] = -3.0  # AF when no P wave, a hand-set model
+    zeros, ones = [0.0] * len(names), [1.0] * len(names)
+    state = {**_state(), "format": "medseq.af_rr/3", "features": list(names),
+             "mean": zeros, "scale": ones, "coef": coef.tolist()}  # fmt: skip
+    model = AFModel({**state, "intercept": 1.0})
+    assert model.needs_atrial and not AFModel(_state()).needs_atrial
+
+    def stream(name: str) -> tuple[list, np.ndarray]:
+        rec = mitdb(name)
+        x = rec.samples[: round(120 * rec.fs_hz)]
+        peaks = StreamingQRSDetector(rec.fs_hz).push(x)
+        rr, pc = np.diff(peaks) / rec.fs_hz, AtrialActivity(rec.fs_hz).push(x, 0, peaks)[1:]
+        model.reset()
+        streamed = [model.update(float(r), float(c)) for r, c in zip(rr, pc, strict=True)]
+        return streamed, model.predict_proba(model.features(rr, pc))
+
+    streamed, af = stream("201")  # AF
+    np.testing.assert_allclose(np.array(streamed[23:], float), af, atol=1e-12)
+    _, sinus = stream("100")
+    assert np.median(af) > np.median(sinus) + 0.3  # no P waves in AF: higher P(AF)
+    rr = np.full(30, 0.8)
+    with pytest.raises(ValueError, match="p_corr"):
+        window_features(rr[:24], "medseq.af_rr/3")
+    with pytest.raises(ValueError, match="features"):
+        AFModel({**state, "features": list(FEATURES)})
