@@ -75,7 +75,7 @@ def _build() -> tuple[ModuleType | None, str]:
             name=EXTENSION_NAME,
             sources=[str(SOURCE)],
             build_directory=str(folder),
-            extra_cflags=["-O3"],
+            extra_cflags=["-O3", "-fno-trapping-math"],  # lets the gate loops vectorise
             verbose=False,
         )
     except Exception as err:  # a missing compiler raises RuntimeError, OSError, ...
