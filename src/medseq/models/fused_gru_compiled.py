@@ -8,7 +8,7 @@ and backward; the equations are those of :mod:`medseq.models.fused_gru`.
 
 The extension is compiled by :func:`torch.utils.cpp_extension.load` (JIT: a C++ compiler and
 ``ninja`` are needed; the first build takes 1-2 minutes and is cached, keyed on the source,
-under ``$MEDSEQ_CACHE/torch_ext`` (default ``~/.cache/medseq/torch_ext``). :func:`load_kernel`
+under ``~/.cache/medseq/torch_ext`` (or ``$TORCH_EXTENSIONS_DIR``)). :func:`load_kernel`
 builds it lazily, once per process, and logs when it starts and ends. When the build fails,
 or ``MEDSEQ_FUSED_GRU_NO_COMPILE=1``, it returns None after ONE warning naming the reason,
 and the callers keep the Python fused path.
@@ -43,12 +43,16 @@ class CompiledKernelUnavailable(RuntimeError):
 
 
 def build_dir() -> Path:
-    """Where the extension is built: ``$MEDSEQ_CACHE/torch_ext``, else the user cache."""
-    root = os.environ.get("MEDSEQ_CACHE", "").strip()
-    if not root or root.lower() in ("none", "off", "0"):
-        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        root = str(Path(base) / "medseq")
-    return Path(root).expanduser() / "torch_ext"
+    """Where the extension is built: ``$TORCH_EXTENSIONS_DIR``, else the user cache.
+
+    Not ``$MEDSEQ_CACHE`` (a data cache, which the tests point at a fresh folder): a build
+    is keyed on the source and flags, so one folder per user serves every run.
+    """
+    root = os.environ.get("TORCH_EXTENSIONS_DIR", "").strip()
+    if root:
+        return Path(root).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "medseq" / "torch_ext"
 
 
 def _no_compile() -> bool:

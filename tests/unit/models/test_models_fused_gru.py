@@ -218,7 +218,7 @@ def test_build_failure_warns_with_compiler_error(monkeypatch, tmp_path):
     broken.write_text("#include <torch/extension.h>\nint f() { return not_declared_here; }\n")
     monkeypatch.setattr(fused_gru_compiled, "SOURCE", broken)
     monkeypatch.setattr(fused_gru_compiled, "EXTENSION_NAME", "medseq_fused_gru_broken")
-    monkeypatch.setenv("MEDSEQ_CACHE", str(tmp_path))
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.delenv(fused_gru_compiled.NO_COMPILE_ENV, raising=False)
     fused_gru_compiled.reset()
     try:
