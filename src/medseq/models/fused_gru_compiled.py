@@ -161,3 +161,29 @@ class CompiledGRULayer(torch.autograd.Function):
             grad_out, grad_hn, gates, n, states, weight_hh
         )
         return grad_gi, grad_h0, grad_w, grad_b if ctx.has_bias else None
+
+
+class CompiledGRUDRecurrence(torch.autograd.Function):
+    """``apply(gi, gamma, weight_hh, bias_hh) -> outputs (T, B, H)``: GRU-D's hidden loop.
+
+    The same contract as :class:`medseq.models.grud_recurrence.GRUDRecurrence` (a GRU step
+    on the decayed state ``gamma_t * h_{t-1}``, ``h_{-1} = 0``), compiled like
+    :class:`CompiledGRULayer`.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, gi: Tensor, gamma: Tensor, weight_hh: Tensor, bias_hh: Tensor) -> Tensor:
+        kernel = load_kernel(required=True)
+        assert kernel is not None  # for mypy: required=True raises instead
+        gamma = gamma.contiguous()
+        gates, n, h_dec, out = kernel.grud_forward(gi.contiguous(), gamma, weight_hh, bias_hh)
+        ctx.save_for_backward(gates, n, h_dec, out, gamma, weight_hh)
+        return out
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad_out: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        kernel = load_kernel(required=True)
+        assert kernel is not None
+        grads = kernel.grud_backward(grad_out.contiguous(), *ctx.saved_tensors)
+        return tuple(grads)  # type: ignore[return-value]

@@ -147,6 +147,21 @@ ALWAYS_INLINE void backward_gates(const scalar_t* __restrict__ gates,
   }
 }
 
+// GRU-D's backward, after dbar = dL/dh~_t is complete: h~_t = gamma_t * h_{t-1}, so
+// dL/dgamma_t = dbar * h_{t-1} and dL/dh_{t-1} = dout_{t-1} + gamma_t * dbar.
+template <typename scalar_t>
+ALWAYS_INLINE void decay_backward(const scalar_t* __restrict__ dbar,
+                                  const scalar_t* __restrict__ gamma,
+                                  const scalar_t* __restrict__ h_prev,
+                                  const scalar_t* __restrict__ grad_prev,
+                                  scalar_t* __restrict__ dgamma, scalar_t* __restrict__ dh_prev,
+                                  int64_t size) {
+  for (int64_t i = 0; i < size; ++i) {
+    dgamma[i] = dbar[i] * h_prev[i];
+    dh_prev[i] = grad_prev[i] + gamma[i] * dbar[i];
+  }
+}
+
 // The entry points, compiled twice (AVX2 + FMA, and the baseline) with the one that fits the
 // CPU picked when the library loads: the build stays portable across the machines sharing a
 // cache, and the float32 loops run 8 wide where they can.
@@ -165,10 +180,15 @@ struct Loops;
                            int64_t hidden) {                                                   \
     backward_gates<T>(gates, n, h_prev, dh, grad_prev, dgh, dgi, dh_prev, batch, hidden);      \
   }                                                                                            \
+  CLONES void decay_backward_##T(const T* dbar, const T* gamma, const T* h_prev,              \
+                                 const T* grad_prev, T* dgamma, T* dh_prev, int64_t size) {    \
+    decay_backward<T>(dbar, gamma, h_prev, grad_prev, dgamma, dh_prev, size);                  \
+  }                                                                                            \
   template <>                                                                                  \
   struct Loops<T> {                                                                            \
     static constexpr auto forward = &forward_##T;                                              \
     static constexpr auto backward = &backward_##T;                                            \
+    static constexpr auto decay_backward = &decay_backward_##T;                                \
   };
 
 DEFINE_LOOPS(float)
@@ -260,7 +280,100 @@ std::vector<at::Tensor> gru_backward(const at::Tensor& grad_out,
   return {dgi, dh[n_steps % 2].clone(), grad_weight, grad_bias};
 }
 
+// GRU-D's hidden loop (medseq.models.grud_recurrence): a GRU step on the decayed state
+// h~_t = gamma_t * h_{t-1}, h_{-1} = 0. gi (T, B, 3H), gamma (T, B, H) contiguous.
+// Returns gates (T, B, 3H) = [r, z, g_n], n, h_dec = h~ and out = h (each (T, B, H)).
+std::vector<at::Tensor> grud_forward(const at::Tensor& gi, const at::Tensor& gamma,
+                                     const at::Tensor& weight_hh, const at::Tensor& bias_hh) {
+  const auto dtype = gi.scalar_type();
+  check_cpu(gi, "gi", dtype);
+  check_cpu(gamma, "gamma", dtype);
+  const int64_t n_steps = gamma.size(0), batch = gamma.size(1), hidden = gamma.size(2);
+  TORCH_CHECK(n_steps > 0 && gi.sizes() == at::IntArrayRef({n_steps, batch, 3 * hidden}),
+              "fused_gru_step: gi must be (T, B, 3H) with gamma (T, B, H), got ", gi.sizes(),
+              " and ", gamma.sizes());
+  auto gates = at::empty_like(gi);
+  auto n = at::empty_like(gamma);
+  auto h_dec = at::empty_like(gamma);
+  auto out = at::empty_like(gamma);
+  const auto weight_t = weight_hh.t();
+  const auto bias = bias_hh.contiguous();
+  auto gates_t = gates.unbind(0);
+  auto h_dec_t = h_dec.unbind(0);
+  const int64_t plane = batch * hidden;
+  AT_DISPATCH_FLOATING_TYPES(dtype, "grud_forward", [&] {
+    const scalar_t* gi_p = gi.data_ptr<scalar_t>();
+    const scalar_t* gamma_p = gamma.data_ptr<scalar_t>();
+    scalar_t* hd_p = h_dec.data_ptr<scalar_t>();
+    scalar_t* out_p = out.data_ptr<scalar_t>();
+    for (int64_t t = 0; t < n_steps; ++t) {
+      scalar_t* hd = hd_p + t * plane;
+      if (t == 0) {
+        std::fill(hd, hd + plane, scalar_t(0));
+      } else {
+        const scalar_t* g = gamma_p + t * plane;
+        const scalar_t* h = out_p + (t - 1) * plane;
+        for (int64_t i = 0; i < plane; ++i) hd[i] = g[i] * h[i];
+      }
+      at::mm_out(gates_t[t], h_dec_t[t], weight_t);
+      Loops<scalar_t>::forward(gi_p + t * 3 * plane, gates_t[t].data_ptr<scalar_t>(),
+                               bias.data_ptr<scalar_t>(), hd, n.data_ptr<scalar_t>() + t * plane,
+                               out_p + t * plane, batch, hidden);
+    }
+  });
+  return {gates, n, h_dec, out};
+}
+
+// Gradients of gi (T, B, 3H), gamma (T, B, H), weight_hh (3H, H) and bias_hh (3H) from that
+// of the outputs (T, B, H).
+std::vector<at::Tensor> grud_backward(const at::Tensor& grad_out, const at::Tensor& gates,
+                                      const at::Tensor& n, const at::Tensor& h_dec,
+                                      const at::Tensor& out, const at::Tensor& gamma,
+                                      const at::Tensor& weight_hh) {
+  const auto dtype = gates.scalar_type();
+  check_cpu(grad_out, "grad_out", dtype);
+  check_cpu(gamma, "gamma", dtype);
+  const int64_t n_steps = gamma.size(0), batch = gamma.size(1), hidden = gamma.size(2);
+  const int64_t plane = batch * hidden;
+  auto dgh = at::empty_like(gates);
+  auto dgi = at::empty_like(gates);
+  auto dgamma = at::empty_like(gamma);
+  auto dh = grad_out.select(0, n_steps - 1).clone();  // total gradient of h_t
+  auto dbar = at::empty({batch, hidden}, gates.options());  // gradient of h~_t
+  const auto zeros = at::zeros({batch, hidden}, gates.options());
+  auto dgh_t = dgh.unbind(0);
+  AT_DISPATCH_FLOATING_TYPES(dtype, "grud_backward", [&] {
+    const scalar_t* gates_p = gates.data_ptr<scalar_t>();
+    const scalar_t* n_p = n.data_ptr<scalar_t>();
+    const scalar_t* hd_p = h_dec.data_ptr<scalar_t>();
+    const scalar_t* out_p = out.data_ptr<scalar_t>();
+    const scalar_t* gamma_p = gamma.data_ptr<scalar_t>();
+    const scalar_t* grad_p = grad_out.data_ptr<scalar_t>();
+    const scalar_t* zeros_p = zeros.data_ptr<scalar_t>();
+    scalar_t* dh_p = dh.data_ptr<scalar_t>();
+    scalar_t* dbar_p = dbar.data_ptr<scalar_t>();
+    scalar_t* dgamma_p = dgamma.data_ptr<scalar_t>();
+    for (int64_t t = n_steps - 1; t >= 0; --t) {
+      Loops<scalar_t>::backward(gates_p + t * 3 * plane, n_p + t * plane, hd_p + t * plane, dh_p,
+                                zeros_p, dgh_t[t].data_ptr<scalar_t>(),
+                                dgi.data_ptr<scalar_t>() + t * 3 * plane, dbar_p, batch, hidden);
+      dbar.addmm_(dgh_t[t], weight_hh);  // dL/dh~_t = dh_t * z_t + dg_t W_hh
+      // dh becomes the total gradient of h_{t-1}; at t = 0 (h_{-1} = 0) only dgamma matters
+      Loops<scalar_t>::decay_backward(dbar_p, gamma_p + t * plane,
+                                      t > 0 ? out_p + (t - 1) * plane : zeros_p,
+                                      t > 0 ? grad_p + (t - 1) * plane : zeros_p,
+                                      dgamma_p + t * plane, dh_p, plane);
+    }
+  });
+  const auto flat = dgh.view({n_steps * batch, 3 * hidden});
+  auto grad_weight = at::mm(flat.t(), h_dec.view({n_steps * batch, hidden}));
+  auto grad_bias = flat.sum(0);
+  return {dgi, dgamma, grad_weight, grad_bias};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("gru_forward", &gru_forward, "GRU layer recurrence, forward (gates, n, states)");
   m.def("gru_backward", &gru_backward, "GRU layer recurrence, backward (dgi, dh0, dW_hh, db_hh)");
+  m.def("grud_forward", &grud_forward, "GRU-D hidden loop, forward (gates, n, h_dec, out)");
+  m.def("grud_backward", &grud_backward, "GRU-D hidden loop, backward (dgi, dgamma, dW, db)");
 }
