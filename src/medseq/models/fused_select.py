@@ -16,7 +16,8 @@ Both ``"auto"`` and ``"on"`` run the recurrence through the compiled C++ kernel
 (:mod:`medseq.models.fused_gru_compiled`, built once on first use, 1-2 min) on CPU in
 float32/float64, and through the Python kernel of :mod:`medseq.models.fused_gru` elsewhere,
 when the build fails (one warning names the compiler error) or when
-``MEDSEQ_FUSED_GRU_NO_COMPILE=1``.
+``MEDSEQ_FUSED_GRU_NO_COMPILE=1``. GRU-D's hidden loop (:mod:`medseq.models.grud_recurrence`)
+takes the compiled kernel under the same two modes, and its Python loop under ``"off"``.
 
 Inference (no gradient), tracing, ``torch.compile`` and ONNX export always use ``nn.GRU``,
 so exported graphs and served predictions never depend on the switch.
