@@ -186,4 +186,4 @@ class CompiledGRUDRecurrence(torch.autograd.Function):
         kernel = load_kernel(required=True)
         assert kernel is not None
         grads = kernel.grud_backward(grad_out.contiguous(), *ctx.saved_tensors)
-        return tuple(grads)  # type: ignore[return-value]
+        return tuple(grads)
