@@ -9,7 +9,8 @@ and backward; the equations are those of :mod:`medseq.models.fused_gru`.
 The extension is compiled by :func:`torch.utils.cpp_extension.load` (JIT: a C++ compiler and
 ``ninja`` are needed; the first build takes 1-2 minutes and is cached, keyed on the source,
 under ``~/.cache/medseq/torch_ext`` (or ``$TORCH_EXTENSIONS_DIR``)). :func:`load_kernel`
-builds it lazily, once per process, and logs when it starts and ends. When the build fails,
+builds it lazily, once per process, and logs when it starts, every 20 s while it runs, and
+when it ends. When the build fails,
 or ``MEDSEQ_FUSED_GRU_NO_COMPILE=1``, it returns None after ONE warning naming the reason,
 and the callers keep the Python fused path.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -73,6 +75,8 @@ def _build() -> tuple[ModuleType | None, str]:
         folder,
     )
     start = time.perf_counter()
+    done = threading.Event()
+    threading.Thread(target=_progress, args=(done, start), daemon=True).start()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         module = cpp_extension.load(
@@ -85,8 +89,16 @@ def _build() -> tuple[ModuleType | None, str]:
     except Exception as err:  # a missing compiler raises RuntimeError, OSError, ...
         reason = " ".join(str(err).split())[-600:] or type(err).__name__
         return None, f"{type(err).__name__}: {reason}"
+    finally:
+        done.set()
     logger.info("fused GRU: compiled kernel ready in %.1f s", time.perf_counter() - start)
     return module, ""
+
+
+def _progress(done: threading.Event, start: float, every_s: float = 20.0) -> None:
+    """Log a progress note every ``every_s`` seconds while the build runs (it is silent)."""
+    while not done.wait(every_s):
+        logger.info("fused GRU: still compiling (%.0f s so far)", time.perf_counter() - start)
 
 
 def load_kernel(required: bool = False) -> ModuleType | None:
