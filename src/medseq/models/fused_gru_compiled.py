@@ -10,9 +10,8 @@ The extension is compiled by :func:`torch.utils.cpp_extension.load` (JIT: a C++ 
 ``ninja`` are needed; the first build takes 1-2 minutes and is cached, keyed on the source,
 under ``~/.cache/medseq/torch_ext`` (or ``$TORCH_EXTENSIONS_DIR``)). :func:`load_kernel`
 builds it lazily, once per process, and logs when it starts, every 20 s while it runs, and
-when it ends. When the build fails,
-or ``MEDSEQ_FUSED_GRU_NO_COMPILE=1``, it returns None after ONE warning naming the reason,
-and the callers keep the Python fused path.
+when it ends. When the build fails, or ``MEDSEQ_FUSED_GRU_NO_COMPILE=1``, it returns None
+after ONE warning naming the reason, and the callers keep the Python fused path.
 """
 
 from __future__ import annotations
