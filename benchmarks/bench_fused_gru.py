@@ -1,18 +1,20 @@
 # ruff: noqa: E501  (the markdown tables of the report are long lines)
-"""Fused GRU training path vs ``nn.GRU``: forward + backward, interleaved in one process.
+"""Fused GRU training path (Python and compiled kernels) vs ``nn.GRU``, interleaved in one process.
 
 Two cases per hidden size (16, the default model's, and 64, 128, 256), at ``bench_training.py``'s shapes (batch 64,
 T = 48, input 111 = 37 PhysioNet 2012 variables with mask and Δt; random values, which do
 not change the work of a recurrence):
 
 * ``layer``: one ``nn.GRU`` layer, ``out[:, -1].sum().backward()`` (what last-step pooling
-  asks of it), through ``nn.GRU`` or :func:`medseq.models.fused_gru.fused_gru`;
+  asks of it), through ``nn.GRU`` or :func:`medseq.models.fused_gru.fused_gru` with
+  ``kernel="python"`` (the Python loop) or ``"compiled"`` (``csrc/fused_gru_step.cpp``);
 * ``train step``: a ``SequenceClassifier`` (GRU, last-step pooling, input ``[values; mask;
-  Δt]``) forward + BCE backward + Adam step, with ``fused_gru_mode("off")`` or ``("on")``.
+  Δt]``) forward + BCE backward + Adam step, with ``fused_gru_mode("off")`` or ``("on")``, the
+  latter once with ``MEDSEQ_FUSED_GRU_NO_COMPILE=1`` (Python kernel) and once without.
 
-The two implementations alternate call by call (``A B B A A B ...``) within every round, so
+The three implementations alternate call by call (``A B C C B A ...``) within every round, so
 that the load of other jobs on a shared machine falls on both alike; the result is the
-**ratio** ``nn.GRU time / fused time`` of the median step, in wall time and in CPU time
+**ratio** ``nn.GRU time / fused time`` of the median step (and compiled vs Python), in wall time and in CPU time
 (``time.process_time``; other jobs on the core inflate wall time, and CPU time less so).
 The load average is read before and after. Writes ``benchmarks/results/fused_gru.md``; a
 hand-written part below the line ``<!-- notes -->`` of an existing file is kept.
@@ -23,11 +25,12 @@ hand-written part below the line ``<!-- notes -->`` of an existing file is kept.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -39,13 +42,13 @@ sys.path.insert(0, str(HERE))
 
 from benchkit.machine import facts_markdown, machine_facts  # noqa: E402
 
-from medseq.models import ModelConfig, build_model  # noqa: E402
+from medseq.models import ModelConfig, build_model, fused_gru_compiled  # noqa: E402
 from medseq.models.fused_gru import fused_gru  # noqa: E402
 from medseq.models.fused_select import fused_gru_mode  # noqa: E402
 
 BATCH, STEPS, N_VARS = 64, 48, 37  # as bench_training.py on PhysioNet 2012 set A
 INPUT = 3 * N_VARS  # values, mask, Δt
-IMPLS = ("nn.GRU", "fused")
+IMPLS = ("nn.GRU", "fused", "compiled")  # fused: the Python kernel
 NOTES = "<!-- notes -->"  # what follows this line in the results file is hand-written, kept
 
 
@@ -59,9 +62,30 @@ def layer_steps(hidden: int) -> dict[str, Callable[[], None]]:
         gru(x)[0][:, -1].sum().backward()
 
     def fused() -> None:
-        fused_gru(gru, x)[0][:, -1].sum().backward()
+        fused_gru(gru, x, kernel="python")[0][:, -1].sum().backward()
 
-    return {"nn.GRU": plain, "fused": fused}
+    def compiled() -> None:
+        fused_gru(gru, x, kernel="compiled")[0][:, -1].sum().backward()
+
+    return {"nn.GRU": plain, "fused": fused, "compiled": compiled}
+
+
+@contextlib.contextmanager
+def _python_kernel(active: bool) -> Iterator[None]:
+    """Inside: "on"/"auto" see no compiled kernel, as with ``MEDSEQ_FUSED_GRU_NO_COMPILE=1``.
+
+    (The environment variable is read once per process, when the kernel is built; patching
+    the loader lets the two kernels alternate call by call without rebuilding.)
+    """
+    if not active:
+        yield
+        return
+    real = fused_gru_compiled.load_kernel
+    fused_gru_compiled.load_kernel = lambda required=False: None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        fused_gru_compiled.load_kernel = real
 
 
 def train_steps(hidden: int) -> dict[str, Callable[[], None]]:
@@ -80,17 +104,21 @@ def train_steps(hidden: int) -> dict[str, Callable[[], None]]:
     y = (torch.rand(BATCH) < 0.15).float()
     loss_fn = nn.BCEWithLogitsLoss()
 
-    def step(mode: str) -> None:
+    def step(mode: str, compile_: bool = True) -> None:
         optimizer.zero_grad(set_to_none=True)
-        with fused_gru_mode(mode):
+        with fused_gru_mode(mode), _python_kernel(not compile_):
             loss_fn(model(**batch).squeeze(1), y).backward()
         optimizer.step()
 
-    return {"nn.GRU": lambda: step("off"), "fused": lambda: step("on")}
+    return {
+        "nn.GRU": lambda: step("off"),
+        "fused": lambda: step("on", compile_=False),
+        "compiled": lambda: step("on"),
+    }
 
 
 def interleaved(fns: dict[str, Callable[[], None]], reps: int, first: int) -> dict[str, dict]:
-    """Time ``reps`` calls of each, alternating ``A B B A ...``; median wall and CPU seconds."""
+    """Time ``reps`` calls of each, alternating ``A B C C B A ...``; median wall and CPU seconds."""
     for fn in fns.values():  # warm-up
         fn()
         fn()
@@ -115,10 +143,15 @@ def collect(args: argparse.Namespace) -> list[dict]:
                 got = interleaved(make(hidden), args.reps, first=r % 2)
                 rows.append({"round": r, "case": case, "hidden": hidden, **{
                     f"{impl}_{k}": got[impl][k] for impl in IMPLS for k in ("wall", "cpu")}})  # fmt: skip
-                print(f"round {r + 1}/{args.rounds} {case} {hidden}: "
-                      f"wall ratio {got['nn.GRU']['wall'] / got['fused']['wall']:.2f}, "
-                      f"cpu ratio {got['nn.GRU']['cpu'] / got['fused']['cpu']:.2f}", flush=True)  # fmt: skip
+                print(f"round {r + 1}/{args.rounds} {case} {hidden}: cpu ratio "
+                      f"python {got['nn.GRU']['cpu'] / got['fused']['cpu']:.2f}, "
+                      f"compiled {got['nn.GRU']['cpu'] / got['compiled']['cpu']:.2f}", flush=True)  # fmt: skip
     return rows
+
+
+def _ratios(rows: list[dict], impl: str, kind: str) -> list[float]:
+    """Per-round ``nn.GRU time / impl time`` (``kind``: ``wall`` or ``cpu``)."""
+    return [r[f"nn.GRU_{kind}"] / r[f"{impl}_{kind}"] for r in rows]
 
 
 def report(rows: list[dict], args: argparse.Namespace, meta: dict) -> str:
@@ -131,26 +164,30 @@ def report(rows: list[dict], args: argparse.Namespace, meta: dict) -> str:
         "",
         f"Batch {BATCH}, T = {STEPS}, input {INPUT}, float32. `layer`: one GRU layer, forward + "
         "backward of the last step's output. `train step`: `SequenceClassifier` (GRU, last-step "
-        "pooling) forward + BCE backward + Adam step, `fused_gru_mode('off')` vs `('on')`. The two "
+        "pooling) forward + BCE backward + Adam step, `fused_gru_mode('off')` vs `('on')`. `fused`: "
+        "the Python kernel of the fused path, `compiled`: the C++ kernel (`csrc/fused_gru_step.cpp`). "
+        "The three "
         f"implementations alternate call by call, {args.reps} calls each per round, {args.rounds} "
         "rounds; per round the median call; below the median over rounds (min–max of the "
-        "per-round ratios in brackets). **Speed-up = nn.GRU time / fused time** (> 1: the fused "
-        "path is faster).",
+        "per-round ratios in brackets). **Speed-up = nn.GRU time / fused (or compiled) time** (> 1: "
+        "faster than nn.GRU).",
         "",
-        "| case | hidden | nn.GRU ms (wall / CPU) | fused ms (wall / CPU) | speed-up, wall | speed-up, CPU time |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| case | hidden | nn.GRU ms (wall / CPU) | fused ms (wall / CPU) | compiled ms (wall / CPU) "
+        "| fused speed-up, wall / CPU | compiled speed-up, wall | compiled speed-up, CPU time |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for case in dict.fromkeys(r["case"] for r in rows):
         for hidden in dict.fromkeys(r["hidden"] for r in rows):
             sel = [r for r in rows if r["case"] == case and r["hidden"] == hidden]
             med = {k: statistics.median(r[k] for r in sel) * 1e3 for k in sel[0] if "_" in k}
-            ratios = {k: [r[f"nn.GRU_{k}"] / r[f"fused_{k}"] for r in sel] for k in ("wall", "cpu")}
+            fused = [statistics.median(_ratios(sel, "fused", k)) for k in ("wall", "cpu")]
             cells = [
                 f"**{statistics.median(v):.2f}×** ({min(v):.2f}–{max(v):.2f})"
-                for v in ratios.values()
+                for v in (_ratios(sel, "compiled", "wall"), _ratios(sel, "compiled", "cpu"))
             ]
-            lines.append(f"| {case} | {hidden} | {med['nn.GRU_wall']:.1f} / {med['nn.GRU_cpu']:.1f} "
-                         f"| {med['fused_wall']:.1f} / {med['fused_cpu']:.1f} | {cells[0]} | {cells[1]} |")  # fmt: skip
+            ms = " | ".join(f"{med[f'{i}_wall']:.1f} / {med[f'{i}_cpu']:.1f}" for i in IMPLS)
+            lines.append(f"| {case} | {hidden} | {ms} | {fused[0]:.2f}× / {fused[1]:.2f}× "
+                         f"| {cells[0]} | {cells[1]} |")  # fmt: skip
     lines += ["", *facts_markdown(machine_facts(["numpy", "torch"]))]
     return "\n".join(lines) + "\n"
 

@@ -33,6 +33,12 @@ Parameters are read from an ``nn.GRU`` module (``weight_ih_l{k}[_reverse]``, ...
 fused path changes neither the parameters nor the ``state_dict``; it is a different way of
 computing ``module(x, h0)``, equal to float32 tolerance (the order of float sums differs).
 Where it is used is decided by :mod:`medseq.models.fused_select`.
+
+Two implementations of the recurrence compute the same function: the Python loop below
+(:class:`FusedGRULayer`) and a compiled C++ one (:class:`~medseq.models.fused_gru_compiled.
+CompiledGRULayer`, built on first use), which does a step as one matrix product and one
+plain loop over the ``B x H`` elements. ``kernel="auto"`` takes the compiled one on CPU in
+float32/float64 when it builds, else the Python one (after one warning naming the reason).
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
+
+from medseq.models import fused_gru_compiled
+from medseq.models.fused_gru_compiled import KERNELS, CompiledGRULayer
 
 
 def _forward_saving(gi: Tensor, h0: Tensor, weight_hh: Tensor, bias_hh: Tensor | None) -> dict:
@@ -159,8 +168,25 @@ class FusedGRULayer(torch.autograd.Function):
         return grad_gi, grad_h0, grad_w, grad_b if ctx.has_bias else None
 
 
+def _layer_function(kernel: str, gi: Tensor) -> type[torch.autograd.Function]:
+    """The autograd Function that runs the recurrence for ``kernel`` on ``gi``."""
+    if kernel == "python":
+        return FusedGRULayer
+    if kernel == "compiled":
+        if not fused_gru_compiled.supports(gi):
+            raise ValueError(
+                "fused_gru: kernel='compiled' runs on the CPU in float32 or float64, got "
+                f"{gi.device.type} {gi.dtype}; use kernel='auto' or 'python'"
+            )
+        fused_gru_compiled.load_kernel(required=True)
+        return CompiledGRULayer
+    if fused_gru_compiled.supports(gi) and fused_gru_compiled.load_kernel() is not None:
+        return CompiledGRULayer
+    return FusedGRULayer
+
+
 def _direction(
-    module: nn.GRU, x: Tensor, h0: Tensor, suffix: str, reverse: bool
+    module: nn.GRU, x: Tensor, h0: Tensor, suffix: str, reverse: bool, kernel: str
 ) -> tuple[Tensor, Tensor]:
     """One layer and direction over time-major ``x`` ``(T, B, I)``: ``(T, B, H)``, ``(B, H)``."""
     n_steps, batch, _ = x.shape
@@ -172,7 +198,8 @@ def _direction(
     if reverse:
         gi = gi.flip(0)
     bias_hh = getattr(module, "bias_hh" + suffix) if module.bias else None
-    out, h_n = FusedGRULayer.apply(gi, h0, getattr(module, "weight_hh" + suffix), bias_hh)
+    layer = _layer_function(kernel, gi)
+    out, h_n = layer.apply(gi, h0, getattr(module, "weight_hh" + suffix), bias_hh)
     return (out.flip(0) if reverse else out), h_n
 
 
@@ -184,7 +211,9 @@ def check_fusable(module: nn.Module) -> None:
         raise ValueError(f"fused_gru: nn.GRU has no proj_size, got {module.proj_size!r}")
 
 
-def fused_gru(module: nn.GRU, x: Tensor, h0: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def fused_gru(
+    module: nn.GRU, x: Tensor, h0: Tensor | None = None, kernel: str = "auto"
+) -> tuple[Tensor, Tensor]:
     """``module(x, h0)`` computed by the fused path: same outputs and gradients.
 
     Parameters
@@ -194,6 +223,10 @@ def fused_gru(module: nn.GRU, x: Tensor, h0: Tensor | None = None) -> tuple[Tens
         (inter-layer dropout applies in training mode, as in ``nn.GRU``).
     x : Tensor of shape (B, T, I) if ``batch_first`` else (T, B, I)
     h0 : Tensor of shape (L * D, B, H), or None for zeros
+    kernel : {"auto", "python", "compiled"}, default="auto"
+        Which recurrence: ``"compiled"`` the C++ one (raises when it cannot be built or the
+        input is not CPU float32/float64), ``"python"`` the Python loop, ``"auto"`` the
+        compiled one where it builds and applies, else the Python one.
 
     Returns
     -------
@@ -209,6 +242,8 @@ def fused_gru(module: nn.GRU, x: Tensor, h0: Tensor | None = None) -> tuple[Tens
     (True, (4, 4, 5))
     """
     check_fusable(module)
+    if kernel not in KERNELS:
+        raise ValueError(f"fused_gru: kernel must be one of {KERNELS}, got {kernel!r}")
     if x.dim() != 3 or x.shape[2] != module.input_size:
         raise ValueError(
             f"fused_gru: expected x of shape ({'B, T' if module.batch_first else 'T, B'}, "
@@ -226,7 +261,8 @@ def fused_gru(module: nn.GRU, x: Tensor, h0: Tensor | None = None) -> tuple[Tens
         outs = []
         for d in range(n_dirs):
             suffix = f"_l{k}" + ("_reverse" if d else "")
-            out, h_n = _direction(module, layer_input, h0[k * n_dirs + d], suffix, bool(d))
+            h0_d = h0[k * n_dirs + d]
+            out, h_n = _direction(module, layer_input, h0_d, suffix, bool(d), kernel)
             outs.append(out)
             finals.append(h_n)
         layer_input = outs[0] if n_dirs == 1 else torch.cat(outs, dim=2)

@@ -6,11 +6,18 @@ Three modes, one switch:
   and predictions stay byte-identical to earlier releases.
 * ``"auto"``: the fused path where it was measured faster: a training forward (a gradient
   is needed) on CPU in float32 or float64, hidden size <= :data:`AUTO_MAX_HIDDEN`
-  (``benchmarks/results/fused_gru.md``: 1.75× per training step at hidden 16, 1.1–1.4× at
-  64–256; larger sizes were not measured, and there the matrix products, the same in both
-  paths, take ever more of the step).
+  (``benchmarks/results/fused_gru.md``, compiled kernel: 2.4× per training step at hidden
+  16, 1.6× / 1.3× / 1.1× at 64 / 128 / 256; larger sizes were not measured, and there the
+  matrix products, the same in both paths, take ever more of the step).
 * ``"on"``: the fused path for every forward that needs a gradient, on any device (for
   tests and for measuring; on CUDA ``nn.GRU``'s cuDNN kernel is the faster one).
+
+Both ``"auto"`` and ``"on"`` run the recurrence through the compiled C++ kernel
+(:mod:`medseq.models.fused_gru_compiled`, built once on first use, 1-2 min) on CPU in
+float32/float64, and through the Python kernel of :mod:`medseq.models.fused_gru` elsewhere,
+when the build fails (one warning names the compiler error) or when
+``MEDSEQ_FUSED_GRU_NO_COMPILE=1``. GRU-D's hidden loop (:mod:`medseq.models.grud_recurrence`)
+takes the compiled kernel under the same two modes, and its Python loop under ``"off"``.
 
 Inference (no gradient), tracing, ``torch.compile`` and ONNX export always use ``nn.GRU``,
 so exported graphs and served predictions never depend on the switch.

@@ -36,6 +36,9 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from medseq.models import fused_gru_compiled
+from medseq.models.fused_select import current_mode
+
 
 def grud_loop(gi: Tensor, gamma: Tensor, weight_hh: Tensor, bias_hh: Tensor) -> Tensor:
     """Run the recurrence with plain ops: differentiable by autograd, traceable, exportable.
@@ -158,10 +161,25 @@ class GRUDRecurrence(torch.autograd.Function):
         return _backward(grad_out.contiguous(), buf, gamma.contiguous(), weight_hh)
 
 
+def _use_compiled(gi: Tensor) -> bool:
+    """The compiled loop (``csrc/fused_gru_step.cpp``) where the fused-GRU switch is on.
+
+    Behind :func:`medseq.models.fused_select.fused_gru_mode` (``"auto"`` or ``"on"``), so that
+    with the default ``"off"`` GRU-D trains exactly as before; where it is on, the kernel is
+    used on CPU float32/float64 when it builds (else one warning, and the Python loop).
+    """
+    return (
+        current_mode() != "off"
+        and fused_gru_compiled.supports(gi)
+        and fused_gru_compiled.load_kernel() is not None
+    )
+
+
 def grud_recurrence(gi: Tensor, gamma: Tensor, weight_hh: Tensor, bias_hh: Tensor) -> Tensor:
     """The GRU-D hidden loop, ``(T, B, 3H)``, ``(T, B, H)`` -> ``(T, B, H)``.
 
-    Uses :class:`GRUDRecurrence` (hand-written backward) when a gradient is needed, and the
+    Uses :class:`GRUDRecurrence` (hand-written backward; its compiled twin where the
+    fused-GRU switch is on, see :func:`_use_compiled`) when a gradient is needed, and the
     plain-op :func:`grud_loop` otherwise (inference) and while tracing, compiling or
     exporting, so ONNX export and ``torch.compile`` see ordinary operators. Under
     ``torch.autocast`` the loop runs in the weights' dtype (autocast switched off inside).
@@ -182,5 +200,7 @@ def grud_recurrence(gi: Tensor, gamma: Tensor, weight_hh: Tensor, bias_hh: Tenso
         torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
     )
     if needs_grad and not exporting:
+        if _use_compiled(gi):
+            return fused_gru_compiled.CompiledGRUDRecurrence.apply(gi, gamma, weight_hh, bias_hh)
         return GRUDRecurrence.apply(gi, gamma, weight_hh, bias_hh)
     return grud_loop(gi, gamma, weight_hh, bias_hh)

@@ -8,6 +8,8 @@ from model_batches import make_batch
 from torch import nn
 
 from medseq.models import GRUD, GRUCell, ModelConfig
+from medseq.models.fused_gru_compiled import CompiledGRUDRecurrence
+from medseq.models.fused_select import fused_gru_mode
 from medseq.models.grud_recurrence import GRUDRecurrence, grud_loop, grud_recurrence
 
 
@@ -54,7 +56,12 @@ def test_values_at_unobserved_steps_are_never_read():
     torch.testing.assert_close(model(**other), model(**batch), atol=1e-6, rtol=0)
 
 
-def test_recurrence_gradcheck_float64():
+#: GRU-D's two hand-written backward passes: Python, and compiled (csrc/fused_gru_step.cpp).
+RECURRENCES = [GRUDRecurrence, CompiledGRUDRecurrence]
+
+
+@pytest.mark.parametrize("recurrence", RECURRENCES, ids=lambda f: f.__name__)
+def test_recurrence_gradcheck_float64(recurrence):
     torch.manual_seed(0)
     n_steps, batch, hidden = 4, 2, 3
     args = (
@@ -64,10 +71,11 @@ def test_recurrence_gradcheck_float64():
         torch.randn(3 * hidden, dtype=torch.float64),
     )
     args = tuple(a.requires_grad_(True) for a in args)
-    assert torch.autograd.gradcheck(GRUDRecurrence.apply, args)
+    assert torch.autograd.gradcheck(recurrence.apply, args)
 
 
-def test_hand_backward_equals_autograd_through_the_loop():
+@pytest.mark.parametrize("recurrence", RECURRENCES, ids=lambda f: f.__name__)
+def test_hand_backward_equals_autograd_through_the_loop(recurrence):
     torch.manual_seed(1)
     n_steps, batch, hidden = 7, 5, 8
     tensors = [
@@ -78,7 +86,7 @@ def test_hand_backward_equals_autograd_through_the_loop():
     ]
     fast = [t.clone().requires_grad_(True) for t in tensors]
     slow = [t.clone().requires_grad_(True) for t in tensors]
-    out_fast, out_slow = GRUDRecurrence.apply(*fast), grud_loop(*slow)
+    out_fast, out_slow = recurrence.apply(*fast), grud_loop(*slow)
     torch.testing.assert_close(out_fast, out_slow, atol=1e-6, rtol=0)
     weights = torch.randn_like(out_slow)
     (out_fast * weights).sum().backward()
@@ -99,9 +107,14 @@ def test_inference_path_equals_training_path():
 def test_dispatch_uses_plain_ops_without_grad():
     gi, gamma = torch.randn(3, 2, 6), torch.rand(3, 2, 2)
     weight, bias = nn.Parameter(torch.randn(6, 2)), nn.Parameter(torch.randn(6))
-    assert grud_recurrence(gi, gamma, weight, bias).grad_fn.name() == "GRUDRecurrenceBackward"
-    with torch.no_grad():
-        assert grud_recurrence(gi, gamma, weight, bias).grad_fn is None
+    with fused_gru_mode("off"):  # the default: the Python loop, as before the compiled one
+        assert grud_recurrence(gi, gamma, weight, bias).grad_fn.name() == "GRUDRecurrenceBackward"
+    with fused_gru_mode("auto"):  # the switch on: the compiled loop
+        out = grud_recurrence(gi, gamma, weight, bias)
+        assert out.grad_fn.name() == "CompiledGRUDRecurrenceBackward"
+        torch.testing.assert_close(out, grud_loop(gi, gamma, weight, bias), atol=1e-6, rtol=0)
+        with torch.no_grad():
+            assert grud_recurrence(gi, gamma, weight, bias).grad_fn is None
 
 
 def test_trains_under_bf16_autocast_with_a_full_precision_recurrence():
