@@ -123,7 +123,9 @@ def test_target_feasibility_floor_and_ceiling():
     throughput = [
         {"lib": lib, "model": model, "hidden": h, "threads": 1, "samples_per_s": sps}
         for lib, model, sps in (("keras", "lstm", 100.0), ("keras", "gru", 100.0),
-                                ("pypots", "grud", 10.0))
+                                ("pypots", "grud", 10.0), ("medseq", "lstm", 90.0),
+                                ("medseq", "gru", 80.0), ("medseq-fused", "gru", 120.0),
+                                ("medseq", "grud", 20.0), ("medseq-fused", "grud", 15.0))
         for h in (64, 128, 256)
     ]  # fmt: skip
     limit = [{"case": "mm 2048", "hidden": 0, "gflops": 15.0}]
@@ -131,10 +133,21 @@ def test_target_feasibility_floor_and_ceiling():
     assert ceiling == 15.0 and source == "mm 2048" and len(rows) == 9
     gru64 = next(r for r in rows if r["cell"] == "gru" and r["hidden"] == 64)
     floor = tf.floor_flops_per_sample("gru", 64)
-    assert gru64["required_gflops"] == pytest.approx(2 * 100 * floor / 1e9)
-    assert gru64["reachable"]  # 1.5 GFLOP/s needed, 15 available
-    # LSTM 256: the peer runs at 9.7 GFLOP/s on the floor count; twice that is above 15.
-    assert not next(r for r in rows if r["cell"] == "lstm" and r["hidden"] == 256)["reachable"]
+    assert gru64["required_gflops"] == pytest.approx(1.2 * 100 * floor / 1e9)
+    assert gru64["reachable"]  # 0.9 GFLOP/s needed, 15 available
+    # medseq's faster variant counts: the fused GRU, but the default GRU-D.
+    assert (gru64["medseq_variant"], gru64["medseq_samples_per_s"]) == ("medseq-fused", 120.0)
+    assert gru64["medseq_share"] == pytest.approx(120 * floor / 1e9 / 15.0)
+    grud64 = next(r for r in rows if r["cell"] == "grud" and r["hidden"] == 64)
+    assert grud64["medseq_variant"] == "medseq"
+    # LSTM 256: the peer runs at 9.7 GFLOP/s on the floor count; 1.0x of it is below 15.
+    lstm256 = next(r for r in rows if r["cell"] == "lstm" and r["hidden"] == 256)
+    assert lstm256["reachable"]
+    # A Keras GRU at 1500 samples/s (110 GFLOP/s at 256) sets the ceiling; 1.2x it is above.
+    heavy = [dict(r, samples_per_s=1500.0) if r["lib"] == "keras" and r["model"] == "gru" else r
+             for r in throughput]  # fmt: skip
+    _, _, heavy_rows = tf.feasibility(heavy, [{"case": "mm", "hidden": 0, "gflops": 100.0}])
+    assert not next(r for r in heavy_rows if r["cell"] == "gru" and r["hidden"] == 256)["reachable"]
     # A peer faster than every measured kernel raises the ceiling to its own rate.
     fast = [dict(r, samples_per_s=r["samples_per_s"] * 100) for r in throughput]
     ceiling, source, _ = tf.feasibility(fast, limit)
