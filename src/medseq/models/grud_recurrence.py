@@ -165,8 +165,9 @@ def _use_compiled(gi: Tensor) -> bool:
     """The compiled loop (``csrc/fused_gru_step.cpp``) where the fused-GRU switch is on.
 
     Behind :func:`medseq.models.fused_select.fused_gru_mode` (``"auto"`` or ``"on"``), so that
-    with the default ``"off"`` GRU-D trains exactly as before; where it is on, the kernel is
-    used on CPU float32/float64 when it builds (else one warning, and the Python loop).
+    with ``"off"`` GRU-D trains exactly as before 2026-12-05; where it is on (the default),
+    the kernel is used on CPU float32/float64 when it builds (else one warning, and the
+    Python loop).
     """
     return (
         current_mode() != "off"

@@ -138,7 +138,7 @@ class TrainConfig:
         ``"auto"`` uses it for CPU training steps at hidden size <= 256, where it was
         measured faster than ``nn.GRU`` (``benchmarks/results/fused_gru.md``); ``"on"``
         wherever a gradient is needed; ``"off"`` never. ``None`` follows the
-        environment variable ``MEDSEQ_FUSED_GRU``, itself ``"off"`` when unset. Same
+        environment variable ``MEDSEQ_FUSED_GRU``, itself ``"auto"`` when unset. Same
         parameters and maths; weights equal ``nn.GRU``'s to float32 rounding, not to the byte.
     """
 

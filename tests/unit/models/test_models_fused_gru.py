@@ -235,7 +235,9 @@ def test_selection_rules(monkeypatch):
     monkeypatch.delenv(ENV_VAR, raising=False)
     gru = nn.GRU(2, 3, batch_first=True)
     x = torch.randn(2, 4, 2)
-    assert current_mode() == "off" and not use_fused_gru(gru, x)  # the default
+    assert current_mode() == "auto" and use_fused_gru(gru, x)  # the default
+    with fused_gru_mode("off"):
+        assert not use_fused_gru(gru, x)
     with fused_gru_mode("auto"):
         assert use_fused_gru(gru, x)
         assert not use_fused_gru(nn.LSTM(2, 3), x)

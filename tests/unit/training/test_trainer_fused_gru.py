@@ -34,7 +34,7 @@ def test_fit_with_fused_gru_matches_nn_gru(monkeypatch):
     assert not calls
     fused, fused_result = _fit("auto")
     assert len(calls) == 2 * 2  # 2 epochs of 2 batches; validation keeps nn.GRU
-    assert current_mode() == "off"  # the Trainer's block ends with fit
+    assert current_mode() == "auto"  # the Trainer's block ends with fit: the default again
     losses = [[r["train_loss"] for r in res.history] for res in (plain_result, fused_result)]
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
     fused_state = fused.state_dict()
