@@ -232,7 +232,10 @@ def create_app(bundle_dir: str | Path, settings: ServeSettings) -> FastAPI:
         openapi_extra=_openapi_body(served),
     )  # fmt: skip
     if served.streaming is not None:
-        secured.add_api_route("/v1/patients/{patient_id}/observations", observe, methods=["POST"])
+        secured.add_api_route(
+            "/v1/patients/{patient_id}/observations", observe, methods=["POST"],
+            response_model=schemas.StreamUpdate,
+        )  # fmt: skip
         secured.add_api_route("/v1/patients/{patient_id}", patient, methods=["GET"])
         secured.add_api_route("/v1/patients/{patient_id}", discharge, methods=["DELETE"])
     else:
