@@ -52,6 +52,7 @@ from starlette.requests import ClientDisconnect
 
 from medseq.serving import drift_routes, monitor_page, schemas, signal_routes
 from medseq.serving.engine import AlertPolicy
+from medseq.serving.group_commit import GroupCommit
 from medseq.serving.inputs import parse_json
 from medseq.serving.manifest import model_version, read_manifest
 from medseq.serving.metrics import Metrics
@@ -155,7 +156,7 @@ async def _lifespan(app: FastAPI):
     if unavailable:
         logger.error("%s; /v1/predict answers 503", unavailable)
     store, sweeper = None, None
-    app.state.stream = None
+    app.state.stream, app.state.commits = None, None
     if served.streaming is not None and bundle is not None:
         from medseq.serving.store import StateStore
 
@@ -173,6 +174,12 @@ async def _lifespan(app: FastAPI):
             max_cached_patients=settings.max_cached_patients,
             warm_patients=settings.warm_patients,
         )  # fmt: skip
+        if settings.group_commit and hasattr(app.state.stream, "flush"):
+            commits = app.state.commits = GroupCommit(app.state.stream.flush)
+            gauge = app.state.metrics.gauge
+            gauge("medseq_group_commits", "Group commits so far.", lambda: commits.n_flushes)
+            gauge("medseq_group_committed_updates", "Updates answered through them.",
+                  lambda: commits.n_settled)  # fmt: skip
         app.state.metrics.gauge("medseq_active_patients", "Open streaming stays.", store.count)
         sweeper = _start_sweep(app.state.stream, settings)
     elif served.refusal:

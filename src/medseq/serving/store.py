@@ -37,11 +37,9 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import sqlite3
 import stat
-import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -49,12 +47,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import safetensors
-from safetensors.numpy import load as load_arrays
-from safetensors.numpy import save as save_arrays
-
-from medseq.serving.engine import FeatureState, Observation, PatientState
+from medseq.serving.engine import Observation, PatientState
+from medseq.serving.state_codec import decode_state, encode_state
+from medseq.serving.state_codec import load_arrays as load_arrays  # re-exported
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +114,26 @@ class UpdateRecord:
     observation_ids: Sequence[str] = ()
 
 
+class CommitFailed(RuntimeError):
+    """A commit of staged writes failed and was rolled back; ``patient_ids`` were in it."""
+
+    def __init__(self, patient_ids: list[str]) -> None:
+        super().__init__(f"state commit failed for {len(patient_ids)} patient(s); rolled back")
+        self.patient_ids = patient_ids
+
+
+class CommitTicket:
+    """The fate of one staged write: ``done`` once a flush settled it, ``error`` (a
+    :class:`CommitFailed`) if that flush was rolled back."""
+
+    __slots__ = ("done", "error", "patient_id")
+
+    def __init__(self, patient_id: str) -> None:
+        self.patient_id = patient_id
+        self.done = False
+        self.error: CommitFailed | None = None
+
+
 def _private_file(path: str) -> None:
     """Create ``path`` (and tighten it and its WAL/SHM files) to owner-only access (0600).
 
@@ -149,106 +164,6 @@ class StoredPatient:
     state: PatientState
 
 
-def encode_state(state: PatientState) -> tuple[str, bytes]:
-    """(JSON scalars, safetensors arrays) of a patient state.
-
-    It runs once per acknowledged update, so it reads the feature block's rows directly
-    (contiguous float64 views; only ``last_bin`` is converted, to its stored int64) and
-    hands them to :func:`save_tensors`; the bytes equal those of ``safetensors.numpy.save``.
-    """
-    fs = state.features
-    scalars = {
-        "open_bin": fs.open_bin,
-        "static_raw": {k: (None if math.isnan(v) else v) for k, v in fs.static_raw.items()},
-        "alert": state.alert,
-        "n_observations": state.n_observations,
-        "last_time": state.last_time if math.isfinite(state.last_time) else None,
-        "risk": state.risk,
-        "alert_run": state.alert_run,
-    }
-    block = fs.block if fs.block.flags.c_contiguous else np.ascontiguousarray(fs.block)
-    arrays: dict[str, np.ndarray] = {
-        name: block[i] if dtype is np.float64 else block[i].astype(dtype)
-        for i, (name, dtype) in enumerate(FeatureState.STORED_DTYPES.items())
-    }
-    arrays["hidden"] = np.ascontiguousarray(state.hidden)
-    arrays["pool"] = np.ascontiguousarray(state.pool)
-    return json.dumps(scalars), save_tensors(arrays, shared=[(block, FeatureState.ARRAYS)])
-
-
-def save_tensors(
-    arrays: dict[str, np.ndarray],
-    shared: Sequence[tuple[np.ndarray, Sequence[str]]] = (),
-) -> bytes:
-    """``safetensors.numpy.save(arrays)``, byte for byte, without its per-array overhead.
-
-    ``safetensors.numpy.save`` describes each array through ``ndarray.ctypes`` and
-    ``dtype.name`` (several µs each; a state has 10 arrays, so that was the largest part
-    of encoding one); here the same :class:`safetensors.TensorSpec` objects are built from
-    the array interface, read once per ``(base, names)`` of ``shared``: a 2-D array whose
-    rows are ``arrays[name]`` for the names it lists (the feature block). Arrays must be C-contiguous and of a native
-    little-endian dtype (a state's are); anything else, or a safetensors without
-    ``TensorSpec`` (< 0.7), goes through ``safetensors.numpy.save``.
-    """
-    spec = getattr(safetensors, "TensorSpec", None)
-    if spec is None or not all(_plain(a) for a in arrays.values()):
-        return save_arrays(arrays)
-    pointers: dict[str, int] = {}
-    for base, names in shared:
-        start, row = base.__array_interface__["data"][0], base.strides[0]
-        for i, name in enumerate(names):
-            if arrays[name].base is base:  # a row of the block, not a converted copy
-                pointers[name] = start + i * row
-    flat = {
-        name: spec(
-            dtype=_DTYPE_NAMES[a.dtype.kind, a.dtype.itemsize], shape=a.shape,
-            data_ptr=pointers.get(name) or a.__array_interface__["data"][0],
-            data_len=a.nbytes,
-        )  # fmt: skip
-        for name, a in arrays.items()
-    }
-    return bytes(safetensors.serialize(flat))
-
-
-#: ``dtype.name`` of the dtypes :func:`save_tensors` describes itself, by (kind, itemsize).
-_DTYPE_NAMES = {("f", 8): "float64", ("f", 4): "float32", ("i", 8): "int64", ("i", 4): "int32"}
-_LITTLE = sys.byteorder == "little"
-
-
-def _plain(a: np.ndarray) -> bool:
-    """C-contiguous, native little-endian, and of a dtype in :data:`_DTYPE_NAMES`."""
-    dtype = a.dtype
-    return (
-        _LITTLE
-        and a.flags.c_contiguous
-        and (dtype.kind, dtype.itemsize) in _DTYPE_NAMES
-        and dtype.byteorder in ("=", "<")
-    )
-
-
-def decode_state(scalars_json: str, blob: bytes) -> PatientState:
-    """Inverse of :func:`encode_state`."""
-    scalars = json.loads(scalars_json)
-    arrays: dict[str, Any] = load_arrays(blob)
-    static = {k: (np.nan if v is None else float(v)) for k, v in scalars["static_raw"].items()}
-    features = FeatureState(
-        open_bin=int(scalars["open_bin"]),
-        static_raw=static,
-        **{name: arrays[name] for name in FeatureState.ARRAYS},  # copied into its block
-    )
-    last_time = scalars["last_time"]
-    return PatientState(
-        features=features,
-        hidden=arrays["hidden"].copy(),
-        pool=arrays["pool"].copy(),
-        alert=bool(scalars["alert"]),
-        n_observations=int(scalars["n_observations"]),
-        last_time=-np.inf if last_time is None else float(last_time),
-        risk=float(scalars["risk"]),
-        alert_run=int(scalars.get("alert_run", 0)),
-    )
-
-
 class StateStore:
     """SQLite store of streaming states; one connection, serialised by a lock.
 
@@ -269,6 +184,9 @@ class StateStore:
         if self.on_disk:
             _private_file(self.path)
         self._lock = threading.Lock()
+        self._staged: list[tuple[tuple, list[tuple], UpdateRecord | None, CommitTicket]] = []
+        self._staged_keys: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        self._staged_ids: dict[str, set[str]] = {}
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -286,7 +204,14 @@ class StateStore:
         logger.info("state store ready (WAL, synchronous=%s, secure_delete)", synchronous)
 
     def close(self) -> None:
+        """Commit what is staged (an error is logged: those updates were not answered),
+        then close."""
         with self._lock:
+            try:
+                self._flush_locked()
+            except CommitFailed as err:
+                logger.error("state store: staged writes not committed at close (%s)",
+                             type(err.__cause__).__name__)  # fmt: skip
             self._db.close()
 
     def checkpoint(self) -> bool:
@@ -307,26 +232,93 @@ class StateStore:
         record: UpdateRecord | None = None,
     ) -> None:
         """Write the new state, the applied observations and the update's idempotency
-        record in one transaction."""
+        record in one transaction (with any staged writes before them, in order).
+
+        Raises
+        ------
+        CommitFailed
+            Nothing of it (nor of the staged writes) was committed.
+        """
+        ticket = self.stage(patient_id, model_version, admission_time, state, observations, record)
+        self.flush()
+        if ticket.error is not None:
+            raise ticket.error
+
+    def stage(
+        self,
+        patient_id: str,
+        model_version: str,
+        admission_time: str | None,
+        state: PatientState,
+        observations: Sequence[Observation],
+        record: UpdateRecord | None = None,
+    ) -> CommitTicket:
+        """Queue the writes of :meth:`save` for the next :meth:`flush` (group commit).
+
+        The state is encoded now (the caller goes on changing it). Every read of this store
+        commits the staged writes first where they matter to it (a read of the patients'
+        rows, a retried key, a re-sent Observation id), so it never answers from a state
+        older than one staged. Answer the update only once the returned ticket is
+        ``done`` without ``error``.
+        """
         scalars, blob = encode_state(state)
         rows = [(patient_id, o.time, o.code, o.value) for o in observations]
+        row = (patient_id, model_version, admission_time, scalars, blob, time.time())
+        ticket = CommitTicket(patient_id)
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO patients VALUES (?, ?, ?, ?, ?, ?)",
-                    (patient_id, model_version, admission_time, scalars, blob, time.time()),
-                )
-                self._db.executemany(
-                    "INSERT INTO observations (patient_id, time, code, value) VALUES (?,?,?,?)",
-                    rows,
-                )
-                if record is not None:
-                    self._record(patient_id, record)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            self._staged.append((row, rows, record, ticket))
+            if record is not None and record.key is not None:
+                self._staged_keys[patient_id, record.key] = (record.fingerprint, record.ack)
+            if record is not None and record.observation_ids:
+                self._staged_ids.setdefault(patient_id, set()).update(record.observation_ids)
+        return ticket
+
+    @property
+    def n_staged(self) -> int:
+        """Writes staged and not yet flushed."""
+        return len(self._staged)
+
+    def flush(self) -> list[CommitTicket]:
+        """Commit every staged write in one transaction; the tickets it settled.
+
+        On failure the transaction is rolled back and each ticket carries the
+        :class:`CommitFailed` (the exception is not raised here: each caller answers for
+        its own ticket; :meth:`save` raises it).
+        """
+        with self._lock:
+            return self._flush_locked(raise_error=False)
+
+    def _flush_locked(self, raise_error: bool = True) -> list[CommitTicket]:
+        staged = self._staged
+        if not staged:
+            return []
+        self._staged, self._staged_keys, self._staged_ids = [], {}, {}
+        tickets = [item[3] for item in staged]
+        error: CommitFailed | None = None
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for row, rows, record, _ in staged:
+                self._write(row, rows, record)
+            self._db.execute("COMMIT")
+        except BaseException as err:
+            self._db.execute("ROLLBACK")
+            error = CommitFailed(sorted({t.patient_id for t in tickets}))
+            error.__cause__ = err
+            if not isinstance(err, Exception):
                 raise
+        for ticket in tickets:
+            ticket.error, ticket.done = error, True
+        if error is not None and raise_error:
+            raise error
+        return tickets
+
+    def _write(self, row: tuple, rows: list[tuple], record: UpdateRecord | None) -> None:
+        self._db.execute("INSERT OR REPLACE INTO patients VALUES (?, ?, ?, ?, ?, ?)", row)
+        self._db.executemany(
+            "INSERT INTO observations (patient_id, time, code, value) VALUES (?,?,?,?)", rows
+        )
+        if record is not None:
+            self._record(row[0], record)
 
     def _record(self, patient_id: str, record: UpdateRecord) -> None:
         if record.key is not None:
@@ -340,8 +332,10 @@ class StateStore:
         )
 
     def applied_update(self, patient_id: str, key: str) -> tuple[str, dict[str, Any]] | None:
-        """(fingerprint, acknowledgement) of the update applied under ``key``, or None."""
+        """(fingerprint, acknowledgement) of the update applied (or staged) under ``key``."""
         with self._lock:
+            if (patient_id, key) in self._staged_keys:  # a retry of a staged update: its
+                self._flush_locked()  # answer waits for that commit, so commit it now
             row = self._db.execute(
                 "SELECT fingerprint, ack FROM updates WHERE patient_id = ? AND key = ?",
                 (patient_id, key),
@@ -353,6 +347,8 @@ class StateStore:
         unique = sorted(set(ids))
         seen: set[str] = set()
         with self._lock:
+            if self._staged_ids.get(patient_id, set()).intersection(unique):
+                self._flush_locked()  # as in applied_update: staged ids count once committed
             for k in range(0, len(unique), 500):  # SQLite's bound-parameter limit
                 part = unique[k : k + 500]
                 marks = ",".join("?" * len(part))
@@ -367,6 +363,7 @@ class StateStore:
     def load(self, patient_id: str) -> StoredPatient | None:
         """The stored state of ``patient_id``, or None."""
         with self._lock:
+            self._flush_locked()
             row = self._db.execute(
                 "SELECT model_version, admission_time, scalars, arrays FROM patients "
                 "WHERE patient_id = ?",
@@ -379,6 +376,7 @@ class StateStore:
     def observations(self, patient_id: str) -> list[Observation]:
         """Every acknowledged observation of ``patient_id``, in arrival order."""
         with self._lock:
+            self._flush_locked()
             rows = self._db.execute(
                 "SELECT code, time, value FROM observations WHERE patient_id = ? ORDER BY seq",
                 (patient_id,),
@@ -395,6 +393,7 @@ class StateStore:
         truncates the WAL afterwards, so the deleted rows are in no file.
         """
         with self._lock:
+            self._flush_locked()  # a staged write of the patient must not outlive it
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 sql = "DELETE FROM patients WHERE patient_id = ?"
@@ -417,6 +416,7 @@ class StateStore:
     def idle_patients(self, before: float) -> list[str]:
         """Patients whose last update is older than ``before`` (epoch seconds)."""
         with self._lock:
+            self._flush_locked()
             rows = self._db.execute(
                 "SELECT patient_id FROM patients WHERE updated_at < ?", (before,)
             ).fetchall()
@@ -425,10 +425,12 @@ class StateStore:
     def count(self) -> int:
         """Open stays."""
         with self._lock:
+            self._flush_locked()
             return int(self._db.execute("SELECT COUNT(*) FROM patients").fetchone()[0])
 
     def patient_ids(self) -> Iterator[str]:
         with self._lock:
+            self._flush_locked()
             ids = [r[0] for r in self._db.execute("SELECT patient_id FROM patients")]
         yield from ids
 

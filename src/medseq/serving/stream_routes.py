@@ -9,8 +9,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any
 
 from fastapi import HTTPException, Request
-from fastapi.responses import JSONResponse
 from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
 
 from medseq.serving import schemas
 from medseq.serving.engine import ObservationError
@@ -52,8 +52,7 @@ def _stream(request: Request) -> Any:
 
 def _history_for(request: Request, patient_id: str, obj: Any, stream: Any):
     state = request.app.state
-    stay = state.pool.locked(stream.get, patient_id)
-    admission = stay.admission_time if stay is not None else None
+    admission = state.pool.locked(stream.admission_time, patient_id)
     context = RequestContext(
         state.bundle.featurizer, task=state.served.task, now=_now(),
         max_future=timedelta(minutes=state.settings.max_future_minutes),
@@ -79,8 +78,12 @@ async def observe(request: Request, patient_id: PatientIdPath) -> JSONResponse:
     key = _idempotency_key(request)
     raw = await request.body()
     small = len(raw) <= request.app.state.settings.inline_body_bytes
-    pool = request.app.state.pool
-    body, counts = await pool.run_small(small, _observe, request, patient_id, raw, stream, key)
+    pool, commits = request.app.state.pool, getattr(request.app.state, "commits", None)
+    stage = commits is not None
+    args = (request, patient_id, raw, stream, key, stage)
+    body, counts, ticket = await pool.run_small(small, _observe, *args)
+    if ticket is not None:  # group commit: answer only once the update is committed
+        await commits.settle(ticket)
     if counts is not None:  # a retry answered from the stored record counts nothing twice
         metrics = request.app.state.metrics
         metrics.count_observations("applied", counts[0])
@@ -88,14 +91,17 @@ async def observe(request: Request, patient_id: PatientIdPath) -> JSONResponse:
     return body
 
 
-def _observe(request: Request, patient_id: str, raw: bytes, stream: Any, key: str | None):
+def _observe(
+    request: Request, patient_id: str, raw: bytes, stream: Any, key: str | None, stage: bool
+):
     """Parse, validate and apply one update (in the worker pool, off the event loop, but
-    for a small body, :meth:`~medseq.serving.pool.WorkerPool.run_small`)."""
+    for a small body, :meth:`~medseq.serving.pool.WorkerPool.run_small`); with ``stage``
+    its writes are staged for the group commit and the ticket to wait for is returned."""
     history, prefix = _history_for(request, patient_id, parse_json(raw), stream)
     if key is not None and history.update_id not in (None, key):
         raise RequestError.at(("body", "update_id"), "differs from the Idempotency-Key header")
     try:
-        ack = request.app.state.pool.locked(stream.update, patient_id, history, key)
+        ack = request.app.state.pool.locked(stream.update, patient_id, history, key, stage)
     except ObservationError as err:
         origin = history.origins[err.index] if err.index >= 0 else None
         loc = (*prefix, origin, err.field) if origin is not None else ("body", err.field)
@@ -114,7 +120,8 @@ def _observe(request: Request, patient_id: str, raw: bytes, stream: Any, key: st
         "skipped": [{"index": int(s["index"]), "code": str(s["code"]), "reason": str(s["reason"])}
                     for s in ack.skipped],
     }  # fmt: skip
-    return JSONResponse(update), None if ack.replayed else (ack.n_applied, len(ack.skipped))
+    counts = None if ack.replayed else (ack.n_applied, len(ack.skipped))
+    return JSONResponse(update), counts, ack.ticket
 
 
 def _idempotency_key(request: Request) -> str | None:
