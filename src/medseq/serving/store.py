@@ -187,6 +187,7 @@ class StateStore:
         self._staged: list[tuple[tuple, list[tuple], UpdateRecord | None, CommitTicket]] = []
         self._staged_keys: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         self._staged_ids: dict[str, set[str]] = {}
+        self._staged_patients: set[str] = set()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -256,9 +257,9 @@ class StateStore:
         """Queue the writes of :meth:`save` for the next :meth:`flush` (group commit).
 
         The state is encoded now (the caller goes on changing it). Every read of this store
-        commits the staged writes first where they matter to it (a read of the patients'
-        rows, a retried key, a re-sent Observation id), so it never answers from a state
-        older than one staged. Answer the update only once the returned ticket is
+        commits the staged writes first where they matter to it (a read of the patient's
+        rows, a retried key, a re-sent Observation id, a count), so it never answers from a
+        state older than one staged. Answer the update only once the returned ticket is
         ``done`` without ``error``.
         """
         scalars, blob = encode_state(state)
@@ -267,6 +268,7 @@ class StateStore:
         ticket = CommitTicket(patient_id)
         with self._lock:
             self._staged.append((row, rows, record, ticket))
+            self._staged_patients.add(patient_id)
             if record is not None and record.key is not None:
                 self._staged_keys[patient_id, record.key] = (record.fingerprint, record.ack)
             if record is not None and record.observation_ids:
@@ -293,6 +295,7 @@ class StateStore:
         if not staged:
             return []
         self._staged, self._staged_keys, self._staged_ids = [], {}, {}
+        self._staged_patients = set()
         tickets = [item[3] for item in staged]
         error: CommitFailed | None = None
         self._db.execute("BEGIN IMMEDIATE")
@@ -363,7 +366,8 @@ class StateStore:
     def load(self, patient_id: str) -> StoredPatient | None:
         """The stored state of ``patient_id``, or None."""
         with self._lock:
-            self._flush_locked()
+            if patient_id in self._staged_patients:  # others' staged rows do not matter
+                self._flush_locked()
             row = self._db.execute(
                 "SELECT model_version, admission_time, scalars, arrays FROM patients "
                 "WHERE patient_id = ?",
@@ -376,7 +380,8 @@ class StateStore:
     def observations(self, patient_id: str) -> list[Observation]:
         """Every acknowledged observation of ``patient_id``, in arrival order."""
         with self._lock:
-            self._flush_locked()
+            if patient_id in self._staged_patients:  # others' staged rows do not matter
+                self._flush_locked()
             rows = self._db.execute(
                 "SELECT code, time, value FROM observations WHERE patient_id = ? ORDER BY seq",
                 (patient_id,),
@@ -393,7 +398,8 @@ class StateStore:
         truncates the WAL afterwards, so the deleted rows are in no file.
         """
         with self._lock:
-            self._flush_locked()  # a staged write of the patient must not outlive it
+            if patient_id in self._staged_patients:  # a staged write must not outlive it
+                self._flush_locked()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 sql = "DELETE FROM patients WHERE patient_id = ?"
