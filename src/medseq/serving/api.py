@@ -42,12 +42,12 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from starlette.requests import ClientDisconnect
 
 from medseq.serving import drift_routes, monitor_page, schemas, signal_routes
@@ -72,7 +72,6 @@ from medseq.serving.settings import ServeSettings
 from medseq.serving.stream_routes import discharge, observe, patient
 
 logger = logging.getLogger(__name__)
-_bearer = HTTPBearer(auto_error=False)
 STREAM_STAGE = "streaming (/v1/patients/...)"
 
 
@@ -123,17 +122,26 @@ def served_dataset(manifest: dict[str, Any], bundle_dir: Path) -> Served:
     return Served(spec, str(provenance.get("task", "")), streaming, refusal)
 
 
-async def _auth(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    """The bearer token, checked on the event loop: a plain ``def`` dependency is run in
-    a worker thread, a thread hand-over for every request (a 1-s ECG chunk's answer
-    included) for a comparison of a few bytes."""
-    tokens: tuple[str, ...] = request.app.state.settings.tokens
-    given = credentials.credentials if credentials is not None else ""
-    ok = any(hmac.compare_digest(given.encode(), t.encode()) for t in tokens)
-    if credentials is None or credentials.scheme.lower() != "bearer" or not ok:
-        raise Unauthorized()
+class _BearerCheck(HTTPBearer):
+    """``HTTPBearer(auto_error=False)`` that also checks the token (401 otherwise).
+
+    On the event loop: a plain ``def`` dependency is run in a worker thread, a thread
+    hand-over for every request (a 1-s ECG chunk's answer included) for a comparison of a
+    few bytes. One dependency, not a function depending on ``HTTPBearer``: a nested
+    dependency is a second pass of FastAPI's solver on every request. Being an
+    ``HTTPBearer``, it declares the same security scheme in the OpenAPI document.
+    """
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        credentials = await super().__call__(request)
+        tokens: tuple[str, ...] = request.app.state.settings.tokens
+        given = credentials.credentials if credentials is not None else ""
+        ok = any(hmac.compare_digest(given.encode(), t.encode()) for t in tokens)
+        if credentials is None or credentials.scheme.lower() != "bearer" or not ok:
+            raise Unauthorized()
+
+
+_auth = _BearerCheck(auto_error=False, scheme_name="HTTPBearer")
 
 
 def _load(bundle_dir: Path) -> tuple[Any, str | None]:

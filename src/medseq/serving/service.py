@@ -414,7 +414,8 @@ class StreamService:
                 self._forget(err)
                 self._cache.pop(patient_id)  # reload the last committed state next time
                 raise
-            stay.state.features.cache.clear()  # derived, recomputed on use: 28% of a state
+            # the featurizer's per-bin constants stay with the live state (the next update
+            # in the same bin reuses them, as the step terms); packing drops both
             self._cache.put(patient_id, stay)
             return replace(ack, ticket=ticket) if stage else ack
 
