@@ -132,7 +132,7 @@ class _BearerCheck(HTTPBearer):
     ``HTTPBearer``, it declares the same security scheme in the OpenAPI document.
     """
 
-    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+    async def __call__(self, request: Request) -> None:
         credentials = await super().__call__(request)
         tokens: tuple[str, ...] = request.app.state.settings.tokens
         given = credentials.credentials if credentials is not None else ""

@@ -409,7 +409,11 @@ class StreamService:
                 record = UpdateRecord(key, fingerprint, ack.to_json(), ids)
                 version, admitted = self.model_version, stay.admission_time
                 args = (patient_id, version, admitted, stay.state, applied, record)
-                ticket = self.store.stage(*args) if stage else self.store.save(*args)
+                ticket = None
+                if stage:
+                    ticket = self.store.stage(*args)
+                else:
+                    self.store.save(*args)
             except Exception as err:
                 self._forget(err)
                 self._cache.pop(patient_id)  # reload the last committed state next time

@@ -82,7 +82,7 @@ async def observe(request: Request, patient_id: PatientIdPath) -> JSONResponse:
     stage = commits is not None
     args = (request, patient_id, raw, stream, key, stage)
     body, counts, ticket = await pool.run_small(small, _observe, *args)
-    if ticket is not None:  # group commit: answer only once the update is committed
+    if commits is not None and ticket is not None:  # group commit: answer once committed
         await commits.settle(ticket)
     if counts is not None:  # a retry answered from the stored record counts nothing twice
         metrics = request.app.state.metrics
