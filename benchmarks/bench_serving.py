@@ -261,6 +261,7 @@ def kill_and_restart(bundle_dir, bundle, data, workdir: Path, n_patients: int) -
         cumulative = np.cumsum([0] + [len(g) for g in groups])
         cursors[pid] = int(np.searchsorted(cumulative, stored))  # resume where the server is
     run_load(port, plan, cursors, 4, 10**6, 120)
+    client = Client(port)  # the one above sat idle past keep_alive_s and was closed
     engine, worst = StreamingEngine(bundle), 0.0
     for pid, (static, groups) in plan.items():
         state = engine.new_state(static)
