@@ -163,14 +163,17 @@ def test_concurrent_requests_share_commits_with_the_same_answers(trained_gru_bun
                                                                   tmp_path):  # fmt: skip
     bodies = _bodies(plans, 6)
     answers = {}
-    for group in (False, True):
+    # (group commit, inline_body_bytes): 0 applies every update in a worker thread, which
+    # stages it there; the request still waits on the event loop for the group's commit
+    for group, inline in ((False, 4096), ("threads", 0), (True, 4096)):
         settings = ServeSettings(
-            tokens=(TOKEN,), state_db=str(tmp_path / f"{group}.sqlite"), group_commit=group
-        )
+            tokens=(TOKEN,), state_db=str(tmp_path / f"{group}.sqlite"),
+            group_commit=bool(group), inline_body_bytes=inline,
+        )  # fmt: skip
         app = create_app(trained_gru_bundle, settings)
         answers[group], metrics = asyncio.run(_post_rounds(app, bodies))
     assert all(status == 200 for status, _ in answers[True])
-    assert answers[True] == answers[False]  # the same bytes, with or without group commit
+    assert answers[True] == answers[False] == answers["threads"]  # the same bytes
     for _, content in answers[True]:  # and the shape of the documented response model
         body = json.loads(content)
         assert schemas.StreamUpdate(**body).model_dump(mode="json") == body
