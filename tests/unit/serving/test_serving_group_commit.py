@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 
 import numpy as np
 import pytest
@@ -206,3 +207,22 @@ def test_group_commit_wakes_every_waiter_after_one_flush():
 
     asyncio.run(main())
     assert flushed == [5]  # one commit for the five, after all five had staged
+
+
+def test_commits_leave_the_wal_checkpoint_to_a_thread(gru_bundle, plans, tmp_path):
+    path = tmp_path / "wal.sqlite"
+    service = _service(gru_bundle, path)
+    store = service.store
+    assert store._db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    store._checkpointer.max_wal_bytes = 1  # checkpoint at the next poll
+    for pid, history in list(round_robin(plans))[:8]:
+        service.update(pid, history)
+    deadline = time.monotonic() + 10
+    while store._checkpointer.n_checkpoints == 0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store._checkpointer.n_checkpoints >= 1
+    store.close()
+    assert not store._checkpointer._thread.is_alive()
+    assert sum(_rows(path).values()) == sum(
+        len(h.observations) for _, h in list(round_robin(plans))[:8]
+    )
