@@ -21,7 +21,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from medseq.serving.store import CommitTicket
+
+class CommitFailed(RuntimeError):
+    """A commit of staged writes failed and was rolled back; ``patient_ids`` were in it."""
+
+    def __init__(self, patient_ids: list[str]) -> None:
+        super().__init__(f"state commit failed for {len(patient_ids)} patient(s); rolled back")
+        self.patient_ids = patient_ids
+
+
+class CommitTicket:
+    """The fate of one staged write: ``done`` once a flush settled it, ``error`` (a
+    :class:`CommitFailed`) if that flush was rolled back."""
+
+    __slots__ = ("done", "error", "patient_id")
+
+    def __init__(self, patient_id: str) -> None:
+        self.patient_id = patient_id
+        self.done = False
+        self.error: CommitFailed | None = None
 
 
 class GroupCommit:

@@ -30,7 +30,12 @@ in the operating system's hands when ``commit()`` returns, so killing the server
 (``kill -9``) loses nothing acknowledged; only a crash of the machine itself (power loss,
 kernel panic) can lose the last commits, never corrupt the file. ``synchronous="FULL"``
 adds an fsync per commit and survives power loss too, at the cost of the disk's fsync
-latency per request (measured in ``benchmarks/results/serving.md``).
+latency per request (measured in ``benchmarks/results/serving.md``). The WAL is copied
+into the database by :class:`WalCheckpointer`'s thread, not inside a commit.
+
+Group commit: :meth:`StateStore.stage` queues an update's writes and
+:meth:`StateStore.flush` commits all queued ones in one transaction
+(:mod:`medseq.serving.group_commit`); :meth:`StateStore.save` is both at once.
 """
 
 from __future__ import annotations
@@ -48,8 +53,10 @@ from pathlib import Path
 from typing import Any
 
 from medseq.serving.engine import Observation, PatientState
+from medseq.serving.group_commit import CommitFailed, CommitTicket
 from medseq.serving.state_codec import decode_state, encode_state
 from medseq.serving.state_codec import load_arrays as load_arrays  # re-exported
+from medseq.serving.wal_checkpoint import WalCheckpointer
 
 logger = logging.getLogger(__name__)
 
@@ -112,84 +119,6 @@ class UpdateRecord:
     fingerprint: str = ""
     ack: dict[str, Any] = field(default_factory=dict)
     observation_ids: Sequence[str] = ()
-
-
-class CommitFailed(RuntimeError):
-    """A commit of staged writes failed and was rolled back; ``patient_ids`` were in it."""
-
-    def __init__(self, patient_ids: list[str]) -> None:
-        super().__init__(f"state commit failed for {len(patient_ids)} patient(s); rolled back")
-        self.patient_ids = patient_ids
-
-
-class CommitTicket:
-    """The fate of one staged write: ``done`` once a flush settled it, ``error`` (a
-    :class:`CommitFailed`) if that flush was rolled back."""
-
-    __slots__ = ("done", "error", "patient_id")
-
-    def __init__(self, patient_id: str) -> None:
-        self.patient_id = patient_id
-        self.done = False
-        self.error: CommitFailed | None = None
-
-
-class WalCheckpointer:
-    """Copies the WAL into the database from a thread and connection of its own.
-
-    SQLite's automatic checkpoint runs inside the commit that finds the WAL over 1000
-    pages, and with ``synchronous=NORMAL`` a checkpoint is where the fsyncs are: every
-    hundred or so updates one commit, and the event loop committing it, waited for the
-    disk (``benchmarks/results/serving.md``, "Cheaper single-observation updates"). Here
-    the store's connection does not checkpoint (``wal_autocheckpoint=0``) and this thread
-    runs the same checkpoint, ``PASSIVE`` (it never blocks a writer), once the WAL is over
-    the same size. Durability is unchanged: a commit is in the WAL when it returns, as
-    before; the explicit ``TRUNCATE`` checkpoints of :meth:`StateStore.checkpoint` (after
-    deletes) stay on the store's connection.
-
-    Parameters
-    ----------
-    path : str
-        The database file.
-    max_wal_bytes : int, default=4 MiB
-        Checkpoint once the WAL is larger (SQLite's default: 1000 pages of 4 KiB).
-    poll_s : float, default=0.1
-        How often the WAL's size is looked at.
-    """
-
-    def __init__(self, path: str, max_wal_bytes: int = 4 << 20, poll_s: float = 0.1) -> None:
-        self.path, self.max_wal_bytes, self.poll_s = path, max_wal_bytes, poll_s
-        self.n_checkpoints = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="medseq-wal-checkpoint",
-                                        daemon=True)  # fmt: skip
-        self._thread.start()
-
-    def _run(self) -> None:
-        db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        try:
-            db.execute("PRAGMA busy_timeout=5000")
-            while not self._stop.wait(self.poll_s):
-                try:
-                    wal_bytes = os.path.getsize(self.path + "-wal")
-                except FileNotFoundError:  # no WAL now; gone with its database: stop
-                    if not os.path.exists(self.path):
-                        return
-                    continue
-                try:
-                    if wal_bytes > self.max_wal_bytes:
-                        db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                        self.n_checkpoints += 1
-                except (OSError, sqlite3.Error) as err:  # retried at the next poll
-                    logger.warning("state store: background checkpoint failed (%s)",
-                                   type(err).__name__)  # fmt: skip
-        finally:
-            db.close()
-
-    def close(self) -> None:
-        """Stop the thread (after its checkpoint in progress, if any)."""
-        self._stop.set()
-        self._thread.join(30)
 
 
 def _private_file(path: str) -> None:
