@@ -9,6 +9,8 @@
 4. The malformed-input suite against the live server: count of 5xx answers.
 
     python benchmarks/bench_serving.py            # writes benchmarks/results/serving.md
+    python benchmarks/bench_serving.py --only http,step   # prints those figures only
+    python benchmarks/bench_serving.py --only http --before /tmp/main/src --rounds 3
 """
 
 from __future__ import annotations
@@ -259,6 +261,7 @@ def kill_and_restart(bundle_dir, bundle, data, workdir: Path, n_patients: int) -
         cumulative = np.cumsum([0] + [len(g) for g in groups])
         cursors[pid] = int(np.searchsorted(cumulative, stored))  # resume where the server is
     run_load(port, plan, cursors, 4, 10**6, 120)
+    client = Client(port)  # the one above sat idle past keep_alive_s and was closed
     engine, worst = StreamingEngine(bundle), 0.0
     for pid, (static, groups) in plan.items():
         state = engine.new_state(static)
@@ -306,12 +309,83 @@ def malformed_suite(bundle_dir, workdir: Path) -> dict:
             "5xx": sum(n for s, n in statuses.items() if s >= 500)}  # fmt: skip
 
 
+PARTS = ("step", "http", "kill", "malformed")
+
+
+def server_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def http_run(
+    bundle_dir,
+    data,
+    workdir: Path,
+    name: str,
+    per_obs: bool,
+    cap: int,
+    n_patients: int,
+    src: str | None = None,
+) -> dict:
+    """One HTTP load run against a fresh server (``src``: another tree's ``src/`` to serve
+    from); adds the server's CPU per request and the load average before and after."""
+    port = free_port()
+    env = {"PYTHONPATH": src} if src else None
+    server = start_server(bundle_dir, workdir / f"{name}-{port}.sqlite", port, env=env)
+    plan = plans(data, n_patients, per_obs)
+    load0, cpu0 = os.getloadavg(), server_cpu_s(server.pid)
+    stats = run_load(port, plan, dict.fromkeys(plan, 0), 8, cap, 60)
+    cpu1, load1 = server_cpu_s(server.pid), os.getloadavg()
+    server.send_signal(signal.SIGTERM)
+    server.wait(10)
+    out = summarize(stats)
+    out["server_cpu_us"] = (cpu1 - cpu0) / max(out["requests"], 1) * 1e6
+    out["load"] = f"{load0[0]:.2f} → {load1[0]:.2f}"
+    return out
+
+
+def compare_http(
+    bundle_dir, data, workdir: Path, before: Path, rounds: int, n_patients: int
+) -> str:
+    """Single-observation HTTP load, ``before``'s server and this tree's alternating (A B B A
+    ...), as a markdown table; the machine's load falls on both alike."""
+    rows, order = [], []
+    for r in range(rounds):
+        order += [("before", str(before)), ("after", None)][:: 1 if r % 2 == 0 else -1]
+    for label, src in order:
+        out = http_run(bundle_dir, data, workdir, label, True, 8000, n_patients, src)
+        rows.append((label, out))
+        print(label, out, flush=True)
+    lines = ["| server | updates/s | p50 | p99 | server CPU per request | statuses | 1-min load |",
+             "|---|---:|---:|---:|---:|---|---|"]  # fmt: skip
+    for label, o in rows:
+        lines.append(f"| {label} | {o['req_per_s']:.0f} | {o['p50_ms']:.1f} ms | {o['p99_ms']:.1f} ms | "
+                     f"{o['server_cpu_us']:.0f} µs | {o['status']} | {o['load']} |")  # fmt: skip
+    for label in ("before", "after"):
+        mine = [o for lab, o in rows if lab == label]
+        lines.append(f"| median {label} | {np.median([o['req_per_s'] for o in mine]):.0f} | "
+                     f"{np.median([o['p50_ms'] for o in mine]):.1f} ms | {np.median([o['p99_ms'] for o in mine]):.1f} ms | "
+                     f"{np.median([o['server_cpu_us'] for o in mine]):.0f} µs | | |")  # fmt: skip
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, help="default: train a GRU-128 bundle first")
     parser.add_argument("--patients", type=int, default=64)
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks/results/serving.md")
+    parser.add_argument("--only", help=f"comma list of {','.join(PARTS)}: run those, print "
+                        "their figures and leave --output alone (default: all, and write it)")  # fmt: skip
+    parser.add_argument("--before", type=Path, help="with http: also serve this tree's src/ "
+                        "(e.g. main's), alternating with this tree, and print both")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=2, help="with --before: runs per tree")
     args = parser.parse_args()
+    parts = PARTS if args.only is None else tuple(p.strip() for p in args.only.split(","))
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        parser.error(f"--only: unknown part(s) {unknown}; choose from {list(PARTS)}")
+    started = time.perf_counter()
     import torch
 
     from medseq.bundle import load_bundle
@@ -324,26 +398,66 @@ def main() -> None:
         bundle_dir = args.bundle or train_bundle(workdir / "train")
         bundle = load_bundle(bundle_dir)
         data = physionet2012.read(dataset_dir("physionet2012") / "set-b.tar.gz")
-        results = {"patients": args.patients, "in_process": in_process(bundle, data, 100)}
-        print("in process:", results["in_process"], flush=True)
-        for name, per_obs, cap in (
-            ("http_per_chart_time", False, 6000),
-            ("http_per_obs", True, 8000),
-        ):
-            port = free_port()
-            server = start_server(bundle_dir, workdir / f"{name}.sqlite", port)
-            plan = plans(data, args.patients, per_obs)
-            stats = run_load(port, plan, dict.fromkeys(plan, 0), 8, cap, 60)
-            server.send_signal(signal.SIGTERM)
-            server.wait(10)
-            results[name] = summarize(stats)
-            print(name, results[name], flush=True)
-        results["kill_restart"] = kill_and_restart(bundle_dir, bundle, data, workdir, 32)
-        print("kill/restart:", results["kill_restart"], flush=True)
-        results["malformed"] = malformed_suite(bundle_dir, workdir)
-        print("malformed:", results["malformed"], flush=True)
-    args.output.write_text(keep_other_sections(report(results), args.output))
-    print(f"wrote {args.output}")
+        results: dict = {"patients": args.patients}
+        if "step" in parts:
+            results["in_process"] = in_process(bundle, data, 100)
+            print("in process:", results["in_process"], flush=True)
+        if "http" in parts:
+            for name, per_obs, cap in (
+                ("http_per_chart_time", False, 6000),
+                ("http_per_obs", True, 8000),
+            ):
+                results[name] = http_run(bundle_dir, data, workdir, name, per_obs, cap,
+                                         args.patients)  # fmt: skip
+                print(name, results[name], flush=True)
+            if args.before is not None:
+                results["compare"] = compare_http(bundle_dir, data, workdir, args.before,
+                                                  args.rounds, args.patients)  # fmt: skip
+        if "kill" in parts:
+            results["kill_restart"] = kill_and_restart(bundle_dir, bundle, data, workdir, 32)
+            print("kill/restart:", results["kill_restart"], flush=True)
+        if "malformed" in parts:
+            results["malformed"] = malformed_suite(bundle_dir, workdir)
+            print("malformed:", results["malformed"], flush=True)
+    if args.only is None:
+        args.output.write_text(keep_other_sections(report(results), args.output))
+        print(f"wrote {args.output}")
+    else:
+        print(partial_report(results))
+    print(f"wall {time.perf_counter() - started:.0f} s, CPU of this process "
+          f"{time.process_time():.0f} s, load average {os.getloadavg()}")  # fmt: skip
+
+
+def partial_report(r: dict) -> str:
+    """The markdown rows of the parts that ran (``--only``)."""
+    out = []
+    if "in_process" in r:
+        p = r["in_process"]
+        out.append(
+            f"| one streaming update, in process | {p['updates']} updates | p50 {p['p50_us']:.0f} µs | p99 {p['p99_us']:.0f} µs |"
+        )
+    for name, label in (
+        ("http_per_chart_time", "one charting time"),
+        ("http_per_obs", "one observation"),
+    ):
+        if name in r:
+            o = r[name]
+            out.append(
+                f"| HTTP, requests carry {label} | {o['requests']} requests | {o['req_per_s']:.0f} req/s, {o['obs_per_s']:.0f} obs/s | p50 {o['p50_ms']:.1f} ms | p99 {o['p99_ms']:.1f} ms | {o['status']} | server CPU {o['server_cpu_us']:.0f} µs/request | load {o['load']} |"
+            )
+    if "compare" in r:
+        out.append("\n" + r["compare"])
+    if "kill_restart" in r:
+        k = r["kill_restart"]
+        out.append(
+            f"| kill -9 under load | {k['acknowledged']} acknowledged | **{k['lost']} lost** | {k['in_flight_committed']} committed unanswered | max risk diff {k['max_risk_diff']:.1e} |"
+        )
+    if "malformed" in r:
+        m = r["malformed"]
+        out.append(
+            f"| malformed-input suite | {m['requests']} requests | {m['status']} | **{m['5xx']} answers 5xx** |"
+        )
+    return "\n".join(out)
 
 
 def keep_other_sections(new: str, path: Path) -> str:

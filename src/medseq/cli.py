@@ -324,6 +324,9 @@ def serve(
     retention_sweep_seconds: Annotated[
         float, typer.Option(help="Interval of the retention sweep.")
     ] = 300.0,
+    group_commit: Annotated[
+        bool, typer.Option(help="Streaming updates arriving together share one commit.")
+    ] = True,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Serve a bundle over REST: batch, FHIR and streaming prediction."""
@@ -354,6 +357,7 @@ def serve(
         max_cached_streams=max_cached_streams,
         retention_hours=retention_hours,
         retention_sweep_seconds=retention_sweep_seconds,
+        group_commit=group_commit,
     )
     typer.echo(f"medseq serve: http://{host}:{port} (state: {state_db})")
     run_server(bundle, settings, host, port)

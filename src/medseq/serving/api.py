@@ -42,16 +42,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 from starlette.requests import ClientDisconnect
 
 from medseq.serving import drift_routes, monitor_page, schemas, signal_routes
 from medseq.serving.engine import AlertPolicy
+from medseq.serving.group_commit import GroupCommit
 from medseq.serving.inputs import parse_json
 from medseq.serving.manifest import model_version, read_manifest
 from medseq.serving.metrics import Metrics
@@ -71,7 +72,6 @@ from medseq.serving.settings import ServeSettings
 from medseq.serving.stream_routes import discharge, observe, patient
 
 logger = logging.getLogger(__name__)
-_bearer = HTTPBearer(auto_error=False)
 STREAM_STAGE = "streaming (/v1/patients/...)"
 
 
@@ -122,17 +122,26 @@ def served_dataset(manifest: dict[str, Any], bundle_dir: Path) -> Served:
     return Served(spec, str(provenance.get("task", "")), streaming, refusal)
 
 
-async def _auth(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> None:
-    """The bearer token, checked on the event loop: a plain ``def`` dependency is run in
-    a worker thread, a thread hand-over for every request (a 1-s ECG chunk's answer
-    included) for a comparison of a few bytes."""
-    tokens: tuple[str, ...] = request.app.state.settings.tokens
-    given = credentials.credentials if credentials is not None else ""
-    ok = any(hmac.compare_digest(given.encode(), t.encode()) for t in tokens)
-    if credentials is None or credentials.scheme.lower() != "bearer" or not ok:
-        raise Unauthorized()
+class _BearerCheck(HTTPBearer):
+    """``HTTPBearer(auto_error=False)`` that also checks the token (401 otherwise).
+
+    On the event loop: a plain ``def`` dependency is run in a worker thread, a thread
+    hand-over for every request (a 1-s ECG chunk's answer included) for a comparison of a
+    few bytes. One dependency, not a function depending on ``HTTPBearer``: a nested
+    dependency is a second pass of FastAPI's solver on every request. Being an
+    ``HTTPBearer``, it declares the same security scheme in the OpenAPI document.
+    """
+
+    async def __call__(self, request: Request) -> None:
+        credentials = await super().__call__(request)
+        tokens: tuple[str, ...] = request.app.state.settings.tokens
+        given = credentials.credentials if credentials is not None else ""
+        ok = any(hmac.compare_digest(given.encode(), t.encode()) for t in tokens)
+        if credentials is None or credentials.scheme.lower() != "bearer" or not ok:
+            raise Unauthorized()
+
+
+_auth = _BearerCheck(auto_error=False, scheme_name="HTTPBearer")
 
 
 def _load(bundle_dir: Path) -> tuple[Any, str | None]:
@@ -155,7 +164,7 @@ async def _lifespan(app: FastAPI):
     if unavailable:
         logger.error("%s; /v1/predict answers 503", unavailable)
     store, sweeper = None, None
-    app.state.stream = None
+    app.state.stream, app.state.commits = None, None
     if served.streaming is not None and bundle is not None:
         from medseq.serving.store import StateStore
 
@@ -173,6 +182,12 @@ async def _lifespan(app: FastAPI):
             max_cached_patients=settings.max_cached_patients,
             warm_patients=settings.warm_patients,
         )  # fmt: skip
+        if settings.group_commit and hasattr(app.state.stream, "flush"):
+            commits = app.state.commits = GroupCommit(app.state.stream.flush)
+            gauge = app.state.metrics.gauge
+            gauge("medseq_group_commits", "Group commits so far.", lambda: commits.n_flushes)
+            gauge("medseq_group_committed_updates", "Updates answered through them.",
+                  lambda: commits.n_settled)  # fmt: skip
         app.state.metrics.gauge("medseq_active_patients", "Open streaming stays.", store.count)
         sweeper = _start_sweep(app.state.stream, settings)
     elif served.refusal:
@@ -232,7 +247,10 @@ def create_app(bundle_dir: str | Path, settings: ServeSettings) -> FastAPI:
         openapi_extra=_openapi_body(served),
     )  # fmt: skip
     if served.streaming is not None:
-        secured.add_api_route("/v1/patients/{patient_id}/observations", observe, methods=["POST"])
+        secured.add_api_route(
+            "/v1/patients/{patient_id}/observations", observe, methods=["POST"],
+            response_model=schemas.StreamUpdate,
+        )  # fmt: skip
         secured.add_api_route("/v1/patients/{patient_id}", patient, methods=["GET"])
         secured.add_api_route("/v1/patients/{patient_id}", discharge, methods=["DELETE"])
     else:

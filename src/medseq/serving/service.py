@@ -49,7 +49,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from medseq.bundle import Bundle
@@ -64,7 +64,7 @@ from medseq.serving.engine import (
 )
 from medseq.serving.inputs import History
 from medseq.serving.recurrent import StreamingUnsupported
-from medseq.serving.store import StateStore, UpdateRecord
+from medseq.serving.store import CommitFailed, CommitTicket, StateStore, UpdateRecord
 
 logger = logging.getLogger(__name__)
 
@@ -102,10 +102,12 @@ class Ack:
     n_applied: int
     skipped: list[dict[str, Any]] = field(default_factory=list)
     replayed: bool = False
+    #: The staged commit to wait for before answering (``update(..., stage=True)``).
+    ticket: CommitTicket | None = field(default=None, compare=False, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        body = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "replayed"}
-        return body
+        skip = ("replayed", "ticket")
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k not in skip}
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Ack:
@@ -314,17 +316,34 @@ class StreamService:
         return len(self._cache)
 
     def get(self, patient_id: str) -> OpenStay | None:
-        """A snapshot of the open stay of ``patient_id`` (memory, else store), or None."""
+        """A snapshot of the open stay of ``patient_id`` (memory, else store), or None;
+        staged updates are committed first, so it answers only committed states."""
+        if self.store.n_staged:
+            self.flush()
         with self._locks.hold(patient_id):
             stay = self._get(patient_id)
             return None if stay is None else _snapshot(stay)
+
+    def admission_time(self, patient_id: str) -> str | None:
+        """The admission time of ``patient_id``'s open stay (None: no stay, or none known).
+
+        What parsing an update needs (FHIR times are hours since it): unlike :meth:`get` it
+        copies no state and leaves staged updates to their group commit.
+        """
+        with self._locks.hold(patient_id):
+            stay = self._get(patient_id)
+            return None if stay is None else stay.admission_time
 
     def _get(self, patient_id: str) -> OpenStay | None:
         """The cached stay (loaded from the store on a miss); the caller holds the lock."""
         stay = self._cache.get(patient_id)
         if stay is not None:
             return stay
-        stored = self.store.load(patient_id)
+        try:
+            stored = self.store.load(patient_id)  # commits staged writes first
+        except CommitFailed as err:
+            self._forget(err)
+            raise
         if stored is None:
             return None
         state = stored.state
@@ -342,7 +361,9 @@ class StreamService:
         logger.info("rebuilt one stored state for the current model by replay")
         return state
 
-    def update(self, patient_id: str, history: History, key: str | None = None) -> Ack:
+    def update(
+        self, patient_id: str, history: History, key: str | None = None, stage: bool = False
+    ) -> Ack:
         """Apply a request's observations once; commit; return the acknowledgement.
 
         Parameters
@@ -350,6 +371,10 @@ class StreamService:
         key : str, optional
             The update's idempotency key (see the module doc); ``history.update_id`` is
             used when None.
+        stage : bool, default=False
+            Stage the write instead of committing it (group commit): the answer carries
+            ``ticket``; answer it only once :meth:`flush` has settled the ticket without
+            error (:class:`~medseq.serving.group_commit.GroupCommit` does).
 
         Raises
         ------
@@ -360,7 +385,7 @@ class StreamService:
         """
         engine = self._require_engine()
         key, derived = self._key(history, key)
-        fingerprint = _fingerprint(history)
+        fingerprint = "" if key is None else _fingerprint(history)  # kept only with a key
         with self._locks.hold(patient_id):
             if key is not None:
                 done = self.store.applied_update(patient_id, key)
@@ -383,13 +408,35 @@ class StreamService:
                 applied = [o for i, o in enumerate(observations) if i not in skipped_idx]
                 record = UpdateRecord(key, fingerprint, ack.to_json(), ids)
                 version, admitted = self.model_version, stay.admission_time
-                self.store.save(patient_id, version, admitted, stay.state, applied, record)
-            except Exception:
+                args = (patient_id, version, admitted, stay.state, applied, record)
+                ticket = None
+                if stage:
+                    ticket = self.store.stage(*args)
+                else:
+                    self.store.save(*args)
+            except Exception as err:
+                self._forget(err)
                 self._cache.pop(patient_id)  # reload the last committed state next time
                 raise
-            stay.state.features.cache.clear()  # derived, recomputed on use: 28% of a state
+            # the featurizer's per-bin constants stay with the live state (the next update
+            # in the same bin reuses them, as the step terms); packing drops both
             self._cache.put(patient_id, stay)
-            return ack
+            return replace(ack, ticket=ticket) if stage else ack
+
+    def flush(self) -> None:
+        """Commit the staged updates in one transaction (group commit). The tickets of a
+        failed commit carry its error, and their patients' cached states are dropped (the
+        next request reloads the last committed state), as after a failed :meth:`update`."""
+        for ticket in self.store.flush():
+            if ticket.error is not None:
+                self._cache.pop(ticket.patient_id)
+
+    def _forget(self, err: BaseException) -> None:
+        """After a failed commit of staged writes (:class:`CommitFailed`, raised by a read
+        that flushes first), drop the cached states of every patient in it."""
+        if isinstance(err, CommitFailed):
+            for patient_id in err.patient_ids:
+                self._cache.pop(patient_id)
 
     @staticmethod
     def _key(history: History, key: str | None) -> tuple[str | None, bool]:
@@ -459,7 +506,11 @@ class StreamService:
             stay = self._get(patient_id)
             if stay is None:
                 return None
-            self.store.delete(patient_id)
+            try:
+                self.store.delete(patient_id)  # commits staged writes first
+            except CommitFailed as err:
+                self._forget(err)
+                raise
             self._cache.pop(patient_id)
             return stay
 
@@ -470,6 +521,7 @@ class StreamService:
         transaction, so a stay updated meanwhile is kept.
         """
         before = (time.time() if now is None else now) - retention_hours * 3600.0
+        self.flush()  # a staged update makes its stay not idle
         deleted = 0
         for patient_id in self.store.idle_patients(before):
             with self._locks.hold(patient_id):

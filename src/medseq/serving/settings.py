@@ -98,6 +98,9 @@ class ServeSettings:
         periodic sweep; None keeps stays until ``DELETE /v1/patients/{id}``.
     retention_sweep_seconds : float, default=300
         Interval of the retention sweep.
+    group_commit : bool, default=True
+        The streaming updates of one event-loop turn share one SQLite commit, each
+        answered after it (:mod:`medseq.serving.group_commit`); False: one commit each.
     """
 
     tokens: tuple[str, ...] = field(repr=False)
@@ -121,6 +124,7 @@ class ServeSettings:
     max_cached_streams: int = 1000
     retention_hours: float | None = None
     retention_sweep_seconds: float = 300.0
+    group_commit: bool = True
 
     def __post_init__(self) -> None:
         if not self.tokens:

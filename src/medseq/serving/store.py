@@ -30,7 +30,12 @@ in the operating system's hands when ``commit()`` returns, so killing the server
 (``kill -9``) loses nothing acknowledged; only a crash of the machine itself (power loss,
 kernel panic) can lose the last commits, never corrupt the file. ``synchronous="FULL"``
 adds an fsync per commit and survives power loss too, at the cost of the disk's fsync
-latency per request (measured in ``benchmarks/results/serving.md``).
+latency per request (measured in ``benchmarks/results/serving.md``). The WAL is copied
+into the database by :class:`WalCheckpointer`'s thread, not inside a commit.
+
+Group commit: :meth:`StateStore.stage` queues an update's writes and
+:meth:`StateStore.flush` commits all queued ones in one transaction
+(:mod:`medseq.serving.group_commit`); :meth:`StateStore.save` is both at once.
 """
 
 from __future__ import annotations
@@ -47,11 +52,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-from safetensors.numpy import load as load_arrays
-from safetensors.numpy import save as save_arrays
-
-from medseq.serving.engine import FeatureState, Observation, PatientState
+from medseq.serving.engine import Observation, PatientState
+from medseq.serving.group_commit import CommitFailed, CommitTicket
+from medseq.serving.state_codec import decode_state, encode_state
+from medseq.serving.state_codec import load_arrays as load_arrays  # re-exported
+from medseq.serving.wal_checkpoint import WalCheckpointer
 
 logger = logging.getLogger(__name__)
 
@@ -146,50 +151,6 @@ class StoredPatient:
     state: PatientState
 
 
-def encode_state(state: PatientState) -> tuple[str, bytes]:
-    """(JSON scalars, safetensors arrays) of a patient state."""
-    fs = state.features
-    scalars = {
-        "open_bin": fs.open_bin,
-        "static_raw": {k: (None if np.isnan(v) else v) for k, v in fs.static_raw.items()},
-        "alert": state.alert,
-        "n_observations": state.n_observations,
-        "last_time": None if not np.isfinite(state.last_time) else state.last_time,
-        "risk": state.risk,
-        "alert_run": state.alert_run,
-    }
-    arrays: dict[str, np.ndarray] = {
-        name: np.ascontiguousarray(getattr(fs, name), dtype=dtype)
-        for name, dtype in FeatureState.STORED_DTYPES.items()
-    }
-    arrays["hidden"] = np.ascontiguousarray(state.hidden)
-    arrays["pool"] = np.ascontiguousarray(state.pool)
-    return json.dumps(scalars), save_arrays(arrays)
-
-
-def decode_state(scalars_json: str, blob: bytes) -> PatientState:
-    """Inverse of :func:`encode_state`."""
-    scalars = json.loads(scalars_json)
-    arrays: dict[str, Any] = load_arrays(blob)
-    static = {k: (np.nan if v is None else float(v)) for k, v in scalars["static_raw"].items()}
-    features = FeatureState(
-        open_bin=int(scalars["open_bin"]),
-        static_raw=static,
-        **{name: arrays[name] for name in FeatureState.ARRAYS},  # copied into its block
-    )
-    last_time = scalars["last_time"]
-    return PatientState(
-        features=features,
-        hidden=arrays["hidden"].copy(),
-        pool=arrays["pool"].copy(),
-        alert=bool(scalars["alert"]),
-        n_observations=int(scalars["n_observations"]),
-        last_time=-np.inf if last_time is None else float(last_time),
-        risk=float(scalars["risk"]),
-        alert_run=int(scalars.get("alert_run", 0)),
-    )
-
-
 class StateStore:
     """SQLite store of streaming states; one connection, serialised by a lock.
 
@@ -210,6 +171,10 @@ class StateStore:
         if self.on_disk:
             _private_file(self.path)
         self._lock = threading.Lock()
+        self._staged: list[tuple[tuple, list[tuple], UpdateRecord | None, CommitTicket]] = []
+        self._staged_keys: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        self._staged_ids: dict[str, set[str]] = {}
+        self._staged_patients: set[str] = set()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA secure_delete=ON")
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -224,10 +189,23 @@ class StateStore:
         if self.on_disk:
             _private_file(self.path)  # the -wal and -shm files exist now
         self.checkpoint()  # a WAL left by a crash may hold deleted rows
+        self._checkpointer: WalCheckpointer | None = None
+        if self.on_disk:  # commits no longer wait for checkpoints (see WalCheckpointer)
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._checkpointer = WalCheckpointer(self.path)
         logger.info("state store ready (WAL, synchronous=%s, secure_delete)", synchronous)
 
     def close(self) -> None:
+        """Commit what is staged (an error is logged: those updates were not answered),
+        then close."""
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         with self._lock:
+            try:
+                self._flush_locked()
+            except CommitFailed as err:
+                logger.error("state store: staged writes not committed at close (%s)",
+                             type(err.__cause__).__name__)  # fmt: skip
             self._db.close()
 
     def checkpoint(self) -> bool:
@@ -248,26 +226,95 @@ class StateStore:
         record: UpdateRecord | None = None,
     ) -> None:
         """Write the new state, the applied observations and the update's idempotency
-        record in one transaction."""
+        record in one transaction (with any staged writes before them, in order).
+
+        Raises
+        ------
+        CommitFailed
+            Nothing of it (nor of the staged writes) was committed.
+        """
+        ticket = self.stage(patient_id, model_version, admission_time, state, observations, record)
+        self.flush()
+        if ticket.error is not None:
+            raise ticket.error
+
+    def stage(
+        self,
+        patient_id: str,
+        model_version: str,
+        admission_time: str | None,
+        state: PatientState,
+        observations: Sequence[Observation],
+        record: UpdateRecord | None = None,
+    ) -> CommitTicket:
+        """Queue the writes of :meth:`save` for the next :meth:`flush` (group commit).
+
+        The state is encoded now (the caller goes on changing it). Every read of this store
+        commits the staged writes first where they matter to it (a read of the patient's
+        rows, a retried key, a re-sent Observation id, a count), so it never answers from a
+        state older than one staged. Answer the update only once the returned ticket is
+        ``done`` without ``error``.
+        """
         scalars, blob = encode_state(state)
         rows = [(patient_id, o.time, o.code, o.value) for o in observations]
+        row = (patient_id, model_version, admission_time, scalars, blob, time.time())
+        ticket = CommitTicket(patient_id)
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.execute(
-                    "INSERT OR REPLACE INTO patients VALUES (?, ?, ?, ?, ?, ?)",
-                    (patient_id, model_version, admission_time, scalars, blob, time.time()),
-                )
-                self._db.executemany(
-                    "INSERT INTO observations (patient_id, time, code, value) VALUES (?,?,?,?)",
-                    rows,
-                )
-                if record is not None:
-                    self._record(patient_id, record)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            self._staged.append((row, rows, record, ticket))
+            self._staged_patients.add(patient_id)
+            if record is not None and record.key is not None:
+                self._staged_keys[patient_id, record.key] = (record.fingerprint, record.ack)
+            if record is not None and record.observation_ids:
+                self._staged_ids.setdefault(patient_id, set()).update(record.observation_ids)
+        return ticket
+
+    @property
+    def n_staged(self) -> int:
+        """Writes staged and not yet flushed."""
+        return len(self._staged)
+
+    def flush(self) -> list[CommitTicket]:
+        """Commit every staged write in one transaction; the tickets it settled.
+
+        On failure the transaction is rolled back and each ticket carries the
+        :class:`CommitFailed` (the exception is not raised here: each caller answers for
+        its own ticket; :meth:`save` raises it).
+        """
+        with self._lock:
+            return self._flush_locked(raise_error=False)
+
+    def _flush_locked(self, raise_error: bool = True) -> list[CommitTicket]:
+        staged = self._staged
+        if not staged:
+            return []
+        self._staged, self._staged_keys, self._staged_ids = [], {}, {}
+        self._staged_patients = set()
+        tickets = [item[3] for item in staged]
+        error: CommitFailed | None = None
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for row, rows, record, _ in staged:
+                self._write(row, rows, record)
+            self._db.execute("COMMIT")
+        except BaseException as err:
+            self._db.execute("ROLLBACK")
+            error = CommitFailed(sorted({t.patient_id for t in tickets}))
+            error.__cause__ = err
+            if not isinstance(err, Exception):
                 raise
+        for ticket in tickets:
+            ticket.error, ticket.done = error, True
+        if error is not None and raise_error:
+            raise error
+        return tickets
+
+    def _write(self, row: tuple, rows: list[tuple], record: UpdateRecord | None) -> None:
+        self._db.execute("INSERT OR REPLACE INTO patients VALUES (?, ?, ?, ?, ?, ?)", row)
+        self._db.executemany(
+            "INSERT INTO observations (patient_id, time, code, value) VALUES (?,?,?,?)", rows
+        )
+        if record is not None:
+            self._record(row[0], record)
 
     def _record(self, patient_id: str, record: UpdateRecord) -> None:
         if record.key is not None:
@@ -281,8 +328,10 @@ class StateStore:
         )
 
     def applied_update(self, patient_id: str, key: str) -> tuple[str, dict[str, Any]] | None:
-        """(fingerprint, acknowledgement) of the update applied under ``key``, or None."""
+        """(fingerprint, acknowledgement) of the update applied (or staged) under ``key``."""
         with self._lock:
+            if (patient_id, key) in self._staged_keys:  # a retry of a staged update: its
+                self._flush_locked()  # answer waits for that commit, so commit it now
             row = self._db.execute(
                 "SELECT fingerprint, ack FROM updates WHERE patient_id = ? AND key = ?",
                 (patient_id, key),
@@ -294,6 +343,8 @@ class StateStore:
         unique = sorted(set(ids))
         seen: set[str] = set()
         with self._lock:
+            if self._staged_ids.get(patient_id, set()).intersection(unique):
+                self._flush_locked()  # as in applied_update: staged ids count once committed
             for k in range(0, len(unique), 500):  # SQLite's bound-parameter limit
                 part = unique[k : k + 500]
                 marks = ",".join("?" * len(part))
@@ -308,6 +359,8 @@ class StateStore:
     def load(self, patient_id: str) -> StoredPatient | None:
         """The stored state of ``patient_id``, or None."""
         with self._lock:
+            if patient_id in self._staged_patients:  # others' staged rows do not matter
+                self._flush_locked()
             row = self._db.execute(
                 "SELECT model_version, admission_time, scalars, arrays FROM patients "
                 "WHERE patient_id = ?",
@@ -320,6 +373,8 @@ class StateStore:
     def observations(self, patient_id: str) -> list[Observation]:
         """Every acknowledged observation of ``patient_id``, in arrival order."""
         with self._lock:
+            if patient_id in self._staged_patients:  # others' staged rows do not matter
+                self._flush_locked()
             rows = self._db.execute(
                 "SELECT code, time, value FROM observations WHERE patient_id = ? ORDER BY seq",
                 (patient_id,),
@@ -336,6 +391,8 @@ class StateStore:
         truncates the WAL afterwards, so the deleted rows are in no file.
         """
         with self._lock:
+            if patient_id in self._staged_patients:  # a staged write must not outlive it
+                self._flush_locked()
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 sql = "DELETE FROM patients WHERE patient_id = ?"
@@ -358,6 +415,7 @@ class StateStore:
     def idle_patients(self, before: float) -> list[str]:
         """Patients whose last update is older than ``before`` (epoch seconds)."""
         with self._lock:
+            self._flush_locked()
             rows = self._db.execute(
                 "SELECT patient_id FROM patients WHERE updated_at < ?", (before,)
             ).fetchall()
@@ -366,10 +424,12 @@ class StateStore:
     def count(self) -> int:
         """Open stays."""
         with self._lock:
+            self._flush_locked()
             return int(self._db.execute("SELECT COUNT(*) FROM patients").fetchone()[0])
 
     def patient_ids(self) -> Iterator[str]:
         with self._lock:
+            self._flush_locked()
             ids = [r[0] for r in self._db.execute("SELECT patient_id FROM patients")]
         yield from ids
 
