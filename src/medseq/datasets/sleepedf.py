@@ -24,7 +24,7 @@ Protocol ``loso``: leave one subject out, ten folds, no test part: the result is
 pooled out-of-fold prediction of every night (``[data] inner_val_fraction`` takes
 early-stopping nights from each fold's training subjects).
 
-``[features]`` keys: ``recover_power``, ``context_columns`` (the featurizer's) and
+``[features]`` keys: ``recover_power``, ``context_columns``, ``per_night`` (the featurizer's) and
 ``crop_epochs`` (train on random windows of that many epochs of each night; 0 = whole
 nights; prediction always reads whole nights).
 """
@@ -48,7 +48,7 @@ from medseq.sources.sleepedf_features import MOVEMENT, STAGES, UNSCORED, Night, 
 EDGE_MIN = 30
 EPOCHS_PER_MIN = 2
 GAPS = ("join", "mask")
-FEATURIZER_KEYS = ("recover_power", "context_columns")
+FEATURIZER_KEYS = ("recover_power", "context_columns", "per_night")
 FEATURE_KEYS = (*FEATURIZER_KEYS, "crop_epochs")
 
 

@@ -75,3 +75,39 @@ def test_bad_input_and_use_before_fit_are_clear_errors(night):
         SleepEpochFeaturizer(recover_power="yes")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown"):
         SleepEpochFeaturizer.from_state_dict({"kind": "sleep_epochs", "window": 3})
+
+
+@pytest.fixture(scope="module")
+def real_nights():
+    """Two real nights of two subjects (SC4001, SC4021), windowed around sleep."""
+    from medseq.datasets import sleepedf
+    from medseq.paths import dataset_dir
+    from medseq.sources.sleepedf_features import read_folder
+
+    nights, _ = read_folder(dataset_dir("sleepedf_features"))
+    by_id = {n.night_id: n for n in nights}
+    return [by_id[i].features[sleepedf.sleep_window(by_id[i])] for i in (4001, 4021)]
+
+
+def test_per_night_scaling_takes_out_each_nights_level_and_spread(real_nights):
+    plain = SleepEpochFeaturizer(context_columns=True)
+    per_night = SleepEpochFeaturizer(context_columns=True, per_night=True)
+    # Without it the two subjects' nights sit at different levels (amplitude, contact) ...
+    means = [plain.raw(m).mean(axis=0) for m in real_nights]
+    assert np.abs(means[0] - means[1]).max() > 0.5
+    # ... with it every column of every night has mean 0 and sd 1 before the global z-score.
+    for stored in real_nights:
+        raw = per_night.raw(stored)
+        np.testing.assert_allclose(raw.mean(axis=0), 0.0, atol=1e-9)
+        np.testing.assert_allclose(raw.std(axis=0), 1.0, atol=1e-9)
+    # A gain change of the whole night (a constant added to its stored log powers) is gone.
+    shifted = real_nights[0].copy()
+    shifted[:, :5] += 2.0
+    unfloored = SleepEpochFeaturizer(recover_power=False, per_night=True)
+    np.testing.assert_allclose(unfloored.raw(shifted), unfloored.raw(real_nights[0]), atol=1e-9)
+    fitted = per_night.fit(real_nights)
+    again = featurizer_from_state_dict(json.loads(json.dumps(fitted.state_dict())))
+    assert again.per_night
+    np.testing.assert_array_equal(again.transform(real_nights[1]), fitted.transform(real_nights[1]))
+    with pytest.raises(ValueError, match=r"per_night=True\) needs a night of >= 2 epochs"):
+        fitted.transform(real_nights[0][:1])

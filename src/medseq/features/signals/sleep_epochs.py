@@ -15,6 +15,10 @@ z-score they look constant. The values are float64, so nothing is lost, only hid
   3-epoch mean and sd of the *stored* base features) as they are. A sequence model sees
   the neighbouring epochs itself, so the default leaves them out; they are there to measure
   what that +-1-epoch context gives a per-epoch model.
+* ``per_night=True`` first z-scores every column with the mean and sd of the night's own
+  epochs (label-free, the night alone), so a subject's overall EEG amplitude and electrode
+  contact, which differ between people more than between stages, are taken out before the
+  model sees the night. It assumes whole nights (the window around sleep), as served.
 
 Every column is then z-scored with the mean and sd of the training nights' epochs.
 """
@@ -67,6 +71,21 @@ def feature_names(context_columns: bool) -> list[str]:
     return base + [f"{kind}_{name}" for kind in ("diff", "mean3", "sd3") for name in base]
 
 
+def _night_scaled(columns: np.ndarray) -> np.ndarray:
+    """``columns`` (n_epochs, F) z-scored with the night's own mean and sd per column.
+
+    A column constant over the night (sd 0) is only centred. One epoch is no night: the
+    sd of a single row is undefined, so it is refused.
+    """
+    if len(columns) < 2:
+        raise ValueError(
+            f"SleepEpochFeaturizer(per_night=True) needs a night of >= 2 epochs to scale by "
+            f"its own mean and sd, got {len(columns)}; send the whole night's window"
+        )
+    scale = columns.std(axis=0)
+    return (columns - columns.mean(axis=0)) / np.where(scale > 0, scale, 1.0)
+
+
 @dataclass
 class SleepEpochFeaturizer:
     """Epoch feature matrices ``(n_epochs, 72)`` -> z-scored float32 ``(n_epochs, F)``.
@@ -77,17 +96,21 @@ class SleepEpochFeaturizer:
         Undo the ``1e-10`` floor of the stored log powers (module docstring).
     context_columns : bool, default=False
         Append the stored +-1-epoch context columns 18-71 (``F = 72`` instead of 18).
+    per_night : bool, default=False
+        Z-score every column within each night before the training-night z-score (module
+        docstring); needs nights of at least two epochs.
     """
 
     kind: ClassVar[str] = "sleep_epochs"
 
     recover_power: bool = True
     context_columns: bool = False
+    per_night: bool = False
     mean_: list[float] | None = field(default=None, repr=False)
     scale_: list[float] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        for name in ("recover_power", "context_columns"):
+        for name in ("recover_power", "context_columns", "per_night"):
             if not isinstance(getattr(self, name), bool):
                 raise TypeError(f"SleepEpochFeaturizer.{name} must be a bool, "
                                 f"got {getattr(self, name)!r}")  # fmt: skip
@@ -107,8 +130,8 @@ class SleepEpochFeaturizer:
             )
         base = recovered_base(stored) if self.recover_power else stored[:, :N_BASE]
         if self.context_columns:
-            return np.concatenate([base, stored[:, N_BASE:]], axis=1)
-        return base
+            base = np.concatenate([base, stored[:, N_BASE:]], axis=1)
+        return _night_scaled(base) if self.per_night else base
 
     def fit(self, matrices: Sequence[np.ndarray]) -> SleepEpochFeaturizer:
         """Mean and sd of every output column over the epochs of the training nights."""
@@ -133,6 +156,7 @@ class SleepEpochFeaturizer:
             "kind": self.kind,
             "recover_power": self.recover_power,
             "context_columns": self.context_columns,
+            "per_night": self.per_night,
             "mean_": self.mean_,
             "scale_": self.scale_,
         }
@@ -145,7 +169,8 @@ class SleepEpochFeaturizer:
         if kind != cls.kind:
             raise ValueError(f"not a {cls.kind!r} featurizer state: kind={kind!r}")
         check_known_keys("SleepEpochFeaturizer state", state,
-                         ["recover_power", "context_columns", "mean_", "scale_"])  # fmt: skip
+                         ["recover_power", "context_columns", "per_night", "mean_",
+                          "scale_"])  # fmt: skip
         return cls(**state)
 
     def describe(self) -> FeaturizerDescription:
