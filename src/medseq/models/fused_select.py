@@ -108,5 +108,6 @@ def use_fused_gru(module: nn.Module, x: Tensor) -> bool:
     return (
         x.device.type == "cpu"
         and x.dtype in (torch.float32, torch.float64)
+        and not torch.is_autocast_enabled("cpu")  # bf16 autocast: nn.GRU's own kernel
         and module.hidden_size <= AUTO_MAX_HIDDEN
     )

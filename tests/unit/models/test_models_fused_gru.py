@@ -244,6 +244,8 @@ def test_selection_rules(monkeypatch):
         with torch.no_grad():
             assert not use_fused_gru(gru, x)  # inference keeps nn.GRU
         assert not use_fused_gru(gru.half(), x.half())  # auto: float32/64 only
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert not use_fused_gru(gru, x)  # nor under bf16 autocast
         assert not use_fused_gru(nn.GRU(2, 257, batch_first=True), x)  # not measured beyond 256
         with fused_gru_mode("on"):
             assert use_fused_gru(nn.GRU(2, 257, batch_first=True), x)
