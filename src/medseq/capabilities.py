@@ -27,6 +27,8 @@ from medseq.datasets.registry import DATASETS, DatasetSpec, StageUnsupported, ge
 
 README_START = "<!-- capabilities:start -->"
 README_END = "<!-- capabilities:end -->"
+#: Where streaming lives: routes of ``medseq serve`` (there is no streaming flag).
+STREAMING_ROUTES = "streaming in medseq serve (/v1/patients/..., /v1/streams/...)"
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("explain", "explain", (), "medseq explain BUNDLE DATA --subject ID"),
     Stage("onnx", "ONNX export", (), "medseq export BUNDLE --format onnx"),
     Stage("rest", "REST predict", ("request",), "POST /v1/predict"),
-    Stage("streaming", "streaming", ("streaming",), "medseq serve --stream"),
+    Stage("streaming", "streaming", ("streaming",), STREAMING_ROUTES),
     Stage("federated", "federated", ("partitions", "federated_fit"), "medseq federate"),
 )
 #: What each part a stage needs does, for the reason of a cell whose spec lacks it.

@@ -5,6 +5,7 @@ matrix's sentence."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -16,6 +17,7 @@ from medseq.capabilities import (
     README_END,
     README_START,
     STAGE_KEYS,
+    STREAMING_ROUTES,
     cell,
     matrix,
     readme_section,
@@ -54,7 +56,7 @@ def test_a_cell_asks_the_spec_sentence_first_then_the_part():
     assert cell(served, "rest").supported
     streamed = replace(spec, streaming=object())  # the spec's sentence still rules it out
     assert cell(streamed, "streaming").reason.startswith("a molecule is one SMILES string")
-    with pytest.raises(StageUnsupported, match="medseq serve --stream is not available for "):
+    with pytest.raises(StageUnsupported, match=re.escape(f"{STREAMING_ROUTES} is not available")):
         require_stage(streamed, "streaming")
     with pytest.raises(ValueError, match="unknown stage 'stream'"):
         cell(spec, "stream")
@@ -118,3 +120,46 @@ def test_cli_prints_the_table_and_writes_the_readme(tmp_path):
     with pytest.raises(ValueError, match=README_START):
         write_readme(copy, "x")
     assert README_END in README.read_text()
+
+
+def _gaps(stage: str) -> list[tuple[str, str]]:
+    """``(dataset, reason)`` of every cell of ``stage`` that the matrix marks unsupported."""
+    return [(name, row[stage].reason) for name, row in matrix().items()
+            if not row[stage].supported]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "reason"), _gaps("streaming"))
+def test_every_streaming_gap_is_refused_by_both_stream_routes_with_the_matrix_sentence(
+    name, reason
+):
+    """What ``/v1/patients/...`` and ``/v1/streams/...`` answer (404) for a bundle of a
+    dataset whose streaming cell is a gap: the service's refusals, computed from the
+    bundle's provenance at start-up, each carry the matrix's sentence."""
+    from medseq.serving.api import served_dataset
+    from medseq.serving.signal_routes import signal_part
+
+    spec = get_dataset(name)
+    task = next(iter(spec.tasks), "")
+    served = served_dataset({"provenance": {"dataset": name, "task": task}}, Path("bundle"))
+    part, signal_refusal = signal_part(spec)
+    assert served.streaming is None and part is None
+    for refusal in (served.refusal, signal_refusal):
+        assert refusal is not None and name in refusal
+        assert reason in refusal, (refusal, reason)
+
+
+@pytest.mark.parametrize(("name", "reason"), _gaps("federated"))
+def test_every_federated_gap_is_refused_by_medseq_federate_with_the_matrix_sentence(
+    name, reason, tmp_path
+):
+    spec = get_dataset(name)
+    task = next(t for t, kind in spec.tasks.items() if kind in ("binary", "multiclass"))
+    config = tmp_path / "fed.toml"
+    config.write_text(
+        f'[data]\ndataset = "{name}"\ntask = "{task}"\ntrain = "{name}"\n'
+        '[federated]\npartition = "dirichlet"\n'
+    )
+    result = CliRunner().invoke(app, ["federate", "simulate", str(config)])
+    assert result.exit_code == 2, result.output
+    said = " ".join(result.output.split())
+    assert f"medseq federate is not available for dataset {name!r}: {reason}" in said, said

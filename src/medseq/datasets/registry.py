@@ -42,6 +42,16 @@ DATASETS: dict[str, str] = {
     "flat_icu": "medseq.datasets.flat_icu:FLAT_ICU",
 }
 
+#: The capability-matrix stage (:data:`medseq.capabilities.STAGES`) that a spec part serves:
+#: a refusal for the missing part carries the spec's sentence for that stage, so that
+#: ``/v1/streams`` of a molecule bundle says why a molecule is not streamed, as the matrix's
+#: streaming cell does, and not only which part its spec lacks.
+STAGE_OF_PART: dict[str, str] = {
+    "signal_streaming": "streaming",
+    "partitions": "federated",
+    "federated_fit": "federated",
+}
+
 
 @dataclass(frozen=True)
 class SplitIds:
@@ -236,16 +246,18 @@ class DatasetSpec:
     def require(self, part: str, stage: str) -> Any:
         """The spec's ``part`` that ``stage`` needs; a clear refusal when the spec lacks it.
 
-        >>> get_dataset("tox21").require("streaming", "medseq serve --stream")
+        >>> get_dataset("tox21").require("signal_streaming", "signal streaming (/v1/streams)")
         Traceback (most recent call last):
         ...
-        medseq.datasets.registry.StageUnsupported: medseq serve --stream is not available for
-        dataset 'tox21': its spec has no 'streaming'...
+        medseq.datasets.registry.StageUnsupported: signal streaming (/v1/streams) is not
+        available for dataset 'tox21': its spec has no 'signal_streaming': a molecule is one
+        SMILES string...
         """
         value = getattr(self, part, None)
         if value:
             return value
-        why = self.unsupported.get(stage) or self.unsupported.get(part)
+        keys = (stage, part, STAGE_OF_PART.get(part, part))
+        why = next((self.unsupported[k] for k in keys if k in self.unsupported), None)
         reason = f": {why}" if why else ""
         raise StageUnsupported(
             f"{stage} is not available for dataset {self.name!r}: its spec has no {part!r}{reason}"
