@@ -98,9 +98,19 @@ def _refused(client, body, loc: list) -> dict:
 
 
 def _no_streaming(client, dataset: str) -> None:
+    """The per-observation routes answer 404 naming the dataset; where the matrix's
+    streaming cell is a gap, both stream routes answer with the matrix's own sentence."""
+    from medseq.capabilities import matrix
+
     answer = client.get("/v1/patients/p1", headers=AUTH)
     assert answer.status_code == 404
     assert dataset in answer.json()["detail"] and "streaming" in answer.json()["detail"]
+    found = matrix([dataset])[dataset]["streaming"]
+    if not found.supported:
+        signals = client.get("/v1/streams/s1", headers=AUTH)
+        assert signals.status_code == 404
+        for detail in (answer.json()["detail"], signals.json()["detail"]):
+            assert found.reason in detail, (detail, found.reason)
 
 
 # -- PhysioNet 2012 ---------------------------------------------------------------------
