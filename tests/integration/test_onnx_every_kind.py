@@ -250,8 +250,16 @@ def test_every_model_kind_exports_with_parity_on_real_inputs(case, bundles, real
 
 # --- the CLI round trip, one bundle per dataset ----------------------------------------------
 
+#: name -> case: every model kind of CASES at least once (issue 14: `medseq predict
+#: --runtime onnx` for each kind), and each dataset kind.
 ROUND_TRIPS = {
     "physionet2012": "gru-2-layers-mean",
+    "physionet2012-rnn": "rnn",
+    "physionet2012-lstm": "lstm-attention",
+    "physionet2012-grud": "grud",
+    "cinc2017-sequence": "conv_rnn-sequence-signal",
+    "cinc2017-beats": "conv_rnn-recording-beats-static",
+    "mitbih-sequence": "conv_rnn-sequence-mitbih",
     "cinc2017": "conv_rnn-recording-signal",
     "mitbih": "conv_rnn-recording-mitbih",
     "tox21": "smiles_rnn-enumerated",
