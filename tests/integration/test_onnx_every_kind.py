@@ -330,6 +330,35 @@ def test_onnx_predict_imports_no_training_stack(case, absent, bundles, real, tmp
     assert len(pd.read_csv(out)) > 0
 
 
+SERVE_LIGHT = ("sklearn", "scipy", "wfdb", "matplotlib", "medseq.training", "medseq.experiment")
+
+
+@pytest.mark.parametrize("case", ["gru-2-layers-mean", "retain", "slice_rnn", "smiles_rnn"])
+def test_export_and_serve_import_no_training_stack(case, bundles, tmp_path):
+    """``medseq export`` and the service's start-up (``create_app`` with its lifespan, what
+    ``medseq serve`` runs before listening) in a fresh interpreter: none of scikit-learn,
+    scipy, wfdb, matplotlib, ``medseq.training`` or ``medseq.experiment`` is imported
+    (torch is: export traces the members and the service runs them)."""
+    bundle_dir, *_ = bundles(case)
+    out = tmp_path / "model.onnx"
+    code = (
+        "import sys\nfrom medseq.cli import app\n"
+        f"sys.argv = ['medseq', 'export', {str(bundle_dir)!r}, '--format', 'onnx', "
+        f"'-o', {str(out)!r}]\n"
+        "try:\n    app()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+        "from fastapi.testclient import TestClient\n"
+        "from medseq.serving.api import create_app\n"
+        "from medseq.serving.settings import ServeSettings\n"
+        f"settings = ServeSettings(tokens=('t' * 32,), state_db={str(tmp_path / 's.db')!r})\n"
+        f"with TestClient(create_app({str(bundle_dir)!r}, settings)) as client:\n"
+        "    assert client.get('/healthz').status_code == 200\n"
+        f"heavy = [m for m in {SERVE_LIGHT!r} if m in sys.modules]\nassert not heavy, heavy\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert out.stat().st_size > 0
+
+
 def test_bundle_without_a_dataset_is_refused_by_name(bundles, tmp_path):
     """A bundle that does not record its dataset cannot be saved, so no ONNX file or
     prediction can silently guess which reader to use."""
