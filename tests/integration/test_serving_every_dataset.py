@@ -350,6 +350,37 @@ def test_mimic3_visits_and_fhir_match_offline(client_of, tmp_path):
     _no_streaming(client, "mimic3")
 
 
+def test_meds_visits_body_matches_offline(client_of, tmp_path):
+    """A `meds` bundle (visit histories read from a MEDS export, here MIMIC-III demo written
+    as MEDS) answers the same codes-per-visit body as offline prediction, here for the
+    chapter-level next-visit task."""
+    from medseq.sources import meds, mimic3
+    from medseq.tasks.histories import VISIT_ID_FACTOR, visit_codes
+
+    spec = get_dataset("meds")
+    data = spec.read(meds.write(mimic3.read(dataset_dir("mimic3demo")), tmp_path / "meds"))
+    task = "next_visit_chapter"
+    ids = spec.labels(task, data).index.to_numpy()
+    model = {"kind": "doctorai", "embedding_size": 8, "hidden_size": 8}
+    features = {"level": "chapter"}
+    bundle_dir = _tiny_bundle(tmp_path / "b", "meds", task, data, ids, features, model)
+    client = client_of(bundle_dir)
+    chosen = ids[:3]
+    codes = visit_codes(data.history)
+    patients = []
+    for sample in chosen:
+        subject, k = divmod(int(sample), VISIT_ID_FACTOR)
+        mine = codes[codes.subject_id == subject]
+        visits = [{"codes": mine[mine.visit == v].code.tolist()} for v in range(k)]
+        patients.append({"patient_id": f"s{sample}", "visits": visits})
+    out, got = _served(client, {"patients": patients})
+    assert out["task"] == "multilabel" and len(out["class_names"]) == got.shape[1] > 1
+    np.testing.assert_allclose(got, _offline(bundle_dir, data, chosen), atol=TOL, rtol=0)
+    _refused(client, {"patients": [{"patient_id": "p", "visits": [{"codes": ["4019"]}]}]},
+             ["body", "patients", 0, "visits", 0, "codes"])  # fmt: skip
+    _no_streaming(client, "meds")
+
+
 def _visits_fhir(patient: dict) -> dict:
     """The visits of a codes-per-visit body as FHIR Encounters, Conditions, Procedures and
     MedicationRequests (other codes, e.g. the admission type, have no resource here)."""
