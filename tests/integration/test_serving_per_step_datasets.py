@@ -311,3 +311,23 @@ def test_sleep_example_fits_a_bundle_of_the_base_features_only(sleep):
     with pytest.raises(RequestError, match="18 base features only") as err:
         parse(full, RequestContext(featurizer))
     assert err.value.errors[0]["loc"] == ["body", "nights", 0, "epochs", 0, NAMES[18]]
+
+
+def test_sepsis_report_of_a_per_hour_bundle(sepsis, sepsis_root, tmp_path):
+    """``medseq report`` on the per-hour bundle (the physionet2019 report cell had no test):
+    the HTML names the dataset and task the bundle records."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from medseq.cli import app
+
+    _, bundle_dir = sepsis
+    target = tmp_path / "bundle"
+    shutil.copytree(bundle_dir, target)  # the report stores its model card in the bundle
+    out = tmp_path / "report.html"
+    args = ["report", str(target), "--data", str(sepsis_root), "--n-boot", "20", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    html = " ".join(out.read_text().split())
+    assert "dataset physionet2019" in html and "sepsis_6h" in html
