@@ -358,7 +358,8 @@ def test_meds_visits_body_matches_offline(client_of, tmp_path):
     from medseq.tasks.histories import VISIT_ID_FACTOR, visit_codes
 
     spec = get_dataset("meds")
-    data = spec.read(meds.write(mimic3.read(dataset_dir("mimic3demo")), tmp_path / "meds"))
+    root = meds.write(mimic3.read(dataset_dir("mimic3demo")), tmp_path / "meds")
+    data = spec.read(root)
     task = "next_visit_chapter"
     ids = spec.labels(task, data).index.to_numpy()
     model = {"kind": "doctorai", "embedding_size": 8, "hidden_size": 8}
@@ -379,6 +380,25 @@ def test_meds_visits_body_matches_offline(client_of, tmp_path):
     _refused(client, {"patients": [{"patient_id": "p", "visits": [{"codes": ["4019"]}]}]},
              ["body", "patients", 0, "visits", 0, "codes"])  # fmt: skip
     _no_streaming(client, "meds")
+    _reported(bundle_dir, root, tmp_path, "meds", task)  # the meds report cell's test
+
+
+def _reported(bundle_dir: Path, data_path: Path, tmp_path: Path, dataset: str, task: str):
+    """``medseq report`` on a copy of the bundle (the report stores its model card in it):
+    the HTML names the dataset and the task the bundle records."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from medseq.cli import app
+
+    target, out = tmp_path / "reported", tmp_path / "report.html"
+    shutil.copytree(bundle_dir, target)
+    args = ["report", str(target), "--data", str(data_path), "--n-boot", "20", "-o", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    html = " ".join(out.read_text().split())
+    assert f"dataset {dataset}" in html and task in html
 
 
 def _visits_fhir(patient: dict) -> dict:
