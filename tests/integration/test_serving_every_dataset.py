@@ -488,3 +488,62 @@ def test_bonn_eeg_segment_body_matches_offline(client_of, tmp_path):
     del two_leads["channel_names"]
     _refused(client, {"records": [two_leads]}, ["body", "records", 0, "samples"])
     _no_streaming(client, "bonn_eeg")
+
+
+# -- the bodies documented in docs/serving.md ---------------------------------------------
+
+SERVING_DOC = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
+
+
+def _documented_body(heading: str) -> dict:
+    """The first JSON block under ``### {heading}`` of docs/serving.md."""
+    import json
+    import re
+
+    text = SERVING_DOC.read_text()
+    start = text.index(f"### {heading}\n")
+    block = re.compile(r"```json\n(.*?)```", re.S).search(text, start)
+    assert block is not None and "\n### " not in text[start + 4 : block.start()], heading
+    return json.loads(block.group(1))
+
+
+def _answers(client, body: dict) -> dict:
+    answer = client.post("/v1/predict", json=body, headers=AUTH)
+    assert answer.status_code == 200, answer.text
+    out = answer.json()
+    assert len(out["predictions"]) >= 1 and out["model_version"]
+    return out
+
+
+def test_documented_icu_bodies_are_answered(trained_gru_bundle, client_of):
+    """The event-table and FHIR bodies docs/serving.md shows for ICU stays, posted as they
+    are, get a prediction (a documented body that the service refuses is a broken doc)."""
+    client = client_of(trained_gru_bundle)
+    events = _answers(client, _documented_body("ICU stays (PhysioNet 2012): event table"))
+    assert events["predictions"][0]["n_events_used"] == 3
+    fhir = _answers(client, _documented_body("ICU stays: FHIR R4 Bundle of Observations"))
+    assert fhir["predictions"][0]["n_events_used"] >= 1
+
+
+def test_documented_visit_bodies_are_answered(client_of, tmp_path):
+    spec = get_dataset("mimic3")
+    data = spec.read(dataset_dir("mimic3demo"))
+    ids = spec.labels("next_visit", data).index.to_numpy()
+    model = {"kind": "doctorai", "embedding_size": 8, "hidden_size": 8}
+    features = {"level": "three_digit"}
+    bundle_dir = _tiny_bundle(tmp_path / "b", "mimic3", "next_visit", data, ids, features, model)
+    client = client_of(bundle_dir)
+    _answers(client, _documented_body("Visit histories (MIMIC-III, MEDS): codes per visit"))
+    heading = "Visit histories: FHIR Encounter, Condition, Procedure, MedicationRequest"
+    _answers(client, _documented_body(heading))
+
+
+def test_documented_smiles_body_is_answered(client_of, tmp_path):
+    pytest.importorskip("rdkit")
+    spec = get_dataset("tox21")
+    data = spec.read(dataset_dir("tox21"))
+    ids = data.canonical.index.to_numpy()[:300]
+    model = {"kind": "smiles_rnn", "embedding_size": 8, "hidden_size": 8, "attention_size": 8}
+    bundle_dir = _tiny_bundle(tmp_path / "b", "tox21", "toxicity", data, ids, {}, model)
+    out = _answers(client_of(bundle_dir), _documented_body("Molecules (Tox21): SMILES"))
+    assert [p["id"] for p in out["predictions"]] == ["aspirin", "caffeine"]
