@@ -191,6 +191,13 @@ def test_cinc2017_arrays_and_fhir_match_offline(cinc, cinc_bundle, client_of):
     bad = _sampled_bundle("x", 300.0, np.arange(10))
     bad["entry"][0]["resource"]["valueSampledData"]["data"] = "1 2 x"
     _refused(client, bad, ["body", "entry", 0, "resource", "valueSampledData", "data"])
+    # A record too short for the featurizer's filters: 422 at that record's samples, named.
+    short = {"record_id": "short", "fs_hz": 300, "samples": [0.1, 0.2, 0.1, 0.0, -0.1, 0.0]}
+    detail = _refused(client, {"records": [body["records"][0], short]},
+                      ["body", "records", 1, "samples"])  # fmt: skip
+    assert "refused item 1 ('short')" in detail[0]["msg"]
+    short_fhir = _sampled_bundle("short", 300.0, np.array([-127, -162, -197, -229, -245, -250]))
+    _refused(client, short_fhir, ["body", "entry", 0, "resource", "valueSampledData"])
     _no_streaming(client, "cinc2017")
 
 

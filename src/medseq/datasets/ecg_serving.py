@@ -108,13 +108,16 @@ def parse_cinc(body: Any, context: RequestContext) -> Parsed:
     names = [r.record_id for r in request.records]
     item_ids(names, ("body", "records"))
     signals = {k: _signal(r, k) for k, r in enumerate(request.records)}
-    return _cinc(CincData, signals, names)
+    locs: list[tuple[str | int, ...]] = [("body", "records", k, "samples") for k in signals]
+    return _cinc(CincData, signals, names, locs)
 
 
-def _cinc(cls: Any, signals: dict[int, Signal], names: list[str]) -> Parsed:
+def _cinc(
+    cls: Any, signals: dict[int, Signal], names: list[str], locs: list[tuple[str | int, ...]]
+) -> Parsed:
     ids = np.arange(len(signals), dtype=np.int64)
     labels = pd.Series(np.zeros(0, np.int64), index=pd.Index([], dtype=np.int64))
-    return Parsed(cls(signals=signals, labels=labels), ids, names)
+    return Parsed(cls(signals=signals, labels=labels), ids, names, locs=locs)
 
 
 def parse_mitbih(body: Any, context: RequestContext) -> Parsed:
@@ -185,6 +188,7 @@ def parse_cinc_fhir(body: Any, context: RequestContext) -> Parsed:
     bundle = fhir_bundle(body)
     signals: dict[int, Signal] = {}
     names: list[str] = []
+    locs: list[tuple[str | int, ...]] = []
     for i, entry in enumerate(bundle.entry or []):
         res = entry.resource
         if type(res).__name__ != "Observation":
@@ -192,10 +196,11 @@ def parse_cinc_fhir(body: Any, context: RequestContext) -> Parsed:
         name = res.id or fhir_subject(res, i) or f"observation-{i}"
         signals[len(signals)] = _sampled_signal(res, i, name)
         names.append(name)
+        locs.append(("body", "entry", i, "resource", "valueSampledData"))
     if not signals:
         raise RequestError.at(("body", "entry"), "the Bundle holds no Observation")
     item_ids(names, ("body", "entry"))
-    return _cinc(CincData, signals, names)
+    return _cinc(CincData, signals, names, locs)
 
 
 def _sampled_signal(res: Any, i: int, name: str) -> Signal:

@@ -43,8 +43,9 @@ def featurise(spec: Any, bundle: Any, parsed: Parsed) -> dict[str, np.ndarray]:
     """The model inputs of a parsed request, through the dataset's own transform.
 
     A featurizer that refuses the input (a recording too short to hold a beat, a SMILES
-    string RDKit cannot read) is a 422 naming the body; a module the install lacks is a 503
-    naming the extra, never a 500.
+    string RDKit cannot read) is a 422 naming the item it refused, at the item's field when
+    the parser gave one (``parsed.locs``), else at the body; a module the install lacks is a
+    503 naming the extra, never a 500.
     """
     try:
         return spec.transform(bundle.featurizer, parsed.data, parsed.ids)
@@ -53,7 +54,20 @@ def featurise(spec: Any, bundle: Any, parsed: Parsed) -> dict[str, np.ndarray]:
 
         raise RequestUnavailable(f"this bundle's featurizer needs {install_hint(err)}") from None
     except ValueError as err:
-        raise RequestError.at(("body",), f"the featurizer refused the input: {err}") from None
+        raise _refused_item(spec, bundle, parsed, err) from None
+
+
+def _refused_item(spec: Any, bundle: Any, parsed: Parsed, err: ValueError) -> RequestError:
+    """The 422 of a refused request, naming the first item the featurizer refuses alone
+    (found on this error path only, one item at a time) and its field where known."""
+    for k in range(len(parsed.ids)):
+        try:
+            spec.transform(bundle.featurizer, parsed.data, parsed.ids[k : k + 1])
+        except ValueError as alone:
+            loc = parsed.locs[k] if parsed.locs is not None else ("body",)
+            message = f"the featurizer refused item {k} ({parsed.names[k]!r}): {alone}"
+            return RequestError.at(loc, message)
+    return RequestError.at(("body",), f"the featurizer refused the input: {err}")
 
 
 def answer(bundle: Any, task_name: str, scores: np.ndarray, parsed: Parsed) -> dict[str, Any]:

@@ -135,6 +135,9 @@ class Parsed:
         For a per-step (sequence-labelling) model: per item, the request's label of each
         step to answer (the ICU hour, the epoch number), in the order of the model's output
         steps from the first. None (the default): one answer per item.
+    locs : list of tuple, optional
+        Per item, the body location of its input (``("body", "records", 0, "samples")``),
+        where a featurizer's refusal of that item is reported. None: at ``("body",)``.
     """
 
     data: Any
@@ -142,6 +145,7 @@ class Parsed:
     names: list[str]
     notes: list[dict[str, Any]] = field(default_factory=list)
     steps: list[list[int]] | None = None
+    locs: list[tuple[str | int, ...]] | None = None
 
     def __post_init__(self) -> None:
         self.ids = np.asarray(self.ids, dtype=np.int64)
@@ -153,6 +157,8 @@ class Parsed:
             )
         if self.steps is not None and len(self.steps) != len(self.ids):
             raise ValueError(f"Parsed: {len(self.steps)} step lists for {len(self.ids)} ids")
+        if self.locs is not None and len(self.locs) != len(self.ids):
+            raise ValueError(f"Parsed: {len(self.locs)} locations for {len(self.ids)} ids")
 
 
 @runtime_checkable
