@@ -22,6 +22,9 @@ from eicu_small_mapping import MAPPING, TASK
 from medseq.cli import app
 from medseq.experiment import evaluate_bundle
 from medseq.paths import dataset_dir
+from medseq.sources import meds
+from medseq.tasks.cohort import build_task
+from medseq.tasks.spec import TaskSpec
 
 pytestmark = pytest.mark.slow  # two trainings and three stages each (about a minute)
 
@@ -95,3 +98,39 @@ def test_evaluate_report_and_explain_run_on_a_flat_events_bundle(eicu_run, tmp_p
 def test_evaluate_report_and_explain_run_on_a_meds_events_bundle(meds_run, tmp_path):
     run, root = meds_run
     _stages_run(run, root, "acute_3y_meds_stages", tmp_path)
+
+
+def _predict(bundle: Path, data: Path, out: Path) -> pd.DataFrame:
+    result = CliRunner().invoke(app, ["predict", str(bundle), "--data", str(data), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    return pd.read_csv(out).set_index("subject_id")
+
+
+def test_the_future_changes_no_prediction_of_medseq_predict(meds_run, tmp_path):
+    """Issue 18's leakage check end to end (file -> reader -> task -> features -> model):
+    every event at or after each sample's prediction time is moved a century later with
+    its code and value changed, and a new code is added at the prediction time; written as
+    another MEDS folder, `medseq predict` gives every sample the same risk, to the bit."""
+    run, root = meds_run
+    events, origin, _ = meds.read_events(root)
+    spec = TaskSpec.from_dict({**ACUTE_3Y, "cohort": {"min_age_years": 18}})
+    samples = build_task(events, origin, spec).samples
+    cutoff = samples.set_index("subject_id")["cutoff"]
+    late = events["time"].to_numpy() >= cutoff.reindex(events["subject_id"]).to_numpy()
+    assert late.sum() > 1000  # nan cut-offs (subjects outside the cohort) compare False
+    changed = events.copy()
+    changed.loc[late, "time"] += 1e6
+    changed.loc[late, "code"] = "LEAK|" + changed.loc[late, "code"].str[::-1]
+    changed.loc[late, "value"] = 123.0
+    answer = pd.DataFrame(
+        {"subject_id": cutoff.index, "time": cutoff.to_numpy(), "code": "LEAK/answer", "value": 1.0}
+    )
+    changed = pd.concat([changed, answer]).sort_values(["subject_id", "time"], kind="stable")
+    future = meds.write_events(changed.reset_index(drop=True), origin, tmp_path / "future")
+    before = _predict(run / "bundle", root, tmp_path / "before.csv")
+    after = _predict(run / "bundle", future, tmp_path / "after.csv")
+    ids = samples["subject_id"].to_numpy()
+    assert len(ids) > 30 and before.index.isin(ids).all()
+    risk = [c for c in before.columns if c.startswith(("risk", "prob", "p_"))]
+    assert risk, before.columns
+    pd.testing.assert_frame_equal(before.loc[ids, risk], after.loc[ids, risk], check_exact=True)
