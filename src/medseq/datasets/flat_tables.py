@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,6 @@ class FlatTaskData(EventTaskData):
     (:func:`medseq.sources.flat_events.mapping_state`)."""
 
     group_prefix: str = ""
-    request_state: dict[str, Any] = field(default_factory=dict)
 
 
 def read_mapping(path: str | os.PathLike[str]) -> FlatTaskData:
