@@ -71,7 +71,7 @@ def test_a_patients_fhir_bundle_gets_the_runs_own_test_prediction(trained, clien
         answer = client.post("/v1/predict", json=body, headers=AUTH)
         assert answer.status_code == 200, answer.text
         item = answer.json()["predictions"][0]
-        assert item["prediction_time"].startswith("2016-01-01T00:00:00")
+        assert item["prediction_time"] == "2016-01-01T00:00:00+00:00"
         assert item["n_events_used"] > 0 and not item["outside_cohort"]
         np.testing.assert_allclose(item["probabilities"][0], row.y_pred, rtol=1e-5, atol=1e-6)
         # the same instant given as the Bundle's timestamp: the same answer

@@ -227,7 +227,10 @@ def _note(
     note: dict[str, Any] = {"prediction_hour": float(row.cutoff)}
     if row.subject_id in data.origin.index:  # date-times: the instant too
         origin = pd.to_datetime(data.origin, utc=True).loc[row.subject_id]
-        note["prediction_time"] = (origin + pd.Timedelta(hours=float(row.cutoff))).isoformat()
+        # to the microsecond, as MEDS keeps times: hours as a float are not exact, and
+        # 2019-01-01 read back as 2018-12-31T23:59:59.999999968
+        when = origin + pd.Timedelta(hours=float(row.cutoff))
+        note["prediction_time"] = when.round("us").isoformat()
     note["n_events_used"] = int(n_used)
     codes = used.loc[used["subject_id"] == row.Index, "code"]
     unknown = codes[~known_codes(featurizer, codes)]
