@@ -169,6 +169,10 @@ def cohort(
         Path | None,
         typer.Option("--labels-out", help="Write the labels here (MEDS label schema, parquet)."),
     ] = None,
+    hour0: Annotated[
+        str | None,
+        typer.Option(help="Date-time of every subject's hour 0, for relative times."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Print a config task's cohort table, samples and prevalence (nothing is trained)."""
@@ -187,7 +191,7 @@ def cohort(
         f"prevalence: {result.prevalence:.3f}"
     )
     if labels_out is not None:
-        typer.echo(f"labels: {write_meds_labels(result, labels_out)}")
+        typer.echo(f"labels: {write_meds_labels(result, labels_out, hour0)}")
 
 
 @app.command()

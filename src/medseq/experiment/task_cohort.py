@@ -56,11 +56,35 @@ def task_cohort(config: ExperimentConfig) -> TaskCohort:
     return TaskCohort(cohort=data.cohort, samples=data.samples, labels=labels, origin=data.origin)
 
 
-def write_meds_labels(result: TaskCohort, path: str | Path) -> Path:
-    """Write the labels as a MEDS label parquet file (prediction times as UTC instants)."""
+def fixed_origin(subjects: Any, hour0: str | None, where: str) -> pd.Series:
+    """Hour 0 of every subject at the date-time ``hour0``: what MEDS needs of data on a
+    relative clock (flat tables with ``time_unit``). ``where`` names the data in errors."""
+    import numpy as np
+
+    if hour0 is None:
+        raise ValueError(
+            f"{where}: the times are relative (time_unit) and MEDS needs date-times: "
+            "pass --hour0 (e.g. 2000-01-01) for every subject's hour 0"
+        )
+    try:
+        stamp = np.datetime64(pd.Timestamp(hour0).tz_localize(None), "us")
+    except ValueError as exc:
+        raise ValueError(f"--hour0 {hour0!r} is not a date-time ({exc})") from exc
+    ids = np.unique(np.asarray(subjects, dtype=np.int64))
+    return pd.Series(np.full(len(ids), stamp), index=ids)
+
+
+def write_meds_labels(result: TaskCohort, path: str | Path, hour0: str | None = None) -> Path:
+    """Write the labels as a MEDS label parquet file (prediction times as UTC instants).
+
+    On a relative clock (no origin) ``hour0`` places every subject's hour 0, as
+    :func:`export_meds` does, so the labels line up with that MEDS export."""
     from medseq.tasks import meds_labels
 
-    return meds_labels.write_meds_labels(result.samples, result.labels, result.origin, path)
+    origin = result.origin
+    if origin is None or origin.empty:
+        origin = fixed_origin(result.samples["subject_id"], hour0, str(path))
+    return meds_labels.write_meds_labels(result.samples, result.labels, origin, path)
 
 
 def _guess_dataset(path: Path) -> str:
@@ -136,24 +160,12 @@ def export_meds(
         If the dataset is not an event dataset, or its times are relative and ``hour0`` is
         not given (or does not parse).
     """
-    import numpy as np
-
     from medseq.sources import meds
 
     spec, data = _event_data(path, None, dataset, "data meds")
     origin = data.origin
     if origin is None or origin.empty:
-        if hour0 is None:
-            raise ValueError(
-                f"{path}: the times are relative (time_unit) and MEDS needs date-times: "
-                "pass --hour0 (e.g. 2000-01-01) for every subject's hour 0"
-            )
-        try:
-            stamp = np.datetime64(pd.Timestamp(hour0).tz_localize(None), "us")
-        except ValueError as exc:
-            raise ValueError(f"--hour0 {hour0!r} is not a date-time ({exc})") from exc
-        subjects = np.unique(data.events["subject_id"].to_numpy())
-        origin = pd.Series(np.full(len(subjects), stamp), index=subjects)
+        origin = fixed_origin(data.events["subject_id"].to_numpy(), hour0, str(path))
     return meds.write_events(
         data.events, origin, out, dataset_name=spec.name, subjects_per_shard=subjects_per_shard
     )

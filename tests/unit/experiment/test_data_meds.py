@@ -63,3 +63,51 @@ def test_a_dataset_with_its_own_reader_is_refused_by_name(synthea_folder, tmp_pa
     )
     assert result.exit_code != 0 and "reads event datasets" in result.output
     assert "flat_events" in result.output and "Traceback" not in result.output
+
+
+def test_labels_of_a_relative_clock_line_up_with_its_meds_export(tmp_path):
+    """`medseq cohort --labels-out --hour0` and `medseq data meds --hour0` on eICU tables:
+    another MEDS tool given both finds the same samples (read back here as a MEDS label
+    file over the MEDS export)."""
+    import tomli_w
+
+    from config_tasks import small_config
+    from eicu_small_mapping import TASK
+
+    mapping = tmp_path / "eicu.toml"
+    mapping.write_text(MAPPING.format(root=dataset_dir("eicu_demo")))
+    raw = small_config(
+        "eicu-labels", "flat_events", mapping, "eicu_labels_hour0", TASK,
+        features={}, model={"kind": "doctorai"},
+    )  # fmt: skip
+    config = tmp_path / "task.toml"
+    config.write_text(tomli_w.dumps(raw))
+    runner = CliRunner()
+    labels = tmp_path / "labels.parquet"
+    refused = runner.invoke(app, ["cohort", str(config), "--labels-out", str(labels)])
+    assert refused.exit_code != 0 and "--hour0" in refused.output
+    written = runner.invoke(
+        app, ["cohort", str(config), "--labels-out", str(labels), "--hour0", "2000-01-01"]
+    )
+    assert written.exit_code == 0, written.output
+    frame = pd.read_parquet(labels)
+    assert (frame["prediction_time"] == pd.Timestamp("2000-01-02")).all()  # ICU start + 24 h
+    n, n_pos = len(frame), int(frame["boolean_value"].sum())
+    assert f"samples: {n} of" in written.output and f"positive: {n_pos}," in written.output
+
+    root = tmp_path / "meds"
+    exported = runner.invoke(
+        app, ["data", "meds", str(mapping), str(root), "--hour0", "2000-01-01"]
+    )
+    assert exported.exit_code == 0, exported.output
+    again = {
+        "name": "eicu-meds-labels",
+        "data": {"dataset": "meds_events", "train": str(root), "test": "", "task": "eicu_ml"},
+        "task": {"meds_labels": {"path": str(labels), "value": "boolean_value"}},
+        "model": {"kind": "doctorai"},
+    }
+    config2 = tmp_path / "meds_task.toml"
+    config2.write_text(tomli_w.dumps(again))
+    read_back = runner.invoke(app, ["cohort", str(config2)])
+    assert read_back.exit_code == 0, read_back.output
+    assert f"samples: {n} of {n} subjects, positive: {n_pos}," in read_back.output
