@@ -139,11 +139,13 @@ def test_evaluate_report_and_explain_run_on_the_config_task_bundle(
     assert any((tmp_path / "x").iterdir())
 
 
-def test_a_request_is_read_in_the_units_training_chose(trained, client, synthea, synthea_folder):
+def test_a_request_is_read_in_the_units_training_chose(
+    trained, client, synthea, synthea_folder, tmp_path
+):
     """A patient whose own Bundle has another most frequent unit for a code than the
     training data (eGFR in mL/min where training chose mL/min/{1.73_m2} and dropped the
     rest) is read with training's units, so the served risk is the run's, not a risk from
-    values training never saw."""
+    values training never saw; `medseq predict` on a new export of that patient too."""
     from medseq.bundle import load_bundle
     from medseq.sources import fhir_r4
 
@@ -161,6 +163,16 @@ def test_a_request_is_read_in_the_units_training_chose(trained, client, synthea,
         assert answer.status_code == 200, answer.text
         served = answer.json()["predictions"][0]["probabilities"][0]
         np.testing.assert_allclose(served, risk, rtol=1e-5, atol=1e-6)
+        # and a batch prediction on a new export holding only this patient's file
+        alone = tmp_path / str(sid)
+        alone.mkdir()
+        (alone / files[sid].name).write_bytes(files[sid].read_bytes())
+        out = tmp_path / f"{sid}.csv"
+        args = ["predict", str(trained / "bundle"), "--data", str(alone), "-o", str(out)]
+        predicted = CliRunner().invoke(app, args)
+        assert predicted.exit_code == 0, predicted.output
+        batch = pd.read_csv(out).set_index("subject_id").loc[sid]
+        np.testing.assert_allclose(batch["risk"], risk, rtol=1e-5, atol=1e-6)
         checked += 1
         if checked == 3:
             break

@@ -29,7 +29,7 @@ per-site code counts (:mod:`medseq.datasets.event_tasks_federated`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -91,6 +91,17 @@ def _read_fhir(path: Path) -> EventTaskData:
     units = dict(zip(data.units["code"].astype(str), data.units["unit"].astype(str), strict=True))
     return EventTaskData(
         events=data.events, origin=data.origin, report=data.report, request_state={"units": units}
+    )
+
+
+def _read_fhir_as_trained(path: Path, state: Mapping[str, Any]) -> EventTaskData:
+    """New FHIR files for a trained bundle, in the units training chose (``state``)."""
+    from medseq.sources import fhir_r4
+
+    units = dict(state.get("units") or {})
+    data = fhir_r4.read(path, units=units or None)
+    return EventTaskData(
+        events=data.events, origin=data.origin, report=data.report, request_state=dict(state)
     )
 
 
@@ -346,6 +357,7 @@ def event_task_spec(
     request: LazyBody | None = None,
     unsupported: dict[str, str] | None = None,
     request_state: Callable[[Any], dict[str, Any]] | None = None,
+    read_as_trained: Callable[[Path, Mapping[str, Any]], Any] | None = None,
 ) -> DatasetSpec:
     """The spec of an event dataset called ``name`` whose reader is ``read``; ``fhir``:
     the part that answers a FHIR Bundle (only for data whose codes are FHIR's);
@@ -371,11 +383,18 @@ def event_task_spec(
         fhir=fhir,
         request=request,
         request_state=request_state,
+        read_as_trained=read_as_trained,
         unsupported=UNSUPPORTED if unsupported is None else unsupported,
     )
 
 
-FHIR_R4 = event_task_spec("fhir_r4", _read_fhir, fhir=FHIR_BODY, request_state=_request_state)
+FHIR_R4 = event_task_spec(
+    "fhir_r4",
+    _read_fhir,
+    fhir=FHIR_BODY,
+    request_state=_request_state,
+    read_as_trained=_read_fhir_as_trained,
+)
 MEDS_BODY = LazyBody("medseq.datasets.meds_serving:parse", "meds_rows", MEDS_EXAMPLE)
 MEDS_EVENTS = event_task_spec(
     "meds_events", _read_meds, request=MEDS_BODY, unsupported=MEDS_UNSUPPORTED
