@@ -107,8 +107,7 @@ class Bundle:
             chunks = []
             for start in range(0, n, batch_size):
                 batch = {
-                    k: _as_tensor(features[k][start : start + batch_size]).to(device)
-                    for k in names
+                    k: _as_tensor(features[k][start : start + batch_size]).to(device) for k in names
                 }
                 chunks.append(_probabilities(member(**batch), self.task).cpu())
             outputs.append(torch.cat(chunks).numpy())
@@ -148,6 +147,12 @@ class Bundle:
             from medseq.tasks.spec import define_task
 
             define_task(self.dataset, self.dataset_task, definition)
+        state = self.provenance.get("request_state")
+        reader = spec.read_as_trained
+        if reader is not None and state:  # new files read as the training file was
+            from dataclasses import replace
+
+            spec = replace(spec, read=lambda path: reader(path, state))
         return spec
 
     def calibrate(self, y_prob: np.ndarray | float) -> np.ndarray:

@@ -25,6 +25,7 @@ app = typer.Typer(
 
 F = TypeVar("F", bound=Callable[..., None])
 
+
 def _friendly_errors(command: F) -> F:
     """Turn input errors into one clear line and exit code 2 instead of a traceback."""
 
@@ -168,6 +169,10 @@ def cohort(
         Path | None,
         typer.Option("--labels-out", help="Write the labels here (MEDS label schema, parquet)."),
     ] = None,
+    hour0: Annotated[
+        str | None,
+        typer.Option(help="Date-time of every subject's hour 0, for relative times."),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Print a config task's cohort table, samples and prevalence (nothing is trained)."""
@@ -186,7 +191,7 @@ def cohort(
         f"prevalence: {result.prevalence:.3f}"
     )
     if labels_out is not None:
-        typer.echo(f"labels: {write_meds_labels(result, labels_out)}")
+        typer.echo(f"labels: {write_meds_labels(result, labels_out, hour0)}")
 
 
 @app.command()
@@ -418,13 +423,17 @@ def explain(
     n_steps: Annotated[int, typer.Option(help="Integrated-gradients steps.")] = 64,
     step: Annotated[
         int | None,
-        typer.Option(help="Per-step models: the step (e.g. ICU hour) to explain; default: "
-                     "the step of highest risk."),
+        typer.Option(
+            help="Per-step models: the step (e.g. ICU hour) to explain; default: "
+            "the step of highest risk."
+        ),
     ] = None,
     target: Annotated[
         str | None,
-        typer.Option(help="Token and beat-feature models: the class or label to explain; "
-                     "default: the predicted one(s)."),
+        typer.Option(
+            help="Token and beat-feature models: the class or label to explain; "
+            "default: the predicted one(s)."
+        ),
     ] = None,
 ) -> None:
     """Why the model gave this risk: attributions per variable and hour, attention, figures.
@@ -505,8 +514,15 @@ def monitor(
 
     _setup_logging(False)
     lines = run_monitor(
-        bundle, record, speed=speed, lead=lead, fs_hz=fs, show_beats=beats, stdin=sys.stdin,
-        runtime=runtime, af_model=af_model,
+        bundle,
+        record,
+        speed=speed,
+        lead=lead,
+        fs_hz=fs,
+        show_beats=beats,
+        stdin=sys.stdin,
+        runtime=runtime,
+        af_model=af_model,
     )
     for line in lines:
         typer.echo(line)
@@ -574,23 +590,25 @@ def federate_client(
     typer.echo(f"site {site}: the server closed the run")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
-
-
-data_app = typer.Typer(help="Look at data before training.", no_args_is_help=True)
+data_app = typer.Typer(
+    help="Look at event data, or write it as MEDS, before training.", no_args_is_help=True
+)
 app.add_typer(data_app, name="data")
 
 
 @data_app.command("inspect")
 @_friendly_errors
 def data_inspect(
-    path: Annotated[Path, typer.Argument(help="FHIR files (folder, .json, .tar.xz) or MEDS.")],
+    path: Annotated[
+        Path,
+        typer.Argument(help="FHIR files (folder, .json, .tar.xz), MEDS, or a flat mapping TOML."),
+    ],
     config: Annotated[
         Path | None, typer.Option("--config", help="Experiment TOML: its reader and task.")
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option(help="fhir_r4 or meds_events (default: from the path).")
+        str | None,
+        typer.Option(help="fhir_r4, meds_events or flat_events (default: from the path)."),
     ] = None,
     html: Annotated[
         Path | None, typer.Option("--html", help="Also write the card as HTML with plots.")
@@ -611,3 +629,38 @@ def data_inspect(
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(card_html(card), encoding="utf-8")
         typer.echo(f"\nhtml: {html}")
+
+
+@data_app.command("meds")
+@_friendly_errors
+def data_meds(
+    path: Annotated[
+        Path,
+        typer.Argument(help="FHIR files (folder, .json, .tar.xz), MEDS, or a flat mapping TOML."),
+    ],
+    out: Annotated[Path, typer.Argument(help="The MEDS folder to write (data/, metadata/).")],
+    dataset: Annotated[
+        str | None,
+        typer.Option(help="fhir_r4, meds_events or flat_events (default: from the path)."),
+    ] = None,
+    hour0: Annotated[
+        str | None,
+        typer.Option(help="Date-time of every subject's hour 0, for relative times."),
+    ] = None,
+    subjects_per_shard: Annotated[
+        int | None, typer.Option(help="Subjects per data/<k>.parquet (default: one file).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Write event data as a MEDS folder, for MEDS tools and `dataset = "meds_events"`."""
+    from medseq.experiment.task_cohort import export_meds
+
+    _setup_logging(verbose)
+    root = export_meds(
+        path, out, dataset=dataset, hour0=hour0, subjects_per_shard=subjects_per_shard
+    )
+    typer.echo(f"MEDS: {root}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -71,7 +71,7 @@ def test_a_patients_fhir_bundle_gets_the_runs_own_test_prediction(trained, clien
         answer = client.post("/v1/predict", json=body, headers=AUTH)
         assert answer.status_code == 200, answer.text
         item = answer.json()["predictions"][0]
-        assert item["prediction_time"].startswith("2016-01-01T00:00:00")
+        assert item["prediction_time"] == "2016-01-01T00:00:00+00:00"
         assert item["n_events_used"] > 0 and not item["outside_cohort"]
         np.testing.assert_allclose(item["probabilities"][0], row.y_pred, rtol=1e-5, atol=1e-6)
         # the same instant given as the Bundle's timestamp: the same answer
@@ -137,3 +137,43 @@ def test_evaluate_report_and_explain_run_on_the_config_task_bundle(
     )  # fmt: skip
     assert explained.exit_code == 0, explained.output
     assert any((tmp_path / "x").iterdir())
+
+
+def test_a_request_is_read_in_the_units_training_chose(
+    trained, client, synthea, synthea_folder, tmp_path
+):
+    """A patient whose own Bundle has another most frequent unit for a code than the
+    training data (eGFR in mL/min where training chose mL/min/{1.73_m2} and dropped the
+    rest) is read with training's units, so the served risk is the run's, not a risk from
+    values training never saw; `medseq predict` on a new export of that patient too."""
+    from medseq.bundle import load_bundle
+    from medseq.sources import fhir_r4
+
+    chosen = dict(zip(synthea.units["code"], synthea.units["unit"], strict=True))
+    stored = load_bundle(trained / "bundle").provenance["request_state"]["units"]
+    assert stored == chosen
+    expected = pd.read_csv(trained / "test_predictions.csv").set_index("subject_id")["y_pred"]
+    files = _bundles_by_subject(synthea_folder)
+    checked = 0
+    for sid, risk in expected.items():
+        own = fhir_r4.read(files[sid]).units
+        if all(chosen.get(c) == u for c, u in zip(own["code"], own["unit"], strict=True)):
+            continue  # this patient's units agree with training's anyway
+        answer = client.post("/v1/predict", json=json.loads(files[sid].read_text()), headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        served = answer.json()["predictions"][0]["probabilities"][0]
+        np.testing.assert_allclose(served, risk, rtol=1e-5, atol=1e-6)
+        # and a batch prediction on a new export holding only this patient's file
+        alone = tmp_path / str(sid)
+        alone.mkdir()
+        (alone / files[sid].name).write_bytes(files[sid].read_bytes())
+        out = tmp_path / f"{sid}.csv"
+        args = ["predict", str(trained / "bundle"), "--data", str(alone), "-o", str(out)]
+        predicted = CliRunner().invoke(app, args)
+        assert predicted.exit_code == 0, predicted.output
+        batch = pd.read_csv(out).set_index("subject_id").loc[sid]
+        np.testing.assert_allclose(batch["risk"], risk, rtol=1e-5, atol=1e-6)
+        checked += 1
+        if checked == 3:
+            break
+    assert checked > 0  # the 80 patients do hold such a patient

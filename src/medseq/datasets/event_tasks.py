@@ -29,7 +29,7 @@ per-site code counts (:mod:`medseq.datasets.event_tasks_federated`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -57,6 +57,9 @@ class EventTaskData:
 
     ``history`` holds only the events of each sample's observation window, before its
     prediction time: the featurizers and the baseline never see anything else.
+    ``request_state`` is what the REST parser needs to read a request as this data was
+    read (plain JSON, kept in the bundle: the FHIR reader's unit per code, a flat export's
+    mapping).
     """
 
     events: pd.DataFrame
@@ -67,6 +70,7 @@ class EventTaskData:
     cohort: pd.DataFrame | None = None
     history: HistorySet | None = None
     count_columns: list[str] = field(default_factory=list)
+    request_state: dict[str, Any] = field(default_factory=dict)
     #: ``history`` is keyed by sample id, not subject id (:mod:`medseq.tasks.inputs`)
     history_by_sample: ClassVar[bool] = True
 
@@ -81,7 +85,28 @@ def _read_fhir(path: Path) -> EventTaskData:
     from medseq.sources import fhir_r4
 
     data = fhir_r4.read(path)
-    return EventTaskData(events=data.events, origin=data.origin, report=data.report)
+    # The unit chosen per numeric code: a request is converted to these, not to its own
+    # most frequent unit (one patient's eGFR in mL/min would otherwise be kept where
+    # training dropped it as not per 1.73 m2, and the visits would differ).
+    units = dict(zip(data.units["code"].astype(str), data.units["unit"].astype(str), strict=True))
+    return EventTaskData(
+        events=data.events, origin=data.origin, report=data.report, request_state={"units": units}
+    )
+
+
+def _read_fhir_as_trained(path: Path, state: Mapping[str, Any]) -> EventTaskData:
+    """New FHIR files for a trained bundle, in the units training chose (``state``)."""
+    from medseq.sources import fhir_r4
+
+    units = dict(state.get("units") or {})
+    data = fhir_r4.read(path, units=units or None)
+    return EventTaskData(
+        events=data.events, origin=data.origin, report=data.report, request_state=dict(state)
+    )
+
+
+def _request_state(data: EventTaskData) -> dict[str, Any]:
+    return data.request_state
 
 
 def _read_meds(path: Path) -> EventTaskData:
@@ -331,6 +356,8 @@ def event_task_spec(
     fhir: LazyBody | None = None,
     request: LazyBody | None = None,
     unsupported: dict[str, str] | None = None,
+    request_state: Callable[[Any], dict[str, Any]] | None = None,
+    read_as_trained: Callable[[Path, Mapping[str, Any]], Any] | None = None,
 ) -> DatasetSpec:
     """The spec of an event dataset called ``name`` whose reader is ``read``; ``fhir``:
     the part that answers a FHIR Bundle (only for data whose codes are FHIR's);
@@ -355,11 +382,19 @@ def event_task_spec(
         federated_fit=federated_fit,
         fhir=fhir,
         request=request,
+        request_state=request_state,
+        read_as_trained=read_as_trained,
         unsupported=UNSUPPORTED if unsupported is None else unsupported,
     )
 
 
-FHIR_R4 = event_task_spec("fhir_r4", _read_fhir, fhir=FHIR_BODY)
+FHIR_R4 = event_task_spec(
+    "fhir_r4",
+    _read_fhir,
+    fhir=FHIR_BODY,
+    request_state=_request_state,
+    read_as_trained=_read_fhir_as_trained,
+)
 MEDS_BODY = LazyBody("medseq.datasets.meds_serving:parse", "meds_rows", MEDS_EXAMPLE)
 MEDS_EVENTS = event_task_spec(
     "meds_events", _read_meds, request=MEDS_BODY, unsupported=MEDS_UNSUPPORTED

@@ -50,16 +50,19 @@ def _patient_ids(body: dict[str, Any]) -> dict[int, str]:
     return ids
 
 
-def _read(body: dict[str, Any]) -> Any:
-    """The Bundle through the training reader (written to a private temporary file)."""
+def _read(body: dict[str, Any], context: RequestContext) -> Any:
+    """The Bundle through the training reader (written to a private temporary file), with
+    the units training chose per code (kept in the bundle; a bundle trained before they
+    were kept falls back to the Bundle's own most frequent unit)."""
     from medseq.schema import DataError
     from medseq.sources import fhir_r4
 
+    units = dict(context.request_state.get("units") or {}) or None
     with tempfile.TemporaryDirectory(prefix="medseq-request-") as tmp:
         path = Path(tmp) / "bundle.json"
         path.write_text(json.dumps(body), encoding="utf-8")
         try:
-            return fhir_r4.read(path, on_bad_entry="raise")
+            return fhir_r4.read(path, on_bad_entry="raise", units=units)
         except DataError as err:
             message = str(err).replace(str(path), "the Bundle")
             raise RequestError.at(("body",), message) from None
@@ -146,7 +149,7 @@ def parse_fhir(body: Any, context: RequestContext) -> Parsed:
 
     check_bundle(body, MAX_FHIR_ENTRIES)
     stamp = _timestamp(body, context)
-    data = _read(body)
+    data = _read(body, context)
     when = When(stamp=stamp, loc=("body", "timestamp"), rows_loc=("body", "entry"))
     return samples_at(data, context, when, _patient_ids(body))
 
@@ -224,7 +227,10 @@ def _note(
     note: dict[str, Any] = {"prediction_hour": float(row.cutoff)}
     if row.subject_id in data.origin.index:  # date-times: the instant too
         origin = pd.to_datetime(data.origin, utc=True).loc[row.subject_id]
-        note["prediction_time"] = (origin + pd.Timedelta(hours=float(row.cutoff))).isoformat()
+        # to the microsecond, as MEDS keeps times: hours as a float are not exact, and
+        # 2019-01-01 read back as 2018-12-31T23:59:59.999999968
+        when = origin + pd.Timedelta(hours=float(row.cutoff))
+        note["prediction_time"] = when.round("us").isoformat()
     note["n_events_used"] = int(n_used)
     codes = used.loc[used["subject_id"] == row.Index, "code"]
     unknown = codes[~known_codes(featurizer, codes)]

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,9 @@ def _table(root: Path, where: str, spec: dict[str, Any], keys: tuple[str, ...]) 
     return frame.set_index(frame[spec["subject"]].astype(np.int64).rename("subject_id"))
 
 
-def read_mapping(path: str | os.PathLike[str]) -> FlatICUSet:
+def read_mapping(
+    path: str | os.PathLike[str], units: Mapping[str, str] | None = None
+) -> FlatICUSet:
     """Read the events, static table and labels a mapping file names (module doc)."""
     from medseq.experiment.data import resolve_data_path
 
@@ -128,7 +131,7 @@ def read_mapping(path: str | os.PathLike[str]) -> FlatICUSet:
         root=root,
         on_bad_row=raw.get("on_bad_row", "raise"),
         on_unit_mismatch=raw.get("on_unit_mismatch", "warn"),
-        units=raw.get("units"),
+        units={**(raw.get("units") or {}), **(units or {})} or None,
     )
     static_spec = raw["static"]
     static = _table(root, f"{path} [static]", static_spec, ("path", "subject", "columns"))
@@ -210,6 +213,12 @@ def _request_state(data: FlatICUSet) -> dict[str, Any]:
     return data.request_state
 
 
+def _read_as_trained(path: Path, state: Mapping[str, Any]) -> FlatICUSet:
+    """New tables for a trained bundle, in the units training chose (``state``): the grid's
+    values and normalisation are in those units."""
+    return read_mapping(path, units=dict(state.get("units") or {}))
+
+
 def _sizes(featurizer: ICUFeaturizer) -> dict[str, int]:
     return {"input_size": featurizer.n_features, "static_size": featurizer.n_static}
 
@@ -265,6 +274,7 @@ FLAT_ICU = DatasetSpec(
     streaming=LazyModule("medseq.datasets.flat_icu_stream"),
     request=LazyBody("medseq.datasets.flat_icu_serving:parse", "flat_rows", ICU_EXAMPLE),
     request_state=_request_state,
+    read_as_trained=_read_as_trained,
     unsupported={
         "fhir": "flat_icu has no FHIR code table",
     },

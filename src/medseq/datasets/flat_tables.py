@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,11 +65,15 @@ class FlatTaskData(EventTaskData):
     (:func:`medseq.sources.flat_events.mapping_state`)."""
 
     group_prefix: str = ""
-    request_state: dict[str, Any] = field(default_factory=dict)
 
 
-def read_mapping(path: str | os.PathLike[str]) -> FlatTaskData:
+def read_mapping(
+    path: str | os.PathLike[str], units: Mapping[str, str] | None = None
+) -> FlatTaskData:
     """Read every table a mapping file lists into one event table.
+
+    ``units`` (code -> unit) overrides the file's ``units`` and the most frequent unit per
+    code: a trained bundle's units, so new tables are read as the training tables were.
 
     Raises
     ------
@@ -99,7 +104,7 @@ def read_mapping(path: str | os.PathLike[str]) -> FlatTaskData:
         root=root,
         on_bad_row=raw.get("on_bad_row", "raise"),
         on_unit_mismatch=raw.get("on_unit_mismatch", "warn"),
-        units=raw.get("units"),
+        units={**(raw.get("units") or {}), **(units or {})} or None,
     )
     origin = read.origin if read.origin is not None else pd.Series(dtype="datetime64[us]")
     return FlatTaskData(
@@ -180,6 +185,11 @@ def _request_state(data: FlatTaskData) -> dict[str, Any]:
     return data.request_state
 
 
+def _read_as_trained(path: Path, state: Mapping[str, Any]) -> FlatTaskData:
+    """New tables for a trained bundle, in the units training chose (``state``)."""
+    return read_mapping(path, units=dict(state.get("units") or {}))
+
+
 _SPEC = event_task_spec(
     "flat_events",
     read_mapping,
@@ -192,4 +202,5 @@ FLAT_EVENTS = replace(
     partitions={"group": group_partition},
     federated_fit=federated_fit,
     request_state=_request_state,
+    read_as_trained=_read_as_trained,
 )

@@ -172,6 +172,12 @@ class DatasetSpec:
         a request's rows go through the same mapping. Training stores it in the bundle
         (``provenance["request_state"]``) and the service hands it to the parser
         (:attr:`medseq.serving.requests.RequestContext.request_state`).
+    read_as_trained : callable ``(path, state) -> data``, optional
+        ``read`` for new data given the bundle's ``request_state``: a later stage reading
+        a file for a trained bundle (``medseq predict / evaluate / report / explain``) reads
+        it as the training data was read, e.g. in the units training chose per code rather
+        than the new file's own most frequent ones. :meth:`medseq.bundle.Bundle.spec` puts
+        it in place of ``read``.
     fhir : object, optional
         How a FHIR R4 Bundle of one subject becomes this dataset's ``data`` object (the code
         table for Observations, ``valueSampledData`` for waveforms, Conditions for visits).
@@ -222,6 +228,7 @@ class DatasetSpec:
     card_notes: Callable[[str], dict[str, Any]] | None = None
     request: Any = None
     request_state: Callable[[Any], dict[str, Any]] | None = None
+    read_as_trained: Callable[[Any, Mapping[str, Any]], Any] | None = None
     fhir: Any = None
     partitions: Mapping[str, Callable[..., pd.Series]] = field(default_factory=dict)
     federated_fit: Callable[[dict[str, Any]], Any] | None = None

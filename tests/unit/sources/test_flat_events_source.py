@@ -230,3 +230,28 @@ def test_relative_times_write_meds_with_a_given_hour0(tmp_path):
     one = events[events["subject_id"] == 1]["time"].tolist()
     assert one == [0.0, 1.5]  # 90 minutes apart, hour 0 kept
     assert origin.loc[1] == pd.Timestamp("2000-01-01")
+
+
+def test_new_tables_are_read_in_the_units_a_bundle_was_trained_on(pn2012, tmp_path):
+    """An export whose every temperature is in °F picks °F as its own unit; read for a
+    bundle trained in Celsius (its stored units), the values come back in Celsius."""
+    from medseq.datasets.flat_tables import FLAT_EVENTS, read_mapping
+
+    _export(pn2012.events, tmp_path / "events.csv")
+    flat = pd.read_csv(tmp_path / "events.csv")
+    temp = flat["Parameter"] == "Temp"
+    flat.loc[temp, "Value"] = flat.loc[temp, "Value"] * 9 / 5 + 32
+    flat.loc[temp, "Unit"] = "[degF]"
+    flat.to_csv(tmp_path / "events.csv", index=False)
+    body = MAPPING.replace("[data.events]", '[[events]]\npath = "events.csv"')
+    (tmp_path / "map.toml").write_text(body)
+    own = read_mapping(tmp_path / "map.toml")
+    assert own.request_state["units"]["Temp"] == "[degF]"
+    assert FLAT_EVENTS.read_as_trained is not None
+    trained = FLAT_EVENTS.read_as_trained(tmp_path / "map.toml", {"units": {"Temp": "Cel"}})
+    want = pn2012.events
+    np.testing.assert_allclose(trained.events["value"], want["value"], rtol=0, atol=1e-9)
+    is_temp = (own.events["code"] == "Temp").to_numpy()
+    assert is_temp.sum() > 100  # read as its own, the file stays in °F
+    expected = want["value"].to_numpy()[is_temp] * 9 / 5 + 32
+    np.testing.assert_allclose(own.events["value"].to_numpy()[is_temp], expected, atol=1e-9)

@@ -186,3 +186,36 @@ def test_an_event_dataset_without_a_task_table_says_where_tasks_come_from():
     raw = {"model": {}, "data": {"dataset": "meds_events", "task": "not_written", "test": ""}}
     with pytest.raises(ValueError, match=r"takes its tasks from a \[task\] table"):
         parse_config(raw)
+
+
+def test_age_and_sex_come_from_the_patient_at_each_prediction_time(synthea):
+    """Age is taken at the prediction time (not at hour 0) from Patient.birthDate, and the
+    sex filter keeps only Patient.gender's subjects, the others counted."""
+    from medseq.sources.fhir_r4 import age_years_at
+
+    every = {
+        "prediction_time": {"anchor": ["ENCOUNTER/AMB"], "occurrence": "every"},
+        "label": {"codes": ["ENCOUNTER/EMER"], "within_hours": 4383, "censored": "negative"},
+    }
+    samples = build_task(synthea.events, synthea.origin, TaskSpec.from_dict(every)).samples
+    sid, cutoff = samples["subject_id"].to_numpy(), samples["cutoff"].to_numpy()
+    np.testing.assert_allclose(
+        samples["age_years"].to_numpy(), age_years_at(synthea, sid, cutoff), atol=1e-6
+    )
+    grows = samples.groupby("subject_id")["age_years"].agg(["min", "max"])
+    assert (grows["max"] - grows["min"] > 1).sum() > 10  # one patient, many ages
+    at_hour0 = synthea.static["age_years"]  # indexed by subject_id
+    assert not np.allclose(samples["age_years"], at_hour0.reindex(sid).to_numpy())
+
+    women = build_task(
+        synthea.events,
+        synthea.origin,
+        TaskSpec.from_dict({**ACUTE, "cohort": {"min_age_years": 18, "sex": ["F"]}}),
+    )
+    everyone = build_task(synthea.events, synthea.origin, TaskSpec.from_dict(ACUTE))
+    gender = synthea.static["sex"].reindex(women.samples["subject_id"].to_numpy())
+    assert (gender == "female").all() and (women.samples["sex"] == "F").all()
+    steps = women.cohort.set_index("step")["n_excluded"]
+    n_men = int((everyone.samples["sex"] != "F").sum())
+    assert n_men > 0 and len(women.labels) == len(everyone.labels) - n_men
+    assert int(steps["sex_not_in_cohort"]) >= n_men
