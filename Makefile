@@ -26,8 +26,8 @@ test: setup  ## the whole test suite, including the real-data integration tests
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy src  # [tool.mypy] in pyproject.toml
 	$(BIN)/python -m pytest -q --doctest-modules src/medseq  # the docstring examples
-	$(BIN)/python -m pytest -q -m "not slow" --durations=15  # the default run: <= 15 min on 2 cores
-	$(BIN)/python -m pytest -q -m slow --durations=15  # end-to-end runs of minutes each
+	$(BIN)/python -m pytest -q -m "not slow" -n 2 --dist loadfile --durations=15  # the default run, one worker per core
+	$(BIN)/python -m pytest -q -m slow -n 2 --dist loadfile --durations=15  # end-to-end runs of minutes each
 	$(MAKE) serve-only-check  # a fresh venv with torch and medseq[serve] only
 	$(MAKE) edge-check  # a fresh venv with medseq[edge] only: no torch, no web stack
 
